@@ -1,0 +1,70 @@
+// Turns a (namespace, key) pair into a relative file path, cleaned as Go's filepath.Join
+// does, and refuses what could escape the store or collide with its temp files.
+import { MetadataError } from "./errors.ts";
+
+const encoder = new TextEncoder();
+/** Linux NAME_MAX: longer segments would fail later with a less helpful error. */
+const MAX_SEGMENT_BYTES = 255;
+/** The prefix Docker's atomic writer gives its temp files. */
+export const TEMP_PREFIX = ".tmp-";
+
+/**
+ * Returns `namespace/key` cleaned like Go's `filepath.Join` (empty and `.` segments dropped),
+ * or throws `EINVAL` for NUL, `\`, `..`, `.tmp-` segments or a key that cleans to nothing,
+ * and `ENAMETOOLONG` for a segment over 255 bytes.
+ */
+export function keyPath(namespace: string, key: string): string {
+  const segments: string[] = [];
+  addSegments(segments, namespace, namespace, key);
+  const namespaceLength = segments.length;
+  addSegments(segments, key, namespace, key);
+  if (segments.length === namespaceLength) {
+    throw invalid(namespace, key, "the key is empty after cleaning");
+  }
+  return segments.join("/");
+}
+
+function addSegments(
+  into: string[],
+  text: string,
+  namespace: string,
+  key: string,
+): void {
+  for (const segment of text.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") throw invalid(namespace, key, 'it contains a ".." segment');
+    if (segment.startsWith(TEMP_PREFIX)) {
+      throw invalid(namespace, key, `a segment starts with "${TEMP_PREFIX}"`);
+    }
+    if (segment.includes("\0")) throw invalid(namespace, key, "it contains NUL");
+    if (segment.includes("\\")) throw invalid(namespace, key, "it contains a backslash");
+    if (segment.length > MAX_SEGMENT_BYTES / 3 && encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
+      throw new MetadataError(
+        "ENAMETOOLONG",
+        `Cannot use key "${namespace}/${key}": a segment is longer than ${MAX_SEGMENT_BYTES} bytes`,
+        { path: `${namespace}/${key}` },
+      );
+    }
+    into.push(segment);
+  }
+}
+
+function invalid(namespace: string, key: string, why: string): MetadataError {
+  return new MetadataError("EINVAL", `Cannot use key "${namespace}/${key}": ${why}`, {
+    path: `${namespace}/${key}`,
+  });
+}
+
+/**
+ * Splits a digest or DiffID at its first `:` into the store key `<alg>/<encoded>`, as
+ * Docker's `diffIDKey`/`digestKey` do; `EINVAL` where Go would panic (no `:`).
+ */
+export function digestKey(digest: string): string {
+  const colon = digest.indexOf(":");
+  if (colon < 0) {
+    throw new MetadataError("EINVAL", `Cannot use digest "${digest}": it has no ":"`, {
+      path: digest,
+    });
+  }
+  return `${digest.slice(0, colon)}/${digest.slice(colon + 1)}`;
+}

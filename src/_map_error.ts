@@ -1,0 +1,43 @@
+// One place that turns whatever a runtime threw into a MetadataError.
+import { MetadataError } from "./errors.ts";
+
+const REASONS: Record<string, string> = {
+  ENOENT: "no such file or directory",
+  EISDIR: "it is a directory",
+  ENOTDIR: "a parent is not a directory",
+  EEXIST: "a directory is in the way",
+  ENOTEMPTY: "the directory is not empty",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only filesystem",
+  ENOSPC: "no space left on device",
+  EDQUOT: "disk quota exceeded",
+  ENAMETOOLONG: "a name is too long",
+  ELOOP: "too many levels of symbolic links",
+  EIO: "input/output error",
+};
+
+/** The errno name of a runtime error (`code` on Node, Bun and Deno errors), else `EIO`. */
+export function errorCode(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : "EIO";
+}
+
+/**
+ * Wraps `error` as a MetadataError for `action` ("get", "set", …) on `what` at `path`;
+ * a MetadataError passes through. `code` overrides the runtime's code.
+ */
+export function mapError(
+  error: unknown,
+  action: string,
+  what: string,
+  path: string,
+  code: string = errorCode(error),
+): MetadataError {
+  if (error instanceof MetadataError) return error;
+  const reason = REASONS[code] ?? (error instanceof Error ? error.message : String(error));
+  return new MetadataError(code, `Cannot ${action} "${what}" at "${path}": ${reason}`, {
+    path,
+    cause: error,
+  });
+}

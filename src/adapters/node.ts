@@ -1,0 +1,117 @@
+/**
+ * The {@linkcode FileSystem} on `node:fs`, for Node.js and Bun (which implements `node:fs`
+ * natively). The module is taken from `process.getBuiltinModule` when first used, so
+ * importing this file costs nothing in runtimes that never call it.
+ *
+ * @example
+ * ```ts ignore
+ * import { FSMetadataStore } from "@distribution/metadata";
+ * import { nodeFileSystem } from "@distribution/metadata/node";
+ *
+ * const store = await FSMetadataStore.open("/var/lib/docker/image/overlay2/distribution", {
+ *   fs: nodeFileSystem,
+ * });
+ * ```
+ *
+ * @module
+ */
+import type { FileInfo, FileSystem } from "../file_system.ts";
+import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
+
+interface NodeStats {
+  isFile(): boolean;
+  isDirectory(): boolean;
+  isSymbolicLink(): boolean;
+  mode: number;
+  size: number;
+}
+
+/** The part of `node:fs` the adapter uses. */
+interface NodeFs {
+  readFileSync(path: string): Uint8Array;
+  openSync(path: string, flags: string, mode: number): number;
+  writeSync(fd: number, data: Uint8Array, offset: number, length: number): number;
+  fsync(fd: number, callback: (error: Error | null) => void): void;
+  closeSync(fd: number): void;
+  chmodSync(path: string, mode: number): void;
+  renameSync(from: string, to: string): void;
+  unlinkSync(path: string): void;
+  rmdirSync(path: string): void;
+  mkdirSync(path: string, options: { recursive: true; mode: number }): unknown;
+  lstatSync(path: string, options: { throwIfNoEntry: false }): NodeStats | undefined;
+  readdirSync(path: string): string[];
+}
+
+let cached: NodeFs | undefined;
+function nodeFs(): NodeFs {
+  const process = (globalThis as {
+    process?: { getBuiltinModule?(id: string): unknown };
+  }).process;
+  cached ??= process?.getBuiltinModule?.("node:fs") as NodeFs | undefined;
+  if (!cached) throw new Error("node:fs is not available: process.getBuiltinModule is missing");
+  return cached;
+}
+
+const ops: AtomicWriteOps<number> = {
+  createExclusive: (path, mode) => nodeFs().openSync(path, "wx", mode),
+  writeAll(fd, data) {
+    const fs = nodeFs();
+    for (let done = 0; done < data.length;) {
+      done += fs.writeSync(fd, data, done, data.length - done);
+    }
+  },
+  sync: (fd) =>
+    new Promise((resolve, reject) =>
+      nodeFs().fsync(fd, (error) => error ? reject(error) : resolve())
+    ),
+  close: (fd) => nodeFs().closeSync(fd),
+  chmod: (path, mode) => nodeFs().chmodSync(path, mode),
+  rename: (from, to) => nodeFs().renameSync(from, to),
+  remove: (path) => nodeFs().unlinkSync(path),
+};
+
+function kindOf(stats: NodeStats): FileInfo["kind"] {
+  if (stats.isFile()) return "file";
+  if (stats.isDirectory()) return "directory";
+  return stats.isSymbolicLink() ? "symlink" : "other";
+}
+
+function codeOf(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code;
+}
+
+/**
+ * A {@linkcode FileSystem} on `node:fs` (Node.js 20.16+ and Bun).
+ *
+ * @example
+ * ```ts ignore
+ * import { FSMetadataStore } from "@distribution/metadata";
+ * import { nodeFileSystem } from "@distribution/metadata/node";
+ *
+ * const store = await FSMetadataStore.open("./store", { fs: nodeFileSystem });
+ * ```
+ */
+export const nodeFileSystem: FileSystem = {
+  readFile: (path) => nodeFs().readFileSync(path),
+  writeFileAtomic: (path, tempPath, data, mode) =>
+    writeAtomically(ops, path, tempPath, data, mode),
+  mkdir: (path, mode) => void nodeFs().mkdirSync(path, { recursive: true, mode }),
+  remove(path) {
+    // Go's os.Remove: unlink, else rmdir; the rmdir error wins unless it is ENOTDIR.
+    const fs = nodeFs();
+    try {
+      fs.unlinkSync(path);
+    } catch (unlinkError) {
+      try {
+        fs.rmdirSync(path);
+      } catch (rmdirError) {
+        throw codeOf(rmdirError) === "ENOTDIR" ? unlinkError : rmdirError;
+      }
+    }
+  },
+  stat(path) {
+    const stats = nodeFs().lstatSync(path, { throwIfNoEntry: false });
+    return stats ? { kind: kindOf(stats), mode: stats.mode & 0o7777, size: stats.size } : null;
+  },
+  readDir: (path) => nodeFs().readdirSync(path),
+};

@@ -1,0 +1,72 @@
+/**
+ * The small filesystem abstraction {@linkcode FSMetadataStore} runs on.
+ *
+ * @module
+ */
+
+/** What {@linkcode FileSystem.stat} reports about a path (without following a final symlink). */
+export interface FileInfo {
+  /** The kind of the entry itself: a symlink is reported as `"symlink"`. */
+  kind: "file" | "directory" | "symlink" | "other";
+  /** The permission bits, e.g. `0o644`. */
+  mode: number;
+  /** The size in bytes. */
+  size: number;
+}
+
+/**
+ * Only the operations the store needs. Paths are absolute and use `/`.
+ *
+ * Implementations throw errors that carry the errno name in a `code` property (`ENOENT`,
+ * `EISDIR`, …) or a runtime error the library knows how to map (Deno's `Deno.errors.*`);
+ * the store turns them into {@linkcode MetadataError}. A method may answer synchronously
+ * when that is faster (small reads are ~20x cheaper synchronously); callers always `await`.
+ *
+ * Ready implementations: `denoFileSystem` (`./deno`), `nodeFileSystem` (`./node`, also
+ * `bunFileSystem` at `./bun`) and {@linkcode MemoryFileSystem}.
+ *
+ * @example A FileSystem that logs every write of another one
+ * ```ts
+ * import { type FileSystem, MemoryFileSystem } from "@distribution/metadata";
+ *
+ * function logWrites(inner: FileSystem): FileSystem {
+ *   return {
+ *     readFile: (path) => inner.readFile(path),
+ *     writeFileAtomic: (path, tempPath, data, mode) => {
+ *       console.log("write", path);
+ *       return inner.writeFileAtomic(path, tempPath, data, mode);
+ *     },
+ *     mkdir: (path, mode) => inner.mkdir(path, mode),
+ *     remove: (path) => inner.remove(path),
+ *     stat: (path) => inner.stat(path),
+ *     readDir: (path) => inner.readDir(path),
+ *   };
+ * }
+ * const fs = logWrites(new MemoryFileSystem());
+ * ```
+ */
+export interface FileSystem {
+  /** Reads a whole file, following symlinks. */
+  readFile(path: string): Uint8Array | Promise<Uint8Array>;
+  /**
+   * Replaces `path` atomically, as Docker's `ioutils.AtomicWriteFile` does: create
+   * `tempPath` exclusively with mode 0600, write all of `data`, fsync, close, chmod to
+   * exactly `mode` (no umask), rename over `path`. On any failure `tempPath` is removed
+   * and the error rethrown; with `tempPath` taken the error's code is `EEXIST`.
+   * Renaming onto a directory fails with `EEXIST`, as Go's `os.Rename` does.
+   */
+  writeFileAtomic(
+    path: string,
+    tempPath: string,
+    data: Uint8Array,
+    mode: number,
+  ): void | Promise<void>;
+  /** Creates `path` and missing ancestors with `mode` (less the umask), like `mkdir -p`. */
+  mkdir(path: string, mode: number): void | Promise<void>;
+  /** Removes a file, symlink or empty directory, like Go's `os.Remove`. */
+  remove(path: string): void | Promise<void>;
+  /** Describes `path` without following a final symlink; `null` when it does not exist. */
+  stat(path: string): FileInfo | null | Promise<FileInfo | null>;
+  /** Lists the names in a directory. */
+  readDir(path: string): string[] | Promise<string[]>;
+}

@@ -1,0 +1,173 @@
+/**
+ * The HMAC tags dockerd puts on V2Metadata entries so that a push prefers, and only
+ * forgets, the blob sources seen with the same credentials.
+ *
+ * @module
+ */
+import { goQuote } from "./_go_json.ts";
+import type { V2Metadata } from "./v2_metadata_service.ts";
+
+/**
+ * Registry credentials, with Docker's field names (`registry.AuthConfig`). Only
+ * `username`, `password`, `auth`, `identitytoken` and `registrytoken` go into the HMAC key.
+ */
+export interface AuthConfig {
+  /** The user name. */
+  username?: string;
+  /** The password. */
+  password?: string;
+  /** `base64(username:password)`, as in `~/.docker/config.json`. */
+  auth?: string;
+  /** Not part of the HMAC key. */
+  email?: string;
+  /** The registry's address; not part of the HMAC key. */
+  serveraddress?: string;
+  /** An OAuth refresh token used to get access tokens. */
+  identitytoken?: string;
+  /** A bearer token sent to the registry as is. */
+  registrytoken?: string;
+}
+
+const KEY_FIELDS = ["username", "password", "auth", "identitytoken", "registrytoken"] as const;
+const encoder = new TextEncoder();
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+function toHex(bytes: ArrayBuffer): string {
+  let hex = "";
+  for (const byte of new Uint8Array(bytes)) hex += HEX[byte];
+  return hex;
+}
+
+/** Go's hex.DecodeString: either case; odd length or other characters give `null`. */
+function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
+  if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
+  const bytes = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return bytes;
+}
+
+/** Imported keys by their bytes, so repeated HMACs with one key skip importKey. */
+const keyCache = new Map<string, Promise<CryptoKey>>();
+const KEY_CACHE_SIZE = 64;
+
+/** Keys longer than this are imported each time rather than cached by their bytes. */
+const MAX_CACHED_KEY_BYTES = 1024;
+
+function hmacKey(key: Uint8Array): Promise<CryptoKey> {
+  const id = key.length <= MAX_CACHED_KEY_BYTES ? String.fromCharCode(...key) : undefined;
+  let cryptoKey = id === undefined ? undefined : keyCache.get(id);
+  if (!cryptoKey) {
+    cryptoKey = crypto.subtle.importKey(
+      "raw",
+      key.slice(),
+      { name: "HMAC", hash: "SHA-256" },
+      false,
+      ["sign", "verify"],
+    );
+    if (id !== undefined) {
+      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
+      keyCache.set(id, cryptoKey);
+      cryptoKey.catch(() => keyCache.delete(id));
+    }
+  }
+  return cryptoKey;
+}
+
+/** The HMAC input: Digest's bytes then SourceRepository's, with no separator. */
+function hmacInput(metadata: V2Metadata): Uint8Array<ArrayBuffer> {
+  const digest = encoder.encode(metadata.digest);
+  const repository = encoder.encode(metadata.sourceRepository);
+  const input = new Uint8Array(digest.length + repository.length);
+  input.set(digest);
+  input.set(repository, digest.length);
+  return input;
+}
+
+/**
+ * Derives the HMAC key for a set of credentials as dockerd does: the 71 ASCII bytes of
+ * `sha256:<hex>` over the compact JSON of the non-empty credential fields.
+ *
+ * @example
+ * ```ts
+ * import { computeV2MetadataHMACKey } from "@distribution/metadata";
+ * import { equal } from "node:assert/strict";
+ *
+ * const key = await computeV2MetadataHMACKey({});
+ * equal(
+ *   new TextDecoder().decode(key!),
+ *   "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+ * );
+ * ```
+ *
+ * @param auth The credentials; `null` or `undefined` means none.
+ * @returns The key, or `null` without credentials.
+ */
+export async function computeV2MetadataHMACKey(
+  auth: AuthConfig | null | undefined,
+): Promise<Uint8Array | null> {
+  if (!auth) return null;
+  const fields = KEY_FIELDS.filter((name) => auth[name]).map((name) =>
+    `"${name}":${goQuote(auth[name]!)}`
+  );
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(`{${fields.join(",")}}`));
+  return encoder.encode(`sha256:${toHex(digest)}`);
+}
+
+/**
+ * The HMAC dockerd stores with an entry: lower-case hex of HMAC-SHA256 over the digest and
+ * the source repository.
+ *
+ * @example
+ * ```ts
+ * import { computeV2MetadataHMAC, computeV2MetadataHMACKey } from "@distribution/metadata";
+ *
+ * const key = await computeV2MetadataHMACKey({ username: "ci", password: "secret" });
+ * const hmac = await computeV2MetadataHMAC(key, {
+ *   digest: "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+ *   sourceRepository: "docker.io/library/busybox",
+ *   hmac: "",
+ * });
+ * ```
+ *
+ * @param key The HMAC key; empty or `null` gives `""`.
+ * @param metadata The entry to tag (its own `hmac` is ignored); `null` gives `""`.
+ * @returns 64 lower-case hex characters, or `""`.
+ */
+export async function computeV2MetadataHMAC(
+  key: Uint8Array | null,
+  metadata: V2Metadata | null,
+): Promise<string> {
+  if (!key?.length || !metadata) return "";
+  const signature = await crypto.subtle.sign("HMAC", await hmacKey(key), hmacInput(metadata));
+  return toHex(signature);
+}
+
+/**
+ * Whether an entry was tagged with `key`, compared in constant time. An untagged entry
+ * matches only an empty key, and the other way round.
+ *
+ * @example
+ * ```ts
+ * import { checkV2MetadataHMAC, computeV2MetadataHMAC, computeV2MetadataHMACKey } from "@distribution/metadata";
+ * import { ok } from "node:assert/strict";
+ *
+ * const key = await computeV2MetadataHMACKey({ username: "ci", password: "secret" });
+ * const entry = { digest: "sha256:1", sourceRepository: "docker.io/library/busybox", hmac: "" };
+ * entry.hmac = await computeV2MetadataHMAC(key, entry);
+ * ok(await checkV2MetadataHMAC(entry, key));
+ * ok(!(await checkV2MetadataHMAC(entry, null)));
+ * ```
+ *
+ * @param metadata The entry, with its stored `hmac` (hex, either case).
+ * @param key The HMAC key of the credentials in use.
+ * @returns `true` when the entry's HMAC is the key's.
+ */
+export async function checkV2MetadataHMAC(
+  metadata: V2Metadata,
+  key: Uint8Array | null,
+): Promise<boolean> {
+  if (!metadata.hmac || !key?.length) return !metadata.hmac && !key?.length;
+  const signature = fromHex(metadata.hmac);
+  if (!signature) return false;
+  return await crypto.subtle.verify("HMAC", await hmacKey(key), signature, hmacInput(metadata));
+}
