@@ -92,7 +92,11 @@ function codeOf(error: unknown): unknown {
  * ```
  */
 export const nodeFileSystem: FileSystem = {
-  readFile: (path) => nodeFs().readFileSync(path),
+  readFile(path) {
+    // A plain Uint8Array view, not a Buffer: results compare equal on every runtime.
+    const buffer = nodeFs().readFileSync(path);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  },
   writeFileAtomic: (path, tempPath, data, mode) =>
     writeAtomically(ops, path, tempPath, data, mode),
   mkdir: (path, mode) => void nodeFs().mkdirSync(path, { recursive: true, mode }),

@@ -1,0 +1,132 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type FileSystem, FSMetadataStore, MemoryFileSystem } from "../mod.ts";
+import { adapters } from "./_adapters.ts";
+import { rejectsWithCode, testStoreConformance } from "./_conformance.ts";
+
+const encoder = new TextEncoder();
+
+/** Every entry under `root` as "mode kind relative-path", sorted, through the FileSystem. */
+async function tree(fs: FileSystem, root: string, prefix = ""): Promise<string[]> {
+  const lines: string[] = [];
+  for (const name of await fs.readDir(root)) {
+    const info = (await fs.stat(`${root}/${name}`))!;
+    lines.push(`${info.mode.toString(8)} ${info.kind} ${prefix}${name}`);
+    if (info.kind === "directory") lines.push(...await tree(fs, `${root}/${name}`, `${prefix}${name}/`));
+  }
+  return lines.sort();
+}
+
+for (const adapter of adapters) {
+  const open = () => {
+    const { fs, root } = adapter.fresh();
+    return FSMetadataStore.open(root, { fs });
+  };
+  testStoreConformance(`FSMetadataStore on ${adapter.name}`, open);
+
+  const it = (name: string, fn: (store: FSMetadataStore) => Promise<void>) =>
+    test(`FSMetadataStore on ${adapter.name}: ${name}`, async () => fn(await open()));
+
+  it("open() creates the root 0700, set() makes 0755 directories and 0644 files", async (store) => {
+    assert.equal((await store.fs.stat(store.root))?.mode, 0o700);
+    await store.set("v2metadata-by-diffid", "sha256/abc", encoder.encode("[]"));
+    await store.set("v1id", "registry.example.com:5000/v2,id", encoder.encode("d"));
+    assert.deepEqual(await tree(store.fs, store.root), [
+      "644 file v1id/registry.example.com:5000/v2,id",
+      "644 file v2metadata-by-diffid/sha256/abc",
+      "755 directory v1id",
+      "755 directory v1id/registry.example.com:5000",
+      "755 directory v2metadata-by-diffid",
+      "755 directory v2metadata-by-diffid/sha256",
+    ]);
+  });
+
+  it("set() leaves exactly the value's bytes and no temp file", async (store) => {
+    const value = encoder.encode("exact bytes\n\0");
+    await store.set("ns", "key", value);
+    await store.set("ns", "key", value);
+    assert.deepEqual(await store.fs.readFile(`${store.root}/ns/key`), value);
+    assert.deepEqual(await store.fs.readDir(`${store.root}/ns`), ["key"]);
+  });
+
+  it("open() leaves an existing root's mode alone", async () => {
+    const { fs, root } = adapter.fresh();
+    await fs.mkdir(root, 0o755);
+    await FSMetadataStore.open(root, { fs });
+    assert.equal((await fs.stat(root))?.mode, 0o755);
+  });
+
+  it("open() on a file is ENOTDIR", async (store) => {
+    await store.set("ns", "file", new Uint8Array());
+    await rejectsWithCode(FSMetadataStore.open(`${store.root}/ns/file`, { fs: store.fs }), "ENOTDIR");
+  });
+
+  it("get() of a directory is EISDIR, set() onto one is EEXIST", async (store) => {
+    await store.set("ns", "dir/inner", encoder.encode("x"));
+    await rejectsWithCode(store.get("ns", "dir"), "EISDIR");
+    await rejectsWithCode(store.set("ns", "dir", encoder.encode("y")), "EEXIST");
+    assert.deepEqual(await store.fs.readDir(`${store.root}/ns`), ["dir"]);
+  });
+
+  it("a file in place of a parent directory is ENOTDIR", async (store) => {
+    await store.set("ns", "file", encoder.encode("x"));
+    await rejectsWithCode(store.set("ns", "file/child", encoder.encode("y")), "ENOTDIR");
+    await rejectsWithCode(store.get("ns", "file/child"), "ENOTDIR");
+    await rejectsWithCode(store.delete("ns", "file/child"), "ENOTDIR");
+  });
+
+  it("delete() removes an empty directory but not a full one", async (store) => {
+    await store.set("ns", "dir/inner", encoder.encode("x"));
+    await rejectsWithCode(store.delete("ns", "dir"), "ENOTEMPTY");
+    await store.delete("ns", "dir/inner");
+    assert.deepEqual(await store.fs.readDir(`${store.root}/ns/dir`), [], "parents stay");
+    await store.delete("ns", "dir");
+    assert.deepEqual(await store.fs.readDir(`${store.root}/ns`), []);
+  });
+
+  it("a segment over 255 bytes is ENAMETOOLONG", async (store) => {
+    await rejectsWithCode(store.set("ns", "é".repeat(128), encoder.encode("x")), "ENAMETOOLONG");
+  });
+
+  if (adapter.real) {
+    it("set() refuses to write onto a symlink (EINVAL), as dockerd v28", async (store) => {
+      mkdirSync(join(store.root, "ns"));
+      writeFileSync(join(store.root, "outside"), "outside");
+      symlinkSync(join(store.root, "outside"), join(store.root, "ns", "link"));
+      await rejectsWithCode(store.set("ns", "link", encoder.encode("x")), "EINVAL");
+      assert.equal(new TextDecoder().decode(await store.fs.readFile(join(store.root, "outside"))), "outside");
+    });
+
+    it("set() gives files 0644 whatever the umask allows", async (store) => {
+      await store.set("ns", "key", encoder.encode("x"));
+      chmodSync(join(store.root, "ns", "key"), 0o600);
+      await store.set("ns", "key", encoder.encode("y"));
+      assert.equal((await store.fs.stat(join(store.root, "ns", "key")))?.mode, 0o644);
+    });
+  }
+}
+
+test("MemoryFileSystem applies its umask to new directories", async () => {
+  const fs = new MemoryFileSystem({ umask: 0o077 });
+  const store = await FSMetadataStore.open("/store", { fs });
+  await store.set("ns", "key", encoder.encode("x"));
+  assert.equal(fs.stat("/store/ns")?.mode, 0o700);
+  assert.equal(fs.stat("/store/ns/key")?.mode, 0o644);
+});
+
+test("MemoryFileSystem.readFile() returns a copy", async () => {
+  const fs = new MemoryFileSystem();
+  const store = await FSMetadataStore.open("/store", { fs });
+  await store.set("ns", "key", encoder.encode("abc"));
+  (await store.get("ns", "key"))[0] = 0;
+  assert.equal(new TextDecoder().decode(await store.get("ns", "key")), "abc");
+});
+
+test("FSMetadataStore.open() without options uses the runtime's filesystem", async () => {
+  const { root } = adapters[1]!.fresh();
+  const store = await FSMetadataStore.open(root);
+  await store.set("ns", "key", encoder.encode("x"));
+  assert.equal(new TextDecoder().decode(await store.get("ns", "key")), "x");
+});
