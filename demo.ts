@@ -56,8 +56,14 @@ console.log(`metadata of ${diffID.slice(0, 19)}…, and whether alice's credenti
 for (const entry of await service.getMetadata(diffID)) {
   const ok = await checkV2MetadataHMAC(entry, alice);
   const tag = entry.hmac ? entry.hmac.slice(0, 12) + "…" : "(untagged)";
-  console.log(`  ${entry.sourceRepository.padEnd(36)} hmac ${tag.padEnd(15)} alice: ${ok ? "yes" : "no"}`);
+  console.log(
+    `  ${entry.sourceRepository.padEnd(36)} hmac ${tag.padEnd(15)} alice: ${ok ? "yes" : "no"}`,
+  );
 }
-console.log(`digest ${hex(0xa1).slice(0, 12)}… belongs to ${await service.getDiffID(`sha256:${hex(0xa1)}`)}\n`);
+console.log(
+  `digest ${hex(0xa1).slice(0, 12)}… belongs to ${await service.getDiffID(
+    `sha256:${hex(0xa1)}`,
+  )}\n`,
+);
 console.log("files, as dockerd would write them:");
 await printTree(store.fs, root);

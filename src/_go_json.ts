@@ -8,6 +8,7 @@ const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** Characters Go's encoder does not write raw (with escapeHTML, as json.Marshal uses). */
+// deno-lint-ignore no-control-regex -- control characters are exactly what must be escaped
 const NEEDS_ESCAPE = /["\\\u0000-\u001f<>&\u2028\u2029\ud800-\udfff]/;
 const SHORT_ESCAPES: Record<string, string> = {
   '"': '\\"',
@@ -89,7 +90,9 @@ export function decodeV2MetadataList(bytes: Uint8Array): V2Metadata[] {
   for (const item of value) {
     const entry = emptyEntry();
     if (item !== null) {
-      if (typeof item !== "object" || Array.isArray(item)) throw badList("an entry is not an object");
+      if (typeof item !== "object" || Array.isArray(item)) {
+        throw badList("an entry is not an object");
+      }
       for (const key in item) {
         const field = EXACT[key];
         // Other spellings: Go's order of duplicates decides, which JSON.parse loses.

@@ -38,7 +38,9 @@ function addSegments(
     }
     if (segment.includes("\0")) throw invalid(namespace, key, "it contains NUL");
     if (segment.includes("\\")) throw invalid(namespace, key, "it contains a backslash");
-    if (segment.length > MAX_SEGMENT_BYTES / 3 && encoder.encode(segment).length > MAX_SEGMENT_BYTES) {
+    if (
+      segment.length > MAX_SEGMENT_BYTES / 3 && encoder.encode(segment).length > MAX_SEGMENT_BYTES
+    ) {
       throw new MetadataError(
         "ENAMETOOLONG",
         `Cannot use key "${namespace}/${key}": a segment is longer than ${MAX_SEGMENT_BYTES} bytes`,

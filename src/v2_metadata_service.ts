@@ -50,8 +50,13 @@ function listOrEmpty(bytes: Uint8Array | null): V2Metadata[] {
 /** A copy with exactly the three string fields, or `EINVAL`. */
 function entryOf(metadata: V2Metadata): V2Metadata {
   const { digest, sourceRepository, hmac } = metadata ?? {};
-  if (typeof digest !== "string" || typeof sourceRepository !== "string" || typeof hmac !== "string") {
-    throw new MetadataError("EINVAL", "Cannot use metadata: digest, sourceRepository and hmac must be strings");
+  if (
+    typeof digest !== "string" || typeof sourceRepository !== "string" || typeof hmac !== "string"
+  ) {
+    throw new MetadataError(
+      "EINVAL",
+      "Cannot use metadata: digest, sourceRepository and hmac must be strings",
+    );
   }
   return { digest, sourceRepository, hmac };
 }
@@ -220,7 +225,10 @@ export class V2MetadataService {
       const list = listOrEmpty(old).filter((other) => !sameEntry(other, entry));
       if (list.length > 0) return encodeV2MetadataList(list);
       if (old === null) {
-        throw new MetadataError("ENOENT", `Cannot remove from "${BY_DIFFID}/${listKey}": it does not exist`);
+        throw new MetadataError(
+          "ENOENT",
+          `Cannot remove from "${BY_DIFFID}/${listKey}": it does not exist`,
+        );
       }
       return null;
     });

@@ -21,8 +21,16 @@ export function tempDir(prefix = "dm-test-"): string {
 
 export const adapters: Adapter[] = [
   { name: "memory", real: false, fresh: () => ({ fs: new MemoryFileSystem(), root: "/store" }) },
-  { name: "node", real: true, fresh: () => ({ fs: nodeFileSystem, root: join(tempDir(), "store") }) },
+  {
+    name: "node",
+    real: true,
+    fresh: () => ({ fs: nodeFileSystem, root: join(tempDir(), "store") }),
+  },
   ...("Deno" in globalThis
-    ? [{ name: "deno", real: true, fresh: () => ({ fs: denoFileSystem, root: join(tempDir(), "store") }) }]
+    ? [{
+      name: "deno",
+      real: true,
+      fresh: () => ({ fs: denoFileSystem, root: join(tempDir(), "store") }),
+    }]
     : []),
 ];

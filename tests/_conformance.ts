@@ -74,7 +74,13 @@ export function testStoreConformance(
   });
 
   it("keys with nested /, ':', ',', spaces and Unicode are distinct", async (store) => {
-    const keys = ["sha256/abc", "sha256/abc:def", "registry:5000/v2,abc", "with space", "ü/日本/🐳"];
+    const keys = [
+      "sha256/abc",
+      "sha256/abc:def",
+      "registry:5000/v2,abc",
+      "with space",
+      "ü/日本/🐳",
+    ];
     for (const [i, key] of keys.entries()) await store.set("ns", key, encoder.encode(String(i)));
     for (const [i, key] of keys.entries()) {
       assert.equal(decoder.decode(await store.get("ns", key)), String(i));
@@ -120,7 +126,10 @@ export function testStoreConformance(
       decoder.decode(await store.get("v2metadata-by-diffid", `sha256/${diffID.slice(7)}`)),
       `[{"Digest":"${entry(1).digest}","SourceRepository":"docker.io/library/busybox","HMAC":""}]`,
     );
-    assert.equal(decoder.decode(await store.get("diffid-by-digest", `sha256/${entry(1).digest.slice(7)}`)), diffID);
+    assert.equal(
+      decoder.decode(await store.get("diffid-by-digest", `sha256/${entry(1).digest.slice(7)}`)),
+      diffID,
+    );
   });
 
   it("V2MetadataService.add() moves an equal entry to the end", async (store) => {

@@ -14,7 +14,9 @@ async function tree(fs: FileSystem, root: string, prefix = ""): Promise<string[]
   for (const name of await fs.readDir(root)) {
     const info = (await fs.stat(`${root}/${name}`))!;
     lines.push(`${info.mode.toString(8)} ${info.kind} ${prefix}${name}`);
-    if (info.kind === "directory") lines.push(...await tree(fs, `${root}/${name}`, `${prefix}${name}/`));
+    if (info.kind === "directory") {
+      lines.push(...await tree(fs, `${root}/${name}`, `${prefix}${name}/`));
+    }
   }
   return lines.sort();
 }
@@ -60,7 +62,10 @@ for (const adapter of adapters) {
 
   it("open() on a file is ENOTDIR", async (store) => {
     await store.set("ns", "file", new Uint8Array());
-    await rejectsWithCode(FSMetadataStore.open(`${store.root}/ns/file`, { fs: store.fs }), "ENOTDIR");
+    await rejectsWithCode(
+      FSMetadataStore.open(`${store.root}/ns/file`, { fs: store.fs }),
+      "ENOTDIR",
+    );
   });
 
   it("get() of a directory is EISDIR, set() onto one is EEXIST", async (store) => {
@@ -96,7 +101,10 @@ for (const adapter of adapters) {
       writeFileSync(join(store.root, "outside"), "outside");
       symlinkSync(join(store.root, "outside"), join(store.root, "ns", "link"));
       await rejectsWithCode(store.set("ns", "link", encoder.encode("x")), "EINVAL");
-      assert.equal(new TextDecoder().decode(await store.fs.readFile(join(store.root, "outside"))), "outside");
+      assert.equal(
+        new TextDecoder().decode(await store.fs.readFile(join(store.root, "outside"))),
+        "outside",
+      );
     });
 
     it("set() gives files 0644 whatever the umask allows", async (store) => {

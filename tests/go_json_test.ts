@@ -6,7 +6,11 @@ import { MetadataError } from "../mod.ts";
 const encoder = new TextEncoder();
 const decode = (text: string | Uint8Array) =>
   decodeV2MetadataList(typeof text === "string" ? encoder.encode(text) : text);
-const entry = (digest: string, sourceRepository = "", hmac = "") => ({ digest, sourceRepository, hmac });
+const entry = (digest: string, sourceRepository = "", hmac = "") => ({
+  digest,
+  sourceRepository,
+  hmac,
+});
 
 test("goQuote() escapes exactly as Go's encoding/json (>= 1.22)", () => {
   const cases: [string, string][] = [
@@ -22,7 +26,9 @@ test("goQuote() escapes exactly as Go's encoding/json (>= 1.22)", () => {
     ["lone\ud800", '"lone\ufffd"'],
     ["\udc00x", '"\ufffdx"'],
   ];
-  for (const [input, expected] of cases) assert.equal(goQuote(input), expected, JSON.stringify(input));
+  for (const [input, expected] of cases) {
+    assert.equal(goQuote(input), expected, JSON.stringify(input));
+  }
 });
 
 test("encodeV2MetadataList() writes Go's compact form with keys in order", () => {
@@ -35,7 +41,7 @@ test("encodeV2MetadataList() writes Go's compact form with keys in order", () =>
 });
 
 test("decodeV2MetadataList() reads what the encoder writes", () => {
-  const list = [entry("sha256:a", "r<>&\u2028\b\u0001\"\\🐳", "00"), entry("", "", "")];
+  const list = [entry("sha256:a", 'r<>&\u2028\b\u0001"\\🐳', "00"), entry("", "", "")];
   assert.deepEqual(decode(encodeV2MetadataList(list)), list);
 });
 
@@ -88,7 +94,7 @@ test("decodeV2MetadataList() rejects wrong shapes and broken JSON with EBADMSG",
     "[1,]",
     "[01]",
     "nul",
-    "[" .repeat(10_001) + "]".repeat(10_001),
+    "[".repeat(10_001) + "]".repeat(10_001),
   ];
   for (const text of bad) {
     assert.throws(() => decode(text), (error: unknown) => {

@@ -19,8 +19,14 @@ const meta: V2Metadata = {
 test("computeV2MetadataHMACKey() of {} is the known 71-byte key", async () => {
   const key = await computeV2MetadataHMACKey({});
   assert.equal(key?.length, 71);
-  assert.equal(text(key), "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
-  assert.equal(text(await computeV2MetadataHMACKey({ email: "a@b", serveraddress: "r" })), text(key));
+  assert.equal(
+    text(key),
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+  );
+  assert.equal(
+    text(await computeV2MetadataHMACKey({ email: "a@b", serveraddress: "r" })),
+    text(key),
+  );
 });
 
 test("computeV2MetadataHMACKey() without auth is null", async () => {
@@ -39,16 +45,23 @@ test("computeV2MetadataHMACKey() hashes the non-empty fields in Go's order and e
   });
   assert.equal(
     text(key),
-    sha256('{"username":"u","password":"p\\u003c\\"\\u0026\\u003e","auth":"YTpi","registrytoken":"r"}'),
+    sha256(
+      '{"username":"u","password":"p\\u003c\\"\\u0026\\u003e","auth":"YTpi","registrytoken":"r"}',
+    ),
   );
 });
 
 test("computeV2MetadataHMAC() is HMAC-SHA256 of digest then repository", async () => {
   const key = await computeV2MetadataHMACKey({ username: "u", password: "p" });
-  const expected = createHmac("sha256", key!).update(meta.digest + meta.sourceRepository).digest("hex");
+  const expected = createHmac("sha256", key!).update(meta.digest + meta.sourceRepository).digest(
+    "hex",
+  );
   assert.equal(await computeV2MetadataHMAC(key, meta), expected);
   assert.equal(await computeV2MetadataHMAC(key, { ...meta, hmac: "ignored" }), expected);
-  assert.equal(await computeV2MetadataHMAC(key, { ...meta, sourceRepository: "é" }), createHmac("sha256", key!).update(meta.digest + "é").digest("hex"));
+  assert.equal(
+    await computeV2MetadataHMAC(key, { ...meta, sourceRepository: "é" }),
+    createHmac("sha256", key!).update(meta.digest + "é").digest("hex"),
+  );
 });
 
 test("computeV2MetadataHMAC() without a key or metadata is empty", async () => {

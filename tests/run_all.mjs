@@ -20,7 +20,11 @@ const runtimes = {
   deno: {
     command: [bin("deno"), "test", "-A", "--unstable-kv", ...files],
     count: (out) => {
-      const m = [...out.matchAll(/(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/g)].at(-1);
+      const m = [
+        ...out.matchAll(
+          /(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/g,
+        ),
+      ].at(-1);
       return m && { passed: Number(m[1]), failed: Number(m[3]) };
     },
   },

@@ -1,6 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type FileSystem, FSMetadataStore, MemoryFileSystem, V1IDService, V2MetadataService } from "../mod.ts";
+import {
+  type FileSystem,
+  FSMetadataStore,
+  MemoryFileSystem,
+  V1IDService,
+  V2MetadataService,
+} from "../mod.ts";
 import { rejectsWithCode } from "./_conformance.ts";
 
 const id = "a".repeat(64);

@@ -48,8 +48,7 @@ function kindOf(info: Deno.FileInfo): FileInfo["kind"] {
  */
 export const denoFileSystem: FileSystem = {
   readFile: (path) => Deno.readFileSync(path),
-  writeFileAtomic: (path, tempPath, data, mode) =>
-    writeAtomically(ops, path, tempPath, data, mode),
+  writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
   mkdir: (path, mode) => Deno.mkdirSync(path, { recursive: true, mode }),
   remove: (path) => Deno.removeSync(path),
   stat(path) {

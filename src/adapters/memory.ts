@@ -17,7 +17,11 @@ const UNCLEAN = /\/\/|(^|\/)\.\.?(\/|$)|.\/$|^[^/]/;
 
 /** A Node-style error: the code in front of the message and as a property. */
 function fsError(code: string, what: string, syscall: string, path: string): Error {
-  return Object.assign(new Error(`${code}: ${what}, ${syscall} '${path}'`), { code, syscall, path });
+  return Object.assign(new Error(`${code}: ${what}, ${syscall} '${path}'`), {
+    code,
+    syscall,
+    path,
+  });
 }
 
 function parentOf(path: string): string {
@@ -98,7 +102,9 @@ export class MemoryFileSystem implements FileSystem {
     path = clean(path);
     tempPath = clean(tempPath);
     this.#directory(parentOf(path), "open");
-    if (this.#entries.has(tempPath)) throw fsError("EEXIST", "file already exists", "open", tempPath);
+    if (this.#entries.has(tempPath)) {
+      throw fsError("EEXIST", "file already exists", "open", tempPath);
+    }
     this.#checkName(tempPath, "open");
     if (this.#entries.get(path)?.kind === "directory") {
       throw fsError("EISDIR", "illegal operation on a directory", "rename", path);
@@ -183,10 +189,12 @@ export class MemoryFileSystem implements FileSystem {
 
   /** The error for a missing path: ENOTDIR when an ancestor is a file, else ENOENT. */
   #missing(path: string, syscall: string): Error {
-    for (let dir = parentOf(path); ; dir = parentOf(dir)) {
+    for (let dir = parentOf(path);; dir = parentOf(dir)) {
       const entry = this.#entries.get(dir);
       if (entry?.kind === "file") return fsError("ENOTDIR", "not a directory", syscall, path);
-      if (entry || dir === "/") return fsError("ENOENT", "no such file or directory", syscall, path);
+      if (entry || dir === "/") {
+        return fsError("ENOENT", "no such file or directory", syscall, path);
+      }
     }
   }
 

@@ -97,8 +97,7 @@ export const nodeFileSystem: FileSystem = {
     const buffer = nodeFs().readFileSync(path);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   },
-  writeFileAtomic: (path, tempPath, data, mode) =>
-    writeAtomically(ops, path, tempPath, data, mode),
+  writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
   mkdir: (path, mode) => void nodeFs().mkdirSync(path, { recursive: true, mode }),
   remove(path) {
     // Go's os.Remove: unlink, else rmdir; the rmdir error wins unless it is ENOTDIR.
