@@ -65,11 +65,16 @@ const EXACT: Record<string, keyof V2Metadata> = {
   SourceRepository: "sourceRepository",
   HMAC: "hmac",
 };
-/** Non-ASCII letters that Go's name folding (ToUpper(ToLower(r))) turns into ASCII. */
-const FOLDS: Record<string, string> = { "ſ": "S", "ı": "I", "İ": "I", "K": "K" };
+/**
+ * Non-ASCII letters whose simple case-folding orbit holds an ASCII letter: Go folds a name
+ * to the smallest rune of each orbit. "ı" and "İ" fold only to themselves in Go.
+ */
+const FOLDS: Record<string, string> = { "ſ": "S", "\u212a": "K" };
 
 function fieldOf(key: string): keyof V2Metadata | undefined {
-  return FIELDS[key.replace(/[^\0-\x7f]/g, (char) => FOLDS[char] ?? char).toUpperCase()];
+  const folded = key.replace(/[^\0-\x7f]/g, (char) => FOLDS[char] ?? char);
+  // Any other non-ASCII letter matches no field (toUpperCase would turn "ı" into "I").
+  return /[^\0-\x7f]/.test(folded) ? undefined : FIELDS[folded.toUpperCase()];
 }
 
 /**
@@ -82,7 +87,7 @@ export function decodeV2MetadataList(bytes: Uint8Array): V2Metadata[] {
   try {
     value = JSON.parse(strictDecoder.decode(bytes));
   } catch {
-    return new GoDecoder(bytes).list(); // invalid UTF-8 or JSON: Go's own rules decide
+    return goDecode(bytes); // invalid UTF-8 or JSON: Go's own rules decide
   }
   if (value === null) return [];
   if (!Array.isArray(value)) throw badList("it is not a JSON array");
@@ -95,14 +100,30 @@ export function decodeV2MetadataList(bytes: Uint8Array): V2Metadata[] {
       }
       for (const key in item) {
         const field = EXACT[key];
-        // Other spellings: Go's order of duplicates decides, which JSON.parse loses.
-        if (field === undefined) return new GoDecoder(bytes).list();
+        // Other spellings: Go's order of duplicates decides, which JSON.parse loses. A null
+        // leaves a string as it was in Go, so it may hide an earlier duplicate that wins.
+        if (field === undefined || (item as Record<string, unknown>)[key] === null) {
+          return goDecode(bytes);
+        }
         setField(entry, field, (item as Record<string, unknown>)[key]);
       }
     }
     list.push(entry);
   }
   return list;
+}
+
+/**
+ * Decodes with {@linkcode GoDecoder}. Nesting deep enough to exhaust the stack before Go's
+ * depth limit can never be a list of entries, so it is the same EBADMSG Go reports.
+ */
+function goDecode(bytes: Uint8Array): V2Metadata[] {
+  try {
+    return new GoDecoder(bytes).list();
+  } catch (error) {
+    if (error instanceof RangeError) throw badList("it is nested too deeply");
+    throw error;
+  }
 }
 
 function setField(entry: V2Metadata, field: keyof V2Metadata, value: unknown): void {

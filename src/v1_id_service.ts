@@ -12,7 +12,10 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 function validate(v1ID: string): void {
-  if (!V1_ID.test(v1ID)) throw new MetadataError("EINVAL", `image ID "${v1ID}" is invalid`);
+  // Go quotes the ID with %q; JSON.stringify agrees for the escapes an ID plausibly has (\n).
+  if (!V1_ID.test(v1ID)) {
+    throw new MetadataError("EINVAL", `image ID ${JSON.stringify(v1ID)} is invalid`);
+  }
 }
 
 /**

@@ -31,7 +31,9 @@ test("V1IDService validates the v1 ID on get and set", async () => {
   const service = new V1IDService(await FSMetadataStore.open("/s", { fs: new MemoryFileSystem() }));
   for (const bad of [id.toUpperCase(), id.slice(1), id + "a", id + "\n", "g".repeat(64), ""]) {
     await rejectsWithCode(service.set(bad, "r", "d"), "EINVAL");
-    await assert.rejects(service.get(bad, "r"), { message: `image ID "${bad}" is invalid` });
+    await assert.rejects(service.get(bad, "r"), {
+      message: `image ID ${JSON.stringify(bad)} is invalid`,
+    });
   }
 });
 
