@@ -7,6 +7,12 @@ const encoder = new TextEncoder();
 const MAX_SEGMENT_BYTES = 255;
 /** The prefix Docker's atomic writer gives its temp files. */
 export const TEMP_PREFIX = ".tmp-";
+/**
+ * Names that need no cleaning or checks when at most 255 bytes long: ASCII segments, none
+ * starting with `.` (so no `.`, `..` or `.tmp-`), no empty segment, no NUL or backslash.
+ * Such a name passes every rule below unchanged; anything else takes the full path.
+ */
+const SIMPLE = /^[\w:,+@=-][\w.:,+@=-]*(?:\/[\w:,+@=-][\w.:,+@=-]*)*$/;
 
 /**
  * Returns `namespace/key` cleaned like Go's `filepath.Join` (empty and `.` segments dropped),
@@ -14,6 +20,10 @@ export const TEMP_PREFIX = ".tmp-";
  * and `ENAMETOOLONG` for a segment over 255 bytes.
  */
 export function keyPath(namespace: string, key: string): string {
+  if (
+    namespace.length <= MAX_SEGMENT_BYTES && key.length <= MAX_SEGMENT_BYTES &&
+    SIMPLE.test(namespace) && SIMPLE.test(key)
+  ) return `${namespace}/${key}`;
   const segments: string[] = [];
   addSegments(segments, namespace, namespace, key);
   const namespaceLength = segments.length;

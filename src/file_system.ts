@@ -12,6 +12,8 @@ export interface FileInfo {
   mode: number;
   /** The size in bytes. */
   size: number;
+  /** The last modification time in ms since the epoch, when the filesystem knows it. */
+  mtimeMs?: number | undefined;
 }
 
 /**
@@ -46,7 +48,11 @@ export interface FileInfo {
  * ```
  */
 export interface FileSystem {
-  /** Reads a whole file, following symlinks. */
+  /**
+   * Reads a whole file. A symlink as the final component is refused with `ELOOP` (open with
+   * `O_NOFOLLOW`), so a value can never be read from outside the store through a link;
+   * symlinked directories above it are followed.
+   */
   readFile(path: string): Uint8Array | Promise<Uint8Array>;
   /**
    * Replaces `path` atomically, as Docker's `ioutils.AtomicWriteFile` does: create

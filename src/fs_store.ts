@@ -4,7 +4,7 @@
  * @module
  */
 import { keyPath } from "./_keys.ts";
-import { mapError } from "./_map_error.ts";
+import { errorCode, mapError } from "./_map_error.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
 import type { FileSystem } from "./file_system.ts";
@@ -16,12 +16,40 @@ const DIRECTORY_MODE = 0o755;
 const FILE_MODE = 0o644;
 /** Go's os.CreateTemp retries this often when a random temp name is taken. */
 const TEMP_NAME_ATTEMPTS = 10_000;
+/** Temp files of Docker's atomic writer (and ours): `.tmp-<final name><random digits>`. */
+const TEMP_NAME = /^\.tmp-.+[0-9]$/s;
+/** How old a temp file must be before {@linkcode FSMetadataStore.recover} removes it. */
+const RECOVER_AFTER_MS = 60_000;
 
 const random = new Uint32Array(1);
 /** Go's CreateTemp suffix: a random uint32 in decimal. */
 function randomDigits(): string {
   crypto.getRandomValues(random);
   return String(random[0]);
+}
+
+/** The error of a failed read of `path`: a symlink is `EINVAL`, the rest is mapped. */
+function getError(error: unknown, namespace: string, key: string, path: string): Error {
+  const what = `${namespace}/${key}`;
+  if ((error as { code?: unknown })?.code === "ELOOP") {
+    return new MetadataError(
+      "EINVAL",
+      `Cannot get "${what}" at "${path}": it is a symlink, not a regular file`,
+      { path, cause: error },
+    );
+  }
+  return mapError(error, "get", what, path);
+}
+
+/** Options for {@linkcode FSMetadataStore.recover}. */
+export interface RecoverOptions {
+  /**
+   * Only remove temp files last modified at least this long ago (default 60 000 ms), so a
+   * write still in progress in another process is left alone. Pass `0` when no other
+   * process (dockerd included) can be writing. A file whose age the FileSystem cannot tell
+   * counts as old.
+   */
+  olderThanMs?: number;
 }
 
 /** Options for {@linkcode FSMetadataStore.open}. */
@@ -96,16 +124,30 @@ export class FSMetadataStore implements MetadataStore {
    * const value = await store.get("ns", "key");
    * ```
    *
+   * Unlike Go, a symlink as the value file is not followed but refused with `EINVAL` (as
+   * `set` refuses to write onto one), so a link planted in the store cannot make `get` read
+   * a file outside it. Symlinked directories are followed, as Go does.
+   *
    * @param namespace The kind of mapping, e.g. `diffid-by-digest`.
    * @param key The key, e.g. `sha256/<hex>`.
-   * @returns The file's bytes; `ENOENT` when absent, `EISDIR` for a directory.
+   * @returns The file's bytes; `ENOENT` when absent, `EISDIR` for a directory, `EINVAL`
+   * for a symlink.
    */
-  async get(namespace: string, key: string): Promise<Uint8Array> {
-    const path = this.#path(namespace, key);
+  get(namespace: string, key: string): Promise<Uint8Array> {
+    // Not `async`: with a synchronous FileSystem (every ready adapter) this saves a promise
+    // round trip, a sizeable share of a small read.
+    let path: string;
     try {
-      return await this.fs.readFile(path);
+      path = this.#path(namespace, key);
     } catch (error) {
-      throw mapError(error, "get", `${namespace}/${key}`, path);
+      return Promise.reject(error);
+    }
+    try {
+      const value = this.fs.readFile(path);
+      if (value instanceof Uint8Array) return Promise.resolve(value);
+      return value.catch((error) => Promise.reject(getError(error, namespace, key, path)));
+    } catch (error) {
+      return Promise.reject(getError(error, namespace, key, path));
     }
   }
 
@@ -181,6 +223,66 @@ export class FSMetadataStore implements MetadataStore {
     } catch (error) {
       throw mapError(error, "delete", `${namespace}/${key}`, path);
     }
+  }
+
+  /**
+   * Removes the temp files a killed writer left behind: regular files named like Docker's
+   * atomic-write temp files, `.tmp-<name><digits>`, anywhere under the root, and nothing
+   * else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
+   * cannot return one, and a write only becomes visible by its final rename.
+   *
+   * It is not done on {@linkcode FSMetadataStore.open}, because dockerd (or another
+   * process) may be writing in the same directory at that moment; removing its temp file
+   * would make that write fail. By default only files untouched for a minute are removed.
+   * Call it at startup, or after a crash, when you know no write is in progress; symlinks
+   * and directories are never followed or removed.
+   *
+   * @example Clean up after a crash
+   * ```ts
+   * import { FSMetadataStore, MemoryFileSystem } from "@distribution/metadata";
+   * import { deepEqual } from "node:assert/strict";
+   *
+   * const store = await FSMetadataStore.open("/store", { fs: new MemoryFileSystem() });
+   * deepEqual(await store.recover({ olderThanMs: 0 }), []);
+   * ```
+   *
+   * @param options `olderThanMs`: the minimum age of a temp file to remove (default 60 s).
+   * @returns The paths of the files removed.
+   */
+  async recover(options: RecoverOptions = {}): Promise<string[]> {
+    const cutoff = Date.now() - (options.olderThanMs ?? RECOVER_AFTER_MS);
+    const removed: string[] = [];
+    const walk = async (directory: string): Promise<void> => {
+      let names: string[];
+      try {
+        names = await this.fs.readDir(directory);
+      } catch (error) {
+        // A directory removed meanwhile is fine; the root itself must be readable.
+        if (directory !== this.root && errorCode(error) === "ENOENT") return;
+        throw mapError(error, "recover", directory, directory);
+      }
+      for (const name of names) {
+        const path = `${directory === "/" ? "" : directory}/${name}`;
+        let info;
+        try {
+          info = await this.fs.stat(path);
+        } catch (error) {
+          throw mapError(error, "recover", path, path);
+        }
+        if (info?.kind === "directory") await walk(path);
+        if (info?.kind !== "file" || !TEMP_NAME.test(name)) continue;
+        if (info.mtimeMs !== undefined && info.mtimeMs > cutoff) continue;
+        try {
+          await this.fs.remove(path);
+          removed.push(path);
+        } catch (error) {
+          // Renamed or removed by its writer meanwhile: nothing left to do.
+          if (errorCode(error) !== "ENOENT") throw mapError(error, "recover", path, path);
+        }
+      }
+    };
+    await walk(this.root);
+    return removed;
   }
 
   #path(namespace: string, key: string): string {

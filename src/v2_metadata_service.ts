@@ -5,7 +5,7 @@
  */
 import { decodeV2MetadataList, encodeV2MetadataList } from "./_go_json.ts";
 import { withKeyLock } from "./_key_lock.ts";
-import { digestKey } from "./_keys.ts";
+import { digestKey, keyPath } from "./_keys.ts";
 import { errorCode } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import { computeV2MetadataHMAC } from "./hmac.ts";
@@ -37,7 +37,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
-/** Go's Add/Remove read any unreadable or corrupt list as empty. */
+/** Go's Add/Remove read a corrupt list as empty (an unreadable one fails, see #update). */
 function listOrEmpty(bytes: Uint8Array | null): V2Metadata[] {
   if (bytes === null) return [];
   try {
@@ -160,6 +160,8 @@ export class V2MetadataService {
     const entry = entryOf(metadata);
     const listKey = digestKey(diffID);
     const mappingKey = digestKey(entry.digest);
+    // Refuse a digest the mapping could not be stored under before the list is written.
+    keyPath(BY_DIGEST, mappingKey);
     let listChanged = true;
     await this.#update(listKey, (old) => {
       const list = listOrEmpty(old).filter((other) => !sameEntry(other, entry));
@@ -252,8 +254,13 @@ export class V2MetadataService {
       try {
         old = await store.get(BY_DIFFID, key);
       } catch (error) {
-        // Absent is null; unreadable (a directory, say) is empty bytes: corrupt, as in Go.
-        old = errorCode(error) === "ENOENT" ? null : new Uint8Array();
+        // Absent is null; a directory in the way reads as corrupt (empty), as in Go, and the
+        // write then fails with EEXIST. Other read failures (EIO, EACCES, a symlink) are
+        // passed on: Go reads them as an empty list and overwrites every entry with one.
+        const code = errorCode(error);
+        if (code === "ENOENT") old = null;
+        else if (code === "EISDIR") old = new Uint8Array();
+        else throw error;
       }
       const next = fn(old);
       if (next === null) await store.delete(BY_DIFFID, key);

@@ -15,6 +15,7 @@
  */
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
+import { readFileNoFollow } from "./_read_no_follow.ts";
 
 const ops: AtomicWriteOps<Deno.FsFile> = {
   createExclusive: (path, mode) => Deno.openSync(path, { write: true, createNew: true, mode }),
@@ -47,14 +48,20 @@ function kindOf(info: Deno.FileInfo): FileInfo["kind"] {
  * ```
  */
 export const denoFileSystem: FileSystem = {
-  readFile: (path) => Deno.readFileSync(path),
+  // Deno.readFileSync cannot refuse a final symlink; Deno's node:fs opens with O_NOFOLLOW.
+  readFile: readFileNoFollow,
   writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
   mkdir: (path, mode) => Deno.mkdirSync(path, { recursive: true, mode }),
   remove: (path) => Deno.removeSync(path),
   stat(path) {
     try {
       const info = Deno.lstatSync(path);
-      return { kind: kindOf(info), mode: (info.mode ?? 0) & 0o7777, size: info.size };
+      return {
+        kind: kindOf(info),
+        mode: (info.mode ?? 0) & 0o7777,
+        size: info.size,
+        mtimeMs: info.mtime?.getTime(),
+      };
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return null;
       throw error;

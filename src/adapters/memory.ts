@@ -5,6 +5,7 @@
  * @module
  */
 import type { FileInfo, FileSystem } from "../file_system.ts";
+import { copyOut } from "./_copy.ts";
 
 type Entry =
   | { kind: "file"; mode: number; data: Uint8Array }
@@ -85,7 +86,7 @@ export class MemoryFileSystem implements FileSystem {
   readFile(path: string): Uint8Array {
     path = clean(path);
     const entry = this.#entries.get(path);
-    if (entry?.kind === "file") return entry.data.slice();
+    if (entry?.kind === "file") return copyOut(entry.data);
     if (entry) throw fsError("EISDIR", "illegal operation on a directory", "read", path);
     throw this.#missing(path, "open");
   }

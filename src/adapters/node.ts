@@ -17,6 +17,7 @@
  */
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
+import { readFileNoFollow } from "./_read_no_follow.ts";
 
 interface NodeStats {
   isFile(): boolean;
@@ -24,11 +25,11 @@ interface NodeStats {
   isSymbolicLink(): boolean;
   mode: number;
   size: number;
+  mtimeMs: number;
 }
 
 /** The part of `node:fs` the adapter uses. */
 interface NodeFs {
-  readFileSync(path: string): Uint8Array;
   openSync(path: string, flags: string, mode: number): number;
   writeSync(fd: number, data: Uint8Array, offset: number, length: number): number;
   fsync(fd: number, callback: (error: Error | null) => void): void;
@@ -37,7 +38,7 @@ interface NodeFs {
   renameSync(from: string, to: string): void;
   unlinkSync(path: string): void;
   rmdirSync(path: string): void;
-  mkdirSync(path: string, options: { recursive: true; mode: number }): unknown;
+  mkdirSync(path: string, options: { recursive?: boolean; mode: number }): unknown;
   lstatSync(path: string, options: { throwIfNoEntry: false }): NodeStats | undefined;
   readdirSync(path: string): string[];
 }
@@ -76,6 +77,15 @@ function kindOf(stats: NodeStats): FileInfo["kind"] {
   return stats.isSymbolicLink() ? "symlink" : "other";
 }
 
+/** `mkdir -p` one level at a time: each missing directory from the top down. */
+function mkdirEach(path: string, mode: number): void {
+  const fs = nodeFs();
+  if (fs.lstatSync(path, { throwIfNoEntry: false })) return;
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  if (parent !== path) mkdirEach(parent, mode);
+  fs.mkdirSync(path, { mode });
+}
+
 function codeOf(error: unknown): unknown {
   return (error as { code?: unknown } | null)?.code;
 }
@@ -92,13 +102,19 @@ function codeOf(error: unknown): unknown {
  * ```
  */
 export const nodeFileSystem: FileSystem = {
-  readFile(path) {
-    // A plain Uint8Array view, not a Buffer: results compare equal on every runtime.
-    const buffer = nodeFs().readFileSync(path);
-    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  },
+  // O_NOFOLLOW: a symlink as the value file is refused (ELOOP), see FileSystem.readFile.
+  readFile: readFileNoFollow,
   writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
-  mkdir: (path, mode) => void nodeFs().mkdirSync(path, { recursive: true, mode }),
+  mkdir(path, mode) {
+    try {
+      nodeFs().mkdirSync(path, { recursive: true, mode });
+    } catch (error) {
+      // Node 20's recursive mkdir says ENOENT for any failure under an existing directory
+      // (EROFS, EACCES, ENOSPC); creating one level at a time surfaces the real cause.
+      if (codeOf(error) !== "ENOENT") throw error;
+      mkdirEach(path, mode);
+    }
+  },
   remove(path) {
     // Go's os.Remove: unlink, else rmdir; the rmdir error wins unless it is ENOTDIR.
     const fs = nodeFs();
@@ -114,7 +130,9 @@ export const nodeFileSystem: FileSystem = {
   },
   stat(path) {
     const stats = nodeFs().lstatSync(path, { throwIfNoEntry: false });
-    return stats ? { kind: kindOf(stats), mode: stats.mode & 0o7777, size: stats.size } : null;
+    return stats
+      ? { kind: kindOf(stats), mode: stats.mode & 0o7777, size: stats.size, mtimeMs: stats.mtimeMs }
+      : null;
   },
   readDir: (path) => nodeFs().readdirSync(path),
 };
