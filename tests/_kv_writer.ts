@@ -1,0 +1,45 @@
+// A child process for kv_store_test.ts: opens the SQLite file given as the first argument
+// with Deno KV and adds entries FIRST..FIRST+COUNT-1 to one DiffID, several at a time.
+// Prints the number of "database is locked" answers it rode out, as JSON.
+import { V2MetadataService } from "../mod.ts";
+import { DenoKvMetadataStore, type Kv, retryWhileLocked } from "../src/kv_store.ts";
+
+const [path, diffID, first, count] = Deno.args;
+// Opening the file can answer "database is locked" too while the other writer opens it.
+const kv = await retryWhileLocked(() => Deno.openKv(path));
+let locked = 0;
+const counted = <T>(call: () => Promise<T>): Promise<T> =>
+  call().catch((error) => {
+    if (/database is locked/.test(String(error))) locked++;
+    throw error;
+  });
+// Counts what reaches the store; the store itself retries.
+const counting: Kv = {
+  get: (key) => counted(() => kv.get(key)),
+  getMany: (keys) => counted(() => kv.getMany(keys)),
+  atomic() {
+    const operation = kv.atomic();
+    const wrapper = {
+      check: (...checks: Deno.AtomicCheck[]) => (operation.check(...checks), wrapper),
+      set: (key: Deno.KvKey, value: unknown) => (operation.set(key, value), wrapper),
+      delete: (key: Deno.KvKey) => (operation.delete(key), wrapper),
+      commit: () => counted(() => operation.commit()),
+    };
+    return wrapper;
+  },
+};
+const service = new V2MetadataService(await DenoKvMetadataStore.open(counting));
+const numbers = Array.from({ length: Number(count) }, (_, i) => Number(first) + i);
+for (let i = 0; i < numbers.length; i += 5) {
+  await Promise.all(
+    numbers.slice(i, i + 5).map((n) =>
+      service.add(diffID!, {
+        digest: "sha256:" + n.toString(16).padStart(64, "0"),
+        sourceRepository: `registry.example.com/writer/${first}`,
+        hmac: "",
+      })
+    ),
+  );
+}
+kv.close();
+console.log(JSON.stringify({ locked }));
