@@ -1,0 +1,38 @@
+// Reading an image configuration's rootfs.diff_ids and matching them to manifest layers.
+import { ErrUnsupported } from "./errors.ts";
+import type { Descriptor } from "./types.ts";
+
+/** The layer DiffIDs of an image configuration (`rootfs.diff_ids`). */
+export function diffIDsOf(config: Uint8Array, what: string): string[] {
+  let json: { rootfs?: { diff_ids?: unknown } };
+  try {
+    json = JSON.parse(new TextDecoder().decode(config));
+  } catch (cause) {
+    throw new ErrUnsupported(`Cannot read image configuration of ${what}: not JSON`, { cause });
+  }
+  const ids = json?.rootfs?.diff_ids ?? [];
+  if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
+    throw new ErrUnsupported(`Cannot read image configuration of ${what}: bad rootfs.diff_ids`);
+  }
+  return ids as string[];
+}
+
+/** The layers with their DiffIDs; dockerd refuses a count mismatch. */
+export function layersWithDiffIDs(
+  layers: Descriptor[],
+  diffIDs: string[],
+  what: string,
+): { layer: Descriptor; diffID: string }[] {
+  if (layers.length !== diffIDs.length) {
+    throw new ErrUnsupported(
+      `Cannot use ${what}: layers from manifest don't match image configuration ` +
+        `(${layers.length} layers, ${diffIDs.length} diff_ids)`,
+    );
+  }
+  return layers.map((layer, i) => ({ layer, diffID: diffIDs[i]! }));
+}
+
+/** Whether a layer is foreign (non-distributable: fetched from its URLs, never pushed). */
+export function isForeign(layer: Descriptor): boolean {
+  return (layer.urls?.length ?? 0) > 0;
+}

@@ -1,0 +1,88 @@
+// The selection logic of dockerd's push (distribution/push_v2.go): attempt budgets by layer
+// size, ordering of metadata entries by credentials, path likeness and age, mount candidates.
+import { checkV2MetadataHMAC } from "../hmac.ts";
+import type { V2Metadata } from "../v2_metadata_service.ts";
+import { formatReference, parseReference, type Reference } from "./reference.ts";
+
+/** Layers up to this size get 1 mount attempt and 1 existence check. */
+export const SMALL_LAYER_MAXIMUM_SIZE = 100 * 1024;
+/** Layers up to this size get 3 mount attempts and 1 existence check. */
+export const MIDDLE_LAYER_MAXIMUM_SIZE = 10 * 1024 * 1024;
+
+/** How hard to look for a layer before uploading it. */
+export interface AttemptBudget {
+  maxMountAttempts: number;
+  maxExistenceChecks: number;
+  checkOtherRepositories: boolean;
+}
+
+/** dockerd's getMaxMountAndExistenceCheckAttempts: 1/1, 3/1, 4/3 (+ other repositories). */
+export function attemptBudget(size: number | undefined): AttemptBudget {
+  if (size !== undefined && size > MIDDLE_LAYER_MAXIMUM_SIZE) {
+    return { maxMountAttempts: 4, maxExistenceChecks: 3, checkOtherRepositories: true };
+  }
+  if (size === undefined || !Number.isFinite(size) || size > SMALL_LAYER_MAXIMUM_SIZE) {
+    return { maxMountAttempts: 3, maxExistenceChecks: 1, checkOtherRepositories: false };
+  }
+  return { maxMountAttempts: 1, maxExistenceChecks: 1, checkOtherRepositories: false };
+}
+
+function matchingPathComponents(path: string, target: string[]): number {
+  const components = path.split("/");
+  let i = 0;
+  for (; i < components.length && i < target.length; i++) {
+    if (components[i] !== target[i]) return i;
+  }
+  return i;
+}
+
+/**
+ * dockerd's sortV2MetadataByLikenessAndAge on a copy: youngest first (the list's end), then
+ * stably: entries whose HMAC checks against `hmacKey` first, then more leading path components
+ * equal to `targetName` first.
+ */
+export async function sortByLikenessAndAge(
+  targetName: string,
+  hmacKey: Uint8Array | null,
+  entries: readonly V2Metadata[],
+): Promise<V2Metadata[]> {
+  const target = targetName.split("/");
+  const keyed = await Promise.all(
+    [...entries].reverse().map(async (entry) => ({
+      entry,
+      mac: await checkV2MetadataHMAC(entry, hmacKey),
+      match: matchingPathComponents(entry.sourceRepository, target),
+    })),
+  );
+  keyed.sort((a, b) => a.mac !== b.mac ? (a.mac ? -1 : 1) : b.match - a.match);
+  return keyed.map((k) => k.entry);
+}
+
+/** Go's reference.ParseNamed: a canonical name (no normalisation applied), else null. */
+export function parseCanonicalName(name: string): Reference | null {
+  try {
+    const ref = parseReference(name, { defaultTag: false });
+    return formatReference(ref) === name ? ref : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * dockerd's getRepositoryMountCandidates: entries on the target's registry, not the target
+ * repository itself, sorted by likeness and age, at most `max`.
+ */
+export async function mountCandidates(
+  target: Reference,
+  hmacKey: Uint8Array | null,
+  max: number,
+  entries: readonly V2Metadata[],
+): Promise<V2Metadata[]> {
+  const candidates = entries.filter((entry) => {
+    const source = parseCanonicalName(entry.sourceRepository);
+    return source !== null && source.domain === target.domain &&
+      entry.sourceRepository !== target.name;
+  });
+  const sorted = await sortByLikenessAndAge(target.name, hmacKey, candidates);
+  return max >= 0 ? sorted.slice(0, max) : sorted;
+}

@@ -1,0 +1,269 @@
+/**
+ * A {@linkcode ContentStore} in an OCI image layout directory (`oci-layout`, `index.json`,
+ * `blobs/<alg>/<hex>`): the format skopeo, crane and oras read and write, on the core's
+ * {@linkcode FileSystem}.
+ *
+ * @module
+ */
+import type { FileSystem } from "../file_system.ts";
+import { mapError } from "../_map_error.ts";
+import { runtimeFileSystem } from "../_runtime_file_system.ts";
+import { MetadataError } from "../errors.ts";
+import { digestOf, isDigest, verifyDigest } from "./_digest.ts";
+import type { ContentStore, Descriptor, ImageConfigStore } from "./types.ts";
+
+/** The annotation OCI layouts name images by (skopeo and oras write the tag there). */
+export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
+/** The annotation containerd (and `docker save`) write the full reference to. */
+export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
+
+const FILE_MODE = 0o644;
+const DIRECTORY_MODE = 0o755;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+interface Index {
+  schemaVersion: number;
+  mediaType?: string;
+  manifests: Descriptor[];
+  [key: string]: unknown;
+}
+
+function randomDigits(): string {
+  return String(Math.floor(Math.random() * 1e9));
+}
+
+function notADigest(digest: string): MetadataError {
+  return new MetadataError("EINVAL", `Cannot use blob "${digest}": not a digest`, { path: digest });
+}
+
+/**
+ * An OCI image layout directory as a {@linkcode ContentStore}. Blobs are written atomically
+ * (temp file and rename) after their digest is checked; `index.json` updates run one at a time.
+ *
+ * @example
+ * ```ts
+ * import { MemoryFileSystem } from "@distribution/metadata";
+ * import { ociLayoutStore } from "@distribution/metadata/registry";
+ *
+ * const store = await ociLayoutStore("/images/app", { fs: new MemoryFileSystem() });
+ * console.log(await store.resolve("latest")); // null
+ * ```
+ */
+export class OciLayoutStore implements ContentStore {
+  /** The layout's directory. */
+  readonly dir: string;
+  readonly #fs: FileSystem;
+  #queue: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Use {@linkcode ociLayoutStore}, which also creates the layout.
+   *
+   * @param dir The absolute directory.
+   * @param fs The filesystem.
+   */
+  constructor(dir: string, fs: FileSystem) {
+    this.dir = dir.replace(/\/+$/, "") || "/";
+    this.#fs = fs;
+  }
+
+  /** @internal Creates `oci-layout` and `index.json` when missing. */
+  async init(): Promise<void> {
+    await this.#mkdir(`${this.dir}/blobs`);
+    if (await this.#fs.stat(`${this.dir}/oci-layout`) === null) {
+      await this.#write(`${this.dir}/oci-layout`, encoder.encode('{"imageLayoutVersion":"1.0.0"}'));
+    }
+    if (await this.#fs.stat(`${this.dir}/index.json`) === null) {
+      await this.#writeIndex({ schemaVersion: 2, manifests: [] });
+    }
+  }
+
+  #blobPath(digest: string): string {
+    if (!isDigest(digest)) throw notADigest(digest);
+    const colon = digest.indexOf(":");
+    return `${this.dir}/blobs/${digest.slice(0, colon)}/${digest.slice(colon + 1)}`;
+  }
+
+  async #mkdir(path: string): Promise<void> {
+    try {
+      await this.#fs.mkdir(path, DIRECTORY_MODE);
+    } catch (error) {
+      throw mapError(error, "create", "directory", path);
+    }
+  }
+
+  async #write(path: string, data: Uint8Array): Promise<void> {
+    const slash = path.lastIndexOf("/");
+    const temp = `${path.slice(0, slash)}/.tmp-${path.slice(slash + 1)}${randomDigits()}`;
+    try {
+      await this.#fs.writeFileAtomic(path, temp, data, FILE_MODE);
+    } catch (error) {
+      throw mapError(error, "write", "file", path);
+    }
+  }
+
+  /**
+   * Whether the blob is present.
+   *
+   * @param digest `sha256:<hex>`.
+   * @returns `true` when it is.
+   */
+  async has(digest: string): Promise<boolean> {
+    const info = await this.#fs.stat(this.#blobPath(digest));
+    return info !== null && info.kind === "file";
+  }
+
+  /**
+   * Reads a blob.
+   *
+   * @param digest `sha256:<hex>`.
+   * @returns Its bytes; `ENOENT` when absent.
+   */
+  async get(digest: string): Promise<Uint8Array> {
+    const path = this.#blobPath(digest);
+    try {
+      return await this.#fs.readFile(path);
+    } catch (error) {
+      throw mapError(error, "read", `blob ${digest}`, path);
+    }
+  }
+
+  /**
+   * Stores a blob after checking its digest (a present blob is left alone).
+   *
+   * @param digest `sha256:<hex>`.
+   * @param data The bytes.
+   * @returns Nothing.
+   */
+  async put(digest: string, data: Uint8Array): Promise<void> {
+    const path = this.#blobPath(digest);
+    await verifyDigest(data, digest, `blob "${digest}"`);
+    if (await this.has(digest)) return;
+    await this.#mkdir(path.slice(0, path.lastIndexOf("/")));
+    await this.#write(path, data);
+  }
+
+  async #readIndex(): Promise<Index> {
+    const path = `${this.dir}/index.json`;
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#fs.readFile(path);
+    } catch (error) {
+      throw mapError(error, "read", "index", path);
+    }
+    const index = JSON.parse(decoder.decode(bytes)) as Index;
+    if (!Array.isArray(index.manifests)) index.manifests = [];
+    return index;
+  }
+
+  #writeIndex(index: Index): Promise<void> {
+    return this.#write(`${this.dir}/index.json`, encoder.encode(JSON.stringify(index)));
+  }
+
+  /**
+   * Every manifest `index.json` lists.
+   *
+   * @returns The descriptors, with their annotations.
+   */
+  async list(): Promise<Descriptor[]> {
+    return (await this.#readIndex()).manifests;
+  }
+
+  /**
+   * The manifest a name points at: a tag (`org.opencontainers.image.ref.name`), a full
+   * reference (`io.containerd.image.name`, or a ref name holding one) or a digest.
+   *
+   * @param name e.g. `latest`, `127.0.0.1:5000/app:latest`, `sha256:<hex>`.
+   * @returns The descriptor, or `null`.
+   */
+  async resolve(name: string): Promise<Descriptor | null> {
+    const manifests = (await this.#readIndex()).manifests;
+    const found = manifests.find((d) =>
+      d.annotations?.[ANNOTATION_REF_NAME] === name ||
+      d.annotations?.[ANNOTATION_IMAGE_NAME] === name
+    ) ?? manifests.find((d) => d.digest === name);
+    return found === undefined ? null : { ...found };
+  }
+
+  /**
+   * Points a name at a manifest in `index.json`, replacing the entry that had that name.
+   *
+   * @param name The tag or reference to write to `org.opencontainers.image.ref.name`.
+   * @param descriptor The manifest's descriptor (its blob should be stored).
+   * @returns Nothing.
+   */
+  tag(name: string, descriptor: Descriptor): Promise<void> {
+    const run = this.#queue.then(async () => {
+      const index = await this.#readIndex();
+      index.manifests = index.manifests.filter((d) =>
+        d.annotations?.[ANNOTATION_REF_NAME] !== name
+      );
+      const { mediaType, digest, size, platform } = descriptor;
+      index.manifests.push({
+        mediaType,
+        digest,
+        size,
+        ...(platform === undefined ? {} : { platform }),
+        annotations: { ...descriptor.annotations, [ANNOTATION_REF_NAME]: name },
+      });
+      await this.#writeIndex(index);
+    });
+    this.#queue = run.catch(() => {});
+    return run;
+  }
+}
+
+/**
+ * Opens (creating when missing) an OCI image layout directory as a content store.
+ *
+ * @param dir The absolute directory.
+ * @param options `fs`: the filesystem (default: the running runtime's).
+ * @returns The store.
+ *
+ * @example
+ * ```ts
+ * import { MemoryFileSystem } from "@distribution/metadata";
+ * import { ociLayoutStore } from "@distribution/metadata/registry";
+ *
+ * const store = await ociLayoutStore("/layout", { fs: new MemoryFileSystem() });
+ * const data = new TextEncoder().encode("{}");
+ * const digest = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+ * await store.put(digest, data);
+ * console.log(await store.has(digest)); // true
+ * ```
+ */
+export async function ociLayoutStore(
+  dir: string,
+  options: { fs?: FileSystem } = {},
+): Promise<OciLayoutStore> {
+  const store = new OciLayoutStore(dir, options.fs ?? runtimeFileSystem());
+  await store.init();
+  return store;
+}
+
+/**
+ * Docker's `ImageConfigStore` over a content store: configurations are blobs.
+ *
+ * @param store The content store.
+ * @returns The config store.
+ *
+ * @example
+ * ```ts
+ * import { MemoryFileSystem } from "@distribution/metadata";
+ * import { imageConfigStore, ociLayoutStore } from "@distribution/metadata/registry";
+ *
+ * const configs = imageConfigStore(await ociLayoutStore("/l", { fs: new MemoryFileSystem() }));
+ * const digest = await configs.put(new TextEncoder().encode('{"rootfs":{}}'));
+ * console.log((await configs.get(digest)).length); // 13
+ * ```
+ */
+export function imageConfigStore(store: ContentStore): ImageConfigStore {
+  return {
+    async put(config) {
+      const digest = await digestOf(config);
+      await store.put(digest, config);
+      return digest;
+    },
+    get: (digest) => store.get(digest),
+  };
+}

@@ -1,0 +1,346 @@
+/**
+ * `push`: an image from a content store to a registry, following dockerd's algorithm
+ * (docker `distribution/push_v2.go`): existence checks and cross-repository mounts chosen from
+ * the distribution metadata, stale entries forgotten, every pushed layer recorded.
+ *
+ * @module
+ */
+import { checkV2MetadataHMAC } from "../hmac.ts";
+import { MetadataError } from "../errors.ts";
+import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
+import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
+import { digestOf } from "./_digest.ts";
+import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./_push_candidates.ts";
+import { ErrBlobUnknown, ErrUnauthorized } from "./errors.ts";
+import { isIndexMediaType, parseManifest } from "./manifest.ts";
+import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
+import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
+import type { BlobWriter, ContentStore, Descriptor, RegistryConfig, Repository } from "./types.ts";
+
+interface PushContext {
+  repo: Repository;
+  target: Reference;
+  store: ContentStore;
+  service: V2MetadataService;
+  hmacKey: Uint8Array | null;
+  hasAuthInfo: boolean;
+  config: RegistryConfig;
+  /** DiffID → descriptor of layers known to be on the registry (dockerd's pushState.remoteLayers). */
+  remoteLayers: Map<string, Descriptor>;
+}
+
+async function ignore(promise: Promise<unknown>): Promise<void> {
+  try {
+    await promise;
+  } catch {
+    // dockerd ignores failures of Remove and of cancelling an upload
+  }
+}
+
+/** dockerd's layerAlreadyExists: HEAD up to `max` distinct digests in the target repository. */
+async function layerAlreadyExists(
+  ctx: PushContext,
+  diffID: string,
+  layer: Descriptor,
+  checkOtherRepositories: boolean,
+  max: number,
+  entries: V2Metadata[],
+  checked: Set<string>,
+): Promise<Descriptor | null> {
+  const target = ctx.target.name;
+  const candidates = entries.filter((m) =>
+    !(m.sourceRepository.length > 0 && !checkOtherRepositories && m.sourceRepository !== target)
+  );
+  const sorted = await sortByLikenessAndAge(target, ctx.hmacKey, candidates);
+  const byDigest = new Map<string, V2Metadata>();
+  for (const meta of sorted) {
+    if (byDigest.size >= max) break;
+    if (byDigest.has(meta.digest) || checked.has(meta.digest)) continue;
+    byDigest.set(meta.digest, meta);
+  }
+  for (const [digest, meta] of byDigest) {
+    let found: Descriptor;
+    try {
+      found = await ctx.repo.blobs().stat(digest);
+    } catch (error) {
+      checked.add(digest);
+      if (error instanceof ErrBlobUnknown && meta.sourceRepository === target) {
+        await ignore(ctx.service.remove(meta));
+      }
+      continue;
+    }
+    checked.add(digest);
+    const known = byDigest.get(found.digest);
+    if (
+      known === undefined || known.sourceRepository !== target ||
+      !(await checkV2MetadataHMAC(known, ctx.hmacKey))
+    ) {
+      await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
+        digest: found.digest,
+        sourceRepository: target,
+        hmac: "",
+      });
+    }
+    const descriptor = { ...layer, digest: found.digest };
+    ctx.remoteLayers.set(diffID, descriptor);
+    ctx.config.onProgress?.({ action: "exists", digest, current: layer.size, total: layer.size });
+    return descriptor;
+  }
+  return null;
+}
+
+/** dockerd's v2PushDescriptor.Upload for one layer. */
+async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): Promise<Descriptor> {
+  if (isForeign(layer)) {
+    ctx.config.onProgress?.({
+      action: "skip",
+      digest: layer.digest,
+      current: 0,
+      total: layer.size,
+    });
+    return layer;
+  }
+  const done = ctx.remoteLayers.get(diffID);
+  if (done !== undefined) return done;
+  const budget = attemptBudget(layer.size);
+  const checked = new Set<string>();
+  let entries: V2Metadata[] = [];
+  let haveEntries = false;
+  try {
+    entries = await ctx.service.getMetadata(diffID);
+    haveEntries = true;
+  } catch {
+    // no metadata for this layer: dockerd goes straight to mounts (none) and the upload
+  }
+  if (haveEntries) {
+    const found = await layerAlreadyExists(ctx, diffID, layer, true, 1, entries, checked);
+    if (found !== null) return found;
+  }
+
+  const blobs = ctx.repo.blobs();
+  let upload: BlobWriter | null = null;
+  const candidates = await mountCandidates(
+    ctx.target,
+    ctx.hmacKey,
+    budget.maxMountAttempts,
+    entries,
+  );
+  for (const candidate of candidates) {
+    const source = parseReference(candidate.sourceRepository, { defaultTag: false });
+    let unauthorized = false;
+    let created: Awaited<ReturnType<typeof blobs.create>> | null = null;
+    try {
+      created = await blobs.create({
+        mountFrom: { repository: source.path, digest: candidate.digest },
+      });
+    } catch (error) {
+      unauthorized = error instanceof ErrUnauthorized;
+    }
+    if (created?.kind === "mounted") {
+      const descriptor = { ...layer, digest: created.descriptor.digest };
+      ctx.remoteLayers.set(diffID, descriptor);
+      ctx.config.onProgress?.({
+        action: "mount",
+        digest: descriptor.digest,
+        current: layer.size,
+        total: layer.size,
+        from: candidate.sourceRepository,
+      });
+      await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
+        digest: descriptor.digest,
+        sourceRepository: ctx.target.name,
+        hmac: "",
+      });
+      if (upload !== null) await ignore(upload.cancel());
+      return descriptor;
+    }
+    // A failed mount forgets the entry only when it was made with these credentials (or with
+    // none), and not when the registry merely asked for credentials we do not have.
+    if (
+      candidate.sourceRepository.length > 0 && !(unauthorized && !ctx.hasAuthInfo) &&
+      (await checkV2MetadataHMAC(candidate, ctx.hmacKey) || candidate.hmac.length === 0)
+    ) {
+      await ignore(ctx.service.remove(candidate));
+    }
+    if (created?.kind === "upload") {
+      if (upload !== null) await ignore(upload.cancel());
+      upload = created.writer;
+    }
+  }
+
+  if (budget.maxExistenceChecks - checked.size > 0) {
+    const found = await layerAlreadyExists(
+      ctx,
+      diffID,
+      layer,
+      budget.checkOtherRepositories,
+      budget.maxExistenceChecks - checked.size,
+      entries,
+      checked,
+    );
+    if (found !== null) {
+      if (upload !== null) await ignore(upload.cancel());
+      return found;
+    }
+  }
+
+  if (upload === null) {
+    const created = await blobs.create();
+    if (created.kind !== "upload") throw new Error("unreachable: a plain upload cannot mount");
+    upload = created.writer;
+  }
+  const data = await ctx.store.get(layer.digest);
+  const pushDigest = await digestOf(data);
+  const chunkSize = ctx.config.chunkSize ?? 0;
+  const total = data.length;
+  try {
+    if (chunkSize > 0 && data.length > chunkSize) {
+      for (let offset = 0; offset < data.length; offset += chunkSize) {
+        await upload.write(data.subarray(offset, offset + chunkSize));
+        ctx.config.onProgress?.({
+          action: "push",
+          digest: pushDigest,
+          current: Math.min(offset + chunkSize, total),
+          total,
+        });
+      }
+      await upload.commit(pushDigest);
+    } else {
+      await upload.commit(pushDigest, data);
+      ctx.config.onProgress?.({ action: "push", digest: pushDigest, current: total, total });
+    }
+  } catch (error) {
+    await ignore(upload.cancel());
+    throw error;
+  }
+  await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
+    digest: pushDigest,
+    sourceRepository: ctx.target.name,
+    hmac: "",
+  });
+  const descriptor = { ...layer, digest: pushDigest, size: data.length };
+  ctx.remoteLayers.set(diffID, descriptor);
+  return descriptor;
+}
+
+/** The config blob (or any non-layer blob): HEAD, then upload when missing. */
+async function pushBlob(ctx: PushContext, descriptor: Descriptor): Promise<void> {
+  try {
+    await ctx.repo.blobs().stat(descriptor.digest);
+    ctx.config.onProgress?.({
+      action: "exists",
+      digest: descriptor.digest,
+      current: descriptor.size,
+      total: descriptor.size,
+    });
+    return;
+  } catch (error) {
+    if (!(error instanceof ErrBlobUnknown)) throw error;
+  }
+  const data = await ctx.store.get(descriptor.digest);
+  const options = ctx.config.chunkSize === undefined ? {} : { chunkSize: ctx.config.chunkSize };
+  await ctx.repo.blobs().put(data, options);
+  ctx.config.onProgress?.({
+    action: "push",
+    digest: descriptor.digest,
+    current: data.length,
+    total: data.length,
+  });
+}
+
+async function pushManifest(
+  ctx: PushContext,
+  descriptor: Descriptor,
+  tag: string | undefined,
+): Promise<Descriptor> {
+  const payload = await ctx.store.get(descriptor.digest);
+  const shown = formatReference(ctx.target);
+  const manifest = parseManifest(payload, descriptor.mediaType, shown);
+  const refs = manifest.references();
+  if (isIndexMediaType(manifest.mediaType)) {
+    for (const child of refs) {
+      if (await ctx.store.has(child.digest)) await pushManifest(ctx, child, undefined);
+    }
+  } else {
+    const [configDescriptor, ...layers] = refs;
+    const configBytes = await ctx.store.get(configDescriptor!.digest);
+    const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+    for (const { layer, diffID } of pairs) await pushLayer(ctx, diffID, layer);
+    await pushBlob(ctx, configDescriptor!);
+  }
+  const digest = await ctx.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
+  return { mediaType: manifest.mediaType, digest, size: payload.length };
+}
+
+/**
+ * Pushes an image from a content store, as `docker push` does. The image is the manifest the
+ * store has under the reference (full reference, tag, or digest). Per layer, dockerd's
+ * algorithm: one existence check of the best-known digest; cross-repository mounts from other
+ * repositories of the same registry the metadata knows, best first (credentials' HMAC, path
+ * likeness, age), 1/3/4 attempts for layers up to 100 KiB / 10 MiB / bigger; a failed mount
+ * forgets its entry when the entry's HMAC matches `hmacKey` or is empty; a few more
+ * existence checks; then the upload (monolithic, or `PATCH` chunks of `config.chunkSize`).
+ * Every layer found, mounted or uploaded is recorded with `tagAndAdd` under the target
+ * repository's full name. Then the configuration blob and the manifest (unchanged bytes,
+ * so the digest is the store's).
+ *
+ * @param ref A Docker reference with a tag (or digest), e.g. `127.0.0.1:5000/team/app:1.0`.
+ * @param store The content store holding the image.
+ * @param config Credentials, metadata service, HMAC key, transport, progress, chunk size.
+ * @returns The descriptor of the pushed manifest.
+ *
+ * @example
+ * ```ts ignore
+ * import { computeV2MetadataHMACKey, FSMetadataStore, V2MetadataService } from "@distribution/metadata";
+ * import { ociLayoutStore, push } from "@distribution/metadata/registry";
+ *
+ * const auth = { username: "ci", password: "secret" };
+ * const pushed = await push("registry.example.com/team/app:1.0", await ociLayoutStore("/tmp/app"), {
+ *   auth,
+ *   hmacKey: await computeV2MetadataHMACKey(auth),
+ *   metadataService: new V2MetadataService(await FSMetadataStore.open("/tmp/dist")),
+ * });
+ * console.log(pushed.digest);
+ * ```
+ */
+export async function push(
+  ref: string,
+  store: ContentStore,
+  config: RegistryConfig = {},
+): Promise<Descriptor> {
+  const target = parseReference(ref);
+  checkRepositoryName(target);
+  const names = [formatReference(target)];
+  if (target.tag !== undefined) names.push(`${target.name}:${target.tag}`, target.tag);
+  if (target.digest !== undefined) names.push(target.digest);
+  let descriptor: Descriptor | null = null;
+  for (const name of names) {
+    descriptor = await store.resolve(name);
+    if (descriptor !== null) break;
+  }
+  if (descriptor === null) {
+    throw new MetadataError(
+      "ENOENT",
+      `Cannot push "${ref}": tag does not exist: ${familiarName(target)}${
+        target.tag ? `:${target.tag}` : ""
+      }`,
+      { path: ref },
+    );
+  }
+  const repo = await openRepository(target, endpointsFor(target, config, true)[0]!, config, [
+    "pull",
+    "push",
+  ]);
+  const auth = config.auth;
+  const ctx: PushContext = {
+    repo,
+    target,
+    store,
+    service: config.metadataService ?? new V2MetadataService(null),
+    hmacKey: config.hmacKey ?? null,
+    hasAuthInfo: !!auth?.registrytoken || (!!auth?.username && !!auth?.password),
+    config,
+    remoteLayers: new Map(),
+  };
+  return pushManifest(ctx, descriptor, target.tag);
+}

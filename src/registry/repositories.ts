@@ -1,0 +1,160 @@
+/**
+ * From a reference to repositories: the registry endpoints it resolves to (Docker Hub's mirrors
+ * first, as seed 003's `GetRepositories`), each pinged, and `tags()`.
+ *
+ * @module
+ */
+import { RegistryClient } from "./client.ts";
+import { ErrRepositoryNameInvalid, RegistryError } from "./errors.ts";
+import { DEFAULT_DOMAIN, familiarName, parseReference, type Reference } from "./reference.ts";
+import { HttpRepository } from "./repository.ts";
+import type { RegistryConfig, Repository } from "./types.ts";
+
+/** Docker Hub's registry endpoint. */
+export const DOCKER_HUB_ENDPOINT = "https://registry-1.docker.io";
+
+/** One place a repository can be reached. */
+export interface RegistryEndpoint {
+  /** The base URL, e.g. `https://registry-1.docker.io`. */
+  url: string;
+  /** Whether it is a pull-through mirror. */
+  mirror: boolean;
+}
+
+/**
+ * The endpoints of a reference's registry, in the order dockerd tries them: for Docker Hub the
+ * configured mirrors, then Docker Hub itself; for any other registry that registry
+ * (`http://` with `plainHttp`). Pushes never go to mirrors.
+ *
+ * @param ref The parsed reference.
+ * @param config Mirrors and `plainHttp`.
+ * @param forPush `true` to leave the mirrors out.
+ * @returns The endpoints.
+ *
+ * @example
+ * ```ts
+ * import { endpointsFor, parseReference } from "@distribution/metadata/registry";
+ * const urls = endpointsFor(parseReference("busybox"), { mirrors: ["https://mirror.example"] })
+ *   .map((e) => e.url);
+ * console.log(urls); // ["https://mirror.example", "https://registry-1.docker.io"]
+ * ```
+ */
+export function endpointsFor(
+  ref: Reference,
+  config: RegistryConfig = {},
+  forPush = false,
+): RegistryEndpoint[] {
+  if (ref.domain === DEFAULT_DOMAIN) {
+    const mirrors = forPush ? [] : (config.mirrors ?? []).map((m) => ({
+      url: (/^https?:\/\//.test(m) ? m : `https://${m}`).replace(/\/+$/, ""),
+      mirror: true,
+    }));
+    return [...mirrors, { url: DOCKER_HUB_ENDPOINT, mirror: false }];
+  }
+  return [{ url: `${config.plainHttp ? "http" : "https"}://${ref.domain}`, mirror: false }];
+}
+
+/** Refuses `scratch`, as dockerd's `validateRepoName`. */
+export function checkRepositoryName(ref: Reference): void {
+  if (familiarName(ref) === "scratch") {
+    throw new ErrRepositoryNameInvalid(ref.name, "'scratch' is a reserved name");
+  }
+}
+
+/**
+ * Opens a repository on one endpoint and pings it (`/v2/`), keeping the auth challenge.
+ *
+ * @param ref The parsed reference.
+ * @param endpoint Where.
+ * @param config Credentials, transport, progress.
+ * @param actions Token scope actions (`["pull"]`, or `["push", "pull"]`).
+ * @returns The repository.
+ *
+ * @example
+ * ```ts ignore
+ * import { openRepository, parseReference } from "@distribution/metadata/registry";
+ * const repo = await openRepository(parseReference("127.0.0.1:5000/app"), {
+ *   url: "http://127.0.0.1:5000",
+ *   mirror: false,
+ * });
+ * ```
+ */
+export async function openRepository(
+  ref: Reference,
+  endpoint: RegistryEndpoint,
+  config: RegistryConfig = {},
+  actions: string[] = ["pull"],
+): Promise<HttpRepository> {
+  const client = new RegistryClient(endpoint.url, { auth: config.auth, fetch: config.fetch });
+  await client.ping();
+  return new HttpRepository(client, {
+    name: ref.name,
+    path: ref.path,
+    mirror: endpoint.mirror,
+    actions,
+    onProgress: config.onProgress,
+  });
+}
+
+/**
+ * The repositories a reference can be pulled from: for Docker Hub references the configured
+ * mirrors first, then Docker Hub; endpoints whose `/v2/` ping fails are left out. Fails with
+ * the last error when none answers, or when the reference is invalid.
+ *
+ * @param ref A Docker reference, e.g. `busybox` or `127.0.0.1:5000/team/app`.
+ * @param config Credentials, mirrors, transport.
+ * @returns The reachable repositories, in the order to try them.
+ *
+ * @example
+ * ```ts ignore
+ * import { getRepositories } from "@distribution/metadata/registry";
+ * const [repo] = await getRepositories("busybox", { mirrors: ["https://mirror.gcr.io"] });
+ * console.log(repo?.endpoint);
+ * ```
+ */
+export async function getRepositories(
+  ref: string,
+  config: RegistryConfig = {},
+): Promise<Repository[]> {
+  const parsed = parseReference(ref);
+  checkRepositoryName(parsed);
+  const repositories: Repository[] = [];
+  let lastError: unknown = null;
+  for (const endpoint of endpointsFor(parsed, config)) {
+    try {
+      repositories.push(await openRepository(parsed, endpoint, config));
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  if (repositories.length === 0) {
+    throw lastError ?? new RegistryError("UNREACHABLE", `Cannot reach a registry for "${ref}"`);
+  }
+  return repositories;
+}
+
+/**
+ * The tags of a repository (Docker's `distribution.Tags`), following pagination.
+ *
+ * @param ref A reference; its tag or digest, if any, is ignored.
+ * @param config Credentials, mirrors, transport.
+ * @returns The tags, as the registry lists them.
+ *
+ * @example
+ * ```ts ignore
+ * import { tags } from "@distribution/metadata/registry";
+ * console.log(await tags("127.0.0.1:5000/team/app", { plainHttp: true }));
+ * ```
+ */
+export async function tags(ref: string, config: RegistryConfig = {}): Promise<string[]> {
+  let lastError: unknown = null;
+  for (const repository of await getRepositories(ref, config)) {
+    try {
+      return await repository.tags().all();
+    } catch (error) {
+      lastError = error;
+      if (!repository.mirror) break;
+    }
+  }
+  throw lastError;
+}

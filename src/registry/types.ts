@@ -1,0 +1,183 @@
+/**
+ * The shapes the registry side works with, after Docker's `distribution` package (seed 004):
+ * descriptors, manifests, and a repository with its manifest, blob and tag services.
+ *
+ * @module
+ */
+import type { AuthConfig } from "../hmac.ts";
+import type { V2MetadataService } from "../v2_metadata_service.ts";
+
+/** The platform an image runs on (OCI `platform`). */
+export interface Platform {
+  /** e.g. `amd64`, `arm64`. */
+  architecture: string;
+  /** e.g. `linux`. */
+  os: string;
+  /** e.g. `v8`. */
+  variant?: string;
+  /** e.g. `10.0.17763.1`. */
+  "os.version"?: string;
+  /** Required CPU/OS features. */
+  "os.features"?: string[];
+}
+
+/** Targeted content: a blob or manifest by media type, size and digest (wire format). */
+export interface Descriptor {
+  /** The content's media type. */
+  mediaType: string;
+  /** The size in bytes. */
+  size: number;
+  /** The digest, `sha256:<hex>`. */
+  digest: string;
+  /** Where a foreign (non-distributable) blob can be fetched instead. */
+  urls?: string[];
+  /** Arbitrary annotations. */
+  annotations?: Record<string, string>;
+  /** The platform, for entries of an image index. */
+  platform?: Platform;
+}
+
+/** A manifest as the registry stores it: its references and exact payload. */
+export interface Manifest {
+  /** The media type it was served or stored with. */
+  mediaType: string;
+  /** The exact bytes; the digest is computed over them. */
+  payload: Uint8Array;
+  /** The parsed JSON. */
+  json: Record<string, unknown>;
+  /** The blobs and manifests it references: the config first, then the layers (or the index entries). */
+  references(): Descriptor[];
+}
+
+/** Options of {@linkcode BlobService.create}. */
+export interface BlobCreateOptions {
+  /** Try a cross-repository mount of this blob from another repository of the same registry. */
+  mountFrom?: { repository: string; digest: string };
+}
+
+/** An upload session (`/v2/<name>/blobs/uploads/<id>`). */
+export interface BlobWriter {
+  /** The session's current location. */
+  readonly location: string;
+  /** The bytes sent so far. */
+  readonly size: number;
+  /** Sends a chunk (`PATCH` with `Content-Range`). */
+  write(chunk: Uint8Array): Promise<void>;
+  /** Finishes the upload (`PUT ?digest=`), optionally sending the last bytes with it. */
+  commit(digest: string, last?: Uint8Array): Promise<Descriptor>;
+  /** Abandons the session (`DELETE`). */
+  cancel(): Promise<void>;
+}
+
+/** What {@linkcode BlobService.create} gives: a mounted blob (201) or an upload session (202). */
+export type BlobCreateResult =
+  | { kind: "mounted"; descriptor: Descriptor; status: number }
+  | { kind: "upload"; writer: BlobWriter; status: number };
+
+/** Blobs of one repository. */
+export interface BlobService {
+  /** Describes a blob (`HEAD`); throws {@linkcode ErrBlobUnknown} when absent. */
+  stat(digest: string): Promise<Descriptor>;
+  /** The blob as a stream whose digest is verified as it is read (the stream errors at the end on mismatch). */
+  open(digest: string): Promise<ReadableStream<Uint8Array>>;
+  /** The whole blob, digest verified. */
+  get(digest: string): Promise<Uint8Array>;
+  /** Uploads a whole blob: monolithic, or in chunks of `chunkSize` bytes. */
+  put(data: Uint8Array, options?: { mediaType?: string; chunkSize?: number }): Promise<Descriptor>;
+  /** Starts an upload, or mounts a blob from another repository. */
+  create(options?: BlobCreateOptions): Promise<BlobCreateResult>;
+}
+
+/** Manifests of one repository. */
+export interface ManifestService {
+  /** Whether a manifest exists by digest or tag. */
+  exists(reference: string): Promise<boolean>;
+  /** Fetches a manifest by digest or tag (digest verified); schema 1 is refused. */
+  get(reference: string): Promise<Manifest>;
+  /** Stores a manifest under its digest, or under `options.tag`; returns its digest. */
+  put(manifest: Manifest, options?: { tag?: string }): Promise<string>;
+  /** Deletes a manifest by digest. */
+  delete(digest: string): Promise<void>;
+}
+
+/** Tags of one repository. */
+export interface TagService {
+  /** The descriptor a tag points at; throws {@linkcode ErrTagUnknown}. */
+  get(tag: string): Promise<Descriptor>;
+  /** Every tag (following pagination). */
+  all(): Promise<string[]>;
+}
+
+/** A named collection of manifests and blobs on one registry endpoint. */
+export interface Repository {
+  /** The full name (`docker.io/library/busybox`), as recorded in the metadata. */
+  readonly name: string;
+  /** The base URL of the endpoint, e.g. `https://registry-1.docker.io`. */
+  readonly endpoint: string;
+  /** Whether the endpoint is a mirror. */
+  readonly mirror: boolean;
+  /** The manifest service. */
+  manifests(): ManifestService;
+  /** The blob service. */
+  blobs(): BlobService;
+  /** The tag service. */
+  tags(): TagService;
+}
+
+/** Progress of one blob. */
+export interface TransferProgress {
+  /** What happens to the blob. */
+  action: "pull" | "push" | "mount" | "exists" | "skip";
+  /** The blob's digest. */
+  digest: string;
+  /** Bytes done. */
+  current: number;
+  /** Bytes in all. */
+  total: number;
+  /** For `mount`: the repository it was mounted from. */
+  from?: string;
+}
+
+/** How pull, push, tags and getRepositories reach the registry and record what they did. */
+export interface RegistryConfig {
+  /** Credentials for the registry (basic or token flow). */
+  auth?: AuthConfig;
+  /** Where pull/push record and look up blob sources. */
+  metadataService?: V2MetadataService;
+  /** Usually `computeV2MetadataHMACKey(auth)`. */
+  hmacKey?: Uint8Array | null;
+  /** Tried first for Docker Hub references, e.g. `https://mirror.gcr.io`. */
+  mirrors?: string[];
+  /** Use `http://` (registries on 127.0.0.1 without TLS). */
+  plainHttp?: boolean;
+  /** Injectable transport (defaults to the global `fetch`). */
+  fetch?: typeof fetch;
+  /** Per blob: bytes done / total. */
+  onProgress?: (event: TransferProgress) => void;
+  /** The platform pull picks from an image index (default `linux/amd64`). */
+  platform?: Platform;
+  /** Upload chunk size for push; blobs larger than it go up in `PATCH` chunks (default: monolithic). */
+  chunkSize?: number;
+}
+
+/** Local images: blobs by digest, and names pointing at manifests. */
+export interface ContentStore {
+  /** Whether the blob is present. */
+  has(digest: string): Promise<boolean>;
+  /** The whole blob; throws a `MetadataError` with code `ENOENT` when absent. */
+  get(digest: string): Promise<Uint8Array>;
+  /** Stores a blob; it is verified against `digest` first. */
+  put(digest: string, data: Uint8Array): Promise<void>;
+  /** The manifest descriptor a name (a tag or a full reference) points at, or `null`. */
+  resolve(name: string): Promise<Descriptor | null>;
+  /** Points a name at a manifest (replacing what it pointed at). */
+  tag(name: string, descriptor: Descriptor): Promise<void>;
+}
+
+/** Docker's `ImageConfigStore`: image configurations by digest. */
+export interface ImageConfigStore {
+  /** Stores a configuration; returns its digest. */
+  put(config: Uint8Array): Promise<string>;
+  /** The configuration with that digest. */
+  get(digest: string): Promise<Uint8Array>;
+}

@@ -1,0 +1,164 @@
+// Starts Debian's Distribution registry server (/usr/bin/docker-registry) on 127.0.0.1 with a
+// free port, a temporary storage directory and a generated config; optionally with htpasswd
+// (Basic) authentication or in read-only mode. Stopped with stop().
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+
+/** Where Debian's `docker-registry` package installs the server. */
+export const REGISTRY_BINARY: string = process.env.REGISTRY_BINARY ?? "/usr/bin/docker-registry";
+
+/** Users of the htpasswd variant, with their passwords. */
+export const USERS: Record<string, string> = {
+  alice: "alice-secret",
+  bob: "bob-secret",
+};
+
+// bcrypt lines for USERS (htpasswd -Bbn), used when apache2-utils' htpasswd is missing.
+const PRECOMPUTED_HTPASSWD = [
+  "alice:$2y$05$ZbqJmHSttTUOZpFHZVl2oeQmcmX6NcSV7LMazFlomtYBDib3vEQKK",
+  "bob:$2y$05$gGb/wfKpZuUC5j3lIqPW0eNOBdHAgZV3VAcOxZXbF7P3AWLakHcVe",
+];
+
+/** Whether the integration tests can run; when not, they fail unless ALLOW_SKIP_REGISTRY=1. */
+export function registryAvailability(): { available: boolean; skip: string | false } {
+  const available = existsSync(REGISTRY_BINARY);
+  if (available) return { available, skip: false };
+  if (process.env.ALLOW_SKIP_REGISTRY === "1") {
+    return { available, skip: `${REGISTRY_BINARY} is missing (ALLOW_SKIP_REGISTRY=1)` };
+  }
+  return { available, skip: false };
+}
+
+/** A running registry. */
+export interface RegistryServer {
+  /** `127.0.0.1:<port>`, the domain of references. */
+  host: string;
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  /** The storage directory. */
+  storage: string;
+  /** Stops the server and removes its files. */
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function htpasswdLines(): string {
+  const lines: string[] = [];
+  for (const [user, password] of Object.entries(USERS)) {
+    const result = spawnSync("htpasswd", ["-Bbn", user, password], { encoding: "utf8" });
+    if (result.status !== 0 || typeof result.stdout !== "string") {
+      return PRECOMPUTED_HTPASSWD.join("\n") + "\n";
+    }
+    lines.push(result.stdout.trim());
+  }
+  return lines.join("\n") + "\n";
+}
+
+async function waitUntilUp(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (child.exitCode !== null) {
+      throw new Error(`docker-registry exited with ${child.exitCode}: ${log()}`);
+    }
+    try {
+      const response = await fetch(`${url}/v2/`);
+      await response.body?.cancel();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`docker-registry did not answer on ${url}: ${log()}`);
+}
+
+/**
+ * Starts a registry.
+ *
+ * @param options `htpasswd`: Basic auth with USERS; `readOnly`: refuse writes.
+ */
+export async function startRegistry(
+  options: { htpasswd?: boolean; readOnly?: boolean; storage?: string } = {},
+): Promise<RegistryServer> {
+  if (!existsSync(REGISTRY_BINARY)) {
+    throw new Error(
+      `${REGISTRY_BINARY} is missing: install it with "apt-get install -y docker-registry" ` +
+        "(or set ALLOW_SKIP_REGISTRY=1 to skip the integration tests)",
+    );
+  }
+  const dir = mkdtempSync(join(tmpdir(), "registry-test-"));
+  const storage = options.storage ?? join(dir, "storage");
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const config = [
+    "version: 0.1",
+    "log:",
+    "  level: error",
+    "  accesslog:",
+    "    disabled: true",
+    "storage:",
+    "  filesystem:",
+    `    rootdirectory: ${storage}`,
+    "  delete:",
+    "    enabled: true",
+    ...(options.readOnly
+      ? [
+        "  maintenance:",
+        "    readonly:",
+        "      enabled: true",
+        "    uploadpurging:",
+        "      enabled: false",
+      ]
+      : []),
+    "http:",
+    `  addr: ${host}`,
+    ...(options.htpasswd
+      ? ["auth:", "  htpasswd:", "    realm: test-realm", `    path: ${join(dir, "htpasswd")}`]
+      : []),
+  ].join("\n") + "\n";
+  if (options.htpasswd) writeFileSync(join(dir, "htpasswd"), htpasswdLines());
+  writeFileSync(join(dir, "config.yml"), config);
+  const child = spawn(REGISTRY_BINARY, ["serve", join(dir, "config.yml")], {
+    stdio: ["ignore", "ignore", "pipe"],
+    env: { ...process.env, OTEL_TRACES_EXPORTER: "none" },
+  });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr = (stderr + String(chunk)).slice(-4000);
+  });
+  const url = `http://${host}`;
+  try {
+    await waitUntilUp(url, child, () => stderr);
+  } catch (error) {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    host,
+    url,
+    storage,
+    stop: async () => {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
