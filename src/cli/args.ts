@@ -1,0 +1,175 @@
+// Command-line parsing for cli.ts: `[options] <command> [argument]`, options anywhere,
+// `--name value` or `--name=value`, `--` ends the options.
+
+/** The commands the CLI knows. */
+export type CommandName = "ls" | "diffid" | "metadata" | "check" | "verify" | "help" | "version";
+
+/** What the command line asked for. */
+export interface CliArgs {
+  command: CommandName;
+  /** The positional argument of `diffid` and `metadata`. */
+  argument: string | undefined;
+  /** `--root`: the store directory; `undefined` means "find dockerd's". */
+  root: string | undefined;
+  json: boolean;
+  /** `--no-trunc`: full digests in tables. */
+  noTrunc: boolean;
+  /** `--progress` / `--no-progress`; `undefined` means "when stderr is a terminal". */
+  progress: boolean | undefined;
+  /** `--auth <config.json>` for `check`. */
+  authFile: string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+  identityToken: string | undefined;
+  registryToken: string | undefined;
+  /** `--target <repository>` for `check`: the repository being pushed to. */
+  target: string | undefined;
+}
+
+/** A command line the CLI cannot run; the message says why. */
+export class UsageError extends Error {
+  /**
+   * Creates the error.
+   *
+   * @param message What is wrong with the command line.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+const COMMANDS: readonly CommandName[] = ["ls", "diffid", "metadata", "check", "verify", "help"];
+const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
+const VALUE_OPTIONS = {
+  "--root": "root",
+  "-r": "root",
+  "--auth": "authFile",
+  "--username": "username",
+  "-u": "username",
+  "--password": "password",
+  "-p": "password",
+  "--identity-token": "identityToken",
+  "--registry-token": "registryToken",
+  "--target": "target",
+} as const;
+
+/** The usage text printed by `help`, `--help` and after a usage error. */
+export const USAGE = `Usage: distribution-metadata [options] <command> [argument]
+
+Reads Docker's distribution metadata store (read-only).
+
+Commands:
+  ls                    every DiffID with its blob digests, source repositories and HMAC state
+  diffid <digest>       the DiffID a blob digest maps to
+  metadata <diffID>     the entries recorded for a layer DiffID
+  check                 which entries the given credentials may mount from, as dockerd decides
+  verify                consistency report; exit status 1 when problems are found
+
+Options:
+  -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution)
+  --json                machine-readable output
+  --no-trunc            full digests in tables
+  --progress            progress on stderr (default: when stderr is a terminal)
+  --no-progress         no progress output
+  --auth <config.json>  check: credentials from a docker config.json (default: ~/.docker/config.json)
+  -u, --username <name> check: credentials given as fields instead
+  -p, --password <pw>   check: (with --username)
+  --identity-token <t>  check: an identity token
+  --registry-token <t>  check: a registry token
+  --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
+  -h, --help            this text
+  -v, --version         the version
+
+Exit status: 0 ok, 1 not found or problems found, 2 usage error or unreadable store.`;
+
+/**
+ * Parses the arguments after the script name.
+ *
+ * @param argv The arguments, e.g. `["--json", "ls"]`.
+ * @returns What to run.
+ */
+export function parseArgs(argv: readonly string[]): CliArgs {
+  const args: CliArgs = {
+    command: "help",
+    argument: undefined,
+    root: undefined,
+    json: false,
+    noTrunc: false,
+    progress: undefined,
+    authFile: undefined,
+    username: undefined,
+    password: undefined,
+    identityToken: undefined,
+    registryToken: undefined,
+    target: undefined,
+  };
+  const positional: string[] = [];
+  let help = false;
+  let version = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--") {
+      positional.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("-") || arg === "-") {
+      positional.push(arg);
+      continue;
+    }
+    const equals = arg.indexOf("=");
+    const name = arg.startsWith("--") && equals > 0 ? arg.slice(0, equals) : arg;
+    const inline = name === arg ? undefined : arg.slice(equals + 1);
+    if (name in VALUE_OPTIONS) {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
+      args[VALUE_OPTIONS[name as keyof typeof VALUE_OPTIONS]] = value;
+      continue;
+    }
+    if (inline !== undefined) throw new UsageError(`Option "${name}" takes no value`);
+    switch (name) {
+      case "--json":
+        args.json = true;
+        break;
+      case "--no-trunc":
+        args.noTrunc = true;
+        break;
+      case "--progress":
+        args.progress = true;
+        break;
+      case "--no-progress":
+        args.progress = false;
+        break;
+      case "-h":
+      case "--help":
+        help = true;
+        break;
+      case "-v":
+      case "--version":
+        version = true;
+        break;
+      default:
+        throw new UsageError(`Unknown option "${arg}"`);
+    }
+  }
+  if (help) return { ...args, command: "help" };
+  if (version) return { ...args, command: "version" };
+  const [command, ...rest] = positional;
+  if (command === undefined) return args;
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`Unknown command "${command}"`);
+  }
+  args.command = command as CommandName;
+  const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : 0;
+  if (rest.length < wanted) {
+    throw new UsageError(
+      `Command "${command}" needs a ${command === "diffid" ? "digest" : "DiffID"}`,
+    );
+  }
+  if (rest.length > wanted) throw new UsageError(`Unexpected argument "${rest[wanted]}"`);
+  args.argument = rest[0];
+  if (args.password !== undefined && args.username === undefined) {
+    throw new UsageError(`Option "--password" needs "--username"`);
+  }
+  return args;
+}

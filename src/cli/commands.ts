@@ -1,0 +1,402 @@
+// The CLI's commands. Each reads the store (never writes), prints through `CommandContext`
+// and returns the exit status.
+import { digestKey, keyPath } from "../_keys.ts";
+import { errorCode } from "../_map_error.ts";
+import type { FSMetadataStore } from "../fs_store.ts";
+import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
+import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
+import type { CliArgs } from "./args.ts";
+import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";
+import {
+  BY_DIFFID,
+  BY_DIGEST,
+  type ListRecord,
+  type ProgressCallback,
+  type ReadFailure,
+  scanStore,
+} from "./scan.ts";
+import { formatTable, shortDigest } from "./table.ts";
+
+/** dockerd keeps this many entries per DiffID. */
+const MAX_ENTRIES = 50;
+
+/** What a command needs: the store, the options, and where to print. */
+export interface CommandContext {
+  store: FSMetadataStore;
+  args: CliArgs;
+  /** Prints one line of the result on stdout. */
+  print(line: string): void;
+  /** Prints a warning or error on stderr. */
+  warn(line: string): void;
+  progress: ProgressCallback | undefined;
+  /** For `check`: the credentials per registry host. */
+  credentials?: CredentialResolver;
+}
+
+function printJson(context: CommandContext, value: unknown): void {
+  for (const line of JSON.stringify(value, null, 2).split("\n")) context.print(line);
+}
+
+function entryJson(entry: V2Metadata): Record<string, unknown> {
+  return {
+    digest: entry.digest,
+    sourceRepository: entry.sourceRepository,
+    hmac: entry.hmac,
+    hmacSet: entry.hmac !== "",
+  };
+}
+
+/** Exit status of a failed lookup: 1 when the answer is "none" or "corrupt", else 2. */
+function lookupFailure(context: CommandContext, error: unknown): number {
+  context.warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+  const code = errorCode(error);
+  return code === "ENOENT" || code === "EBADMSG" ? 1 : 2;
+}
+
+function failureLabel(failure: ReadFailure): string {
+  return `(${failure.kind}: ${failure.code})`;
+}
+
+/**
+ * `ls`: every DiffID with its digests, source repositories and whether the HMAC is set.
+ *
+ * @param context The store, options and output.
+ * @returns The exit status.
+ */
+export async function listCommand(context: CommandContext): Promise<number> {
+  const { lists } = await scanStore(context.store, context.progress);
+  const { json, noTrunc } = context.args;
+  if (json) {
+    printJson(context, {
+      root: context.store.root,
+      diffIDs: lists.map((list) => ({
+        diffID: list.diffID,
+        path: list.file.path,
+        entries: list.entries?.map(entryJson) ?? null,
+        error: list.failure,
+      })),
+    });
+  } else {
+    const rows: string[][] = [];
+    for (const list of lists) {
+      const diffID = shortDigest(list.diffID, noTrunc);
+      if (list.entries === null) {
+        rows.push([diffID, failureLabel(list.failure!), "", ""]);
+      } else if (list.entries.length === 0) rows.push([diffID, "(empty)", "", ""]);
+      list.entries?.forEach((entry, i) =>
+        rows.push([
+          i === 0 ? diffID : "",
+          shortDigest(entry.digest, noTrunc),
+          entry.sourceRepository,
+          entry.hmac === "" ? "no" : "yes",
+        ])
+      );
+    }
+    formatTable(["DIFFID", "DIGEST", "SOURCE REPOSITORY", "HMAC"], rows).forEach(context.print);
+  }
+  const failed = lists.filter((list) => list.failure !== null).length;
+  if (failed > 0) {
+    context.warn(`warning: ${failed} list(s) could not be read; run "verify" for details`);
+  }
+  return 0;
+}
+
+/**
+ * `diffid <digest>`: the DiffID a blob digest maps to.
+ *
+ * @param context The store, options and output.
+ * @returns The exit status.
+ */
+export async function diffIDCommand(context: CommandContext): Promise<number> {
+  const digest = context.args.argument!;
+  let diffID: string;
+  try {
+    diffID = await new V2MetadataService(context.store).getDiffID(digest);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") context.warn(`No DiffID is recorded for "${digest}"`);
+    return lookupFailure(context, error);
+  }
+  if (context.args.json) printJson(context, { digest, diffID });
+  else context.print(diffID);
+  return 0;
+}
+
+/**
+ * `metadata <diffID>`: the entries recorded for a layer, oldest first.
+ *
+ * @param context The store, options and output.
+ * @returns The exit status.
+ */
+export async function metadataCommand(context: CommandContext): Promise<number> {
+  const diffID = context.args.argument!;
+  let entries: V2Metadata[];
+  try {
+    entries = await new V2MetadataService(context.store).getMetadata(diffID);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") context.warn(`No metadata is recorded for "${diffID}"`);
+    return lookupFailure(context, error);
+  }
+  if (context.args.json) {
+    printJson(context, { diffID, entries: entries.map(entryJson) });
+    return 0;
+  }
+  formatTable(
+    ["DIGEST", "SOURCE REPOSITORY", "HMAC"],
+    entries.map((entry) => [
+      shortDigest(entry.digest, context.args.noTrunc),
+      entry.sourceRepository,
+      entry.hmac === "" ? "-" : context.args.noTrunc ? entry.hmac : entry.hmac.slice(0, 12),
+    ]),
+  ).forEach(context.print);
+  return 0;
+}
+
+/** How dockerd would treat an entry on push, for `check`. */
+type Verdict = "preferred" | "candidate" | "other-credentials" | "target" | "other-registry";
+
+/** One row of `check`. */
+interface CheckedEntry {
+  diffID: string;
+  entry: V2Metadata;
+  registry: string;
+  credentials: string;
+  hmacMatches: boolean;
+  verdict: Verdict;
+  /** With `--target`: the position in dockerd's mount order (1 is tried first). */
+  order: number | null;
+}
+
+/** dockerd's numOfMatchingPathComponents. */
+function matchingComponents(repository: string, target: string[]): number {
+  const components = repository.split("/");
+  let i = 0;
+  while (i < components.length && i < target.length && components[i] === target[i]) i++;
+  return i;
+}
+
+/**
+ * `check`: per entry, whether its HMAC matches the credentials dockerd would use for the
+ * entry's registry, and what dockerd would do with it on push. With `--target`, mount
+ * candidates are numbered in dockerd's order (youngest first, then HMAC match first, then
+ * more leading path components shared with the target).
+ *
+ * @param context The store, options, output and credentials.
+ * @returns The exit status.
+ */
+export async function checkCommand(context: CommandContext): Promise<number> {
+  const { lists } = await scanStore(context.store, context.progress);
+  const resolve = context.credentials!;
+  const target = context.args.target === undefined
+    ? undefined
+    : normalizeRepository(context.args.target);
+  const targetHost = target === undefined ? undefined : registryHost(target);
+  const keys = new Map<string, { key: Uint8Array | null; source: string }>();
+  const rows: CheckedEntry[] = [];
+  for (const list of lists) {
+    if (list.entries === null) continue;
+    const checked: CheckedEntry[] = [];
+    for (const entry of list.entries) {
+      const registry = registryHost(entry.sourceRepository);
+      let key = keys.get(registry);
+      if (!key) {
+        const { auth, source } = resolve(registry);
+        // dockerd always hashes the AuthConfig it got; no credentials is the empty one.
+        key = { key: await computeV2MetadataHMACKey(auth ?? {}), source };
+        keys.set(registry, key);
+      }
+      const hmacMatches = await checkV2MetadataHMAC(entry, key.key);
+      let verdict: Verdict = hmacMatches
+        ? "preferred"
+        : entry.hmac === ""
+        ? "candidate"
+        : "other-credentials";
+      if (target !== undefined) {
+        if (registry !== targetHost) verdict = "other-registry";
+        else if (entry.sourceRepository === target) verdict = "target";
+      }
+      checked.push({
+        diffID: list.diffID,
+        entry,
+        registry,
+        credentials: key.source,
+        hmacMatches,
+        verdict,
+        order: null,
+      });
+    }
+    if (target !== undefined) {
+      const components = target.split("/");
+      const candidates = checked.filter((row) =>
+        row.verdict !== "target" && row.verdict !== "other-registry"
+      ).reverse();
+      // Array.prototype.sort is stable, as Go's sort.Stable.
+      candidates.sort((a, b) =>
+        a.hmacMatches !== b.hmacMatches
+          ? (a.hmacMatches ? -1 : 1)
+          : matchingComponents(b.entry.sourceRepository, components) -
+            matchingComponents(a.entry.sourceRepository, components)
+      );
+      candidates.forEach((row, i) => row.order = i + 1);
+      const rest = checked.filter((row) => row.order === null);
+      checked.splice(0, checked.length, ...candidates, ...rest);
+    }
+    rows.push(...checked);
+  }
+  if (context.args.json) {
+    printJson(context, {
+      root: context.store.root,
+      target: target ?? null,
+      entries: rows.map((row) => ({
+        diffID: row.diffID,
+        ...entryJson(row.entry),
+        registry: row.registry,
+        credentials: row.credentials,
+        hmacMatches: row.hmacMatches,
+        verdict: row.verdict,
+        order: row.order,
+      })),
+    });
+    return 0;
+  }
+  const { noTrunc } = context.args;
+  let previous = "";
+  const headers = ["DIFFID", "DIGEST", "SOURCE REPOSITORY", "CREDENTIALS", "HMAC", "VERDICT"];
+  if (target !== undefined) headers.push("ORDER");
+  formatTable(
+    headers,
+    rows.map((row) => {
+      const cells = [
+        row.diffID === previous ? "" : shortDigest(row.diffID, noTrunc),
+        shortDigest(row.entry.digest, noTrunc),
+        row.entry.sourceRepository,
+        row.credentials,
+        row.hmacMatches ? "match" : row.entry.hmac === "" ? "untagged" : "other",
+        row.verdict,
+      ];
+      if (target !== undefined) cells.push(row.order === null ? "-" : String(row.order));
+      previous = row.diffID;
+      return cells;
+    }),
+  ).forEach(context.print);
+  return 0;
+}
+
+/** One finding of `verify`. */
+export interface Problem {
+  kind:
+    | "unreadable-list"
+    | "corrupt-list"
+    | "long-list"
+    | "unreadable-mapping"
+    | "corrupt-mapping"
+    | "missing-list"
+    | "temp-file"
+    | "stray-file"
+    | "unreadable-directory";
+  /** The path relative to the root. */
+  relative: string;
+  path: string;
+  /** The whole story, paths included. */
+  message: string;
+  /** The short reason the table shows next to the relative path. */
+  detail: string;
+}
+
+function relativeTo(root: string, path: string): string {
+  return path.startsWith(root + "/") ? path.slice(root.length + 1) : path;
+}
+
+/**
+ * `verify`: unreadable or corrupt lists and mappings, digests whose DiffID has no list,
+ * lists longer than dockerd's 50, stray temp files. Exit status 1 when anything is found.
+ *
+ * @param context The store, options and output.
+ * @returns The exit status.
+ */
+export async function verifyCommand(context: CommandContext): Promise<number> {
+  const scan = await scanStore(context.store, context.progress);
+  const root = context.store.root;
+  const problems: Problem[] = [];
+  const add = (kind: Problem["kind"], path: string, message: string, detail?: string) =>
+    problems.push({
+      kind,
+      relative: relativeTo(root, path),
+      path,
+      message,
+      // `Cannot decode "<key>" at "<path>": why` → `why`
+      detail: detail ?? message.replace(/^Cannot [^"]*"[^"]*"(?: at "[^"]*")?: /, ""),
+    });
+  const short = (digest: string) => shortDigest(digest, context.args.noTrunc);
+  for (const { path, failure } of scan.unreadableDirectories) {
+    add("unreadable-directory", path, failure.message);
+  }
+  const listPaths = new Map<string, ListRecord>();
+  for (const list of scan.lists) {
+    listPaths.set(list.file.relative, list);
+    if (list.failure) {
+      add(`${list.failure.kind}-list`, list.file.path, list.failure.message);
+    } else if (list.entries!.length > MAX_ENTRIES) {
+      add(
+        "long-list",
+        list.file.path,
+        `${list.entries!.length} entries for "${list.diffID}", dockerd keeps ${MAX_ENTRIES}`,
+        `${list.entries!.length} entries, dockerd keeps ${MAX_ENTRIES}`,
+      );
+    }
+  }
+  for (const mapping of scan.mappings) {
+    if (mapping.failure) {
+      add(`${mapping.failure.kind}-mapping`, mapping.file.path, mapping.failure.message);
+      continue;
+    }
+    let listPath: string;
+    try {
+      listPath = keyPath(BY_DIFFID, digestKey(mapping.diffID!));
+    } catch (error) {
+      add("corrupt-mapping", mapping.file.path, (error as Error).message);
+      continue;
+    }
+    if (!listPaths.has(listPath)) {
+      add(
+        "missing-list",
+        mapping.file.path,
+        `"${mapping.digest}" maps to "${mapping.diffID}", which has no list at "${listPath}"`,
+        `maps to ${short(mapping.diffID!)}, which has no list`,
+      );
+    }
+  }
+  for (const file of scan.tempFiles) {
+    const modified = file.mtimeMs === undefined
+      ? ""
+      : `, modified ${new Date(file.mtimeMs).toISOString()}`;
+    add(
+      "temp-file",
+      file.path,
+      `temp file of an unfinished write (${file.size} B${modified}); remove it when no write is running`,
+    );
+  }
+  for (const file of scan.strays) {
+    add("stray-file", file.path, `not a "${BY_DIFFID}" or "${BY_DIGEST}" key (<alg>/<encoded>)`);
+  }
+  const summary = `Checked ${scan.lists.length} list(s) and ${scan.mappings.length} mapping(s): ${
+    problems.length === 0 ? "no problems" : `${problems.length} problem(s)`
+  }`;
+  if (context.args.json) {
+    printJson(context, {
+      root,
+      lists: scan.lists.length,
+      mappings: scan.mappings.length,
+      ok: problems.length === 0,
+      problems,
+    });
+  } else {
+    if (problems.length > 0) {
+      formatTable(
+        ["PROBLEM", "PATH", "DETAIL"],
+        problems.map((problem) => [problem.kind, problem.relative, problem.detail]),
+      ).forEach(context.print);
+    }
+    context.print(summary);
+  }
+  return problems.length === 0 ? 0 : 1;
+}
