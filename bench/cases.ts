@@ -1,0 +1,281 @@
+/**
+ * The benchmark cases, shared by the `deno bench` file and the Bun/Node (mitata) runner.
+ * Every group has a baseline: what the runtime can do at best (a raw synchronous syscall
+ * sequence, `node:crypto`), so the ratios say how close the library gets on this machine.
+ *
+ * @module
+ */
+import { createHash, createHmac } from "node:crypto";
+import * as fs from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createStorage } from "unstorage";
+import fsDriver from "unstorage/drivers/fs";
+import writeFileAtomic from "write-file-atomic";
+import {
+  computeV2MetadataHMAC,
+  computeV2MetadataHMACKey,
+  type FileSystem,
+  FSMetadataStore,
+  MemoryFileSystem,
+  type V2Metadata,
+  V2MetadataService,
+} from "../mod.ts";
+import { denoFileSystem } from "../src/adapters/deno.ts";
+import { nodeFileSystem } from "../src/adapters/node.ts";
+
+/** One benchmark: `ops` operations per call of `fn`. */
+export interface BenchCase {
+  group: string;
+  name: string;
+  fn: () => unknown;
+  baseline?: boolean;
+  ops?: number;
+}
+
+/** Value sizes, as in the issue: a diffid mapping is 71 B, a 50-entry list ~8 KiB. */
+export const SIZES = [256, 4096] as const;
+/** Distinct keys per set case: writes overwrite, as dockerd's do. */
+const KEYS = 256;
+/** Writes in flight in the concurrent set case. */
+export const IN_FLIGHT = 16;
+const NS = "bench";
+
+/** The runtime, from its user agent (Node 20 has none). */
+export const runtime: string = (globalThis as { navigator?: { userAgent?: string } }).navigator
+  ?.userAgent?.split("/")[0]?.toLowerCase() ?? "node";
+
+const hex = (i: number, salt = 0) => createHash("sha256").update(`${salt}:${i}`).digest("hex");
+const keyOf = (i: number) => `sha256/${hex(i)}`;
+function valueOf(size: number, seed: number): Uint8Array {
+  const value = new Uint8Array(size);
+  for (let i = 0; i < size; i++) value[i] = (seed * 31 + i * 7) & 0xff;
+  return value;
+}
+
+/** A `write-file-atomic` store as a user would write one: async read, durable atomic write. */
+function writeFileAtomicStore(root: string) {
+  const made = new Set<string>();
+  return {
+    get: (ns: string, key: string) => fs.promises.readFile(join(root, ns, key)),
+    async set(ns: string, key: string, value: Uint8Array) {
+      const path = join(root, ns, key);
+      const dir = path.slice(0, path.lastIndexOf("/"));
+      if (!made.has(dir)) fs.mkdirSync(dir, { recursive: true, mode: 0o755 }), made.add(dir);
+      await writeFileAtomic(path, value, { mode: 0o644, fsync: true });
+    },
+  };
+}
+
+/** The runtime's own synchronous read: `Deno.readFileSync` on Deno, else `node:fs`. */
+const rawRead = (globalThis as { Deno?: { readFileSync(path: string): Uint8Array } }).Deno
+  ?.readFileSync;
+
+/** Raw durable write, Docker's sequence with synchronous syscalls: the physical limit. */
+function rawSet(path: string, value: Uint8Array): void {
+  const temp = `${path.slice(0, path.lastIndexOf("/"))}/.tmp-raw`;
+  const fd = fs.openSync(temp, "wx", 0o600);
+  fs.writeSync(fd, value);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  fs.chmodSync(temp, 0o644);
+  fs.renameSync(temp, path);
+}
+
+/** The adapters that run on this runtime, by name. */
+function adapters(): [string, FileSystem][] {
+  const list: [string, FileSystem][] = [[runtime === "bun" ? "bun" : "node", nodeFileSystem]];
+  if (runtime === "deno") list.unshift(["deno", denoFileSystem]);
+  return list;
+}
+
+/** Builds the fixtures (in a temp directory, removed by `cleanup`) and the case list. */
+export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void }> {
+  const root = fs.mkdtempSync(join(tmpdir(), "dm-bench-"));
+  const cases: BenchCase[] = [];
+  const keys = Array.from({ length: KEYS }, (_, i) => keyOf(i));
+  let n = 0;
+  const next = () => n = (n + 1) % KEYS;
+
+  const stores: [string, FSMetadataStore][] = [];
+  for (const [name, fileSystem] of adapters()) {
+    stores.push([name, await FSMetadataStore.open(join(root, name), { fs: fileSystem })]);
+  }
+  const memory = await FSMetadataStore.open("/store", { fs: new MemoryFileSystem() });
+  const unstorage = createStorage({ driver: fsDriver({ base: join(root, "unstorage") }) });
+  const atomic = writeFileAtomicStore(join(root, "write-file-atomic"));
+
+  for (const size of SIZES) {
+    const label = size === 256 ? "256 B" : "4 KiB";
+    const values = keys.map((_, i) => valueOf(size, i));
+    const rawPaths = keys.map((key) => join(root, "raw", NS, key));
+    for (let i = 0; i < KEYS; i++) {
+      fs.mkdirSync(join(rawPaths[i]!, ".."), { recursive: true });
+      fs.writeFileSync(rawPaths[i]!, values[i]!);
+      for (const [, store] of stores) await store.set(NS, keys[i]!, values[i]!);
+      await memory.set(NS, keys[i]!, values[i]!);
+      await unstorage.setItemRaw(`${NS}:${keys[i]}`, values[i]);
+      await atomic.set(NS, keys[i]!, values[i]!);
+    }
+
+    const get = `get ${label}`;
+    cases.push({
+      group: get,
+      name: "raw readFileSync",
+      baseline: true,
+      fn: rawRead ? () => rawRead(rawPaths[next()]!) : () => fs.readFileSync(rawPaths[next()]!),
+    });
+    for (const [name, store] of stores) {
+      cases.push({
+        group: get,
+        name: `FSMetadataStore ${name}`,
+        fn: () => store.get(NS, keys[next()]!),
+      });
+    }
+    cases.push({
+      group: get,
+      name: "FSMetadataStore memory",
+      fn: () => memory.get(NS, keys[next()]!),
+    });
+    cases.push({
+      group: get,
+      name: "unstorage fs",
+      fn: () => unstorage.getItemRaw(`${NS}:${keys[next()]}`),
+    });
+    cases.push({ group: get, name: "write-file-atomic", fn: () => atomic.get(NS, keys[next()]!) });
+
+    const set = `set ${label}`;
+    cases.push({
+      group: set,
+      name: "raw open+write+fsync+close+chmod+rename",
+      baseline: true,
+      fn: () => rawSet(rawPaths[next()]!, values[n]!),
+    });
+    for (const [name, store] of stores) {
+      cases.push({
+        group: set,
+        name: `FSMetadataStore ${name}`,
+        fn: () => store.set(NS, keys[next()]!, values[n]!),
+      });
+      cases.push({
+        group: set,
+        name: `FSMetadataStore ${name} ×${IN_FLIGHT}`,
+        ops: IN_FLIGHT,
+        fn: () =>
+          Promise.all(
+            Array.from({ length: IN_FLIGHT }, () => store.set(NS, keys[next()]!, values[n]!)),
+          ),
+      });
+    }
+    cases.push({
+      group: set,
+      name: "FSMetadataStore memory",
+      fn: () => memory.set(NS, keys[next()]!, values[n]!),
+    });
+    cases.push({
+      group: set,
+      name: "unstorage fs (no fsync)",
+      fn: () => unstorage.setItemRaw(`${NS}:${keys[next()]}`, values[n]),
+    });
+    cases.push({
+      group: set,
+      name: "write-file-atomic",
+      fn: () => atomic.set(NS, keys[next()]!, values[n]!),
+    });
+    cases.push({
+      group: set,
+      name: `write-file-atomic ×${IN_FLIGHT}`,
+      ops: IN_FLIGHT,
+      fn: () =>
+        Promise.all(
+          Array.from({ length: IN_FLIGHT }, () => atomic.set(NS, keys[next()]!, values[n]!)),
+        ),
+    });
+  }
+
+  // V2MetadataService on the runtime's native adapter, lists of 1, 10 and 50 entries.
+  const [native, store] = stores[0]!;
+  const service = new V2MetadataService(store);
+  const hmacKey = (await computeV2MetadataHMACKey({ username: "ci", password: "secret" }))!;
+  const entry = (i: number, salt: number): V2Metadata => ({
+    digest: `sha256:${hex(i, salt)}`,
+    sourceRepository: "docker.io/library/busybox",
+    hmac: "",
+  });
+  let fresh = 0;
+  // The baseline writes the list over itself and a new mapping, as adding a new entry does.
+  for (const length of [1, 10, 50]) {
+    const diffID = `sha256:${hex(length, 1)}`;
+    for (let i = 0; i < length; i++) await service.add(diffID, entry(i, length));
+    const group = `V2MetadataService, list of ${length} (${native})`;
+    const listKey = diffID.replace(":", "/");
+    const listBytes = await store.get("v2metadata-by-diffid", listKey);
+    const diffIDBytes = new TextEncoder().encode(diffID);
+    cases.push({
+      group,
+      name: "get list + 2 sets (the file operations add needs)",
+      baseline: true,
+      fn: async () => {
+        await store.get("v2metadata-by-diffid", listKey);
+        await store.set("v2metadata-by-diffid", listKey, listBytes);
+        await store.set("diffid-by-digest", `sha256/${hex(fresh++, -2)}`, diffIDBytes);
+      },
+    });
+    cases.push({ group, name: "getMetadata", fn: () => service.getMetadata(diffID) });
+    if (length === 50) {
+      // A new entry: the list stays at 50 as the oldest drops out.
+      cases.push({
+        group,
+        name: "add new entry",
+        fn: () => service.add(diffID, entry(fresh++, -1)),
+      });
+      cases.push({
+        group,
+        name: "tagAndAdd new entry",
+        fn: () => service.tagAndAdd(diffID, hmacKey, entry(fresh++, -1)),
+      });
+    } else {
+      // The oldest entry moves to the end: the list keeps its length, both files change.
+      let oldest = 0;
+      cases.push({
+        group,
+        name: length === 1 ? "add existing entry (no change: no write)" : "add oldest entry again",
+        fn: () => service.add(diffID, entry(oldest++ % length, length)),
+      });
+    }
+  }
+
+  // HMAC: ours (WebCrypto, cached key) against node:crypto's createHmac.
+  const tagged = entry(7, 7);
+  const keyText = new TextDecoder().decode(hmacKey);
+  cases.push({
+    group: "HMAC",
+    name: "node:crypto createHmac",
+    baseline: true,
+    fn: () =>
+      createHmac("sha256", keyText).update(tagged.digest).update(tagged.sourceRepository).digest(
+        "hex",
+      ),
+  });
+  cases.push({
+    group: "HMAC",
+    name: "computeV2MetadataHMAC (cached key)",
+    fn: () => computeV2MetadataHMAC(hmacKey, tagged),
+  });
+  const auth = { username: "ci", password: "secret" };
+  cases.push({
+    group: "HMAC key",
+    name: "node:crypto createHash of the JSON",
+    baseline: true,
+    fn: () =>
+      "sha256:" +
+      createHash("sha256").update(JSON.stringify(auth)).digest("hex"),
+  });
+  cases.push({
+    group: "HMAC key",
+    name: "computeV2MetadataHMACKey",
+    fn: () => computeV2MetadataHMACKey(auth),
+  });
+
+  return { cases, cleanup: () => fs.rmSync(root, { recursive: true, force: true }) };
+}

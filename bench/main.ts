@@ -1,0 +1,111 @@
+// Runs every benchmark (Deno, Bun, Docker's Go store when built, memory) and prints one
+// side-by-side markdown table with ratios: `deno task bench` or `npm run bench` (both run
+// this file with Deno).
+// GOREF_BENCH=<path> points at goref-bench (default /tmp/goref/bin/goref-bench);
+// BENCH_RUNTIMES=deno,bun picks the runtimes.
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+interface Result {
+  runtime: string;
+  group: string;
+  name: string;
+  baseline: boolean;
+  opsPerSec: number;
+}
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const bin = (name: string) => join(root, "node_modules", ".bin", name);
+const runtimes = (process.env.BENCH_RUNTIMES ?? "deno,bun").split(",");
+const goref = process.env.GOREF_BENCH ?? "/tmp/goref/bin/goref-bench";
+
+// Deno.Command, not node:child_process: Deno's spawnSync takes the deno binary for a Node
+// script and tries to run it as one.
+function exec(command: string, args: string[]): string {
+  console.error(`$ ${[command, ...args].join(" ")}`);
+  const run = new Deno.Command(command, { args, cwd: root, stdout: "piped", stderr: "piped" })
+    .outputSync();
+  const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  if (!run.success) throw new Error(`${command} failed: ${text(run.stderr)}`);
+  return text(run.stdout);
+}
+
+const results: Result[] = [];
+const memory: Record<string, number> = {};
+for (const runtime of runtimes) {
+  if (runtime === "deno") {
+    const report = JSON.parse(
+      exec(bin("deno"), ["bench", "-A", "--json", "bench/metadata_bench.ts"]),
+    );
+    for (const b of report.benches) {
+      const ops = Number(/×(\d+)$/.exec(b.name)?.[1] ?? 1);
+      results.push({
+        runtime,
+        group: b.group,
+        name: b.name,
+        baseline: b.baseline,
+        opsPerSec: (ops * 1e9) / b.results[0].ok.avg,
+      });
+    }
+    const mem = exec(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", "bench/memory.ts"]);
+    memory.deno = JSON.parse(mem).bytesPerEntry;
+  } else {
+    const lines = exec(bin("bun"), ["bench/run.ts", "--json"]).trim().split("\n");
+    for (const r of JSON.parse(lines.at(-1)!)) {
+      results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
+    }
+    memory[runtime] = JSON.parse(exec(bin("bun"), ["bench/memory.ts"])).bytesPerEntry;
+  }
+}
+
+// Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built.
+const go: Record<string, number> = {};
+if (existsSync(goref)) {
+  for (const size of [256, 4096]) {
+    const dir = mkdtempSync(join(tmpdir(), "goref-"));
+    try {
+      const out = JSON.parse(
+        exec(goref, ["-dir", join(dir, "s"), "-n", "2000", "-keys", "256", "-size", `${size}`]),
+      );
+      const label = size === 256 ? "256 B" : "4 KiB";
+      go[`get ${label}`] = out.get_ops_per_sec;
+      go[`set ${label}`] = out.set_ops_per_sec;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+const hasGo = Object.keys(go).length > 0;
+const lines = [
+  `| runtime | group | case | ops/s | × baseline${hasGo ? " | × Go" : ""} |`,
+  `| --- | --- | --- | ---: | ---: |${hasGo ? " ---: |" : ""}`,
+];
+for (const r of results) {
+  const base = results.find((b) => b.runtime === r.runtime && b.group === r.group && b.baseline);
+  const ratio = base ? (r.opsPerSec / base.opsPerSec).toFixed(2) : "";
+  const vsGo = go[r.group] && r.name.startsWith("FSMetadataStore") && !r.name.includes("memory")
+    ? (r.opsPerSec / go[r.group]!).toFixed(2)
+    : "";
+  lines.push(
+    `| ${r.runtime} | ${r.group} | ${r.baseline ? `**${r.name}**` : r.name} | ${
+      fmt(r.opsPerSec)
+    } | ${ratio} |${hasGo ? ` ${vsGo} |` : ""}`,
+  );
+}
+for (const [group, ops] of Object.entries(go)) {
+  lines.push(
+    `| go | ${group} | Docker FSMetadataStore (goref-bench) | ${fmt(ops)} | |${
+      hasGo ? " 1.00 |" : ""
+    }`,
+  );
+}
+console.log(lines.join("\n"));
+console.log(
+  `\nMemory, 100k entries (71-byte values) in MemoryFileSystem: ${
+    Object.entries(memory).map(([rt, bytes]) => `${rt} ${Math.round(bytes)} B/entry`).join(", ")
+  }`,
+);

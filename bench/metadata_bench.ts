@@ -1,0 +1,15 @@
+// `deno bench -A bench/metadata_bench.ts`: the shared cases under Deno's bench runner.
+import { makeCases } from "./cases.ts";
+
+const { cases, cleanup } = await makeCases();
+globalThis.addEventListener("unload", cleanup);
+for (const { group, name, fn, baseline } of cases) {
+  // Deno awaits only `async` functions: wrap the cases that return a promise.
+  const isAsync = fn() instanceof Promise;
+  Deno.bench({
+    name,
+    group,
+    baseline: baseline ?? false,
+    fn: isAsync ? async () => void await fn() : fn as () => void,
+  });
+}
