@@ -75,4 +75,11 @@ export interface FileSystem {
   stat(path: string): FileInfo | null | Promise<FileInfo | null>;
   /** Lists the names in a directory. */
   readDir(path: string): string[] | Promise<string[]>;
+  /**
+   * Optional: creates an empty file at `path` with `mode` (less the umask) and closes it,
+   * failing with `EEXIST` when anything, a symlink included, is already there
+   * (`O_CREAT | O_EXCL`). Needed only by `FSMetadataStore.open(root, { lock: true })`,
+   * which uses it as a lock file.
+   */
+  createExclusive?(path: string, mode: number): void | Promise<void>;
 }

@@ -3,8 +3,10 @@
  *
  * @module
  */
+import { withKeyLock } from "./_key_lock.ts";
 import { keyPath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
+import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
 import type { FileSystem } from "./file_system.ts";
@@ -16,8 +18,19 @@ const DIRECTORY_MODE = 0o755;
 const FILE_MODE = 0o644;
 /** Go's os.CreateTemp retries this often when a random temp name is taken. */
 const TEMP_NAME_ATTEMPTS = 10_000;
-/** Temp files of Docker's atomic writer (and ours): `.tmp-<final name><random digits>`. */
-const TEMP_NAME = /^\.tmp-.+[0-9]$/s;
+/**
+ * Temp files of Docker's atomic writer (and ours), `.tmp-<final name><random digits>`, and
+ * our lock files, `.tmp-<final name>.lock`.
+ */
+const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock)$/s;
+/** The suffix of a lock file, `.tmp-<final name>.lock`, next to the value it guards. */
+const LOCK_SUFFIX = ".lock";
+const LOCK_MODE = 0o600;
+/** Defaults of {@linkcode FSMetadataStoreOptions}. */
+const LOCK_STALE_MS = 10_000;
+const LOCK_TIMEOUT_MS = 30_000;
+/** The longest pause between two attempts to take a held lock. */
+const LOCK_MAX_DELAY_MS = 25;
 /** How old a temp file must be before {@linkcode FSMetadataStore.recover} removes it. */
 const RECOVER_AFTER_MS = 60_000;
 
@@ -56,6 +69,51 @@ export interface RecoverOptions {
 export interface FSMetadataStoreOptions {
   /** The filesystem to use; defaults to the running runtime's (Deno, Node or Bun). */
   fs?: FileSystem;
+  /**
+   * Give the store {@linkcode FSMetadataStore.update}, which holds a lock file,
+   * `.tmp-<name>.lock` next to the value, while it reads and rewrites a key, so that
+   * `V2MetadataService.add`/`remove` in several processes (Deno, Bun and Node alike) on
+   * one root never lose each other's entries. Default `false`: no lock files, every write
+   * exactly as dockerd makes it.
+   *
+   * dockerd itself never takes this lock: it only orders the processes that use this
+   * library with `lock: true`. Needs {@linkcode FileSystem.createExclusive} (all the ready
+   * adapters have it); without it `open` fails with `ENOTSUP`.
+   */
+  lock?: boolean;
+  /**
+   * With `lock`: a lock file last modified at least this long ago (default 10 000 ms) is
+   * taken to belong to a killed process and is removed. Keep it well above the time one
+   * write can take. A lock whose age the FileSystem cannot tell is never broken.
+   */
+  lockStaleMs?: number;
+  /**
+   * With `lock`: how long to wait for a held lock (default 30 000 ms) before failing with
+   * `EBUSY`.
+   */
+  lockTimeoutMs?: number;
+}
+
+/** How a store opened with `lock: true` takes its lock files. */
+interface LockSettings {
+  createExclusive: (path: string, mode: number) => void | Promise<void>;
+  staleMs: number;
+  timeoutMs: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function lockOption(
+  options: FSMetadataStoreOptions,
+  name: "lockStaleMs" | "lockTimeoutMs",
+): number {
+  const value = options[name] ?? (name === "lockStaleMs" ? LOCK_STALE_MS : LOCK_TIMEOUT_MS);
+  if (!(value >= 0)) {
+    throw new MetadataError("EINVAL", `Cannot open the store: ${name} must be >= 0, not ${value}`);
+  }
+  return value;
 }
 
 /**
@@ -79,10 +137,37 @@ export class FSMetadataStore implements MetadataStore {
   readonly root: string;
   /** The filesystem the store runs on. */
   readonly fs: FileSystem;
+  /**
+   * Atomic read-modify-write of one key across processes, present only when the store was
+   * opened with `lock: true` (see {@linkcode FSMetadataStoreOptions.lock}); the services
+   * use it when present. It takes the key's lock file (breaking one older than
+   * `lockStaleMs`, failing with `EBUSY` after `lockTimeoutMs`), reads the value (`null`
+   * when absent), writes what `fn` returns (`null` deletes; bytes equal to the old value
+   * are not rewritten) and removes the lock file, also when `fn` or the write throws.
+   *
+   * @example Count in one key, safely from several processes
+   * ```ts
+   * import { FSMetadataStore, MemoryFileSystem } from "@distribution/metadata";
+   * import { deepEqual } from "node:assert/strict";
+   *
+   * const store = await FSMetadataStore.open("/store", { fs: new MemoryFileSystem(), lock: true });
+   * const increment = (old: Uint8Array | null) => new Uint8Array([(old?.[0] ?? 0) + 1]);
+   * await Promise.all([1, 2, 3].map(() => store.update!("ns", "count", increment)));
+   * deepEqual(await store.get("ns", "count"), new Uint8Array([3]));
+   * ```
+   */
+  readonly update?: (
+    namespace: string,
+    key: string,
+    fn: (old: Uint8Array | null) => Uint8Array | null,
+  ) => Promise<void>;
+  readonly #lock: LockSettings | undefined;
 
-  private constructor(root: string, fs: FileSystem) {
+  private constructor(root: string, fs: FileSystem, lock: LockSettings | undefined) {
     this.root = root;
     this.fs = fs;
+    this.#lock = lock;
+    if (lock) this.update = (namespace, key, fn) => this.#update(namespace, key, fn);
   }
 
   /**
@@ -95,21 +180,47 @@ export class FSMetadataStore implements MetadataStore {
    * const store = await FSMetadataStore.open("/var/lib/docker/image/overlay2/distribution");
    * ```
    *
+   * @example Several processes adding to the same lists
+   * ```ts
+   * import { FSMetadataStore, MemoryFileSystem, V2MetadataService } from "@distribution/metadata";
+   *
+   * // On disk: FSMetadataStore.open(root, { lock: true }) in every process
+   * const store = await FSMetadataStore.open("/store", { fs: new MemoryFileSystem(), lock: true });
+   * const service = new V2MetadataService(store); // add/remove now go through store.update
+   * ```
+   *
    * @param root The store's directory.
-   * @param options The filesystem to use (default: the running runtime's).
+   * @param options The filesystem to use (default: the running runtime's), and whether to
+   * lock keys across processes (default: no).
    * @returns The open store.
    */
   static async open(root: string, options: FSMetadataStoreOptions = {}): Promise<FSMetadataStore> {
     const fs = options.fs ?? runtimeFileSystem();
+    let lock: LockSettings | undefined;
+    if (options.lock) {
+      if (typeof fs.createExclusive !== "function") {
+        throw new MetadataError(
+          "ENOTSUP",
+          `Cannot open "${root}" with lock: true: the FileSystem has no createExclusive()`,
+          { path: root },
+        );
+      }
+      lock = {
+        createExclusive: fs.createExclusive.bind(fs),
+        staleMs: lockOption(options, "lockStaleMs"),
+        timeoutMs: lockOption(options, "lockTimeoutMs"),
+      };
+    }
     const cleanRoot = root.length > 1 ? root.replace(/\/+$/, "") || "/" : root;
     try {
-      await fs.mkdir(cleanRoot, ROOT_MODE);
+      // Only a missing root is created: opening an existing store needs no write access.
+      if ((await fs.stat(cleanRoot))?.kind !== "directory") await fs.mkdir(cleanRoot, ROOT_MODE);
     } catch (error) {
       // Go's MkdirAll reports a file in the way as ENOTDIR.
       const code = (error as { code?: unknown })?.code === "EEXIST" ? "ENOTDIR" : undefined;
       throw mapError(error, "open", cleanRoot, cleanRoot, code);
     }
-    return new FSMetadataStore(cleanRoot, fs);
+    return new FSMetadataStore(cleanRoot, fs, lock);
   }
 
   /**
@@ -227,8 +338,9 @@ export class FSMetadataStore implements MetadataStore {
 
   /**
    * Removes the temp files a killed writer left behind: regular files named like Docker's
-   * atomic-write temp files, `.tmp-<name><digits>`, anywhere under the root, and nothing
-   * else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
+   * atomic-write temp files, `.tmp-<name><digits>`, or like the lock files of
+   * {@linkcode FSMetadataStoreOptions.lock}, `.tmp-<name>.lock`, anywhere under the root,
+   * and nothing else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
    * cannot return one, and a write only becomes visible by its final rename.
    *
    * It is not done on {@linkcode FSMetadataStore.open}, because dockerd (or another
@@ -283,6 +395,93 @@ export class FSMetadataStore implements MetadataStore {
     };
     await walk(this.root);
     return removed;
+  }
+
+  /** {@linkcode FSMetadataStore.update}: in turn inside this process, then under the file lock. */
+  #update(
+    namespace: string,
+    key: string,
+    fn: (old: Uint8Array | null) => Uint8Array | null,
+  ): Promise<void> {
+    let path: string;
+    try {
+      path = this.#path(namespace, key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // Taken synchronously, so calls in one process keep their order and never poll.
+    return withKeyLock(this, path, async () => {
+      const what = `${namespace}/${key}`;
+      const slash = path.lastIndexOf("/");
+      const lockPath = `${path.slice(0, slash)}/.tmp-${path.slice(slash + 1)}${LOCK_SUFFIX}`;
+      try {
+        await this.fs.mkdir(path.slice(0, slash), DIRECTORY_MODE);
+      } catch (error) {
+        throw mapError(error, "update", what, path);
+      }
+      await this.#takeLock(lockPath, what);
+      try {
+        await readModifyWrite(this, namespace, key, fn);
+      } catch (error) {
+        await this.#releaseLock(lockPath, what).catch(() => {});
+        throw error;
+      }
+      await this.#releaseLock(lockPath, what);
+    });
+  }
+
+  /** Creates `lockPath` exclusively, breaking a stale one, waiting at most the timeout. */
+  async #takeLock(lockPath: string, what: string): Promise<void> {
+    const { createExclusive, staleMs, timeoutMs } = this.#lock!;
+    const start = Date.now();
+    for (let delay = 1;; delay = Math.min(delay * 2, LOCK_MAX_DELAY_MS)) {
+      try {
+        return await createExclusive(lockPath, LOCK_MODE);
+      } catch (error) {
+        if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, lockPath);
+      }
+      let info;
+      try {
+        info = await this.fs.stat(lockPath);
+      } catch (error) {
+        throw mapError(error, "lock", what, lockPath);
+      }
+      if (info === null) continue; // Released meanwhile: try again at once.
+      if (info.kind !== "file") {
+        throw new MetadataError(
+          "EINVAL",
+          `Cannot lock "${what}" at "${lockPath}": it is a ${info.kind}, not a lock file`,
+          { path: lockPath },
+        );
+      }
+      const now = Date.now();
+      if (info.mtimeMs !== undefined && now - info.mtimeMs >= staleMs) {
+        // Its holder was killed: remove the lock (unless another waiter just did).
+        try {
+          await this.fs.remove(lockPath);
+        } catch (error) {
+          if (errorCode(error) !== "ENOENT") throw mapError(error, "lock", what, lockPath);
+        }
+        continue;
+      }
+      if (now - start >= timeoutMs) {
+        throw new MetadataError(
+          "EBUSY",
+          `Cannot lock "${what}": "${lockPath}" is still held after ${now - start} ms`,
+          { path: lockPath },
+        );
+      }
+      await sleep(delay * (0.5 + Math.random()));
+    }
+  }
+
+  async #releaseLock(lockPath: string, what: string): Promise<void> {
+    try {
+      await this.fs.remove(lockPath);
+    } catch (error) {
+      // ENOENT: broken as stale meanwhile, by a waiter or by recover().
+      if (errorCode(error) !== "ENOENT") throw mapError(error, "unlock", what, lockPath);
+    }
   }
 
   #path(namespace: string, key: string): string {

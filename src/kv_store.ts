@@ -26,6 +26,7 @@
  */
 import { keyPath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
+import { sameBytes } from "./_read_modify_write.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 
@@ -228,10 +229,6 @@ export function retryWhileLocked<T>(
   options: { busyTimeoutMs?: number } = {},
 ): Promise<T> {
   return whileLocked(call, Date.now() + (options.busyTimeoutMs ?? 60_000), (error) => error);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 /**

@@ -5,8 +5,8 @@
  */
 import { decodeV2MetadataList, encodeV2MetadataList } from "./_go_json.ts";
 import { withKeyLock } from "./_key_lock.ts";
+import { readModifyWrite, sameBytes } from "./_read_modify_write.ts";
 import { digestKey, keyPath } from "./_keys.ts";
-import { errorCode } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import { computeV2MetadataHMAC } from "./hmac.ts";
 import type { MetadataStore } from "./metadata_store.ts";
@@ -31,10 +31,6 @@ const decoder = new TextDecoder();
 
 function sameEntry(a: V2Metadata, b: V2Metadata): boolean {
   return a.digest === b.digest && a.sourceRepository === b.sourceRepository && a.hmac === b.hmac;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
 }
 
 /** Go's Add/Remove read a corrupt list as empty (an unreadable one fails, see #update). */
@@ -249,22 +245,10 @@ export class V2MetadataService {
   #update(key: string, fn: (old: Uint8Array | null) => Uint8Array | null): Promise<void> {
     const store = this.#store!;
     if (store.update) return store.update(BY_DIFFID, key, fn);
-    return withKeyLock(store, `${BY_DIFFID}/${key}`, async () => {
-      let old: Uint8Array | null;
-      try {
-        old = await store.get(BY_DIFFID, key);
-      } catch (error) {
-        // Absent is null; a directory in the way reads as corrupt (empty), as in Go, and the
-        // write then fails with EEXIST. Other read failures (EIO, EACCES, a symlink) are
-        // passed on: Go reads them as an empty list and overwrites every entry with one.
-        const code = errorCode(error);
-        if (code === "ENOENT") old = null;
-        else if (code === "EISDIR") old = new Uint8Array();
-        else throw error;
-      }
-      const next = fn(old);
-      if (next === null) await store.delete(BY_DIFFID, key);
-      else if (old === null || !sameBytes(old, next)) await store.set(BY_DIFFID, key, next);
-    });
+    return withKeyLock(
+      store,
+      `${BY_DIFFID}/${key}`,
+      () => readModifyWrite(store, BY_DIFFID, key, fn),
+    );
   }
 }

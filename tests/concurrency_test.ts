@@ -1,20 +1,24 @@
 // Concurrent add/tagAndAdd/remove inside one process, on every FileSystem adapter, checked
-// against the sequential model; and four processes writing disjoint DiffIDs into one root.
+// against the sequential model; four processes writing disjoint DiffIDs into one root; and
+// processes sharing one DiffID, without and with the lock files of `lock: true`.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
   FSMetadataStore,
+  MetadataError,
   type MetadataStore,
   type V2Metadata,
   V2MetadataService,
 } from "../mod.ts";
 import { decodeV2MetadataList } from "../src/_go_json.ts";
 import { adapters, tempDir } from "./_adapters.ts";
+import { rejectsWithCode } from "./_conformance.ts";
 import {
   DIFFIDS_PER_WRITER,
   SHARED_DIFF_ID,
@@ -252,3 +256,111 @@ test(
     console.log(`shared DiffID: ${list.length} of ${written.length} entries kept`);
   },
 );
+
+test(
+  `FSMetadataStore with lock: 4 ${runtimeName} processes adding to one DiffID keep every entry`,
+  {
+    timeout: 120_000,
+  },
+  async () => {
+    const root = join(tempDir("dm-locked-"), "store");
+    const WRITERS = 4;
+    const COUNT = 12; // 48 entries in all: under the limit of 50, so every one must stay
+    await Promise.all(
+      Array.from({ length: WRITERS }, (_, w) => runWriter(root, w, COUNT, "locked")),
+    );
+    const store = await FSMetadataStore.open(root);
+    const service = new V2MetadataService(store);
+    const list = await service.getMetadata(SHARED_DIFF_ID);
+    const written = Array.from(
+      { length: WRITERS },
+      (_, w) => Array.from({ length: COUNT }, (_, n) => writerEntry(w, n)),
+    ).flat();
+    console.log(`shared DiffID with lock: ${list.length} of ${written.length} entries kept`);
+    const byDigest = (a: V2Metadata, b: V2Metadata) => a.digest < b.digest ? -1 : 1;
+    assert.equal(list.length, WRITERS * COUNT);
+    assert.deepEqual(list.toSorted(byDigest), written.toSorted(byDigest));
+    for (const w of [0, 1, 2, 3]) {
+      // Each writer's own entries keep the order of its (serialised) calls.
+      assert.deepEqual(
+        list.filter((entry) => entry.sourceRepository === writerEntry(w, 0).sourceRepository),
+        Array.from({ length: COUNT }, (_, n) => writerEntry(w, n)),
+      );
+    }
+    for (const entry of written) {
+      assert.equal(await service.getDiffID(entry.digest), SHARED_DIFF_ID);
+    }
+    assert.deepEqual(await store.recover({ olderThanMs: 0 }), [], "no lock or temp file left");
+  },
+);
+
+const LIST_KEY = SHARED_DIFF_ID.replace(":", "/");
+const entryA = writerEntry(0, 0);
+const entryB = writerEntry(0, 1);
+
+for (const adapter of adapters) {
+  /** A store with lock: true holding `entryA`, and the path of its list's lock file. */
+  const openLocked = async (options: { lockStaleMs?: number; lockTimeoutMs?: number } = {}) => {
+    const { fs, root } = adapter.fresh();
+    const store = await FSMetadataStore.open(root, { fs, lock: true, ...options });
+    const service = new V2MetadataService(store);
+    await service.add(SHARED_DIFF_ID, entryA);
+    const [alg, hex] = LIST_KEY.split("/");
+    return { store, service, lockPath: `${root}/${BY_DIFFID}/${alg}/.tmp-${hex}.lock` };
+  };
+
+  test(`FSMetadataStore with lock on ${adapter.name}: a lock held past lockTimeoutMs is EBUSY and changes nothing`, async () => {
+    const { store, service, lockPath } = await openLocked({ lockTimeoutMs: 100 });
+    await store.fs.createExclusive!(lockPath, 0o600);
+    const started = Date.now();
+    await rejectsWithCode(service.add(SHARED_DIFF_ID, entryB), "EBUSY");
+    assert.ok(Date.now() - started >= 100);
+    await assert.rejects(service.add(SHARED_DIFF_ID, entryB), (error: Error) => {
+      assert.ok(error.message.includes(lockPath), error.message);
+      return true;
+    });
+    assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA]);
+    assert.equal((await store.fs.stat(lockPath))?.kind, "file", "another's lock stays");
+    await store.fs.remove(lockPath);
+    await service.add(SHARED_DIFF_ID, entryB);
+    assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA, entryB]);
+    assert.equal(await store.fs.stat(lockPath), null);
+  });
+
+  test(`FSMetadataStore with lock on ${adapter.name}: fn throwing or a failed write releases the lock`, async () => {
+    const { store, service, lockPath } = await openLocked();
+    await rejectsWithCode(
+      store.update!(BY_DIFFID, LIST_KEY, () => {
+        throw new MetadataError("EINVAL", "aborted");
+      }),
+      "EINVAL",
+    );
+    assert.equal(await store.fs.stat(lockPath), null);
+    await store.set("ns", "dir/inner", new Uint8Array([1]));
+    await rejectsWithCode(store.update!("ns", "dir", () => new Uint8Array([2])), "EEXIST");
+    assert.deepEqual(await store.fs.readDir(`${store.root}/ns`), ["dir"]);
+    assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA]);
+  });
+
+  if (!adapter.real) continue;
+
+  test(`FSMetadataStore with lock on ${adapter.name}: a stale lock (killed holder) is broken`, async () => {
+    const { service, lockPath } = await openLocked({ lockTimeoutMs: 5_000 });
+    writeFileSync(lockPath, "");
+    const old = new Date(Date.now() - 11_000); // past the default lockStaleMs of 10 s
+    utimesSync(lockPath, old, old);
+    await service.add(SHARED_DIFF_ID, entryB);
+    assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA, entryB]);
+    assert.ok(!existsSync(lockPath));
+  });
+
+  test(`FSMetadataStore on ${adapter.name}: recover() removes a stale lock file, not a fresh one`, async () => {
+    const { store, lockPath } = await openLocked();
+    writeFileSync(lockPath, "");
+    assert.deepEqual(await store.recover(), []);
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(lockPath, old, old);
+    assert.deepEqual(await store.recover(), [lockPath]);
+    assert.ok(!existsSync(lockPath));
+  });
+}

@@ -27,9 +27,48 @@ for (const adapter of adapters) {
     return FSMetadataStore.open(root, { fs });
   };
   testStoreConformance(`FSMetadataStore on ${adapter.name}`, open);
+  testStoreConformance(`FSMetadataStore with lock on ${adapter.name}`, () => {
+    const { fs, root } = adapter.fresh();
+    return FSMetadataStore.open(root, { fs, lock: true });
+  });
 
   const it = (name: string, fn: (store: FSMetadataStore) => Promise<void>) =>
     test(`FSMetadataStore on ${adapter.name}: ${name}`, async () => fn(await open()));
+
+  it("has update() only when opened with lock: true", async (store) => {
+    assert.equal(store.update, undefined);
+    const locked = await FSMetadataStore.open(store.root, { fs: store.fs, lock: true });
+    assert.equal(typeof locked.update, "function");
+  });
+
+  it("update() with lock passes null for a missing key, deletes on null, leaves no lock file", async (store) => {
+    const locked = await FSMetadataStore.open(store.root, { fs: store.fs, lock: true });
+    const seen: (number[] | null)[] = [];
+    const append = (n: number) => (old: Uint8Array | null) => {
+      seen.push(old && [...old]);
+      return new Uint8Array([...old ?? [], n]);
+    };
+    await Promise.all([1, 2, 3].map((n) => locked.update!("ns", "a/log", append(n))));
+    assert.deepEqual(seen, [null, [1], [1, 2]]);
+    assert.deepEqual(await locked.get("ns", "a/log"), new Uint8Array([1, 2, 3]));
+    await locked.update!("ns", "a/log", () => null);
+    await rejectsWithCode(locked.get("ns", "a/log"), "ENOENT");
+    assert.deepEqual(await tree(store.fs, store.root), ["755 directory ns", "755 directory ns/a"]);
+    await rejectsWithCode(locked.update!("ns", ".tmp-x", () => null), "EINVAL");
+  });
+
+  it("open() with lock: true on a FileSystem without createExclusive() is ENOTSUP", async (store) => {
+    const fs: FileSystem = {
+      readFile: (path) => store.fs.readFile(path),
+      writeFileAtomic: (...args) => store.fs.writeFileAtomic(...args),
+      mkdir: (path, mode) => store.fs.mkdir(path, mode),
+      remove: (path) => store.fs.remove(path),
+      stat: (path) => store.fs.stat(path),
+      readDir: (path) => store.fs.readDir(path),
+    };
+    await rejectsWithCode(FSMetadataStore.open(store.root, { fs, lock: true }), "ENOTSUP");
+    await FSMetadataStore.open(store.root, { fs });
+  });
 
   it("open() creates the root 0700, set() makes 0755 directories and 0644 files", async (store) => {
     assert.equal((await store.fs.stat(store.root))?.mode, 0o700);

@@ -68,4 +68,5 @@ export const denoFileSystem: FileSystem = {
     }
   },
   readDir: (path) => Array.from(Deno.readDirSync(path), (entry) => entry.name),
+  createExclusive: (path, mode) => ops.createExclusive(path, mode).close(),
 };

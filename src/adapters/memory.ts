@@ -175,6 +175,20 @@ export class MemoryFileSystem implements FileSystem {
     return [...this.#directory(clean(path), "scandir").children];
   }
 
+  /**
+   * Creates an empty file with `mode & ~umask`; `EEXIST` when `path` exists.
+   *
+   * @param path An absolute path whose parent directory exists.
+   * @param mode The permission bits before the umask.
+   */
+  createExclusive(path: string, mode: number): void {
+    path = clean(path);
+    this.#directory(parentOf(path), "open");
+    if (this.#entries.has(path)) throw fsError("EEXIST", "file already exists", "open", path);
+    this.#checkName(path, "open");
+    this.#add(path, { kind: "file", mode: mode & ~this.#umask & 0o7777, data: new Uint8Array() });
+  }
+
   #add(path: string, entry: Entry): void {
     const parent = this.#entries.get(parentOf(path)) as { children: Set<string> };
     parent.children.add(nameOf(path));

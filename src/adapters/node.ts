@@ -135,4 +135,5 @@ export const nodeFileSystem: FileSystem = {
       : null;
   },
   readDir: (path) => nodeFs().readdirSync(path),
+  createExclusive: (path, mode) => nodeFs().closeSync(ops.createExclusive(path, mode)),
 };
