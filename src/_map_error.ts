@@ -17,10 +17,17 @@ const REASONS: Record<string, string> = {
   EIO: "input/output error",
 };
 
+/**
+ * Deno's permission errors carry no errno: a missing `--allow-read`/`--allow-write` is, to
+ * the caller, permission denied.
+ */
+const DENO_PERMISSION_ERRORS = new Set(["NotCapable", "PermissionDenied"]);
+
 /** The errno name of a runtime error (`code` on Node, Bun and Deno errors), else `EIO`. */
 export function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === "string" && /^E[A-Z0-9]+$/.test(code) ? code : "EIO";
+  if (typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) return code;
+  return DENO_PERMISSION_ERRORS.has((error as Error | null)?.name!) ? "EACCES" : "EIO";
 }
 
 /**
