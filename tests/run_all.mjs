@@ -15,10 +15,13 @@ const files = process.argv.slice(2).length > 0
     .map((file) => join("tests", String(file)))
     .sort();
 
+// The whole suite on Deno also runs every documentation example (they are type-checked too).
+const docTests = process.argv.slice(2).length > 0 ? [] : ["--doc", "mod.ts", "cli.ts", "src/"];
+
 // Each runtime: the command, and how to read its pass/fail counts from its summary.
 const runtimes = {
   deno: {
-    command: [bin("deno"), "test", "-A", "--unstable-kv", ...files],
+    command: [bin("deno"), "test", "-A", "--unstable-kv", ...docTests, ...files],
     count: (out) => {
       const m = [
         ...out.matchAll(
