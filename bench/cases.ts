@@ -33,6 +33,15 @@ export interface BenchCase {
   ops?: number;
 }
 
+/**
+ * Whether a case is bound by fsync (durable writes, and the service calls made of them). The
+ * disk's fsync latency drifts during a run (writeback of earlier cases, journal commits), so
+ * these are measured interleaved with their baseline by `durable.ts`, not one after another.
+ */
+export function isDurable(c: BenchCase): boolean {
+  return c.group.startsWith("set ") || c.group.startsWith("V2MetadataService");
+}
+
 /** Value sizes, as in the issue: a diffid mapping is 71 B, a 50-entry list ~8 KiB. */
 export const SIZES = [256, 4096] as const;
 /** Distinct keys per set case: writes overwrite, as dockerd's do. */

@@ -33,6 +33,12 @@ function exec(command: string, args: string[]): string {
 }
 
 const results: Result[] = [];
+/** Adds the JSON line of results that run.ts and durable.ts print last. */
+function addResults(runtime: string, output: string): void {
+  for (const r of JSON.parse(output.trim().split("\n").at(-1)!)) {
+    results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
+  }
+}
 const memory: Record<string, number> = {};
 for (const runtime of runtimes) {
   if (runtime === "deno") {
@@ -49,13 +55,12 @@ for (const runtime of runtimes) {
         opsPerSec: (ops * 1e9) / b.results[0].ok.avg,
       });
     }
+    addResults(runtime, exec(bin("deno"), ["run", "-A", "bench/durable.ts"]));
     const mem = exec(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", "bench/memory.ts"]);
     memory.deno = JSON.parse(mem).bytesPerEntry;
   } else {
-    const lines = exec(bin("bun"), ["bench/run.ts", "--json"]).trim().split("\n");
-    for (const r of JSON.parse(lines.at(-1)!)) {
-      results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
-    }
+    addResults(runtime, exec(bin("bun"), ["bench/run.ts", "--json"]));
+    addResults(runtime, exec(bin("bun"), ["bench/durable.ts"]));
     memory[runtime] = JSON.parse(exec(bin("bun"), ["bench/memory.ts"])).bytesPerEntry;
   }
 }

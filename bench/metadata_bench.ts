@@ -1,9 +1,10 @@
-// `deno bench -A bench/metadata_bench.ts`: the shared cases under Deno's bench runner.
-import { makeCases } from "./cases.ts";
+// `deno bench -A bench/metadata_bench.ts`: the shared CPU-bound cases under Deno's bench
+// runner (the fsync-bound ones are in durable.ts).
+import { isDurable, makeCases } from "./cases.ts";
 
 const { cases, cleanup } = await makeCases();
 globalThis.addEventListener("unload", cleanup);
-for (const { group, name, fn, baseline } of cases) {
+for (const { group, name, fn, baseline } of cases.filter((c) => !isDurable(c))) {
   // Deno awaits only `async` functions: wrap the cases that return a promise.
   const isAsync = fn() instanceof Promise;
   Deno.bench({

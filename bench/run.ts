@@ -1,10 +1,13 @@
-// The shared cases under mitata, for Bun (`bun bench/run.ts`) and Node (`tsx bench/run.ts`).
+// The shared CPU-bound cases under mitata, for Bun (`bun bench/run.ts`) and Node
+// (`tsx bench/run.ts`); the fsync-bound ones are in durable.ts.
 // `--json` prints one JSON line of results for bench/main.ts instead of mitata's report.
 import { bench, group, run } from "mitata";
-import { makeCases } from "./cases.ts";
+import { isDurable, makeCases } from "./cases.ts";
 
 const json = process.argv.includes("--json");
-const { cases, cleanup } = await makeCases();
+const made = await makeCases();
+const cases = made.cases.filter((c) => !isDurable(c));
+const cleanup = made.cleanup;
 // Registered group by group; mitata reports them in this order.
 const ordered: typeof cases = [];
 for (const name of new Set(cases.map((c) => c.group))) {

@@ -46,41 +46,78 @@ function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
   return bytes;
 }
 
-/** Imported keys by their bytes, so repeated HMACs with one key skip importKey. */
-const keyCache = new Map<string, Promise<CryptoKey>>();
+/** An imported key, with a copy of the bytes it was imported from. */
+interface CachedKey {
+  bytes: Uint8Array;
+  key: Promise<CryptoKey>;
+  /** The key once imported: signing with it then needs no extra await. */
+  ready?: CryptoKey;
+}
+
+/**
+ * Imported keys, first by the caller's array (the usual case: one key object reused, found
+ * without hashing its bytes), then by their bytes. A hit is checked against the bytes
+ * copied at import, so a caller mutating its array gets the right key.
+ */
+const keysByArray = new WeakMap<Uint8Array, CachedKey>();
+const keysByBytes = new Map<string, CachedKey>();
 const KEY_CACHE_SIZE = 64;
 
 /** Keys longer than this are imported each time rather than cached by their bytes. */
 const MAX_CACHED_KEY_BYTES = 1024;
 
-function hmacKey(key: Uint8Array): Promise<CryptoKey> {
-  const id = key.length <= MAX_CACHED_KEY_BYTES ? String.fromCharCode(...key) : undefined;
-  let cryptoKey = id === undefined ? undefined : keyCache.get(id);
-  if (!cryptoKey) {
-    cryptoKey = crypto.subtle.importKey(
-      "raw",
-      key.slice(),
-      { name: "HMAC", hash: "SHA-256" },
-      false,
-      ["sign", "verify"],
-    );
-    if (id !== undefined) {
-      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.delete(keyCache.keys().next().value!);
-      keyCache.set(id, cryptoKey);
-      cryptoKey.catch(() => keyCache.delete(id));
-    }
-  }
-  return cryptoKey;
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
-/** The HMAC input: Digest's bytes then SourceRepository's, with no separator. */
+function importHmacKey(bytes: Uint8Array): CachedKey {
+  const copy = bytes.slice();
+  const entry: CachedKey = {
+    bytes: copy,
+    key: crypto.subtle.importKey("raw", copy, { name: "HMAC", hash: "SHA-256" }, false, [
+      "sign",
+      "verify",
+    ]),
+  };
+  entry.key.then((key) => entry.ready = key, () => {});
+  return entry;
+}
+
+function hmacKey(bytes: Uint8Array): CachedKey {
+  let entry = keysByArray.get(bytes);
+  if (entry && sameBytes(entry.bytes, bytes)) return entry;
+  if (bytes.length > MAX_CACHED_KEY_BYTES) return importHmacKey(bytes);
+  const id = String.fromCharCode(...bytes);
+  entry = keysByBytes.get(id);
+  if (!entry) {
+    entry = importHmacKey(bytes);
+    if (keysByBytes.size >= KEY_CACHE_SIZE) keysByBytes.delete(keysByBytes.keys().next().value!);
+    keysByBytes.set(id, entry);
+    const failed = entry;
+    failed.key.catch(() => keysByBytes.get(id) === failed && keysByBytes.delete(id));
+  }
+  keysByArray.set(bytes, entry);
+  return entry;
+}
+
+/** Signs with a cached key, without waiting on its import once it is done. */
+function sign(bytes: Uint8Array, data: Uint8Array<ArrayBuffer>): Promise<ArrayBuffer> {
+  const entry = hmacKey(bytes);
+  if (entry.ready) return crypto.subtle.sign("HMAC", entry.ready, data);
+  return entry.key.then((key) => crypto.subtle.sign("HMAC", key, data));
+}
+
+/**
+ * The HMAC input: Digest's UTF-8 then SourceRepository's, with no separator, in one
+ * allocation (each encoded on its own, so lone surrogates never pair across the two).
+ */
 function hmacInput(metadata: V2Metadata): Uint8Array<ArrayBuffer> {
-  const digest = encoder.encode(metadata.digest);
-  const repository = encoder.encode(metadata.sourceRepository);
-  const input = new Uint8Array(digest.length + repository.length);
-  input.set(digest);
-  input.set(repository, digest.length);
-  return input;
+  const input = new Uint8Array(3 * (metadata.digest.length + metadata.sourceRepository.length));
+  const { written } = encoder.encodeInto(metadata.digest, input);
+  const rest = encoder.encodeInto(metadata.sourceRepository, input.subarray(written));
+  return input.subarray(0, written + rest.written);
 }
 
 /**
@@ -133,13 +170,13 @@ export async function computeV2MetadataHMACKey(
  * @param metadata The entry to tag (its own `hmac` is ignored); `null` gives `""`.
  * @returns 64 lower-case hex characters, or `""`.
  */
-export async function computeV2MetadataHMAC(
+export function computeV2MetadataHMAC(
   key: Uint8Array | null,
   metadata: V2Metadata | null,
 ): Promise<string> {
-  if (!key?.length || !metadata) return "";
-  const signature = await crypto.subtle.sign("HMAC", await hmacKey(key), hmacInput(metadata));
-  return toHex(signature);
+  // Not `async`: one promise fewer per call, a noticeable share of a ~40 µs WebCrypto call.
+  if (!key?.length || !metadata) return Promise.resolve("");
+  return sign(key, hmacInput(metadata)).then(toHex);
 }
 
 /**
@@ -169,5 +206,5 @@ export async function checkV2MetadataHMAC(
   if (!metadata.hmac || !key?.length) return !metadata.hmac && !key?.length;
   const signature = fromHex(metadata.hmac);
   if (!signature) return false;
-  return await crypto.subtle.verify("HMAC", await hmacKey(key), signature, hmacInput(metadata));
+  return await crypto.subtle.verify("HMAC", await hmacKey(key).key, signature, hmacInput(metadata));
 }

@@ -95,3 +95,22 @@ test("computeV2MetadataHMAC() gives the same answer for equal keys in different 
   mutated[0] = 0;
   assert.notEqual(await computeV2MetadataHMAC(mutated, meta), first);
 });
+
+test("computeV2MetadataHMAC() follows a key array changed in place after use", async () => {
+  const key = (await computeV2MetadataHMACKey({ password: "in place" }))!;
+  const hmacOf = (bytes: Uint8Array) =>
+    createHmac("sha256", bytes).update(meta.digest + meta.sourceRepository).digest("hex");
+  assert.equal(await computeV2MetadataHMAC(key, meta), hmacOf(key)); // cached from here on
+  key[0] = 0x41;
+  assert.equal(await computeV2MetadataHMAC(key, meta), hmacOf(key));
+  assert.ok(await checkV2MetadataHMAC({ ...meta, hmac: hmacOf(key) }, key));
+});
+
+test("computeV2MetadataHMAC() encodes digest and repository apart: lone surrogates never pair", async () => {
+  const key = await computeV2MetadataHMACKey({ username: "u" });
+  const odd = { digest: "sha256:\ud83d", sourceRepository: "\ude00r", hmac: "" };
+  const encoder = new TextEncoder();
+  const expected = createHmac("sha256", key!)
+    .update(encoder.encode(odd.digest)).update(encoder.encode(odd.sourceRepository)).digest("hex");
+  assert.equal(await computeV2MetadataHMAC(key, odd), expected);
+});

@@ -19,6 +19,8 @@ interface ReadFs {
 let fs: ReadFs | undefined;
 /** `O_RDONLY | O_NOFOLLOW`: opening a symlink fails with ELOOP. */
 let flags = 0;
+/** `{ flag: flags }`, made once: Bun parses an options object on every call. */
+let readOptions: { flag: number } | undefined;
 /** Small files are read into this buffer in one call, then copied out. */
 const SCRATCH_BYTES = 16 * 1024;
 let scratch: Uint8Array | undefined;
@@ -38,11 +40,12 @@ export function readFileNoFollow(path: string): Uint8Array {
     fs = process?.getBuiltinModule?.("node:fs") as ReadFs | undefined;
     if (!fs) throw new Error("node:fs is not available: process.getBuiltinModule is missing");
     flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
+    readOptions = { flag: flags };
     const agent = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
     oneCall = agent?.startsWith("Bun/") ?? false;
   }
   // Copied into a plain Uint8Array: a Buffer would not deep-equal other runtimes' results.
-  if (oneCall) return new Uint8Array(fs.readFileSync(path, { flag: flags }));
+  if (oneCall) return new Uint8Array(fs.readFileSync(path, readOptions!));
   const fd = fs.openSync(path, flags);
   try {
     let buffer = scratch ??= new Uint8Array(SCRATCH_BYTES);
