@@ -107,9 +107,12 @@ export class FaultyFileSystem implements FileSystem {
       }
     },
     sync: (fd) => {
+      this.#ops.syncNow(fd);
+      return Promise.resolve();
+    },
+    syncNow: (fd) => {
       this.#step("fsync", String(fd));
       fs.fsyncSync(fd);
-      return Promise.resolve();
     },
     close: (fd) => {
       fs.closeSync(fd); // Linux frees the descriptor even when close reports an error

@@ -23,6 +23,7 @@ const ops: AtomicWriteOps<Deno.FsFile> = {
     for (let done = 0; done < data.length;) done += file.writeSync(data.subarray(done));
   },
   sync: (file) => file.sync(),
+  syncNow: (file) => file.syncSync(),
   close: (file) => file.close(),
   chmod: (path, mode) => Deno.chmodSync(path, mode),
   rename: (from, to) => Deno.renameSync(from, to),

@@ -33,6 +33,7 @@ interface NodeFs {
   openSync(path: string, flags: string, mode: number): number;
   writeSync(fd: number, data: Uint8Array, offset: number, length: number): number;
   fsync(fd: number, callback: (error: Error | null) => void): void;
+  fsyncSync(fd: number): void;
   closeSync(fd: number): void;
   chmodSync(path: string, mode: number): void;
   renameSync(from: string, to: string): void;
@@ -65,6 +66,7 @@ const ops: AtomicWriteOps<number> = {
     new Promise((resolve, reject) =>
       nodeFs().fsync(fd, (error) => error ? reject(error) : resolve())
     ),
+  syncNow: (fd) => nodeFs().fsyncSync(fd),
   close: (fd) => nodeFs().closeSync(fd),
   chmod: (path, mode) => nodeFs().chmodSync(path, mode),
   rename: (from, to) => nodeFs().renameSync(from, to),
