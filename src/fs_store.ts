@@ -267,6 +267,11 @@ export class FSMetadataStore implements MetadataStore {
    * the file gets mode 0644. A directory at the path is `EEXIST`; a symlink or device is
    * refused with `EINVAL`, as dockerd v28 does.
    *
+   * Durable before it resolves: temp file, fsync, chmod, rename, as Docker's atomic writer.
+   * On the disk adapters a write that is alone in the process fsyncs on the calling thread
+   * (briefly blocking it, like the read-only `get`); writes started together fsync on
+   * worker threads so they overlap.
+   *
    * @example
    * ```ts
    * import { FSMetadataStore, MemoryFileSystem } from "@distribution/metadata";
