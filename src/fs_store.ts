@@ -269,7 +269,7 @@ export class FSMetadataStore implements MetadataStore {
    *
    * Durable before it resolves: temp file, fsync, chmod, rename, as Docker's atomic writer.
    * On the disk adapters a write that is alone in the process fsyncs on the calling thread
-   * (briefly blocking it, like the read-only `get`); writes started together fsync on
+   * (briefly blocking it, as `get` does for its read); writes started together fsync on
    * worker threads so they overlap.
    *
    * @example
