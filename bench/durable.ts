@@ -1,6 +1,9 @@
 // The fsync-bound cases (see isDurable), measured interleaved: in every round each case of a
-// group runs for a slice of time, in rotating order, so all of them see the same disk. Runs
-// on Deno and Bun alike; prints one JSON line of results, as `run.ts --json` does.
+// group runs for a slice of time, in rotating order, so all of them see the same disk. Each
+// slice starts after sync(1), so none pays for the dirty pages of the one before (the peer
+// without fsync leaves many). Runs on Deno and Bun alike; prints one JSON line of results,
+// as `run.ts --json` does.
+import { execFileSync } from "node:child_process";
 import { type BenchCase, isDurable, makeCases } from "./cases.ts";
 
 const ROUNDS = 12;
@@ -8,6 +11,7 @@ const SLICE_MS = 25;
 
 /** Calls `c.fn` for `SLICE_MS`; returns [operations, milliseconds]. */
 async function slice(c: BenchCase): Promise<[number, number]> {
+  execFileSync("sync");
   const start = performance.now();
   let calls = 0;
   let elapsed = 0;
