@@ -117,10 +117,9 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
   for (const size of SIZES) {
     const label = size === 256 ? "256 B" : "4 KiB";
     const values = keys.map((_, i) => valueOf(size, i));
-    const rawPaths = keys.map((key) => join(root, "raw", NS, key));
+    // The baselines read and write the very files of the native adapter's store.
+    const rawPaths = keys.map((key) => join(stores[0]![1].root, NS, key));
     for (let i = 0; i < KEYS; i++) {
-      fs.mkdirSync(join(rawPaths[i]!, ".."), { recursive: true });
-      fs.writeFileSync(rawPaths[i]!, values[i]!);
       for (const [, store] of stores) await store.set(NS, keys[i]!, values[i]!);
       await memory.set(NS, keys[i]!, values[i]!);
       await unstorage.setItemRaw(`${NS}:${keys[i]}`, values[i]);
