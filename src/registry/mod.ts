@@ -4,8 +4,8 @@
  * downloads, monolithic and chunked uploads, cross-repository mounts), an OCI image layout
  * content store, and `pull`/`push` that read and write the distribution metadata exactly
  * where dockerd does — push mounts layers from repositories the metadata knows, preferring
- * entries tagged with the current credentials. Runs on `fetch` and `crypto.subtle` (plus an incremental
- * SHA-256 that checks blobs while they stream), in any runtime.
+ * entries tagged with the current credentials. Runs on `fetch` and `crypto.subtle` (plus an
+ * incremental SHA-256 that checks blobs while they stream), in any runtime.
  *
  * @example Push an image from an OCI layout, recording where its layers went
  * ```ts ignore
