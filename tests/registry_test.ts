@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import {
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
@@ -528,4 +529,56 @@ test("push() of a name the store lacks fails with ENOENT before any request", as
     },
   );
   assert.equal(fake.log.length, 0);
+});
+
+/** Every directory and file under `root`, as the Go fixtures record trees. */
+async function treeOf(
+  fs: MemoryFileSystem,
+  root: string,
+  dir = root,
+): Promise<{ path: string; kind: string; mode: number; base64?: string }[]> {
+  const nodes = [];
+  for (const name of fs.readDir(dir).sort()) {
+    const path = `${dir}/${name}`;
+    const info = fs.stat(path)!;
+    const relative = path.slice(root.length + 1);
+    if (info.kind === "directory") {
+      nodes.push({ path: relative, kind: "dir", mode: info.mode });
+      nodes.push(...await treeOf(fs, root, path));
+    } else {
+      const base64 = Buffer.from(fs.readFile(path)).toString("base64");
+      nodes.push({ path: relative, kind: "file", mode: info.mode, base64 });
+    }
+  }
+  return nodes;
+}
+
+test("push, pull, then a mounting push write the metadata Docker's Go package writes", async () => {
+  // The same calls replayed on Go's package: scenario "registry-push-pull-mount" of
+  // tests/fixtures/go_metadata.json (its digests are this image's: the gzip is deterministic).
+  const source = await ociLayoutStore("/source", { fs: new MemoryFileSystem() });
+  await buildImage(source, "1.0", [
+    [{ name: "a.txt", data: encoder.encode("layer a\n") }],
+    [{ name: "b.txt", data: encoder.encode("layer b\n") }],
+  ]);
+  const fs = new MemoryFileSystem();
+  const metadataService = new V2MetadataService(await FSMetadataStore.open("/meta", { fs }));
+  const fake = fakeRegistry();
+  const as = async (auth: typeof alice) => ({
+    plainHttp: true,
+    fetch: fake.fetch,
+    auth,
+    hmacKey: await computeV2MetadataHMACKey(auth),
+    metadataService,
+  });
+  await push("fake.test/team/app:1.0", source, await as(alice));
+  const pulled = await ociLayoutStore("/pulled", { fs: new MemoryFileSystem() });
+  await pull("fake.test/team/app:1.0", pulled, await as(bob));
+  await push("fake.test/team/other:1.0", source, await as(alice));
+  assert.ok(fake.log.some((r) => r.query.get("from") === "team/app" && r.status === 201));
+  const { scenarios } = JSON.parse(
+    readFileSync(new URL("./fixtures/go_metadata.json", import.meta.url), "utf8"),
+  );
+  const scenario = scenarios.find((s: { name: string }) => s.name === "registry-push-pull-mount");
+  assert.deepEqual(await treeOf(fs, "/meta"), scenario.tree);
 });

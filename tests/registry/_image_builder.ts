@@ -1,6 +1,6 @@
-// Builds small images for the tests: layer tars (a minimal ustar writer), gzip through
-// CompressionStream, an image configuration with rootfs.diff_ids, and a schema 2 or OCI
-// manifest, all stored in a ContentStore and tagged.
+// Builds small images for the tests: layer tars (a minimal ustar writer), deterministic gzip,
+// an image configuration with rootfs.diff_ids, and a schema 2 or OCI manifest, all stored in a
+// ContentStore and tagged.
 import { createHash } from "node:crypto";
 import type { ContentStore, Descriptor } from "../../src/registry/mod.ts";
 
@@ -45,12 +45,41 @@ export function tar(files: { name: string; data: Uint8Array }[]): Uint8Array {
   return out;
 }
 
-/** gzip via CompressionStream. */
-export async function gzip(data: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([data as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-    new CompressionStream("gzip"),
-  );
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(data: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of data) crc = CRC_TABLE[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/**
+ * gzip with stored (uncompressed) deflate blocks: valid for any gunzip, and the same bytes on
+ * every runtime (CompressionStream's output differs between zlib builds), so layer digests
+ * are fixed and can be compared with fixtures recorded by Docker's Go package.
+ */
+export function gzip(data: Uint8Array): Uint8Array {
+  const BLOCK = 0xffff;
+  const blocks = Math.max(1, Math.ceil(data.length / BLOCK));
+  const out = new Uint8Array(10 + data.length + 5 * blocks + 8);
+  out.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]); // no name, no mtime, unknown OS
+  const view = new DataView(out.buffer);
+  let offset = 10;
+  for (let i = 0; i < blocks; i++) {
+    const chunk = data.subarray(i * BLOCK, (i + 1) * BLOCK);
+    out[offset] = i === blocks - 1 ? 1 : 0; // BFINAL, BTYPE 00 (stored)
+    view.setUint16(offset + 1, chunk.length, true);
+    view.setUint16(offset + 3, ~chunk.length & 0xffff, true);
+    out.set(chunk, offset + 5);
+    offset += 5 + chunk.length;
+  }
+  view.setUint32(offset, crc32(data), true);
+  view.setUint32(offset + 4, data.length >>> 0, true);
+  return out;
 }
 
 /** Deterministic pseudo-random bytes (incompressible), so layers can be made large. */
@@ -95,7 +124,7 @@ export async function buildImage(
     : "application/vnd.oci.image.layer.v1.tar+gzip";
   for (const files of layers) {
     const raw = tar(files);
-    const compressed = await gzip(raw);
+    const compressed = gzip(raw);
     diffIDs.push(sha256(raw));
     const digest = sha256(compressed);
     await store.put(digest, compressed);
