@@ -1,11 +1,7 @@
 // The read-modify-write of one key that every store's `update` and the services share.
+import { sameBytes } from "./_bytes.ts";
 import { errorCode } from "./_map_error.ts";
 import type { MetadataStore } from "./metadata_store.ts";
-
-/** Whether two byte arrays are equal. */
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((byte, i) => byte === b[i]);
-}
 
 /**
  * Reads `namespace/key` (`null` when absent), writes what `fn` returns (`null` deletes) and

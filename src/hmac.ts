@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { sameBytes, toHex } from "./_bytes.ts";
 import { goQuote } from "./_go_json.ts";
 import type { V2Metadata } from "./v2_metadata_service.ts";
 
@@ -30,14 +31,6 @@ export interface AuthConfig {
 
 const KEY_FIELDS = ["username", "password", "auth", "identitytoken", "registrytoken"] as const;
 const encoder = new TextEncoder();
-const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
-
-function toHex(bytes: ArrayBuffer): string {
-  let hex = "";
-  for (const byte of new Uint8Array(bytes)) hex += HEX[byte];
-  return hex;
-}
-
 /** Go's hex.DecodeString: either case; odd length or other characters give `null`. */
 function fromHex(hex: string): Uint8Array<ArrayBuffer> | null {
   if (hex.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(hex)) return null;
@@ -65,12 +58,6 @@ const KEY_CACHE_SIZE = 64;
 
 /** Keys longer than this are imported each time rather than cached by their bytes. */
 const MAX_CACHED_KEY_BYTES = 1024;
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 function importHmacKey(bytes: Uint8Array): CachedKey {
   const copy = bytes.slice();

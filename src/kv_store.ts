@@ -26,7 +26,7 @@
  */
 import { keyPath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
-import { sameBytes } from "./_read_modify_write.ts";
+import { sameBytes } from "./_bytes.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 

@@ -3,9 +3,10 @@
  *
  * @module
  */
+import { sameBytes } from "./_bytes.ts";
 import { decodeV2MetadataList, encodeV2MetadataList } from "./_go_json.ts";
 import { withKeyLock } from "./_key_lock.ts";
-import { readModifyWrite, sameBytes } from "./_read_modify_write.ts";
+import { readModifyWrite } from "./_read_modify_write.ts";
 import { digestKey, keyPath } from "./_keys.ts";
 import { MetadataError } from "./errors.ts";
 import { computeV2MetadataHMAC } from "./hmac.ts";

@@ -1,5 +1,6 @@
 // Digests of blobs: computed with crypto.subtle on whole buffers, or incrementally (sha256)
 // while a blob streams, and checked against the digest it was asked by.
+import { toHex } from "../_bytes.ts";
 import { ErrBlobInvalidDigest } from "./errors.ts";
 import { Sha256 } from "./_sha256.ts";
 
@@ -9,17 +10,13 @@ const SUBTLE_NAMES: Record<string, string> = {
   sha512: "SHA-512",
 };
 
-function hex(bytes: ArrayBuffer): string {
-  return Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** `sha256:<hex>` (or another algorithm) of a whole buffer. */
 export async function digestOf(data: Uint8Array, algorithm = "sha256"): Promise<string> {
   const name = SUBTLE_NAMES[algorithm];
   if (name === undefined) {
     throw new ErrBlobInvalidDigest(`Cannot hash with "${algorithm}": unsupported digest algorithm`);
   }
-  return `${algorithm}:${hex(await crypto.subtle.digest(name, data as Uint8Array<ArrayBuffer>))}`;
+  return `${algorithm}:${toHex(await crypto.subtle.digest(name, data as Uint8Array<ArrayBuffer>))}`;
 }
 
 /** Throws ErrBlobInvalidDigest unless `data` hashes to `digest`. */
