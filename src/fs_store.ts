@@ -44,7 +44,7 @@ function randomDigits(): string {
 /** The error of a failed read of `path`: a symlink is `EINVAL`, the rest is mapped. */
 function getError(error: unknown, namespace: string, key: string, path: string): Error {
   const what = `${namespace}/${key}`;
-  if ((error as { code?: unknown })?.code === "ELOOP") {
+  if (errorCode(error) === "ELOOP") {
     return new MetadataError(
       "EINVAL",
       `Cannot get "${what}" at "${path}": it is a symlink, not a regular file`,
@@ -105,11 +105,8 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function lockOption(
-  options: FSMetadataStoreOptions,
-  name: "lockStaleMs" | "lockTimeoutMs",
-): number {
-  const value = options[name] ?? (name === "lockStaleMs" ? LOCK_STALE_MS : LOCK_TIMEOUT_MS);
+/** `value`, refused with `EINVAL` unless it is a number >= 0. */
+function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) {
     throw new MetadataError("EINVAL", `Cannot open the store: ${name} must be >= 0, not ${value}`);
   }
@@ -207,8 +204,8 @@ export class FSMetadataStore implements MetadataStore {
       }
       lock = {
         createExclusive: fs.createExclusive.bind(fs),
-        staleMs: lockOption(options, "lockStaleMs"),
-        timeoutMs: lockOption(options, "lockTimeoutMs"),
+        staleMs: nonNegative("lockStaleMs", options.lockStaleMs ?? LOCK_STALE_MS),
+        timeoutMs: nonNegative("lockTimeoutMs", options.lockTimeoutMs ?? LOCK_TIMEOUT_MS),
       };
     }
     const cleanRoot = root.length > 1 ? root.replace(/\/+$/, "") || "/" : root;
@@ -217,7 +214,7 @@ export class FSMetadataStore implements MetadataStore {
       if ((await fs.stat(cleanRoot))?.kind !== "directory") await fs.mkdir(cleanRoot, ROOT_MODE);
     } catch (error) {
       // Go's MkdirAll reports a file in the way as ENOTDIR.
-      const code = (error as { code?: unknown })?.code === "EEXIST" ? "ENOTDIR" : undefined;
+      const code = errorCode(error) === "EEXIST" ? "ENOTDIR" : undefined;
       throw mapError(error, "open", cleanRoot, cleanRoot, code);
     }
     return new FSMetadataStore(cleanRoot, fs, lock);
@@ -305,14 +302,14 @@ export class FSMetadataStore implements MetadataStore {
         try {
           return await this.fs.writeFileAtomic(path, tempPrefix + randomDigits(), value, FILE_MODE);
         } catch (error) {
-          if ((error as { code?: unknown })?.code !== "EEXIST" || attempt === TEMP_NAME_ATTEMPTS) {
+          if (errorCode(error) !== "EEXIST" || attempt === TEMP_NAME_ATTEMPTS) {
             throw error;
           }
         }
       }
     } catch (error) {
       // rename(2) onto a directory says EISDIR; Go's os.Rename checks first and says EEXIST.
-      const code = (error as { code?: unknown })?.code === "EISDIR" ? "EEXIST" : undefined;
+      const code = errorCode(error) === "EISDIR" ? "EEXIST" : undefined;
       throw mapError(error, "set", what, path, code);
     }
   }

@@ -70,6 +70,16 @@ for (const adapter of adapters) {
     await FSMetadataStore.open(store.root, { fs });
   });
 
+  it("open() with lock refuses a negative or NaN lockStaleMs/lockTimeoutMs with EINVAL", async (store) => {
+    for (const bad of [{ lockStaleMs: -1 }, { lockTimeoutMs: Number.NaN }]) {
+      await rejectsWithCode(
+        FSMetadataStore.open(store.root, { fs: store.fs, lock: true, ...bad }),
+        "EINVAL",
+      );
+    }
+    await FSMetadataStore.open(store.root, { fs: store.fs, lock: true, lockStaleMs: 0 });
+  });
+
   it("open() creates the root 0700, set() makes 0755 directories and 0644 files", async (store) => {
     assert.equal((await store.fs.stat(store.root))?.mode, 0o700);
     await store.set("v2metadata-by-diffid", "sha256/abc", encoder.encode("[]"));
