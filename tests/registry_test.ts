@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
+  type AuthConfig,
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
   FSMetadataStore,
@@ -31,11 +32,12 @@ import {
   parseReference,
   pull,
   push,
+  type RegistryConfig,
 } from "../src/registry/mod.ts";
 import { Sha256 } from "../src/registry/_sha256.ts";
 import { attemptBudget, sortByLikenessAndAge } from "../src/registry/_push_candidates.ts";
 import { buildImage, noise, sha256 } from "./registry/_image_builder.ts";
-import { fakeRegistry } from "./registry/_fake_registry.ts";
+import { type FakeRegistry, fakeRegistry } from "./registry/_fake_registry.ts";
 
 const encoder = new TextEncoder();
 
@@ -161,6 +163,21 @@ async function entry(
 const alice = { username: "alice", password: "a" };
 const bob = { username: "bob", password: "b" };
 
+/** How dockerd talks to the fake registry as `auth`, keeping metadata in `service`. */
+async function configFor(
+  fake: FakeRegistry,
+  service: V2MetadataService,
+  auth: AuthConfig = alice,
+): Promise<RegistryConfig> {
+  return {
+    plainHttp: true,
+    fetch: fake.fetch,
+    auth,
+    hmacKey: await computeV2MetadataHMACKey(auth),
+    metadataService: service,
+  };
+}
+
 /** Six entries, oldest first, for DiffID D; target fake.test/team/app, user alice. */
 async function sixEntries(X: string): Promise<V2Metadata[]> {
   const a = await computeV2MetadataHMACKey(alice);
@@ -247,13 +264,7 @@ test("push() of a big layer: 1 check, 4 mounts in order, 2 more checks, then upl
   const { store, service, diffID, layer, entries } = await setup(20 * 1024 * 1024, sixEntries);
   const fake = fakeRegistry();
   const key = await computeV2MetadataHMACKey(alice);
-  await push("fake.test/team/app:1.0", store, {
-    plainHttp: true,
-    fetch: fake.fetch,
-    auth: alice,
-    hmacKey: key,
-    metadataService: service,
-  });
+  await push("fake.test/team/app:1.0", store, await configFor(fake, service));
   const seen = requests(fake.log, layer.digest);
   const layerPart = seen.slice(0, seen.findIndex((s) => s.startsWith("PUT X")) + 1);
   assert.deepEqual(layerPart, [
@@ -283,13 +294,7 @@ test("push() of a big layer: 1 check, 4 mounts in order, 2 more checks, then upl
 test("push() of a small layer tries one mount and no further checks", async () => {
   const { store, service, layer } = await setup(null, sixEntries);
   const fake = fakeRegistry();
-  await push("fake.test/team/app:1.0", store, {
-    plainHttp: true,
-    fetch: fake.fetch,
-    auth: alice,
-    hmacKey: await computeV2MetadataHMACKey(alice),
-    metadataService: service,
-  });
+  await push("fake.test/team/app:1.0", store, await configFor(fake, service));
   const seen = requests(fake.log, layer.digest);
   assert.deepEqual(seen.slice(0, seen.findIndex((s) => s.startsWith("PUT X")) + 1), [
     "GET /v2/ → 200",
@@ -308,13 +313,7 @@ test("push() stops at an existing blob and records it only when not already know
     );
     const fake = fakeRegistry();
     fake.blobs.set("team/app", new Map([[layer.digest, await store.get(layer.digest)]]));
-    await push("fake.test/team/app:1.0", store, {
-      plainHttp: true,
-      fetch: fake.fetch,
-      auth: alice,
-      hmacKey: key,
-      metadataService: service,
-    });
+    await push("fake.test/team/app:1.0", store, await configFor(fake, service));
     assert.ok(!fake.log.some((r) => r.query.has("mount")));
     const expected = [...entries];
     if (added) expected.push(await entry(key, layer.digest, "fake.test/team/app"));
@@ -330,13 +329,7 @@ test("push() mounts with 201 and records the target, cancelling no upload", asyn
   );
   const fake = fakeRegistry();
   fake.blobs.set("team/src", new Map([[layer.digest, await store.get(layer.digest)]]));
-  await push("fake.test/team/app:1.0", store, {
-    plainHttp: true,
-    fetch: fake.fetch,
-    auth: alice,
-    hmacKey: key,
-    metadataService: service,
-  });
+  await push("fake.test/team/app:1.0", store, await configFor(fake, service));
   const seen = requests(fake.log, layer.digest);
   assert.ok(seen.includes("POST mount X from team/src → 201"), seen.join("\n"));
   assert.ok(!seen.includes("PUT X → 201"));
@@ -362,13 +355,7 @@ test("a denied mount (403) removes the entry and is typed ErrAccessDenied", asyn
         { status: 403 },
       )
       : null;
-  const config = {
-    plainHttp: true,
-    fetch: fake.fetch,
-    auth: alice,
-    hmacKey: key,
-    metadataService: service,
-  };
+  const config = await configFor(fake, service);
   await assert.rejects(push("fake.test/team/app:1.0", store, config), ErrAccessDenied);
   // The mount failed for other reasons than missing credentials: alice's entry is gone and the
   // upload went on (the manifest PUT was then denied).
@@ -564,17 +551,10 @@ test("push, pull, then a mounting push write the metadata Docker's Go package wr
   const fs = new MemoryFileSystem();
   const metadataService = new V2MetadataService(await FSMetadataStore.open("/meta", { fs }));
   const fake = fakeRegistry();
-  const as = async (auth: typeof alice) => ({
-    plainHttp: true,
-    fetch: fake.fetch,
-    auth,
-    hmacKey: await computeV2MetadataHMACKey(auth),
-    metadataService,
-  });
-  await push("fake.test/team/app:1.0", source, await as(alice));
+  await push("fake.test/team/app:1.0", source, await configFor(fake, metadataService));
   const pulled = await ociLayoutStore("/pulled", { fs: new MemoryFileSystem() });
-  await pull("fake.test/team/app:1.0", pulled, await as(bob));
-  await push("fake.test/team/other:1.0", source, await as(alice));
+  await pull("fake.test/team/app:1.0", pulled, await configFor(fake, metadataService, bob));
+  await push("fake.test/team/other:1.0", source, await configFor(fake, metadataService));
   assert.ok(fake.log.some((r) => r.query.get("from") === "team/app" && r.status === 201));
   const { scenarios } = JSON.parse(
     readFileSync(new URL("./fixtures/go_metadata.json", import.meta.url), "utf8"),
