@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { type BenchCase, isDurable, makeCases } from "./cases.ts";
 
-const ROUNDS = 12;
+const ROUNDS = 30;
 const SLICE_MS = 25;
 
 /** Calls `c.fn` for `SLICE_MS`; returns [operations, milliseconds]. */

@@ -4,11 +4,12 @@ import { isDurable, makeCases } from "./cases.ts";
 
 const { cases, cleanup } = await makeCases();
 globalThis.addEventListener("unload", cleanup);
-for (const { group, name, fn, baseline } of cases.filter((c) => !isDurable(c))) {
+for (const { group, name, fn, baseline, ops } of cases.filter((c) => !isDurable(c))) {
   // Deno awaits only `async` functions: wrap the cases that return a promise.
   const isAsync = fn() instanceof Promise;
   Deno.bench({
-    name,
+    // Deno reports time per call: say how many operations a call makes (bench/main.ts reads it).
+    name: ops && !name.endsWith(`×${ops}`) ? `${name} (${ops} in a row)` : name,
     group,
     baseline: baseline ?? false,
     fn: isAsync ? async () => void await fn() : fn as () => void,

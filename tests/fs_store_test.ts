@@ -181,6 +181,26 @@ test("MemoryFileSystem.readFile() returns a copy", async () => {
   assert.equal(new TextDecoder().decode(await store.get("ns", "key")), "abc");
 });
 
+test("MemoryFileSystem cleans paths as a disk resolves them", async () => {
+  const fs = new MemoryFileSystem();
+  const store = await FSMetadataStore.open("/store", { fs });
+  await store.set("ns", ".hidden/key", encoder.encode("x"));
+  for (
+    const path of [
+      "/store/ns/.hidden/key",
+      "/store/./ns//.hidden/key",
+      "/store/ns/../ns/.hidden/./key",
+      "//store/ns/.hidden/key",
+      "store/ns/.hidden/key",
+    ]
+  ) {
+    assert.equal(new TextDecoder().decode(fs.readFile(path)), "x", path);
+  }
+  assert.equal(fs.stat("/store/ns/")?.kind, "directory");
+  assert.equal(fs.stat("/store/ns/.hidden/..")?.kind, "directory");
+  assert.equal(fs.stat("/")?.kind, "directory");
+});
+
 test("FSMetadataStore.open() without options uses the runtime's filesystem", async () => {
   const { root } = adapters[1]!.fresh();
   const store = await FSMetadataStore.open(root);

@@ -13,8 +13,6 @@ type Entry =
 
 const encoder = new TextEncoder();
 const NAME_MAX = 255;
-/** Paths that need cleaning: `//`, `.` or `..` segments, a trailing `/`, or not absolute. */
-const UNCLEAN = /\/\/|(^|\/)\.\.?(\/|$)|.\/$|^[^/]/;
 
 /** A Node-style error: the code in front of the message and as a property. */
 function fsError(code: string, what: string, syscall: string, path: string): Error {
@@ -34,8 +32,17 @@ function nameOf(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
+/**
+ * `path` as an absolute path without `//`, `.` or `..` segments or a trailing `/`. Clean
+ * paths (all the store makes) are returned as they are after a few substring checks,
+ * cheaper than a regular expression on every read; `/.` also catches names such as `.tmp-x`,
+ * which the loop below keeps unchanged.
+ */
 function clean(path: string): string {
-  if (!UNCLEAN.test(path)) return path;
+  if (
+    path[0] === "/" && !path.includes("/.") && !path.includes("//") &&
+    (path.length === 1 || !path.endsWith("/"))
+  ) return path;
   const segments: string[] = [];
   for (const segment of path.split("/")) {
     if (segment === "" || segment === ".") continue;
