@@ -65,21 +65,27 @@ for (const runtime of runtimes) {
   }
 }
 
-// Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built.
+// Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built. One run
+// times 2000 calls (~15 ms of gets), so the median of GO_RUNS runs is taken.
+const GO_RUNS = 5;
+const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
 const go: Record<string, number> = {};
 if (existsSync(goref)) {
   for (const size of [256, 4096]) {
-    const dir = mkdtempSync(join(tmpdir(), "goref-"));
-    try {
-      const out = JSON.parse(
-        exec(goref, ["-dir", join(dir, "s"), "-n", "2000", "-keys", "256", "-size", `${size}`]),
-      );
-      const label = size === 256 ? "256 B" : "4 KiB";
-      go[`get ${label}`] = out.get_ops_per_sec;
-      go[`set ${label}`] = out.set_ops_per_sec;
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
+    const runs: { get_ops_per_sec: number; set_ops_per_sec: number }[] = [];
+    for (let i = 0; i < GO_RUNS; i++) {
+      const dir = mkdtempSync(join(tmpdir(), "goref-"));
+      try {
+        runs.push(JSON.parse(
+          exec(goref, ["-dir", join(dir, "s"), "-n", "2000", "-keys", "256", "-size", `${size}`]),
+        ));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
+    const label = size === 256 ? "256 B" : "4 KiB";
+    go[`get ${label}`] = median(runs.map((run) => run.get_ops_per_sec));
+    go[`set ${label}`] = median(runs.map((run) => run.set_ops_per_sec));
   }
 }
 
@@ -103,9 +109,9 @@ for (const r of results) {
 }
 for (const [group, ops] of Object.entries(go)) {
   lines.push(
-    `| go | ${group} | Docker FSMetadataStore (goref-bench) | ${fmt(ops)} | |${
-      hasGo ? " 1.00 |" : ""
-    }`,
+    `| go | ${group} | Docker FSMetadataStore (goref-bench, median of ${GO_RUNS}) | ${
+      fmt(ops)
+    } | |${hasGo ? " 1.00 |" : ""}`,
   );
 }
 console.log(lines.join("\n"));

@@ -4,6 +4,7 @@ import { digestKey, keyPath } from "../_keys.ts";
 import { errorCode } from "../_map_error.ts";
 import type { FSMetadataStore } from "../fs_store.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
+import { matchingPathComponents } from "../registry/_push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import type { CliArgs } from "./args.ts";
 import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";
@@ -167,13 +168,6 @@ interface CheckedEntry {
 }
 
 /** dockerd's numOfMatchingPathComponents. */
-function matchingComponents(repository: string, target: string[]): number {
-  const components = repository.split("/");
-  let i = 0;
-  while (i < components.length && i < target.length && components[i] === target[i]) i++;
-  return i;
-}
-
 /**
  * `check`: per entry, whether its HMAC matches the credentials dockerd would use for the
  * entry's registry, and what dockerd would do with it on push. With `--target`, mount
@@ -190,20 +184,25 @@ export async function checkCommand(context: CommandContext): Promise<number> {
     ? undefined
     : normalizeRepository(context.args.target);
   const targetHost = target === undefined ? undefined : registryHost(target);
-  const keys = new Map<string, { key: Uint8Array | null; source: string }>();
+  const keys = new Map<string, Promise<{ key: Uint8Array | null; source: string }>>();
+  const keyFor = (registry: string) => {
+    let key = keys.get(registry);
+    if (!key) {
+      const { auth, source } = resolve(registry);
+      // dockerd always hashes the AuthConfig it got; no credentials is the empty one.
+      key = computeV2MetadataHMACKey(auth ?? {}).then((key) => ({ key, source }));
+      keys.set(registry, key);
+    }
+    return key;
+  };
   const rows: CheckedEntry[] = [];
   for (const list of lists) {
     if (list.entries === null) continue;
-    const checked: CheckedEntry[] = [];
-    for (const entry of list.entries) {
+    // All of a list at once: a WebCrypto call's cost is its thread round trip, which
+    // calls in flight together share.
+    const checked = await Promise.all(list.entries.map(async (entry): Promise<CheckedEntry> => {
       const registry = registryHost(entry.sourceRepository);
-      let key = keys.get(registry);
-      if (!key) {
-        const { auth, source } = resolve(registry);
-        // dockerd always hashes the AuthConfig it got; no credentials is the empty one.
-        key = { key: await computeV2MetadataHMACKey(auth ?? {}), source };
-        keys.set(registry, key);
-      }
+      const key = await keyFor(registry);
       const hmacMatches = await checkV2MetadataHMAC(entry, key.key);
       let verdict: Verdict = hmacMatches
         ? "preferred"
@@ -214,7 +213,7 @@ export async function checkCommand(context: CommandContext): Promise<number> {
         if (registry !== targetHost) verdict = "other-registry";
         else if (entry.sourceRepository === target) verdict = "target";
       }
-      checked.push({
+      return {
         diffID: list.diffID,
         entry,
         registry,
@@ -222,8 +221,8 @@ export async function checkCommand(context: CommandContext): Promise<number> {
         hmacMatches,
         verdict,
         order: null,
-      });
-    }
+      };
+    }));
     if (target !== undefined) {
       const components = target.split("/");
       const candidates = checked.filter((row) =>
@@ -233,8 +232,8 @@ export async function checkCommand(context: CommandContext): Promise<number> {
       candidates.sort((a, b) =>
         a.hmacMatches !== b.hmacMatches
           ? (a.hmacMatches ? -1 : 1)
-          : matchingComponents(b.entry.sourceRepository, components) -
-            matchingComponents(a.entry.sourceRepository, components)
+          : matchingPathComponents(b.entry.sourceRepository, components) -
+            matchingPathComponents(a.entry.sourceRepository, components)
       );
       candidates.forEach((row, i) => row.order = i + 1);
       const rest = checked.filter((row) => row.order === null);

@@ -27,7 +27,8 @@ export function attemptBudget(size: number | undefined): AttemptBudget {
   return { maxMountAttempts: 1, maxExistenceChecks: 1, checkOtherRepositories: false };
 }
 
-function matchingPathComponents(path: string, target: string[]): number {
+/** How many leading `/`-separated components of `path` equal those of `target`. */
+export function matchingPathComponents(path: string, target: string[]): number {
   const components = path.split("/");
   let i = 0;
   for (; i < components.length && i < target.length; i++) {
