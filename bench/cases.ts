@@ -53,7 +53,6 @@ export const IN_FLIGHT = 16;
  * cost per call (timers, its await) is near that of a whole MemoryFileSystem get.
  */
 const GET_BATCH = 16;
-const NS = "bench";
 
 /** The runtime, from its user agent (Node 20 has none). */
 export const runtime: string = (globalThis as { navigator?: { userAgent?: string } }).navigator
@@ -152,14 +151,16 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
 
   for (const size of SIZES) {
     const label = size === 256 ? "256 B" : "4 KiB";
+    // A namespace per size: the cases of both sizes run after all fixtures are written.
+    const namespace = `bench-${size}`;
     const values = keys.map((_, i) => valueOf(size, i));
     // The baselines read and write the very files of the native adapter's store.
-    const rawPaths = keys.map((key) => join(stores[0]![1].root, NS, key));
+    const rawPaths = keys.map((key) => join(stores[0]![1].root, namespace, key));
     for (let i = 0; i < KEYS; i++) {
-      for (const [, store] of stores) await store.set(NS, keys[i]!, values[i]!);
-      await memory.set(NS, keys[i]!, values[i]!);
-      await unstorage.setItemRaw(`${NS}:${keys[i]}`, values[i]);
-      await atomic.set(NS, keys[i]!, values[i]!);
+      for (const [, store] of stores) await store.set(namespace, keys[i]!, values[i]!);
+      await memory.set(namespace, keys[i]!, values[i]!);
+      await unstorage.setItemRaw(`${namespace}:${keys[i]}`, values[i]);
+      await atomic.set(namespace, keys[i]!, values[i]!);
     }
 
     const get = `get ${label}`;
@@ -178,23 +179,23 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
       cases.push({
         group: get,
         name: `FSMetadataStore ${name}`,
-        ...batch(() => store.get(NS, keys[next()]!)),
+        ...batch(() => store.get(namespace, keys[next()]!)),
       });
     }
     cases.push({
       group: get,
       name: "FSMetadataStore memory",
-      ...batch(() => memory.get(NS, keys[next()]!)),
+      ...batch(() => memory.get(namespace, keys[next()]!)),
     });
     cases.push({
       group: get,
       name: "unstorage fs",
-      ...batch(() => unstorage.getItemRaw(`${NS}:${keys[next()]}`)),
+      ...batch(() => unstorage.getItemRaw(`${namespace}:${keys[next()]}`)),
     });
     cases.push({
       group: get,
       name: "write-file-atomic",
-      ...batch(() => atomic.get(NS, keys[next()]!)),
+      ...batch(() => atomic.get(namespace, keys[next()]!)),
     });
 
     const set = `set ${label}`;
@@ -214,35 +215,35 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
       cases.push({
         group: set,
         name: `FSMetadataStore ${name}`,
-        fn: () => store.set(NS, keys[next()]!, values[n]!),
+        fn: () => store.set(namespace, keys[next()]!, values[n]!),
       });
       cases.push({
         group: set,
         name: `FSMetadataStore ${name} ×${IN_FLIGHT}`,
         ops: IN_FLIGHT,
-        fn: () => inFlight(() => store.set(NS, keys[next()]!, values[n]!)),
+        fn: () => inFlight(() => store.set(namespace, keys[next()]!, values[n]!)),
       });
     }
     cases.push({
       group: set,
       name: "FSMetadataStore memory",
-      fn: () => memory.set(NS, keys[next()]!, values[n]!),
+      fn: () => memory.set(namespace, keys[next()]!, values[n]!),
     });
     cases.push({
       group: set,
       name: "unstorage fs (no fsync)",
-      fn: () => unstorage.setItemRaw(`${NS}:${keys[next()]}`, values[n]),
+      fn: () => unstorage.setItemRaw(`${namespace}:${keys[next()]}`, values[n]),
     });
     cases.push({
       group: set,
       name: "write-file-atomic",
-      fn: () => atomic.set(NS, keys[next()]!, values[n]!),
+      fn: () => atomic.set(namespace, keys[next()]!, values[n]!),
     });
     cases.push({
       group: set,
       name: `write-file-atomic ×${IN_FLIGHT}`,
       ops: IN_FLIGHT,
-      fn: () => inFlight(() => atomic.set(NS, keys[next()]!, values[n]!)),
+      fn: () => inFlight(() => atomic.set(namespace, keys[next()]!, values[n]!)),
     });
   }
 
