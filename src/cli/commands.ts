@@ -167,7 +167,6 @@ interface CheckedEntry {
   order: number | null;
 }
 
-/** dockerd's numOfMatchingPathComponents. */
 /**
  * `check`: per entry, whether its HMAC matches the credentials dockerd would use for the
  * entry's registry, and what dockerd would do with it on push. With `--target`, mount

@@ -27,7 +27,10 @@ export function attemptBudget(size: number | undefined): AttemptBudget {
   return { maxMountAttempts: 1, maxExistenceChecks: 1, checkOtherRepositories: false };
 }
 
-/** How many leading `/`-separated components of `path` equal those of `target`. */
+/**
+ * dockerd's numOfMatchingPathComponents: how many leading `/`-separated components of `path`
+ * equal those of `target`.
+ */
 export function matchingPathComponents(path: string, target: string[]): number {
   const components = path.split("/");
   let i = 0;
