@@ -43,8 +43,21 @@ export function goQuote(text: string): string {
   return out + '"';
 }
 
+/**
+ * What JSON.stringify writes differently from Go: `<`, `>`, `&`, U+2028 and U+2029 raw (Go
+ * escapes them) and lone surrogates as `\udXXX` (Go writes U+FFFD). Everything else, control
+ * characters included, comes out byte for byte as Go's. `\\ud8..` in a string also matches,
+ * which only costs the slow path.
+ */
+const NOT_AS_GO = /[<>&\u2028\u2029]|\\ud[89a-f]/i;
+
 /** The list file bytes: compact, keys `Digest`, `SourceRepository`, `HMAC` in Go's order. */
 export function encodeV2MetadataList(list: readonly V2Metadata[]): Uint8Array {
+  // JSON.stringify is native and several times faster than quoting field by field in JS.
+  const text = JSON.stringify(
+    list.map((m) => ({ Digest: m.digest, SourceRepository: m.sourceRepository, HMAC: m.hmac })),
+  );
+  if (!NOT_AS_GO.test(text)) return encoder.encode(text);
   const objects = list.map((m) =>
     `{"Digest":${goQuote(m.digest)},"SourceRepository":${goQuote(m.sourceRepository)},"HMAC":${
       goQuote(m.hmac)

@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { decodeV2MetadataList, encodeV2MetadataList, goQuote } from "../src/_go_json.ts";
 import { MetadataError } from "../mod.ts";
 
@@ -37,6 +38,50 @@ test("encodeV2MetadataList() writes Go's compact form with keys in order", () =>
     new TextDecoder().decode(bytes),
     '[{"Digest":"sha256:a","SourceRepository":"docker.io/x","HMAC":"ff"},' +
       '{"Digest":"sha256:b","SourceRepository":"","HMAC":""}]',
+  );
+});
+
+/** The list as goQuote writes each field: what Go's json.Marshal gives. */
+function quotedList(list: { digest: string; sourceRepository: string; hmac: string }[]): string {
+  const objects = list.map((m) =>
+    `{"Digest":${goQuote(m.digest)},"SourceRepository":${goQuote(m.sourceRepository)},` +
+    `"HMAC":${goQuote(m.hmac)}}`
+  );
+  return `[${objects.join(",")}]`;
+}
+
+test("encodeV2MetadataList() quotes every string as goQuote does", () => {
+  const text = (list: Parameters<typeof quotedList>[0]) =>
+    new TextDecoder().decode(encodeV2MetadataList(list));
+  // Lone surrogates at both ends of the range, a backslash before "ud800", HTML characters,
+  // U+2028, control characters, a surrogate pair.
+  const tricky = [
+    "\\ud800",
+    "\ud800",
+    "\udfff",
+    "\ud7ff\ue000",
+    "a<b>&c",
+    "\u2028",
+    "\u0000\u001f\u007f",
+    "\\u003c",
+    "\ud83d\udc33",
+  ];
+  for (const value of tricky) {
+    const list = [entry("sha256:a", value, "ff"), entry(value)];
+    assert.equal(text(list), quotedList(list), JSON.stringify(value));
+  }
+  const field = fc.oneof(
+    fc.string({ unit: "binary" }),
+    fc.string({ unit: fc.constantFrom("\\", "u", "d", "8", "c", "<", "\ud800", "\udc00", "a") }),
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ digest: field, sourceRepository: field, hmac: field }), {
+        maxLength: 4,
+      }),
+      (list) => text(list) === quotedList(list),
+    ),
+    { numRuns: 2000 },
   );
 });
 
