@@ -9,7 +9,7 @@ import { errorCode, mapError } from "./_map_error.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
-import type { FileSystem } from "./file_system.ts";
+import type { FileInfo, FileSystem } from "./file_system.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 
 /** Modes Docker uses: the root, other directories, and value files. */
@@ -20,11 +20,16 @@ const FILE_MODE = 0o644;
 const TEMP_NAME_ATTEMPTS = 10_000;
 /**
  * Temp files of Docker's atomic writer (and ours), `.tmp-<final name><random digits>`, and
- * our lock files, `.tmp-<final name>.lock`.
+ * our lock files, `.tmp-<final name>.lock` and `.tmp-<final name>.lock.break`.
  */
-const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock)$/s;
+const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock|\.lock\.break)$/s;
 /** The suffix of a lock file, `.tmp-<final name>.lock`, next to the value it guards. */
 const LOCK_SUFFIX = ".lock";
+/**
+ * The suffix of the file a waiter holds while it breaks a stale lock. No key's lock file
+ * ends so, since those end in `.lock`.
+ */
+const BREAK_SUFFIX = ".break";
 const LOCK_MODE = 0o600;
 /** Defaults of {@linkcode FSMetadataStoreOptions}. */
 const LOCK_STALE_MS = 10_000;
@@ -83,8 +88,10 @@ export interface FSMetadataStoreOptions {
   lock?: boolean;
   /**
    * With `lock`: a lock file last modified at least this long ago (default 10 000 ms) is
-   * taken to belong to a killed process and is removed. Keep it well above the time one
-   * write can take. A lock whose age the FileSystem cannot tell is never broken.
+   * taken to belong to a killed process and is removed, by one waiter at a time (each holds
+   * `.tmp-<name>.lock.break` meanwhile). Keep it well above the time one write can take: a
+   * holder stalled for longer loses its lock. A lock whose age the FileSystem cannot tell is
+   * never broken.
    */
   lockStaleMs?: number;
   /**
@@ -341,8 +348,8 @@ export class FSMetadataStore implements MetadataStore {
   /**
    * Removes the temp files a killed writer left behind: regular files named like Docker's
    * atomic-write temp files, `.tmp-<name><digits>`, or like the lock files of
-   * {@linkcode FSMetadataStoreOptions.lock}, `.tmp-<name>.lock`, anywhere under the root,
-   * and nothing else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
+   * {@linkcode FSMetadataStoreOptions.lock}, `.tmp-<name>.lock` and
+   * `.tmp-<name>.lock.break`, anywhere under the root, and nothing else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
    * cannot return one, and a write only becomes visible by its final rename.
    *
    * It is not done on {@linkcode FSMetadataStore.open}, because dockerd (or another
@@ -425,16 +432,16 @@ export class FSMetadataStore implements MetadataStore {
       try {
         await readModifyWrite(this, namespace, key, fn);
       } catch (error) {
-        await this.#releaseLock(lockPath, what).catch(() => {});
+        await this.#removeLock(lockPath, what, "unlock").catch(() => {});
         throw error;
       }
-      await this.#releaseLock(lockPath, what);
+      await this.#removeLock(lockPath, what, "unlock");
     });
   }
 
   /** Creates `lockPath` exclusively, breaking a stale one, waiting at most the timeout. */
   async #takeLock(lockPath: string, what: string): Promise<void> {
-    const { createExclusive, staleMs, timeoutMs } = this.#lock!;
+    const { createExclusive, timeoutMs } = this.#lock!;
     const start = Date.now();
     for (let delay = 1;; delay = Math.min(delay * 2, LOCK_MAX_DELAY_MS)) {
       try {
@@ -442,12 +449,7 @@ export class FSMetadataStore implements MetadataStore {
       } catch (error) {
         if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, lockPath);
       }
-      let info;
-      try {
-        info = await this.fs.stat(lockPath);
-      } catch (error) {
-        throw mapError(error, "lock", what, lockPath);
-      }
+      const info = await this.#lockInfo(lockPath, what);
       if (info === null) continue; // Released meanwhile: try again at once.
       if (info.kind !== "file") {
         throw new MetadataError(
@@ -457,15 +459,8 @@ export class FSMetadataStore implements MetadataStore {
         );
       }
       const now = Date.now();
-      if (info.mtimeMs !== undefined && now - info.mtimeMs >= staleMs) {
-        // Its holder was killed: remove the lock (unless another waiter just did).
-        try {
-          await this.fs.remove(lockPath);
-        } catch (error) {
-          if (errorCode(error) !== "ENOENT") throw mapError(error, "lock", what, lockPath);
-        }
-        continue;
-      }
+      // Its holder was killed: break it, then try again at once.
+      if (this.#isStale(info, now) && await this.#breakStaleLock(lockPath, what)) continue;
       if (now - start >= timeoutMs) {
         throw new MetadataError(
           "EBUSY",
@@ -477,12 +472,55 @@ export class FSMetadataStore implements MetadataStore {
     }
   }
 
-  async #releaseLock(lockPath: string, what: string): Promise<void> {
+  async #lockInfo(path: string, what: string): Promise<FileInfo | null> {
     try {
-      await this.fs.remove(lockPath);
+      return await this.fs.stat(path);
     } catch (error) {
-      // ENOENT: broken as stale meanwhile, by a waiter or by recover().
-      if (errorCode(error) !== "ENOENT") throw mapError(error, "unlock", what, lockPath);
+      throw mapError(error, "lock", what, path);
+    }
+  }
+
+  #isStale(info: FileInfo, now: number): boolean {
+    return info.mtimeMs !== undefined && now - info.mtimeMs >= this.#lock!.staleMs;
+  }
+
+  /**
+   * Removes the lock at `lockPath` if it is still stale, holding `<lockPath>.break` while it
+   * looks and removes, so that waiters break a lock one at a time: a waiter that saw the
+   * stale lock must not remove the fresh one another waiter has taken since. Returns `false`
+   * when another waiter is breaking it (or left a breaker of its own, removed once stale).
+   */
+  async #breakStaleLock(lockPath: string, what: string): Promise<boolean> {
+    const breakPath = lockPath + BREAK_SUFFIX;
+    try {
+      await this.#lock!.createExclusive(breakPath, LOCK_MODE);
+    } catch (error) {
+      if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, breakPath);
+      const breaker = await this.#lockInfo(breakPath, what);
+      // Held for two calls, so a stale one was left by a killed waiter.
+      if (breaker && this.#isStale(breaker, Date.now())) await this.#removeLock(breakPath, what);
+      return false;
+    }
+    try {
+      const info = await this.#lockInfo(lockPath, what);
+      if (info?.kind === "file" && this.#isStale(info, Date.now())) {
+        await this.#removeLock(lockPath, what);
+      }
+    } finally {
+      await this.#removeLock(breakPath, what);
+    }
+    return true;
+  }
+
+  /**
+   * Removes a lock file. One already gone is fine: broken as stale meanwhile, by a waiter
+   * or by recover().
+   */
+  async #removeLock(path: string, what: string, action = "lock"): Promise<void> {
+    try {
+      await this.fs.remove(path);
+    } catch (error) {
+      if (errorCode(error) !== "ENOENT") throw mapError(error, action, what, path);
     }
   }
 

@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import {
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
+  type FileSystem,
   FSMetadataStore,
   MetadataError,
   type MetadataStore,
@@ -295,6 +296,20 @@ test(
 );
 
 const LIST_KEY = SHARED_DIFF_ID.replace(":", "/");
+
+/** `fs` with every call made after a random pause of up to 5 ms. */
+function withRandomDelays(fs: FileSystem): FileSystem {
+  return new Proxy(fs, {
+    get(target, name) {
+      const value = Reflect.get(target, name);
+      if (typeof value !== "function") return value;
+      return async (...args: unknown[]) => {
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));
+        return value.apply(target, args);
+      };
+    },
+  });
+}
 const entryA = writerEntry(0, 0);
 const entryB = writerEntry(0, 1);
 
@@ -346,21 +361,60 @@ for (const adapter of adapters) {
 
   test(`FSMetadataStore with lock on ${adapter.name}: a stale lock (killed holder) is broken`, async () => {
     const { service, lockPath } = await openLocked({ lockTimeoutMs: 5_000 });
-    writeFileSync(lockPath, "");
     const old = new Date(Date.now() - 11_000); // past the default lockStaleMs of 10 s
-    utimesSync(lockPath, old, old);
+    // The lock, and the file of a waiter killed while it was breaking the lock.
+    for (const path of [lockPath, `${lockPath}.break`]) {
+      writeFileSync(path, "");
+      utimesSync(path, old, old);
+    }
     await service.add(SHARED_DIFF_ID, entryB);
     assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA, entryB]);
     assert.ok(!existsSync(lockPath));
+    assert.ok(!existsSync(`${lockPath}.break`));
   });
 
-  test(`FSMetadataStore on ${adapter.name}: recover() removes a stale lock file, not a fresh one`, async () => {
+  test(`FSMetadataStore with lock on ${adapter.name}: waiters that find one stale lock break it one at a time`, async () => {
+    // Six stores on one root stand for six processes: each queues only its own calls. Every
+    // filesystem call waits a random moment first, so each trial interleaves differently.
+    const { fs, root } = adapter.fresh();
+    const shuffled = withRandomDelays(fs);
+    const stores = await Promise.all(
+      Array.from({ length: 6 }, () => FSMetadataStore.open(root, { fs: shuffled, lock: true })),
+    );
+    const old = new Date(Date.now() - 11_000);
+    for (let trial = 0; trial < 15; trial++) {
+      const key = `key${trial}`;
+      const lockPath = `${stores[0]!.root}/ns/.tmp-${key}.lock`;
+      await stores[0]!.set("ns", key, new Uint8Array());
+      writeFileSync(lockPath, "");
+      utimesSync(lockPath, old, old);
+      await Promise.all(
+        stores.map((store, i) =>
+          store.update!("ns", key, (value) => new Uint8Array([...value ?? [], i]))
+        ),
+      );
+      const appended = [...await stores[0]!.get("ns", key)].sort();
+      assert.deepEqual(appended, [0, 1, 2, 3, 4, 5], `trial ${trial}: every append kept`);
+      const keys = Array.from({ length: trial + 1 }, (_, i) => `key${i}`);
+      assert.deepEqual(
+        (await fs.readDir(`${stores[0]!.root}/ns`)).sort(),
+        keys.sort(),
+        "no lock left",
+      );
+    }
+  });
+
+  test(`FSMetadataStore on ${adapter.name}: recover() removes stale lock files, not fresh ones`, async () => {
     const { store, lockPath } = await openLocked();
+    const breakPath = `${lockPath}.break`;
     writeFileSync(lockPath, "");
+    writeFileSync(breakPath, "");
     assert.deepEqual(await store.recover(), []);
     const old = new Date(Date.now() - 120_000);
     utimesSync(lockPath, old, old);
-    assert.deepEqual(await store.recover(), [lockPath]);
+    utimesSync(breakPath, old, old);
+    assert.deepEqual((await store.recover()).sort(), [lockPath, breakPath].sort());
     assert.ok(!existsSync(lockPath));
+    assert.ok(!existsSync(breakPath));
   });
 }
