@@ -231,6 +231,12 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
     });
     cases.push({
       group: set,
+      name: `FSMetadataStore memory ×${IN_FLIGHT}`,
+      ops: IN_FLIGHT,
+      fn: () => inFlight(() => memory.set(namespace, keys[next()]!, values[n]!)),
+    });
+    cases.push({
+      group: set,
       name: "unstorage fs (no fsync)",
       fn: () => unstorage.setItemRaw(`${namespace}:${keys[next()]}`, values[n]),
     });
