@@ -22,7 +22,7 @@ const TEMP_NAME_ATTEMPTS = 10_000;
  * Temp files of Docker's atomic writer (and ours), `.tmp-<final name><random digits>`, and
  * our lock files, `.tmp-<final name>.lock` and `.tmp-<final name>.lock.break`.
  */
-const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock|\.lock\.break)$/s;
+const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock(?:\.break)?)$/s;
 /** The suffix of a lock file, `.tmp-<final name>.lock`, next to the value it guards. */
 const LOCK_SUFFIX = ".lock";
 /**
@@ -349,8 +349,9 @@ export class FSMetadataStore implements MetadataStore {
    * Removes the temp files a killed writer left behind: regular files named like Docker's
    * atomic-write temp files, `.tmp-<name><digits>`, or like the lock files of
    * {@linkcode FSMetadataStoreOptions.lock}, `.tmp-<name>.lock` and
-   * `.tmp-<name>.lock.break`, anywhere under the root, and nothing else. Such files are never values: keys with a `.tmp-` segment are refused, so `get`
-   * cannot return one, and a write only becomes visible by its final rename.
+   * `.tmp-<name>.lock.break`, anywhere under the root, and nothing else. Such files are never
+   * values: keys with a `.tmp-` segment are refused, so `get` cannot return one, and a write
+   * only becomes visible by its final rename.
    *
    * It is not done on {@linkcode FSMetadataStore.open}, because dockerd (or another
    * process) may be writing in the same directory at that moment; removing its temp file
@@ -460,7 +461,7 @@ export class FSMetadataStore implements MetadataStore {
       }
       const now = Date.now();
       // Its holder was killed: break it, then try again at once.
-      if (this.#isStale(info, now) && await this.#breakStaleLock(lockPath, what)) continue;
+      if (this.#isStale(info) && await this.#breakStaleLock(lockPath, what)) continue;
       if (now - start >= timeoutMs) {
         throw new MetadataError(
           "EBUSY",
@@ -480,8 +481,8 @@ export class FSMetadataStore implements MetadataStore {
     }
   }
 
-  #isStale(info: FileInfo, now: number): boolean {
-    return info.mtimeMs !== undefined && now - info.mtimeMs >= this.#lock!.staleMs;
+  #isStale(info: FileInfo): boolean {
+    return info.mtimeMs !== undefined && Date.now() - info.mtimeMs >= this.#lock!.staleMs;
   }
 
   /**
@@ -498,12 +499,12 @@ export class FSMetadataStore implements MetadataStore {
       if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, breakPath);
       const breaker = await this.#lockInfo(breakPath, what);
       // Held for two calls, so a stale one was left by a killed waiter.
-      if (breaker && this.#isStale(breaker, Date.now())) await this.#removeLock(breakPath, what);
+      if (breaker && this.#isStale(breaker)) await this.#removeLock(breakPath, what);
       return false;
     }
     try {
       const info = await this.#lockInfo(lockPath, what);
-      if (info?.kind === "file" && this.#isStale(info, Date.now())) {
+      if (info?.kind === "file" && this.#isStale(info)) {
         await this.#removeLock(lockPath, what);
       }
     } finally {

@@ -296,6 +296,8 @@ test(
 );
 
 const LIST_KEY = SHARED_DIFF_ID.replace(":", "/");
+const entryA = writerEntry(0, 0);
+const entryB = writerEntry(0, 1);
 
 /** `fs` with every call made after a random pause of up to 5 ms. */
 function withRandomDelays(fs: FileSystem): FileSystem {
@@ -310,8 +312,13 @@ function withRandomDelays(fs: FileSystem): FileSystem {
     },
   });
 }
-const entryA = writerEntry(0, 0);
-const entryB = writerEntry(0, 1);
+
+/** An empty file at `path` last modified `ageMs` ago, as a killed process leaves its lock. */
+function writeAged(path: string, ageMs: number): void {
+  writeFileSync(path, "");
+  const then = new Date(Date.now() - ageMs);
+  utimesSync(path, then, then);
+}
 
 for (const adapter of adapters) {
   /** A store with lock: true holding `entryA`, and the path of its list's lock file. */
@@ -361,12 +368,10 @@ for (const adapter of adapters) {
 
   test(`FSMetadataStore with lock on ${adapter.name}: a stale lock (killed holder) is broken`, async () => {
     const { service, lockPath } = await openLocked({ lockTimeoutMs: 5_000 });
-    const old = new Date(Date.now() - 11_000); // past the default lockStaleMs of 10 s
-    // The lock, and the file of a waiter killed while it was breaking the lock.
-    for (const path of [lockPath, `${lockPath}.break`]) {
-      writeFileSync(path, "");
-      utimesSync(path, old, old);
-    }
+    // The lock, and the file of a waiter killed while it was breaking the lock, both past
+    // the default lockStaleMs of 10 s.
+    writeAged(lockPath, 11_000);
+    writeAged(`${lockPath}.break`, 11_000);
     await service.add(SHARED_DIFF_ID, entryB);
     assert.deepEqual(await service.getMetadata(SHARED_DIFF_ID), [entryA, entryB]);
     assert.ok(!existsSync(lockPath));
@@ -381,13 +386,11 @@ for (const adapter of adapters) {
     const stores = await Promise.all(
       Array.from({ length: 6 }, () => FSMetadataStore.open(root, { fs: shuffled, lock: true })),
     );
-    const old = new Date(Date.now() - 11_000);
     for (let trial = 0; trial < 15; trial++) {
       const key = `key${trial}`;
       const lockPath = `${stores[0]!.root}/ns/.tmp-${key}.lock`;
       await stores[0]!.set("ns", key, new Uint8Array());
-      writeFileSync(lockPath, "");
-      utimesSync(lockPath, old, old);
+      writeAged(lockPath, 11_000);
       await Promise.all(
         stores.map((store, i) =>
           store.update!("ns", key, (value) => new Uint8Array([...value ?? [], i]))
@@ -407,12 +410,11 @@ for (const adapter of adapters) {
   test(`FSMetadataStore on ${adapter.name}: recover() removes stale lock files, not fresh ones`, async () => {
     const { store, lockPath } = await openLocked();
     const breakPath = `${lockPath}.break`;
-    writeFileSync(lockPath, "");
-    writeFileSync(breakPath, "");
+    writeAged(lockPath, 0);
+    writeAged(breakPath, 0);
     assert.deepEqual(await store.recover(), []);
-    const old = new Date(Date.now() - 120_000);
-    utimesSync(lockPath, old, old);
-    utimesSync(breakPath, old, old);
+    writeAged(lockPath, 120_000);
+    writeAged(breakPath, 120_000);
     assert.deepEqual((await store.recover()).sort(), [lockPath, breakPath].sort());
     assert.ok(!existsSync(lockPath));
     assert.ok(!existsSync(breakPath));
