@@ -55,6 +55,17 @@ export function testStoreConformance(
     assert.deepEqual(await store.get("ns", "key"), value);
   });
 
+  it("get() returns a plain Uint8Array the caller owns", async (store) => {
+    await store.set("ns", "key", encoder.encode("value"));
+    const first = await store.get("ns", "key");
+    // Not a Buffer, whose slice() shares memory and whose toString() decodes.
+    assert.equal(Object.getPrototypeOf(first), Uint8Array.prototype);
+    first.slice()[0] = 0;
+    assert.equal(decoder.decode(first), "value");
+    first.fill(0);
+    assert.equal(decoder.decode(await store.get("ns", "key")), "value");
+  });
+
   it("set() stores an empty value", async (store) => {
     await store.set("ns", "empty", new Uint8Array());
     assert.equal((await store.get("ns", "empty")).length, 0);

@@ -44,8 +44,12 @@ export function readFileNoFollow(path: string): Uint8Array {
     const agent = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;
     oneCall = agent?.startsWith("Bun/") ?? false;
   }
-  // Copied into a plain Uint8Array: a Buffer would not deep-equal other runtimes' results.
-  if (oneCall) return new Uint8Array(fs.readFileSync(path, readOptions!));
+  // A plain Uint8Array, not a Buffer (whose slice() is a view and toString() decodes), so
+  // results behave alike on every runtime. Bun gives each result its own ArrayBuffer, so
+  // re-prototyping exposes nothing else and saves a copy (~0.7 µs at 4 KiB).
+  if (oneCall) {
+    return Object.setPrototypeOf(fs.readFileSync(path, readOptions!), Uint8Array.prototype);
+  }
   const fd = fs.openSync(path, flags);
   try {
     let buffer = scratch ??= new Uint8Array(SCRATCH_BYTES);
