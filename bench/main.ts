@@ -1,8 +1,8 @@
-// Runs every benchmark (Deno, Bun, Docker's Go store when built, memory) and prints one
+// Runs every benchmark (Deno, Bun, Node, Docker's Go store when built, memory) and prints one
 // side-by-side markdown table with ratios: `deno task bench` or `npm run bench` (both run
 // this file with Deno).
 // GOREF_BENCH=<path> points at goref-bench (default /tmp/goref/bin/goref-bench);
-// BENCH_RUNTIMES=deno,bun picks the runtimes.
+// BENCH_RUNTIMES=deno,bun,node picks the runtimes.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -18,7 +18,7 @@ interface Result {
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
-const runtimes = (process.env.BENCH_RUNTIMES ?? "deno,bun").split(",");
+const runtimes = (process.env.BENCH_RUNTIMES ?? "deno,bun,node").split(",");
 const goref = process.env.GOREF_BENCH ?? "/tmp/goref/bin/goref-bench";
 
 // Deno.Command, not node:child_process: Deno's spawnSync takes the deno binary for a Node
@@ -59,9 +59,13 @@ for (const runtime of runtimes) {
     const mem = exec(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", "bench/memory.ts"]);
     memory.deno = JSON.parse(mem).bytesPerEntry;
   } else {
-    addResults(runtime, exec(bin("bun"), ["bench/run.ts", "--json"]));
-    addResults(runtime, exec(bin("bun"), ["bench/durable.ts"]));
-    memory[runtime] = JSON.parse(exec(bin("bun"), ["bench/memory.ts"])).bytesPerEntry;
+    // Bun runs TypeScript itself; Node through tsx.
+    const [command, ...flags] = runtime === "bun" ? [bin("bun")] : ["node", "--import", "tsx"];
+    const run = (...args: string[]) => exec(command!, [...flags, ...args]);
+    addResults(runtime, run("bench/run.ts", "--json"));
+    addResults(runtime, run("bench/durable.ts"));
+    const mem = runtime === "bun" ? run("bench/memory.ts") : run("--expose-gc", "bench/memory.ts");
+    memory[runtime] = JSON.parse(mem).bytesPerEntry;
   }
 }
 

@@ -1,6 +1,6 @@
 // Heap bytes per entry: 100 000 diffid-by-digest mappings (71-byte values) in a
 // FSMetadataStore on MemoryFileSystem. Prints one JSON line. Deno needs
-// --v8-flags=--expose-gc; Bun collects with Bun.gc.
+// --v8-flags=--expose-gc, Node --expose-gc; Bun collects with Bun.gc.
 import { FSMetadataStore, MemoryFileSystem } from "../mod.ts";
 
 const ENTRIES = 100_000;
