@@ -72,10 +72,12 @@ for (const runtime of runtimes) {
 // Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built. One run
 // times 2000 calls (~15 ms of gets), so the median of GO_RUNS runs is taken.
 const GO_RUNS = 5;
+const SIZES = [256, 4096];
+const sizeLabel = (size: number) => size === 256 ? "256 B" : "4 KiB";
 const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
 const go: Record<string, number> = {};
 if (existsSync(goref)) {
-  for (const size of [256, 4096]) {
+  for (const size of SIZES) {
     const runs: { get_ops_per_sec: number; set_ops_per_sec: number }[] = [];
     for (let i = 0; i < GO_RUNS; i++) {
       const dir = mkdtempSync(join(tmpdir(), "goref-"));
@@ -87,9 +89,27 @@ if (existsSync(goref)) {
         rmSync(dir, { recursive: true, force: true });
       }
     }
-    const label = size === 256 ? "256 B" : "4 KiB";
-    go[`get ${label}`] = median(runs.map((run) => run.get_ops_per_sec));
-    go[`set ${label}`] = median(runs.map((run) => run.set_ops_per_sec));
+    go[`get ${sizeLabel(size)}`] = median(runs.map((run) => run.get_ops_per_sec));
+    go[`set ${sizeLabel(size)}`] = median(runs.map((run) => run.set_ops_per_sec));
+  }
+}
+
+// How far this disk lets durable writes overlap at all, with no runtime in the way: Docker's
+// write sequence on 1 and on 16 goroutines (bench/fsync_ceiling.go), when Go is installed.
+for (const size of SIZES) {
+  const dir = mkdtempSync(join(tmpdir(), "fsync-ceiling-"));
+  try {
+    const { one, sixteen } = JSON.parse(
+      exec("go", ["run", "bench/fsync_ceiling.go", "-dir", dir, "-size", `${size}`]),
+    );
+    const group = `set ${sizeLabel(size)}`;
+    const row = { runtime: "go", group, baseline: false };
+    results.push({ ...row, name: "raw sequence, 1 goroutine", baseline: true, opsPerSec: one });
+    results.push({ ...row, name: "raw sequence, 16 goroutines", opsPerSec: sixteen });
+  } catch (error) {
+    console.error(`No Go fsync ceiling: ${error}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
