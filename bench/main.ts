@@ -1,6 +1,7 @@
 // Runs every benchmark (Deno, Bun, Node, Docker's Go store when built, memory) and prints one
 // side-by-side markdown table with ratios: `deno task bench` or `npm run bench` (both run
-// this file with Deno).
+// this file with Deno). Every case runs in bench/interleaved.ts, a group per process, on each
+// runtime alike.
 // GOREF_BENCH=<path> points at goref-bench (default /tmp/goref/bin/goref-bench);
 // BENCH_RUNTIMES=deno,bun,node picks the runtimes.
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -33,40 +34,25 @@ function exec(command: string, args: string[]): string {
 }
 
 const results: Result[] = [];
-/** Adds the JSON line of results that run.ts and durable.ts print last. */
-function addResults(runtime: string, output: string): void {
-  for (const r of JSON.parse(output.trim().split("\n").at(-1)!)) {
-    results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
-  }
-}
+/** How each runtime runs a TypeScript file, and its flags for a forced GC. */
+const commands: Record<string, { run: string[]; gc: string[] }> = {
+  deno: { run: [bin("deno"), "run", "-A"], gc: ["--v8-flags=--expose-gc"] },
+  bun: { run: [bin("bun")], gc: [] }, // memory.ts collects with Bun.gc
+  node: { run: ["node", "--import", "tsx"], gc: ["--expose-gc"] },
+};
 const memory: Record<string, number> = {};
 for (const runtime of runtimes) {
-  if (runtime === "deno") {
-    const report = JSON.parse(
-      exec(bin("deno"), ["bench", "-A", "--json", "bench/metadata_bench.ts"]),
-    );
-    for (const b of report.benches) {
-      const [, inFlight, inARow] = /(?:×(\d+)|\((\d+) in a row\))$/.exec(b.name) ?? [];
-      results.push({
-        runtime,
-        group: b.group,
-        name: b.name.replace(/ \(\d+ in a row\)$/, ""),
-        baseline: b.baseline,
-        opsPerSec: (Number(inFlight ?? inARow ?? 1) * 1e9) / b.results[0].ok.avg,
-      });
+  const command = commands[runtime];
+  if (!command) throw new Error(`Unknown runtime "${runtime}": use deno, bun or node`);
+  const run = (...args: string[]) => exec(command.run[0]!, [...command.run.slice(1), ...args]);
+  // A process per group (see interleaved.ts); each prints its results as its last line.
+  const lastLine = (output: string) => JSON.parse(output.trim().split("\n").at(-1)!);
+  for (const group of lastLine(run("bench/interleaved.ts", "--groups"))) {
+    for (const r of lastLine(run("bench/interleaved.ts", group))) {
+      results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
     }
-    addResults(runtime, exec(bin("deno"), ["run", "-A", "bench/durable.ts"]));
-    const mem = exec(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", "bench/memory.ts"]);
-    memory.deno = JSON.parse(mem).bytesPerEntry;
-  } else {
-    // Bun runs TypeScript itself; Node through tsx.
-    const [command, ...flags] = runtime === "bun" ? [bin("bun")] : ["node", "--import", "tsx"];
-    const run = (...args: string[]) => exec(command!, [...flags, ...args]);
-    addResults(runtime, run("bench/run.ts", "--json"));
-    addResults(runtime, run("bench/durable.ts"));
-    const mem = runtime === "bun" ? run("bench/memory.ts") : run("--expose-gc", "bench/memory.ts");
-    memory[runtime] = JSON.parse(mem).bytesPerEntry;
   }
+  memory[runtime] = JSON.parse(run(...command.gc, "bench/memory.ts")).bytesPerEntry;
 }
 
 // Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built. One run
