@@ -49,6 +49,8 @@ export function displayName(c: BenchCase): string {
 
 /** Value sizes, as in the issue: a diffid mapping is 71 B, a 50-entry list ~8 KiB. */
 export const SIZES = [256, 4096] as const;
+/** How group names spell a value size. */
+export const sizeLabel = (size: number): string => size === 256 ? "256 B" : "4 KiB";
 /** Distinct keys per set case: writes overwrite, as dockerd's do. */
 const KEYS = 256;
 /** Writes in flight in the concurrent set case. */
@@ -155,7 +157,7 @@ export async function makeCases(): Promise<{ cases: BenchCase[]; cleanup(): void
   const atomic = writeFileAtomicStore(join(root, "write-file-atomic"));
 
   for (const size of SIZES) {
-    const label = size === 256 ? "256 B" : "4 KiB";
+    const label = sizeLabel(size);
     // A namespace per size: the cases of both sizes run after all fixtures are written.
     const namespace = `bench-${size}`;
     const values = keys.map((_, i) => valueOf(size, i));

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { sizeLabel, SIZES } from "./cases.ts";
 
 interface Result {
   runtime: string;
@@ -58,8 +59,6 @@ for (const runtime of runtimes) {
 // Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built. One run
 // times 2000 calls (~15 ms of gets), so the median of GO_RUNS runs is taken.
 const GO_RUNS = 5;
-const SIZES = [256, 4096];
-const sizeLabel = (size: number) => size === 256 ? "256 B" : "4 KiB";
 const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
 const go: Record<string, number> = {};
 if (existsSync(goref)) {
@@ -89,9 +88,16 @@ for (const size of SIZES) {
       exec("go", ["run", "bench/fsync_ceiling.go", "-dir", dir, "-size", `${size}`]),
     );
     const group = `set ${sizeLabel(size)}`;
-    const row = { runtime: "go", group, baseline: false };
-    results.push({ ...row, name: "raw sequence, 1 goroutine", baseline: true, opsPerSec: one });
-    results.push({ ...row, name: "raw sequence, 16 goroutines", opsPerSec: sixteen });
+    results.push(
+      { runtime: "go", group, name: "raw sequence, 1 goroutine", baseline: true, opsPerSec: one },
+      {
+        runtime: "go",
+        group,
+        name: "raw sequence, 16 goroutines",
+        baseline: false,
+        opsPerSec: sixteen,
+      },
+    );
   } catch (error) {
     console.error(`No Go fsync ceiling: ${error}`);
   } finally {
