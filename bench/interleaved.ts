@@ -6,8 +6,9 @@
 // before (the peer without fsync leaves many). bench/main.ts runs every group in a process of
 // its own: the JIT state one group leaves (FSMetadataStore.get specialised for another
 // FileSystem) halved the next group's MemoryFileSystem gets on Bun.
-// `interleaved.ts --groups` prints the group names as JSON; `interleaved.ts <group>` prints one
-// JSON line of results. Runs on Deno, Bun and Node alike.
+// `interleaved.ts [group]` measures one group (the first when none is named) and prints one JSON
+// line: every group's name, so the caller can ask for the rest, and this group's results. Runs
+// on Deno, Bun and Node alike.
 import { execFileSync } from "node:child_process";
 import { type BenchCase, isDurable, makeCases } from "./cases.ts";
 
@@ -30,13 +31,11 @@ async function slice(c: BenchCase): Promise<[number, number]> {
 }
 
 const made = await makeCases();
-const group = process.argv[2];
+const groups = [...new Set(made.cases.map((c) => c.group))];
+const group = process.argv[2] ?? groups[0];
 try {
-  if (group === "--groups") {
-    console.log(JSON.stringify([...new Set(made.cases.map((c) => c.group))]));
-  } else {
-    console.log(JSON.stringify(await measure(made.cases.filter((c) => c.group === group))));
-  }
+  const results = await measure(made.cases.filter((c) => c.group === group));
+  console.log(JSON.stringify({ groups, results }));
 } finally {
   made.cleanup();
 }
