@@ -4,7 +4,7 @@
  * @module
  */
 import { withKeyLock } from "./_key_lock.ts";
-import { keyPath } from "./_keys.ts";
+import { keyPath, TEMP_PREFIX } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
@@ -38,6 +38,12 @@ const LOCK_TIMEOUT_MS = 30_000;
 const LOCK_MAX_DELAY_MS = 25;
 /** How old a temp file must be before {@linkcode FSMetadataStore.recover} removes it. */
 const RECOVER_AFTER_MS = 60_000;
+
+/** `<directory>/.tmp-<name>` for the value at `path`: how its temp and lock files begin. */
+function tempPrefixOf(path: string): string {
+  const slash = path.lastIndexOf("/");
+  return `${path.slice(0, slash)}/${TEMP_PREFIX}${path.slice(slash + 1)}`;
+}
 
 const random = new Uint32Array(1);
 /** Go's CreateTemp suffix: a random uint32 in decimal. */
@@ -291,9 +297,7 @@ export class FSMetadataStore implements MetadataStore {
   async set(namespace: string, key: string, value: Uint8Array): Promise<void> {
     const path = this.#path(namespace, key);
     const what = `${namespace}/${key}`;
-    const slash = path.lastIndexOf("/");
-    const directory = path.slice(0, slash);
-    const tempPrefix = `${directory}/.tmp-${path.slice(slash + 1)}`;
+    const directory = path.slice(0, path.lastIndexOf("/"));
     try {
       const existing = await this.fs.stat(path);
       if (existing === null) await this.fs.mkdir(directory, DIRECTORY_MODE);
@@ -307,7 +311,8 @@ export class FSMetadataStore implements MetadataStore {
       }
       for (let attempt = 1;; attempt++) {
         try {
-          return await this.fs.writeFileAtomic(path, tempPrefix + randomDigits(), value, FILE_MODE);
+          const tempPath = tempPrefixOf(path) + randomDigits();
+          return await this.fs.writeFileAtomic(path, tempPath, value, FILE_MODE);
         } catch (error) {
           if (errorCode(error) !== "EEXIST" || attempt === TEMP_NAME_ATTEMPTS) {
             throw error;
@@ -422,10 +427,9 @@ export class FSMetadataStore implements MetadataStore {
     // Taken synchronously, so calls in one process keep their order and never poll.
     return withKeyLock(this, path, async () => {
       const what = `${namespace}/${key}`;
-      const slash = path.lastIndexOf("/");
-      const lockPath = `${path.slice(0, slash)}/.tmp-${path.slice(slash + 1)}${LOCK_SUFFIX}`;
+      const lockPath = tempPrefixOf(path) + LOCK_SUFFIX;
       try {
-        await this.fs.mkdir(path.slice(0, slash), DIRECTORY_MODE);
+        await this.fs.mkdir(path.slice(0, path.lastIndexOf("/")), DIRECTORY_MODE);
       } catch (error) {
         throw mapError(error, "update", what, path);
       }

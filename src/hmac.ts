@@ -193,5 +193,7 @@ export async function checkV2MetadataHMAC(
   if (!metadata.hmac || !key?.length) return !metadata.hmac && !key?.length;
   const signature = fromHex(metadata.hmac);
   if (!signature) return false;
-  return await crypto.subtle.verify("HMAC", await hmacKey(key).key, signature, hmacInput(metadata));
+  const entry = hmacKey(key);
+  const cryptoKey = entry.ready ?? await entry.key;
+  return await crypto.subtle.verify("HMAC", cryptoKey, signature, hmacInput(metadata));
 }

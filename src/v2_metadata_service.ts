@@ -165,7 +165,7 @@ export class V2MetadataService {
       list.push(entry);
       const bytes = encodeV2MetadataList(list.slice(-MAX_ENTRIES));
       listChanged = old === null || !sameBytes(old, bytes);
-      return bytes;
+      return listChanged ? bytes : old; // the same array: the store need not compare again
     });
     const diffIDBytes = encoder.encode(diffID);
     if (!listChanged && await this.#holds(BY_DIGEST, mappingKey, diffIDBytes)) return;

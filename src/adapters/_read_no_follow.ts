@@ -1,6 +1,7 @@
 // Reads a file without following a final symlink, shared by the Node/Bun and Deno adapters:
 // Deno.readFileSync has no O_NOFOLLOW, Deno's node:fs has, at the same cost.
 import { copyOut } from "./_copy.ts";
+import { loadNodeFs } from "./_node_fs.ts";
 
 interface ReadFs {
   readFileSync(path: string, options: { flag: number }): Uint8Array;
@@ -34,11 +35,7 @@ let oneCall = false;
  */
 export function readFileNoFollow(path: string): Uint8Array {
   if (!fs) {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?(id: string): unknown };
-    }).process;
-    fs = process?.getBuiltinModule?.("node:fs") as ReadFs | undefined;
-    if (!fs) throw new Error("node:fs is not available: process.getBuiltinModule is missing");
+    fs = loadNodeFs<ReadFs>();
     flags = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW;
     readOptions = { flag: flags };
     const agent = (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent;

@@ -17,6 +17,8 @@
  */
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
+import { errorCode } from "../_map_error.ts";
+import { loadNodeFs } from "./_node_fs.ts";
 import { readFileNoFollow } from "./_read_no_follow.ts";
 
 interface NodeStats {
@@ -44,15 +46,7 @@ interface NodeFs {
   readdirSync(path: string): string[];
 }
 
-let cached: NodeFs | undefined;
-function nodeFs(): NodeFs {
-  const process = (globalThis as {
-    process?: { getBuiltinModule?(id: string): unknown };
-  }).process;
-  cached ??= process?.getBuiltinModule?.("node:fs") as NodeFs | undefined;
-  if (!cached) throw new Error("node:fs is not available: process.getBuiltinModule is missing");
-  return cached;
-}
+const nodeFs = () => loadNodeFs<NodeFs>();
 
 const ops: AtomicWriteOps<number> = {
   createExclusive: (path, mode) => nodeFs().openSync(path, "wx", mode),
@@ -83,13 +77,10 @@ function kindOf(stats: NodeStats): FileInfo["kind"] {
 function mkdirEach(path: string, mode: number): void {
   const fs = nodeFs();
   if (fs.lstatSync(path, { throwIfNoEntry: false })) return;
-  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  const slash = path.lastIndexOf("/");
+  const parent = slash > 0 ? path.slice(0, slash) : slash === 0 ? "/" : ".";
   if (parent !== path) mkdirEach(parent, mode);
   fs.mkdirSync(path, { mode });
-}
-
-function codeOf(error: unknown): unknown {
-  return (error as { code?: unknown } | null)?.code;
 }
 
 /**
@@ -113,7 +104,7 @@ export const nodeFileSystem: FileSystem = {
     } catch (error) {
       // Node 20's recursive mkdir says ENOENT for any failure under an existing directory
       // (EROFS, EACCES, ENOSPC); creating one level at a time surfaces the real cause.
-      if (codeOf(error) !== "ENOENT") throw error;
+      if (errorCode(error) !== "ENOENT") throw error;
       mkdirEach(path, mode);
     }
   },
@@ -126,7 +117,7 @@ export const nodeFileSystem: FileSystem = {
       try {
         fs.rmdirSync(path);
       } catch (rmdirError) {
-        throw codeOf(rmdirError) === "ENOTDIR" ? unlinkError : rmdirError;
+        throw errorCode(rmdirError) === "ENOTDIR" ? unlinkError : rmdirError;
       }
     }
   },
