@@ -190,6 +190,8 @@ test("MemoryFileSystem cleans paths as a disk resolves them", async () => {
       "/store/ns/.hidden/key",
       "/store/./ns//.hidden/key",
       "/store/ns/../ns/.hidden/./key",
+      "/store/./ns/.hidden/key",
+      "/store/ns/../ns/.hidden/key",
       "//store/ns/.hidden/key",
       "store/ns/.hidden/key",
     ]
@@ -198,6 +200,7 @@ test("MemoryFileSystem cleans paths as a disk resolves them", async () => {
   }
   assert.equal(fs.stat("/store/ns/")?.kind, "directory");
   assert.equal(fs.stat("/store/ns/.hidden/..")?.kind, "directory");
+  assert.equal(fs.stat("/store/ns/.")?.kind, "directory");
   assert.equal(fs.stat("/")?.kind, "directory");
 });
 

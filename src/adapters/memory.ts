@@ -34,13 +34,13 @@ function nameOf(path: string): string {
 
 /**
  * `path` as an absolute path without `//`, `.` or `..` segments or a trailing `/`. Clean
- * paths (all the store makes) are returned as they are after a few substring checks,
- * cheaper than a regular expression on every read; `/.` also catches names such as `.tmp-x`,
- * which the loop below keeps unchanged.
+ * paths (all the store makes, temp names such as `.tmp-x` included) are returned as they are
+ * after a few substring checks, cheaper than a regular expression on every call.
  */
 function clean(path: string): string {
   if (
-    path[0] === "/" && !path.includes("/.") && !path.includes("//") &&
+    path[0] === "/" && !path.includes("//") && !path.includes("/./") &&
+    !path.includes("/../") && !path.endsWith("/.") && !path.endsWith("/..") &&
     (path.length === 1 || !path.endsWith("/"))
   ) return path;
   const segments: string[] = [];
