@@ -96,8 +96,6 @@ export interface RequestOptions {
   scopes?: string[];
   /** The error a bare 404 means here (e.g. a HEAD on a blob has no body to tell). */
   notFound?: (options: RegistryErrorOptions) => RegistryError;
-  /** Do not follow redirects by hand (blob downloads are followed by fetch itself). */
-  redirect?: RequestRedirect;
 }
 
 /** Options of a {@linkcode RegistryClient}. */
@@ -197,7 +195,6 @@ export class RegistryClient {
       if (authorization !== null) headers["authorization"] = authorization;
       const init: RequestInit = { method, headers };
       if (options.body !== undefined) init.body = options.body as BodyInit;
-      if (options.redirect !== undefined) init.redirect = options.redirect;
       let response: Response;
       try {
         response = await this.#fetch(url, init);

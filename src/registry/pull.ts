@@ -5,7 +5,7 @@
  * @module
  */
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { concat, digestOf } from "./_digest.ts";
+import { digestOf } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { ErrManifestUnknown, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
@@ -45,23 +45,13 @@ function pickPlatform(index: Manifest, platform: Platform, ref: string): Descrip
   return found;
 }
 
-async function readStream(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  const chunks: Uint8Array[] = [];
-  const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return concat(chunks);
-    chunks.push(value);
-  }
-}
-
 async function fetchBlob(
   repo: Repository,
   store: ContentStore,
   descriptor: Descriptor,
 ): Promise<Uint8Array> {
   if (await store.has(descriptor.digest)) return store.get(descriptor.digest);
-  const data = await readStream(await repo.blobs().open(descriptor.digest));
+  const data = await repo.blobs().get(descriptor.digest);
   await store.put(descriptor.digest, data);
   return data;
 }

@@ -11,6 +11,7 @@ import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { digestOf } from "./_digest.ts";
 import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./_push_candidates.ts";
+import { uploadBlob } from "./_upload.ts";
 import { ErrBlobUnknown, ErrUnauthorized } from "./errors.ts";
 import { isIndexMediaType, parseManifest } from "./manifest.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
@@ -105,17 +106,13 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
   const budget = attemptBudget(layer.size);
   const checked = new Set<string>();
   let entries: V2Metadata[] = [];
-  let haveEntries = false;
   try {
     entries = await ctx.service.getMetadata(diffID);
-    haveEntries = true;
   } catch {
-    // no metadata for this layer: dockerd goes straight to mounts (none) and the upload
+    // no metadata for this layer: nothing to find, dockerd goes on to mounts (none) and upload
   }
-  if (haveEntries) {
-    const found = await layerAlreadyExists(ctx, diffID, layer, true, 1, entries, checked);
-    if (found !== null) return found;
-  }
+  const found = await layerAlreadyExists(ctx, diffID, layer, true, 1, entries, checked);
+  if (found !== null) return found;
 
   const blobs = ctx.repo.blobs();
   let upload: BlobWriter | null = null;
@@ -191,28 +188,14 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
   }
   const data = await ctx.store.get(layer.digest);
   const pushDigest = await digestOf(data);
-  const chunkSize = ctx.config.chunkSize ?? 0;
-  const total = data.length;
-  try {
-    if (chunkSize > 0 && data.length > chunkSize) {
-      for (let offset = 0; offset < data.length; offset += chunkSize) {
-        await upload.write(data.subarray(offset, offset + chunkSize));
-        ctx.config.onProgress?.({
-          action: "push",
-          digest: pushDigest,
-          current: Math.min(offset + chunkSize, total),
-          total,
-        });
-      }
-      await upload.commit(pushDigest);
-    } else {
-      await upload.commit(pushDigest, data);
-      ctx.config.onProgress?.({ action: "push", digest: pushDigest, current: total, total });
-    }
-  } catch (error) {
-    await ignore(upload.cancel());
-    throw error;
-  }
+  await uploadBlob(
+    upload,
+    data,
+    pushDigest,
+    ctx.config.chunkSize,
+    (current) =>
+      ctx.config.onProgress?.({ action: "push", digest: pushDigest, current, total: data.length }),
+  );
   await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
     digest: pushDigest,
     sourceRepository: ctx.target.name,

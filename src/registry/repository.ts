@@ -7,6 +7,7 @@
  */
 import type { RegistryClient, RequestOptions } from "./client.ts";
 import { concat, digestOf, StreamVerifier, verifyDigest } from "./_digest.ts";
+import { uploadBlob } from "./_upload.ts";
 import { ErrBlobUnknown, ErrManifestUnknown, ErrTagUnknown, RegistryError } from "./errors.ts";
 import { MANIFEST_ACCEPT, parseManifest } from "./manifest.ts";
 import type {
@@ -311,29 +312,7 @@ export class HttpRepository implements Repository {
     const digest = await digestOf(data);
     const created = await this.#createUpload();
     if (created.kind !== "upload") return created.descriptor;
-    const writer = created.writer;
-    try {
-      if (chunkSize !== undefined && chunkSize > 0 && data.length > chunkSize) {
-        for (let offset = 0; offset < data.length; offset += chunkSize) {
-          await writer.write(data.subarray(offset, offset + chunkSize));
-        }
-        return { ...(await writer.commit(digest)), mediaType };
-      }
-      return { ...(await writer.commit(digest, data)), mediaType };
-    } catch (error) {
-      await writer.cancel().catch(() => {});
-      throw error;
-    }
-  }
-
-  /** @internal Sends a request for an upload session. */
-  uploadRequest(method: string, url: string, options: RequestOptions): Promise<Response> {
-    return this.client.request(method, url, options);
-  }
-
-  /** @internal Reports progress. */
-  progress(event: TransferProgress): void {
-    this.#onProgress?.(event);
+    return { ...(await uploadBlob(created.writer, data, digest, chunkSize)), mediaType };
   }
 }
 
@@ -365,7 +344,7 @@ class HttpBlobWriter implements BlobWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     const start = this.#size;
-    const response = await this.#repo.uploadRequest("PATCH", this.#location, {
+    const response = await this.#repo.client.request("PATCH", this.#location, {
       scopes: this.#scopes,
       headers: {
         "content-type": OCTET_STREAM,
@@ -386,7 +365,7 @@ class HttpBlobWriter implements BlobWriter {
       options.headers = { "content-type": OCTET_STREAM };
       options.body = last;
     }
-    const response = await this.#repo.uploadRequest("PUT", url.toString(), options);
+    const response = await this.#repo.client.request("PUT", url.toString(), options);
     await response.body?.cancel();
     this.#size += last?.length ?? 0;
     return {
@@ -397,7 +376,7 @@ class HttpBlobWriter implements BlobWriter {
   }
 
   async cancel(): Promise<void> {
-    const response = await this.#repo.uploadRequest("DELETE", this.#location, {
+    const response = await this.#repo.client.request("DELETE", this.#location, {
       scopes: this.#scopes,
     });
     await response.body?.cancel();
