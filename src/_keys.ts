@@ -5,6 +5,11 @@ import { MetadataError } from "./errors.ts";
 const encoder = new TextEncoder();
 /** Linux NAME_MAX: longer segments would fail later with a less helpful error. */
 const MAX_SEGMENT_BYTES = 255;
+/** V2MetadataService's namespaces, as dockerd names them: DiffID → entries, digest → DiffID. */
+export const BY_DIFFID = "v2metadata-by-diffid";
+export const BY_DIGEST = "diffid-by-digest";
+/** dockerd keeps this many entries per DiffID, dropping the oldest. */
+export const MAX_ENTRIES = 50;
 /** The prefix Docker's atomic writer gives its temp files. */
 export const TEMP_PREFIX = ".tmp-";
 /**

@@ -7,7 +7,7 @@ import { sameBytes } from "./_bytes.ts";
 import { decodeV2MetadataList, encodeV2MetadataList } from "./_go_json.ts";
 import { withKeyLock } from "./_key_lock.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
-import { digestKey, keyPath } from "./_keys.ts";
+import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "./_keys.ts";
 import { MetadataError } from "./errors.ts";
 import { computeV2MetadataHMAC } from "./hmac.ts";
 import type { MetadataStore } from "./metadata_store.ts";
@@ -21,11 +21,6 @@ export interface V2Metadata {
   /** Hex HMAC of digest and repository under the credentials' key, or `""` (`HMAC`). */
   hmac: string;
 }
-
-const BY_DIFFID = "v2metadata-by-diffid";
-const BY_DIGEST = "diffid-by-digest";
-/** dockerd keeps this many entries per DiffID, dropping the oldest. */
-const MAX_ENTRIES = 50;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

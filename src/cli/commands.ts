@@ -1,25 +1,15 @@
 // The CLI's commands. Each reads the store (never writes), prints through `CommandContext`
 // and returns the exit status.
-import { digestKey, keyPath } from "../_keys.ts";
+import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "../_keys.ts";
 import { errorCode } from "../_map_error.ts";
 import type { FSMetadataStore } from "../fs_store.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
-import { matchingPathComponents } from "../registry/_push_candidates.ts";
+import { orderByLikenessAndAge } from "../registry/_push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import type { CliArgs } from "./args.ts";
 import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";
-import {
-  BY_DIFFID,
-  BY_DIGEST,
-  type ListRecord,
-  type ProgressCallback,
-  type ReadFailure,
-  scanStore,
-} from "./scan.ts";
+import { type ListRecord, type ProgressCallback, type ReadFailure, scanStore } from "./scan.ts";
 import { formatTable, shortDigest } from "./table.ts";
-
-/** dockerd keeps this many entries per DiffID. */
-const MAX_ENTRIES = 50;
 
 /** What a command needs: the store, the options, and where to print. */
 export interface CommandContext {
@@ -223,16 +213,9 @@ export async function checkCommand(context: CommandContext): Promise<number> {
       };
     }));
     if (target !== undefined) {
-      const components = target.split("/");
-      const candidates = checked.filter((row) =>
-        row.verdict !== "target" && row.verdict !== "other-registry"
-      ).reverse();
-      // Array.prototype.sort is stable, as Go's sort.Stable.
-      candidates.sort((a, b) =>
-        a.hmacMatches !== b.hmacMatches
-          ? (a.hmacMatches ? -1 : 1)
-          : matchingPathComponents(b.entry.sourceRepository, components) -
-            matchingPathComponents(a.entry.sourceRepository, components)
+      const candidates = orderByLikenessAndAge(
+        target,
+        checked.filter((row) => row.verdict !== "target" && row.verdict !== "other-registry"),
       );
       candidates.forEach((row, i) => row.order = i + 1);
       const rest = checked.filter((row) => row.order === null);
@@ -300,10 +283,6 @@ export interface Problem {
   detail: string;
 }
 
-function relativeTo(root: string, path: string): string {
-  return path.startsWith(root + "/") ? path.slice(root.length + 1) : path;
-}
-
 /**
  * `verify`: unreadable or corrupt lists and mappings, digests whose DiffID has no list,
  * lists longer than dockerd's 50, stray temp files. Exit status 1 when anything is found.
@@ -315,28 +294,33 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
   const scan = await scanStore(context.store, context.progress);
   const root = context.store.root;
   const problems: Problem[] = [];
-  const add = (kind: Problem["kind"], path: string, message: string, detail?: string) =>
+  const add = (
+    kind: Problem["kind"],
+    { path, relative }: { path: string; relative: string },
+    message: string,
+    detail?: string,
+  ) =>
     problems.push({
       kind,
-      relative: relativeTo(root, path),
+      relative,
       path,
       message,
       // `Cannot decode "<key>" at "<path>": why` → `why`
       detail: detail ?? message.replace(/^Cannot [^"]*"[^"]*"(?: at "[^"]*")?: /, ""),
     });
   const short = (digest: string) => shortDigest(digest, context.args.noTrunc);
-  for (const { path, failure } of scan.unreadableDirectories) {
-    add("unreadable-directory", path, failure.message);
+  for (const directory of scan.unreadableDirectories) {
+    add("unreadable-directory", directory, directory.failure.message);
   }
   const listPaths = new Map<string, ListRecord>();
   for (const list of scan.lists) {
     listPaths.set(list.file.relative, list);
     if (list.failure) {
-      add(`${list.failure.kind}-list`, list.file.path, list.failure.message);
+      add(`${list.failure.kind}-list`, list.file, list.failure.message);
     } else if (list.entries!.length > MAX_ENTRIES) {
       add(
         "long-list",
-        list.file.path,
+        list.file,
         `${list.entries!.length} entries for "${list.diffID}", dockerd keeps ${MAX_ENTRIES}`,
         `${list.entries!.length} entries, dockerd keeps ${MAX_ENTRIES}`,
       );
@@ -344,20 +328,20 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
   }
   for (const mapping of scan.mappings) {
     if (mapping.failure) {
-      add(`${mapping.failure.kind}-mapping`, mapping.file.path, mapping.failure.message);
+      add(`${mapping.failure.kind}-mapping`, mapping.file, mapping.failure.message);
       continue;
     }
     let listPath: string;
     try {
       listPath = keyPath(BY_DIFFID, digestKey(mapping.diffID!));
     } catch (error) {
-      add("corrupt-mapping", mapping.file.path, (error as Error).message);
+      add("corrupt-mapping", mapping.file, (error as Error).message);
       continue;
     }
     if (!listPaths.has(listPath)) {
       add(
         "missing-list",
-        mapping.file.path,
+        mapping.file,
         `"${mapping.digest}" maps to "${mapping.diffID}", which has no list at "${listPath}"`,
         `maps to ${short(mapping.diffID!)}, which has no list`,
       );
@@ -369,12 +353,12 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
       : `, modified ${new Date(file.mtimeMs).toISOString()}`;
     add(
       "temp-file",
-      file.path,
+      file,
       `temp file of an unfinished write (${file.size} B${modified}); remove it when no write is running`,
     );
   }
   for (const file of scan.strays) {
-    add("stray-file", file.path, `not a "${BY_DIFFID}" or "${BY_DIGEST}" key (<alg>/<encoded>)`);
+    add("stray-file", file, `not a "${BY_DIFFID}" or "${BY_DIGEST}" key (<alg>/<encoded>)`);
   }
   const summary = `Checked ${scan.lists.length} list(s) and ${scan.mappings.length} mapping(s): ${
     problems.length === 0 ? "no problems" : `${problems.length} problem(s)`

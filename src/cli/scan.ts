@@ -1,16 +1,11 @@
 // Walks a store with its FileSystem's readDir/stat and reads every list and digest mapping
 // through FSMetadataStore, so the CLI sees exactly what the library would.
 import { decodeV2MetadataList } from "../_go_json.ts";
-import { TEMP_PREFIX } from "../_keys.ts";
+import { BY_DIFFID, BY_DIGEST, TEMP_PREFIX } from "../_keys.ts";
 import { errorCode, mapError } from "../_map_error.ts";
 import type { FileInfo } from "../file_system.ts";
 import type { FSMetadataStore } from "../fs_store.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
-
-/** The namespaces of V2MetadataService. */
-export const BY_DIFFID = "v2metadata-by-diffid";
-/** Blob digest → DiffID. */
-export const BY_DIGEST = "diffid-by-digest";
 
 /** A file found under the root. */
 export interface StoreFile {
@@ -57,7 +52,7 @@ export interface ScanResult {
   /** Files in the two namespaces that are no key (`<alg>/<encoded>`). */
   strays: StoreFile[];
   /** Directories that could not be listed. */
-  unreadableDirectories: { path: string; failure: ReadFailure }[];
+  unreadableDirectories: { path: string; relative: string; failure: ReadFailure }[];
 }
 
 /** Called while scanning: `phase` is what is being done, `done` of `total` items. */
@@ -101,6 +96,7 @@ export async function walkStore(
       if (relative === "") throw mapError(error, "read", directory, directory);
       unreadableDirectories.push({
         path: directory,
+        relative,
         failure: failureOf(mapError(error, "list", relative, directory), "unreadable"),
       });
       return;
@@ -115,6 +111,7 @@ export async function walkStore(
       } catch (error) {
         unreadableDirectories.push({
           path,
+          relative: rel,
           failure: failureOf(mapError(error, "stat", rel, path), "unreadable"),
         });
         continue;

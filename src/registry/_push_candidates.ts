@@ -31,7 +31,7 @@ export function attemptBudget(size: number | undefined): AttemptBudget {
  * dockerd's numOfMatchingPathComponents: how many leading `/`-separated components of `path`
  * equal those of `target`.
  */
-export function matchingPathComponents(path: string, target: string[]): number {
+function matchingPathComponents(path: string, target: string[]): number {
   const components = path.split("/");
   let i = 0;
   for (; i < components.length && i < target.length; i++) {
@@ -50,16 +50,28 @@ export async function sortByLikenessAndAge(
   hmacKey: Uint8Array | null,
   entries: readonly V2Metadata[],
 ): Promise<V2Metadata[]> {
+  const checked = await Promise.all(entries.map(async (entry) => ({
+    entry,
+    hmacMatches: await checkV2MetadataHMAC(entry, hmacKey),
+  })));
+  return orderByLikenessAndAge(targetName, checked).map((item) => item.entry);
+}
+
+/** {@linkcode sortByLikenessAndAge}'s order, for entries whose HMAC check is already known. */
+export function orderByLikenessAndAge<T extends { entry: V2Metadata; hmacMatches: boolean }>(
+  targetName: string,
+  checked: readonly T[],
+): T[] {
   const target = targetName.split("/");
-  const keyed = await Promise.all(
-    [...entries].reverse().map(async (entry) => ({
-      entry,
-      mac: await checkV2MetadataHMAC(entry, hmacKey),
-      match: matchingPathComponents(entry.sourceRepository, target),
-    })),
+  const keyed = [...checked].reverse().map((item) => ({
+    item,
+    match: matchingPathComponents(item.entry.sourceRepository, target),
+  }));
+  // Array.prototype.sort is stable, as Go's sort.Stable.
+  keyed.sort((a, b) =>
+    a.item.hmacMatches !== b.item.hmacMatches ? (a.item.hmacMatches ? -1 : 1) : b.match - a.match
   );
-  keyed.sort((a, b) => a.mac !== b.mac ? (a.mac ? -1 : 1) : b.match - a.match);
-  return keyed.map((k) => k.entry);
+  return keyed.map((k) => k.item);
 }
 
 /** Go's reference.ParseNamed: a canonical name (no normalisation applied), else null. */
