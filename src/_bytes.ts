@@ -10,9 +10,9 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return true;
 }
 
-/** Lower-case hex of the bytes, as Go's hex.EncodeToString. */
-export function toHex(bytes: ArrayBuffer | Uint8Array): string {
+/** Lower-case hex of a digest's bytes, as Go's hex.EncodeToString. */
+export function toHex(bytes: ArrayBuffer): string {
   let hex = "";
-  for (const byte of bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)) hex += HEX[byte];
+  for (const byte of new Uint8Array(bytes)) hex += HEX[byte];
   return hex;
 }

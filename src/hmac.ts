@@ -56,7 +56,7 @@ const keysByArray = new WeakMap<Uint8Array, CachedKey>();
 const keysByBytes = new Map<string, CachedKey>();
 const KEY_CACHE_SIZE = 64;
 
-/** Keys longer than this are imported each time rather than cached by their bytes. */
+/** Keys longer than this are cached only by the caller's array, not by their bytes. */
 const MAX_CACHED_KEY_BYTES = 1024;
 
 function importHmacKey(bytes: Uint8Array): CachedKey {
@@ -75,9 +75,15 @@ function importHmacKey(bytes: Uint8Array): CachedKey {
 function hmacKey(bytes: Uint8Array): CachedKey {
   let entry = keysByArray.get(bytes);
   if (entry && sameBytes(entry.bytes, bytes)) return entry;
-  if (bytes.length > MAX_CACHED_KEY_BYTES) return importHmacKey(bytes);
+  entry = bytes.length > MAX_CACHED_KEY_BYTES ? importHmacKey(bytes) : sharedKey(bytes);
+  keysByArray.set(bytes, entry);
+  return entry;
+}
+
+/** The import shared by equal keys up to `MAX_CACHED_KEY_BYTES`, the newest ones kept. */
+function sharedKey(bytes: Uint8Array): CachedKey {
   const id = String.fromCharCode(...bytes);
-  entry = keysByBytes.get(id);
+  let entry = keysByBytes.get(id);
   if (!entry) {
     entry = importHmacKey(bytes);
     if (keysByBytes.size >= KEY_CACHE_SIZE) keysByBytes.delete(keysByBytes.keys().next().value!);
@@ -85,7 +91,6 @@ function hmacKey(bytes: Uint8Array): CachedKey {
     const failed = entry;
     failed.key.catch(() => keysByBytes.get(id) === failed && keysByBytes.delete(id));
   }
-  keysByArray.set(bytes, entry);
   return entry;
 }
 
