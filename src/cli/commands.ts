@@ -55,7 +55,7 @@ function failureLabel(failure: ReadFailure): string {
  * @returns The exit status.
  */
 export async function listCommand(context: CommandContext): Promise<number> {
-  const { lists } = await scanStore(context.store, context.progress);
+  const { lists } = await scanStore(context.store, context.progress, false);
   const { json, noTrunc } = context.args;
   if (json) {
     printJson(context, {
@@ -167,7 +167,7 @@ interface CheckedEntry {
  * @returns The exit status.
  */
 export async function checkCommand(context: CommandContext): Promise<number> {
-  const { lists } = await scanStore(context.store, context.progress);
+  const { lists } = await scanStore(context.store, context.progress, false);
   const resolve = context.credentials!;
   const target = context.args.target === undefined
     ? undefined
@@ -291,7 +291,7 @@ export interface Problem {
  * @returns The exit status.
  */
 export async function verifyCommand(context: CommandContext): Promise<number> {
-  const scan = await scanStore(context.store, context.progress);
+  const scan = await scanStore(context.store, context.progress, true);
   const root = context.store.root;
   const problems: Problem[] = [];
   const add = (

@@ -136,15 +136,18 @@ export async function walkStore(
 }
 
 /**
- * Walks the store and reads every V2Metadata list and digest mapping in it.
+ * Walks the store and reads every V2Metadata list in it, and every digest mapping when
+ * `readMappings` (only `verify` looks at them; `mappings` is empty otherwise).
  *
  * @param store The open store.
  * @param onProgress Told how far the walk and the reads are.
+ * @param readMappings Whether to read the `diffid-by-digest` files too.
  * @returns What was found, failures included.
  */
 export async function scanStore(
   store: FSMetadataStore,
-  onProgress?: ProgressCallback,
+  onProgress: ProgressCallback | undefined,
+  readMappings: boolean,
 ): Promise<ScanResult> {
   const { files, unreadableDirectories } = await walkStore(store, onProgress);
   const result: ScanResult = {
@@ -162,7 +165,7 @@ export async function scanStore(
       continue;
     }
     const namespace = segments[0]!;
-    if (namespace !== BY_DIFFID && namespace !== BY_DIGEST) continue;
+    if (namespace !== BY_DIFFID && (namespace !== BY_DIGEST || !readMappings)) continue;
     // Go writes a digest with an empty algorithm, ":<hex>", directly under the namespace.
     if (segments.length < 2) {
       result.strays.push(file);

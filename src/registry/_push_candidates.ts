@@ -5,9 +5,9 @@ import type { V2Metadata } from "../v2_metadata_service.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 
 /** Layers up to this size get 1 mount attempt and 1 existence check. */
-export const SMALL_LAYER_MAXIMUM_SIZE = 100 * 1024;
+const SMALL_LAYER_MAXIMUM_SIZE = 100 * 1024;
 /** Layers up to this size get 3 mount attempts and 1 existence check. */
-export const MIDDLE_LAYER_MAXIMUM_SIZE = 10 * 1024 * 1024;
+const MIDDLE_LAYER_MAXIMUM_SIZE = 10 * 1024 * 1024;
 
 /** How hard to look for a layer before uploading it. */
 export interface AttemptBudget {
@@ -75,7 +75,7 @@ export function orderByLikenessAndAge<T extends { entry: V2Metadata; hmacMatches
 }
 
 /** Go's reference.ParseNamed: a canonical name (no normalisation applied), else null. */
-export function parseCanonicalName(name: string): Reference | null {
+function parseCanonicalName(name: string): Reference | null {
   try {
     const ref = parseReference(name, { defaultTag: false });
     return formatReference(ref) === name ? ref : null;

@@ -146,17 +146,15 @@ export async function pull(
 ): Promise<Descriptor> {
   const parsed = parseReference(ref);
   const repositories = await getRepositories(ref, config);
-  let lastError: unknown = null;
   for (const [i, repo] of repositories.entries()) {
     try {
       return await pullFrom(repo, parsed, store, config);
     } catch (error) {
-      lastError = error;
       const more = i < repositories.length - 1;
       const fallback = repo.mirror ||
         (error instanceof RegistryError && FALLBACK_CODES.has(error.code));
       if (!more || !fallback) throw error;
     }
   }
-  throw lastError;
+  throw new Error("unreachable: getRepositories returns at least one repository");
 }
