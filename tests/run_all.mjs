@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 // Runs the whole suite on Deno, Bun and Node (tsx) and ends with "N passed, N failed".
-// TEST_RUNTIMES=deno,bun limits the runtimes; extra arguments are test files.
+// TEST_RUNTIMES=deno,bun limits the runtimes; extra arguments are test files. First the set-up
+// (_setup.mjs) installs the programs the integration tests start, or stops with one line.
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setUp } from "./_setup.mjs";
+
+const notReady = setUp();
+if (notReady !== null) {
+  console.error(`test set-up: ${notReady}`);
+  process.exit(1);
+}
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => join(root, "node_modules", ".bin", name);

@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// The suite's set-up on a Debian machine: installs, as root through apt-get, the real programs
+// the integration tests start (docker-registry, htpasswd, dockerd, skopeo, redis-server) when
+// any is missing. It starts nothing: each test file starts what it needs and stops it by PID.
+// When it cannot install (not root, no apt-get) it prints one line naming what is missing and
+// why, and exits 1. run_all.mjs runs it before the runtimes; `node tests/_setup.mjs` alone too.
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import process from "node:process";
+import { pathToFileURL } from "node:url";
+
+/** Each program the tests run, by path or by name on PATH, and the Debian package that has it. */
+export const REQUIREMENTS = [
+  { program: "/usr/bin/docker-registry", pkg: "docker-registry" },
+  { program: "htpasswd", pkg: "apache2-utils" },
+  // dockerd's tests drive Debian's 20.10 client by path (/usr/local/bin may hold another one).
+  { program: "/usr/sbin/dockerd", pkg: "docker.io" },
+  { program: "/usr/bin/docker", pkg: "docker.io" },
+  { program: "skopeo", pkg: "skopeo" },
+  { program: "redis-server", pkg: "redis-server" },
+  { program: "setpriv", pkg: "util-linux" },
+];
+
+function found(program, path) {
+  if (program.startsWith("/")) return existsSync(program);
+  return path.split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)));
+}
+
+/**
+ * The packages whose programs are missing, in REQUIREMENTS order without repeats.
+ *
+ * @param {string} path The PATH to look programs up in.
+ * @returns {string[]}
+ */
+export function missingPackages(path = process.env.PATH ?? "") {
+  const missing = REQUIREMENTS.filter(({ program }) => !found(program, path));
+  return [...new Set(missing.map(({ pkg }) => pkg))];
+}
+
+/** Runs apt-get quietly; its output is shown only when it fails. */
+function apt(args) {
+  const result = spawnSync("apt-get", ["-qq", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    encoding: "utf8",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive", NEEDRESTART_MODE: "l" },
+  });
+  if (result.status !== 0) process.stderr.write(`${result.stdout ?? ""}${result.stderr ?? ""}`);
+  return result.status === 0;
+}
+
+/**
+ * Installs what is missing, or explains in one line why it cannot.
+ *
+ * @returns {string | null} The one-line reason the suite cannot run, or null when it can.
+ */
+export function setUp() {
+  const asRoot = process.getuid?.() === 0;
+  const missing = missingPackages();
+  // dockerd runs only as root, so without root the suite cannot pass even with nothing missing.
+  if (missing.length === 0) {
+    return asRoot ? null : "the suite starts dockerd, which needs root: run the tests as root";
+  }
+  const what = `missing Debian packages ${missing.join(", ")}`;
+  if (!asRoot) return `${what}: cannot install them without root (run the tests as root)`;
+  if (!found("apt-get", process.env.PATH ?? "")) {
+    return `${what}: cannot install them without apt-get (install them by hand)`;
+  }
+  console.error(`test set-up: apt-get install ${missing.join(" ")}`);
+  if (!apt(["update"]) || !apt(["install", "-y", "--no-install-recommends", ...missing])) {
+    return `${what}: apt-get install failed (its output is above)`;
+  }
+  const still = missingPackages();
+  return still.length === 0 ? null : `${what}: still missing after apt-get install: ${still}`;
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const reason = setUp();
+  if (reason !== null) {
+    console.error(`test set-up: ${reason}`);
+    process.exit(1);
+  }
+}
