@@ -16,6 +16,16 @@ export interface FileInfo {
   mtimeMs?: number | undefined;
 }
 
+/** Options for {@linkcode FileSystem.readFile}. */
+export interface ReadFileOptions {
+  /**
+   * The largest file to read, in bytes. A bigger one is refused with `EFBIG` by the size
+   * `fstat` reports, before any of it is read, so a huge file costs neither time nor memory.
+   * Default: no limit.
+   */
+  maxBytes?: number | undefined;
+}
+
 /**
  * Only the operations the store needs. Paths are absolute and use `/`.
  *
@@ -33,7 +43,7 @@ export interface FileInfo {
  *
  * function logWrites(inner: FileSystem): FileSystem {
  *   return {
- *     readFile: (path) => inner.readFile(path),
+ *     readFile: (path, options) => inner.readFile(path, options),
  *     writeFileAtomic: (path, tempPath, data, mode) => {
  *       console.log("write", path);
  *       return inner.writeFileAtomic(path, tempPath, data, mode);
@@ -49,11 +59,24 @@ export interface FileInfo {
  */
 export interface FileSystem {
   /**
-   * Reads a whole file. A symlink as the final component is refused with `ELOOP` (open with
-   * `O_NOFOLLOW`), so a value can never be read from outside the store through a link;
-   * symlinked directories above it are followed.
+   * Reads a whole regular file, and refuses anything else without blocking:
+   * - a symlink as the final component is `ELOOP` (open with `O_NOFOLLOW`), so a value can
+   *   never be read from outside the store through a link; symlinked directories above it
+   *   are followed;
+   * - a directory is `EISDIR`;
+   * - a FIFO, socket or device is `EINVAL`, in bounded time: the file is opened with
+   *   `O_NONBLOCK` (opening a FIFO would otherwise wait for a writer, freezing the whole
+   *   event loop) and refused by what `fstat` says it is, before any read;
+   * - a file over `options.maxBytes` is `EFBIG`, by its `fstat` size, before any read.
+   *
+   * Each error carries the errno name in `code` and the path in `path` and its message.
+   *
+   * The result belongs to the caller alone: a plain `Uint8Array` whose `buffer` holds
+   * exactly the file's bytes (`byteOffset` 0, `byteLength` equal to `length`) and that
+   * nothing else references, so sending, hashing or transferring `result.buffer` exposes or
+   * empties nothing else.
    */
-  readFile(path: string): Uint8Array | Promise<Uint8Array>;
+  readFile(path: string, options?: ReadFileOptions): Uint8Array | Promise<Uint8Array>;
   /**
    * Replaces `path` atomically, as Docker's `ioutils.AtomicWriteFile` does: create
    * `tempPath` exclusively with mode 0600, write all of `data`, fsync, close, chmod to

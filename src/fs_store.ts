@@ -9,7 +9,7 @@ import { errorCode, mapError } from "./_map_error.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
-import type { FileInfo, FileSystem } from "./file_system.ts";
+import type { FileInfo, FileSystem, ReadFileOptions } from "./file_system.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 
 /** Modes Docker uses: the root, other directories, and value files. */
@@ -52,18 +52,14 @@ function randomDigits(): string {
   return String(random[0]);
 }
 
-/** The error of a failed read of `path`: a symlink is `EINVAL`, the rest is mapped. */
-function getError(error: unknown, namespace: string, key: string, path: string): Error {
-  const what = `${namespace}/${key}`;
-  if (errorCode(error) === "ELOOP") {
-    return new MetadataError(
-      "EINVAL",
-      `Cannot get "${what}" at "${path}": it is a symlink, not a regular file`,
-      { path, cause: error },
-    );
-  }
-  return mapError(error, "get", what, path);
-}
+/**
+ * What a failed read of a value file says beyond its errno: a symlink, FIFO, socket or device
+ * is `EINVAL`, refused by the FileSystem (see {@linkcode FileSystem.readFile}).
+ */
+const GET_REASONS: Record<string, [code: string, reason: string]> = {
+  ELOOP: ["EINVAL", "it is a symlink, not a regular file"],
+  EINVAL: ["EINVAL", "it is a FIFO, socket or device, not a regular file"],
+};
 
 /** Options for {@linkcode FSMetadataStore.recover}. */
 export interface RecoverOptions {
@@ -105,6 +101,13 @@ export interface FSMetadataStoreOptions {
    * `EBUSY`.
    */
   lockTimeoutMs?: number;
+  /**
+   * The largest value `get` reads, in bytes: a bigger file is refused with `EFBIG` by its
+   * size, before it is read (see {@linkcode ReadFileOptions.maxBytes}). Default: no limit,
+   * as in dockerd. Values dockerd writes stay under 16 KiB (a 50-entry list); set a limit
+   * when the store may hold files planted by someone else.
+   */
+  maxValueBytes?: number;
 }
 
 /** How a store opened with `lock: true` takes its lock files. */
@@ -172,11 +175,19 @@ export class FSMetadataStore implements MetadataStore {
     fn: (old: Uint8Array | null) => Uint8Array | null,
   ) => Promise<void>;
   readonly #lock: LockSettings | undefined;
+  /** What `get` passes to {@linkcode FileSystem.readFile}: made once. */
+  readonly #readOptions: ReadFileOptions | undefined;
 
-  private constructor(root: string, fs: FileSystem, lock: LockSettings | undefined) {
+  private constructor(
+    root: string,
+    fs: FileSystem,
+    lock: LockSettings | undefined,
+    maxValueBytes: number | undefined,
+  ) {
     this.root = root;
     this.fs = fs;
     this.#lock = lock;
+    if (maxValueBytes !== undefined) this.#readOptions = { maxBytes: maxValueBytes };
     if (lock) this.update = (namespace, key, fn) => this.#update(namespace, key, fn);
   }
 
@@ -230,7 +241,10 @@ export class FSMetadataStore implements MetadataStore {
       const code = errorCode(error) === "EEXIST" ? "ENOTDIR" : undefined;
       throw mapError(error, "open", cleanRoot, cleanRoot, code);
     }
-    return new FSMetadataStore(cleanRoot, fs, lock);
+    const maxValueBytes = options.maxValueBytes === undefined
+      ? undefined
+      : nonNegative("maxValueBytes", options.maxValueBytes);
+    return new FSMetadataStore(cleanRoot, fs, lock, maxValueBytes);
   }
 
   /**
@@ -249,10 +263,14 @@ export class FSMetadataStore implements MetadataStore {
    * `set` refuses to write onto one), so a link planted in the store cannot make `get` read
    * a file outside it. Symlinked directories are followed, as Go does.
    *
+   * Only a regular file is read: a FIFO, socket or device is refused with `EINVAL` at once
+   * (never waiting on it), and a file over `maxValueBytes` with `EFBIG` before it is read.
+   *
    * @param namespace The kind of mapping, e.g. `diffid-by-digest`.
    * @param key The key, e.g. `sha256/<hex>`.
-   * @returns The file's bytes; `ENOENT` when absent, `EISDIR` for a directory, `EINVAL`
-   * for a symlink.
+   * @returns The file's bytes, in an ArrayBuffer of their own that nothing else references;
+   * `ENOENT` when absent, `EISDIR` for a directory, `EINVAL` for a symlink, FIFO, socket or
+   * device, `EFBIG` over `maxValueBytes`.
    */
   get(namespace: string, key: string): Promise<Uint8Array> {
     // Not `async`: with a synchronous FileSystem (every ready adapter) this saves a promise
@@ -264,12 +282,40 @@ export class FSMetadataStore implements MetadataStore {
       return Promise.reject(error);
     }
     try {
-      const value = this.fs.readFile(path);
-      if (value instanceof Uint8Array) return Promise.resolve(value);
-      return value.catch((error) => Promise.reject(getError(error, namespace, key, path)));
+      const value = this.fs.readFile(path, this.#readOptions);
+      if (value instanceof Uint8Array) return this.#checkSize(value, namespace, key, path);
+      return value.then(
+        (bytes) => this.#checkSize(bytes, namespace, key, path),
+        (error) => this.#getFailed(error, namespace, key, path),
+      );
     } catch (error) {
-      return Promise.reject(getError(error, namespace, key, path));
+      return this.#getFailed(error, namespace, key, path);
     }
+  }
+
+  /** `value`, or `EFBIG` from a FileSystem that read past the limit it was given. */
+  #checkSize(value: Uint8Array, namespace: string, key: string, path: string) {
+    const maxBytes = this.#readOptions?.maxBytes;
+    if (maxBytes === undefined || value.length <= maxBytes) return Promise.resolve(value);
+    return this.#getFailed({ code: "EFBIG" }, namespace, key, path);
+  }
+
+  /** A failed read of `path`, as a MetadataError naming it. */
+  #getFailed(error: unknown, namespace: string, key: string, path: string): Promise<never> {
+    const what = `${namespace}/${key}`;
+    const code = errorCode(error);
+    let known = GET_REASONS[code];
+    if (code === "EFBIG") {
+      known = ["EFBIG", `it is over the store's maxValueBytes, ${this.#readOptions?.maxBytes}`];
+    }
+    return Promise.reject(
+      known
+        ? new MetadataError(known[0], `Cannot get "${what}" at "${path}": ${known[1]}`, {
+          path,
+          cause: error,
+        })
+        : mapError(error, "get", what, path),
+    );
   }
 
   /**

@@ -66,6 +66,34 @@ export function testStoreConformance(
     assert.equal(decoder.decode(await store.get("ns", "key")), "value");
   });
 
+  it("get() results own their ArrayBuffer: .buffer holds exactly the value", async (store) => {
+    // Sizes around the old 8 KiB pooling limit and 16 KiB read buffer, and over 64 KiB.
+    for (const size of [0, 1, 71, 4096, 8192, 8193, 16 * 1024 + 1, 70_000]) {
+      const value = Uint8Array.from({ length: size }, (_, i) => (i * 7 + size) & 0xff);
+      await store.set("ns", `size-${size}`, value);
+      const result = await store.get("ns", `size-${size}`);
+      assert.equal(result.byteOffset, 0, `byteOffset at ${size} B`);
+      assert.equal(result.buffer.byteLength, size, `buffer.byteLength at ${size} B`);
+      assert.deepEqual(new Uint8Array(result.buffer), value);
+    }
+  });
+
+  it("transferring one get() result leaves every other intact", async (store) => {
+    const values = Array.from({ length: 40 }, (_, i) => encoder.encode(`value ${i} `.repeat(i)));
+    for (const [i, value] of values.entries()) await store.set("ns", `k${i}`, value);
+    const results = [];
+    for (let i = 0; i < values.length; i++) results.push(await store.get("ns", `k${i}`));
+    for (const [i, result] of results.entries()) {
+      // What a worker posting `result.buffer` would send: this value, nothing else.
+      const sent = structuredClone(result.buffer, { transfer: [result.buffer] });
+      assert.deepEqual(new Uint8Array(sent), values[i], `sent value ${i}`);
+      assert.equal(result.length, 0, `result ${i} is detached`);
+      for (let j = i + 1; j < results.length; j++) {
+        assert.deepEqual(results[j], values[j], `result ${j} after transferring ${i}`);
+      }
+    }
+  });
+
   it("set() stores an empty value", async (store) => {
     await store.set("ns", "empty", new Uint8Array());
     assert.equal((await store.get("ns", "empty")).length, 0);

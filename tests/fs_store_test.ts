@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type FileSystem, FSMetadataStore, MemoryFileSystem } from "../mod.ts";
+import { type FileSystem, FSMetadataStore, MemoryFileSystem, MetadataError } from "../mod.ts";
 import { adapters } from "./_adapters.ts";
 import { rejectsWithCode, testStoreConformance } from "./_conformance.ts";
 
@@ -78,6 +78,57 @@ for (const adapter of adapters) {
       );
     }
     await FSMetadataStore.open(store.root, { fs: store.fs, lock: true, lockStaleMs: 0 });
+  });
+
+  it("FileSystem.readFile() with maxBytes refuses a bigger file with EFBIG before reading it", async (store) => {
+    const value = new Uint8Array(1 << 20).fill(7);
+    await store.set("ns", "big", value);
+    const path = `${store.root}/ns/big`;
+    assert.deepEqual(await store.fs.readFile(path, { maxBytes: value.length }), value);
+    await assert.rejects(
+      async () => await store.fs.readFile(path, { maxBytes: value.length - 1 }),
+      (error: Error & { code?: string; path?: string }) => {
+        assert.equal(error.code, "EFBIG");
+        assert.equal(error.path, path);
+        assert.match(error.message, new RegExp(`${path}`));
+        return true;
+      },
+    );
+  });
+
+  it("open() with maxValueBytes: get() of a bigger value is EFBIG naming the path", async (store) => {
+    await store.set("ns", "big", new Uint8Array(1001));
+    await store.set("ns", "fits", new Uint8Array(1000).fill(1));
+    const capped = await FSMetadataStore.open(store.root, { fs: store.fs, maxValueBytes: 1000 });
+    assert.deepEqual(await capped.get("ns", "fits"), new Uint8Array(1000).fill(1));
+    await assert.rejects(capped.get("ns", "big"), (error: unknown) => {
+      assert.ok(error instanceof MetadataError);
+      assert.equal(error.code, "EFBIG");
+      assert.equal(error.path, `${store.root}/ns/big`);
+      assert.equal(
+        error.message,
+        `Cannot get "ns/big" at "${store.root}/ns/big": it is over the store's maxValueBytes, 1000`,
+      );
+      return true;
+    });
+    await rejectsWithCode(
+      FSMetadataStore.open(store.root, { fs: store.fs, maxValueBytes: -1 }),
+      "EINVAL",
+    );
+  });
+
+  it("open() with maxValueBytes: a FileSystem that ignores maxBytes still gives EFBIG", async (store) => {
+    await store.set("ns", "big", new Uint8Array(1001));
+    const fs: FileSystem = {
+      readFile: (path) => store.fs.readFile(path), // drops the options
+      writeFileAtomic: (...args) => store.fs.writeFileAtomic(...args),
+      mkdir: (path, mode) => store.fs.mkdir(path, mode),
+      remove: (path) => store.fs.remove(path),
+      stat: (path) => store.fs.stat(path),
+      readDir: (path) => store.fs.readDir(path),
+    };
+    const capped = await FSMetadataStore.open(store.root, { fs, maxValueBytes: 1000 });
+    await rejectsWithCode(capped.get("ns", "big"), "EFBIG");
   });
 
   it("open() creates the root 0700, set() makes 0755 directories and 0644 files", async (store) => {
@@ -173,12 +224,14 @@ test("MemoryFileSystem applies its umask to new directories", async () => {
   assert.equal(fs.stat("/store/ns/key")?.mode, 0o644);
 });
 
-test("MemoryFileSystem.readFile() returns a copy", async () => {
+test("MemoryFileSystem.readFile() returns a copy in an ArrayBuffer of its own", async () => {
   const fs = new MemoryFileSystem();
   const store = await FSMetadataStore.open("/store", { fs });
   await store.set("ns", "key", encoder.encode("abc"));
-  (await store.get("ns", "key"))[0] = 0;
+  const first = await store.get("ns", "key");
+  first[0] = 0;
   assert.equal(new TextDecoder().decode(await store.get("ns", "key")), "abc");
+  assert.equal(first.buffer.byteLength, 3);
 });
 
 test("MemoryFileSystem cleans paths as a disk resolves them", async () => {

@@ -2,10 +2,12 @@
 // right code and leaves the data already in the store unchanged.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import process from "node:process";
+import { fileURLToPath } from "node:url";
 import {
   type FileSystem,
   FSMetadataStore,
@@ -17,6 +19,7 @@ import {
 import { adapters, tempDir } from "./_adapters.ts";
 import { rejectsWithCode } from "./_conformance.ts";
 import { FaultyFileSystem } from "./_faulty_fs.ts";
+import { runtimeCommand } from "./_runtime.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -59,6 +62,17 @@ async function seeded(fresh: () => { fs: FileSystem; root: string }) {
 }
 
 let inputsTried = 0;
+const isRoot = process.getuid?.() === 0;
+
+const specialFileReader = fileURLToPath(new URL("./_special_file_reader.ts", import.meta.url));
+
+/** A Unix socket listening at `path`, as a planted file in the store. */
+function listenOn(path: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().once("error", reject);
+    server.listen(path, () => resolve(server));
+  });
+}
 
 // [namespace, key, code]: refused before any filesystem call.
 const HOSTILE_KEYS: [string, string, string][] = [
@@ -233,6 +247,61 @@ for (const adapter of adapters) {
       assert.equal(readFileSync(outside, "utf8"), "secret");
     });
 
+    test(`FSMetadataStore on ${adapter.name}: a FIFO, socket or device as a value is EINVAL at once`, async () => {
+      const { root, unchanged } = await seeded(adapter.fresh);
+      mkdirSync(join(root, "ns"));
+      execFileSync("mkfifo", [join(root, "ns", "fifo")]);
+      const listen = await listenOn(join(root, "ns", "socket"));
+      const special = ["fifo", "socket"];
+      if (isRoot) {
+        execFileSync("mknod", [join(root, "ns", "null"), "c", "1", "3"]); // /dev/null
+        special.push("null");
+      }
+      // The list and the digest mapping of another layer are FIFOs too.
+      const fifoDiffID = "sha256:" + "f".repeat(64);
+      mkdirSync(join(root, "v2metadata-by-diffid", "sha256"), { recursive: true });
+      execFileSync("mkfifo", [join(root, "v2metadata-by-diffid", "sha256", "f".repeat(64))]);
+      mkdirSync(join(root, "diffid-by-digest", "sha256"), { recursive: true });
+      execFileSync("mkfifo", [join(root, "diffid-by-digest", "sha256", "f".repeat(64))]);
+      const started = Date.now();
+      const [command, args] = runtimeCommand(specialFileReader, [
+        adapter.name,
+        root,
+        fifoDiffID,
+        ...special,
+      ]);
+      const child = spawnSync(command, args, { encoding: "utf8", timeout: 30_000 });
+      listen.close();
+      assert.equal(child.signal, null, `the reads blocked for ${Date.now() - started} ms`);
+      assert.equal(child.status, 0, child.stderr);
+      const results = JSON.parse(child.stdout.trim().split("\n").at(-1)!);
+      const expected = (path: string) => ({
+        code: "EINVAL",
+        message: `Cannot get "${
+          path.slice(root.length + 1)
+        }" at "${path}": it is a FIFO, socket or device, not a regular file`,
+        path,
+      });
+      for (const name of special) {
+        inputsTried++;
+        assert.deepEqual(results[name], expected(join(root, "ns", name)), name);
+      }
+      inputsTried++;
+      assert.deepEqual(
+        results.getMetadata,
+        expected(join(root, "v2metadata-by-diffid", "sha256", "f".repeat(64))),
+      );
+      assert.deepEqual(
+        results.getDiffID,
+        expected(join(root, "diffid-by-digest", "sha256", "f".repeat(64))),
+      );
+      // Nothing was written into a FIFO or replaced it.
+      rmSync(join(root, "ns"), { recursive: true });
+      rmSync(join(root, "v2metadata-by-diffid", "sha256", "f".repeat(64)));
+      rmSync(join(root, "diffid-by-digest", "sha256", "f".repeat(64)));
+      await unchanged();
+    });
+
     test(`FSMetadataStore on ${adapter.name}: a path over PATH_MAX is ENAMETOOLONG, data unchanged`, async () => {
       const { store, unchanged } = await seeded(adapter.fresh);
       const key = Array.from({ length: 20 }, () => "k".repeat(250)).join("/");
@@ -243,8 +312,6 @@ for (const adapter of adapters) {
     });
   }
 }
-
-const isRoot = process.getuid?.() === 0;
 
 /** Mounts a tmpfs of `size` at a new directory, or returns null where that is not allowed. */
 function tmpfs(options: string): string | null {

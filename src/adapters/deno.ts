@@ -15,7 +15,7 @@
  */
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
-import { readFileNoFollow } from "./_read_no_follow.ts";
+import { readRegularFile } from "./_read_regular_file.ts";
 
 const ops: AtomicWriteOps<Deno.FsFile> = {
   createExclusive: (path, mode) => Deno.openSync(path, { write: true, createNew: true, mode }),
@@ -49,8 +49,9 @@ function kindOf(info: Deno.FileInfo): FileInfo["kind"] {
  * ```
  */
 export const denoFileSystem: FileSystem = {
-  // Deno.readFileSync cannot refuse a final symlink; Deno's node:fs opens with O_NOFOLLOW.
-  readFile: readFileNoFollow,
+  // Deno.readFileSync can neither refuse a final symlink nor open a FIFO without waiting for
+  // a writer; Deno's node:fs opens with O_NOFOLLOW | O_NONBLOCK. See FileSystem.readFile.
+  readFile: readRegularFile,
   writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
   mkdir: (path, mode) => Deno.mkdirSync(path, { recursive: true, mode }),
   remove: (path) => Deno.removeSync(path),

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { FileInfo, FileSystem } from "../file_system.ts";
-import { copyOut } from "./_copy.ts";
+import type { FileInfo, FileSystem, ReadFileOptions } from "../file_system.ts";
+import { fsError, tooBig } from "./_fs_error.ts";
 
 type Entry =
   | { kind: "file"; mode: number; data: Uint8Array }
@@ -13,15 +13,6 @@ type Entry =
 
 const encoder = new TextEncoder();
 const NAME_MAX = 255;
-
-/** A Node-style error: the code in front of the message and as a property. */
-function fsError(code: string, what: string, syscall: string, path: string): Error {
-  return Object.assign(new Error(`${code}: ${what}, ${syscall} '${path}'`), {
-    code,
-    syscall,
-    path,
-  });
-}
 
 function parentOf(path: string): string {
   const slash = path.lastIndexOf("/");
@@ -56,7 +47,8 @@ function clean(path: string): string {
  * A {@linkcode FileSystem} kept in a `Map`: files keep their bytes and modes, new
  * directories get `mode & ~umask` as on a real disk, and failures carry the errno name a
  * real filesystem would give (`ENOENT`, `ENOTDIR`, `EISDIR`, `EEXIST`, `ENOTEMPTY`,
- * `ENAMETOOLONG`). Writes are atomic by construction; symlinks do not exist here.
+ * `ENAMETOOLONG`, `EFBIG`). Writes are atomic by construction; symlinks, FIFOs and devices
+ * do not exist here.
  *
  * @example
  * ```ts
@@ -85,15 +77,23 @@ export class MemoryFileSystem implements FileSystem {
   }
 
   /**
-   * Reads a whole file; the bytes are a copy.
+   * Reads a whole file.
    *
    * @param path An absolute path.
-   * @returns The file's bytes.
+   * @param options `maxBytes`: refuse a bigger file with `EFBIG`.
+   * @returns A copy of the file's bytes in an ArrayBuffer of its own.
    */
-  readFile(path: string): Uint8Array {
+  readFile(path: string, options?: ReadFileOptions): Uint8Array {
     path = clean(path);
     const entry = this.#entries.get(path);
-    if (entry?.kind === "file") return copyOut(entry.data);
+    if (entry?.kind === "file") {
+      const { data } = entry;
+      const maxBytes = options?.maxBytes;
+      if (maxBytes !== undefined && data.length > maxBytes) {
+        throw tooBig(path, data.length, maxBytes);
+      }
+      return data.slice();
+    }
     if (entry) throw fsError("EISDIR", "illegal operation on a directory", "read", path);
     throw this.#missing(path, "open");
   }

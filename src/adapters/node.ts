@@ -19,7 +19,7 @@ import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
 import { errorCode } from "../_map_error.ts";
 import { loadNodeFs } from "./_node_fs.ts";
-import { readFileNoFollow } from "./_read_no_follow.ts";
+import { readRegularFile } from "./_read_regular_file.ts";
 
 interface NodeStats {
   isFile(): boolean;
@@ -95,8 +95,8 @@ function mkdirEach(path: string, mode: number): void {
  * ```
  */
 export const nodeFileSystem: FileSystem = {
-  // O_NOFOLLOW: a symlink as the value file is refused (ELOOP), see FileSystem.readFile.
-  readFile: readFileNoFollow,
+  // O_NOFOLLOW | O_NONBLOCK, then fstat: only a regular file is read, see FileSystem.readFile.
+  readFile: readRegularFile,
   writeFileAtomic: (path, tempPath, data, mode) => writeAtomically(ops, path, tempPath, data, mode),
   mkdir(path, mode) {
     try {
