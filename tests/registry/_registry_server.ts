@@ -1,6 +1,6 @@
 // Starts Debian's Distribution registry server (/usr/bin/docker-registry) on 127.0.0.1 with a
 // free port, a temporary storage directory and a generated config; optionally with htpasswd
-// (Basic) authentication or in read-only mode. Stopped with stop().
+// (Basic) authentication, in read-only mode, or keeping its access log. Stopped with stop().
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -33,6 +33,15 @@ export function registryAvailability(): { available: boolean; skip: string | fal
   return { available, skip: false };
 }
 
+/** One line of the registry's access log. */
+export interface LoggedRequest {
+  method: string;
+  /** The path and query as sent, e.g. `/v2/team/app/blobs/uploads/?from=team%2Fbase&mount=…`. */
+  url: string;
+  status: number;
+  userAgent: string;
+}
+
 /** A running registry. */
 export interface RegistryServer {
   /** `127.0.0.1:<port>`, the domain of references. */
@@ -41,6 +50,11 @@ export interface RegistryServer {
   url: string;
   /** The storage directory. */
   storage: string;
+  /**
+   * Every request logged so far (needs `accessLog: true`). The registry logs a request once
+   * answered, so this first sends one of its own and waits for its line.
+   */
+  requests(): Promise<LoggedRequest[]>;
   /** Stops the server and removes its files. */
   stop(): Promise<void>;
 }
@@ -86,13 +100,25 @@ async function waitUntilUp(url: string, child: ChildProcess, log: () => string):
   throw new Error(`docker-registry did not answer on ${url}: ${log()}`);
 }
 
+// Apache's combined format, as the registry's gorilla handler writes it.
+const ACCESS_LINE = /"(\S+) (\S+) HTTP\/[\d.]+" (\d{3}) \S+ "[^"]*" "([^"]*)"$/;
+
+function parseAccessLog(text: string): LoggedRequest[] {
+  return text.split("\n").flatMap((line) => {
+    const match = ACCESS_LINE.exec(line);
+    if (match === null) return [];
+    return [{ method: match[1]!, url: match[2]!, status: Number(match[3]), userAgent: match[4]! }];
+  });
+}
+
 /**
  * Starts a registry.
  *
- * @param options `htpasswd`: Basic auth with USERS; `readOnly`: refuse writes.
+ * @param options `htpasswd`: Basic auth with USERS; `readOnly`: refuse writes; `accessLog`:
+ * keep the access log for `requests()`.
  */
 export async function startRegistry(
-  options: { htpasswd?: boolean; readOnly?: boolean; storage?: string } = {},
+  options: { htpasswd?: boolean; readOnly?: boolean; storage?: string; accessLog?: boolean } = {},
 ): Promise<RegistryServer> {
   if (!existsSync(REGISTRY_BINARY)) {
     throw new Error(
@@ -109,7 +135,7 @@ export async function startRegistry(
     "log:",
     "  level: error",
     "  accesslog:",
-    "    disabled: true",
+    `    disabled: ${!options.accessLog}`,
     "storage:",
     "  filesystem:",
     `    rootdirectory: ${storage}`,
@@ -133,9 +159,11 @@ export async function startRegistry(
   if (options.htpasswd) writeFileSync(join(dir, "htpasswd"), htpasswdLines());
   writeFileSync(join(dir, "config.yml"), config);
   const child = spawn(REGISTRY_BINARY, ["serve", join(dir, "config.yml")], {
-    stdio: ["ignore", "ignore", "pipe"],
+    stdio: ["ignore", options.accessLog ? "pipe" : "ignore", "pipe"],
     env: { ...process.env, OTEL_TRACES_EXPORTER: "none" },
   });
+  let accessLog = "";
+  child.stdout?.on("data", (chunk) => accessLog += chunk);
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
     stderr = (stderr + String(chunk)).slice(-4000);
@@ -148,10 +176,22 @@ export async function startRegistry(
     rmSync(dir, { recursive: true, force: true });
     throw error;
   }
+  let marks = 0;
+  const requests = async () => {
+    if (!options.accessLog) throw new Error("requests() needs startRegistry({ accessLog: true })");
+    const mark = `/v2/?mark=${++marks}`;
+    await (await fetch(`${url}${mark}`)).body?.cancel();
+    for (let attempt = 0; !parseAccessLog(accessLog).some((r) => r.url === mark); attempt++) {
+      if (attempt === 100) throw new Error(`docker-registry did not log ${mark}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return parseAccessLog(accessLog);
+  };
   return {
     host,
     url,
     storage,
+    requests,
     stop: async () => {
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
