@@ -39,6 +39,17 @@ export function keyPath(namespace: string, key: string): string {
   return segments.join("/");
 }
 
+/**
+ * Returns a namespace cleaned as {@linkcode keyPath} cleans it, for listing its keys; `EINVAL`
+ * for what `keyPath` refuses and for a namespace that cleans to nothing (the whole store).
+ */
+export function namespacePath(namespace: string): string {
+  const segments: string[] = [];
+  addSegments(segments, namespace, namespace, "");
+  if (segments.length === 0) throw invalid(namespace, "", "the namespace is empty after cleaning");
+  return segments.join("/");
+}
+
 function addSegments(
   into: string[],
   text: string,

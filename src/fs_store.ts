@@ -4,7 +4,7 @@
  * @module
  */
 import { withKeyLock } from "./_key_lock.ts";
-import { keyPath, TEMP_PREFIX } from "./_keys.ts";
+import { keyPath, namespacePath, TEMP_PREFIX } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
@@ -456,6 +456,54 @@ export class FSMetadataStore implements MetadataStore {
     };
     await walk(this.root);
     return removed;
+  }
+
+  /**
+   * Lists the keys of a namespace: every regular file under `root/namespace`, as the key
+   * `get` takes (`sha256/<hex>`), sorted. Temp and lock files (`.tmp-…`), symlinks and names
+   * no key can address (with a backslash) are left out; a missing namespace lists nothing.
+   *
+   * @example
+   * ```ts
+   * import { FSMetadataStore, MemoryFileSystem } from "@distribution/metadata";
+   * import { deepEqual } from "node:assert/strict";
+   *
+   * const store = await FSMetadataStore.open("/store", { fs: new MemoryFileSystem() });
+   * await store.set("diffid-by-digest", "sha256/b", new Uint8Array());
+   * await store.set("diffid-by-digest", "sha256/a", new Uint8Array());
+   * deepEqual(await store.keys("diffid-by-digest"), ["sha256/a", "sha256/b"]);
+   * ```
+   *
+   * @param namespace The namespace, e.g. `v2metadata-by-diffid`.
+   * @returns The keys, sorted.
+   */
+  async keys(namespace: string): Promise<string[]> {
+    const base = `${this.root === "/" ? "" : this.root}/${namespacePath(namespace)}`;
+    const keys: string[] = [];
+    const walk = async (directory: string, prefix: string): Promise<void> => {
+      let names: string[];
+      try {
+        names = await this.fs.readDir(directory);
+      } catch (error) {
+        // An absent namespace (or a directory removed meanwhile) has no keys.
+        if (errorCode(error) === "ENOENT") return;
+        throw mapError(error, "list", namespace, directory);
+      }
+      for (const name of names) {
+        if (name.startsWith(TEMP_PREFIX) || name.includes("\\")) continue;
+        const path = `${directory}/${name}`;
+        let info: FileInfo | null;
+        try {
+          info = await this.fs.stat(path);
+        } catch (error) {
+          throw mapError(error, "list", namespace, path);
+        }
+        if (info?.kind === "directory") await walk(path, `${prefix}${name}/`);
+        else if (info?.kind === "file") keys.push(prefix + name);
+      }
+    };
+    await walk(base, "");
+    return keys.sort();
   }
 
   /** {@linkcode FSMetadataStore.update}: in turn inside this process, then under the file lock. */

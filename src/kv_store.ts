@@ -24,7 +24,8 @@
  *
  * @module
  */
-import { keyPath } from "./_keys.ts";
+import { backoff } from "./_backoff.ts";
+import { keyPath, namespacePath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { sameBytes } from "./_bytes.ts";
 import { MetadataError } from "./errors.ts";
@@ -101,6 +102,14 @@ export interface Kv {
    * @returns The operation.
    */
   atomic(): KvAtomicOperation;
+  /**
+   * Optional: lists the entries whose keys start with `selector.prefix`, in key order, as
+   * `Deno.Kv.list` does. Needed only by {@linkcode DenoKvMetadataStore.keys}.
+   *
+   * @param selector The key prefix.
+   * @returns The entries.
+   */
+  list?(selector: { prefix: KvKey }): AsyncIterable<{ readonly key: readonly unknown[] }>;
 }
 
 /** Options for {@linkcode DenoKvMetadataStore.open}. */
@@ -182,12 +191,6 @@ function kvErrorCode(error: unknown): string {
   if (/key too large/i.test(message)) return "ENAMETOOLONG";
   if (/value too large|mutation size too large/i.test(message)) return "EFBIG";
   return errorCode(error);
-}
-
-/** Full-jitter exponential backoff: up to 2 ms, 4 ms, … capped at 250 ms. */
-function backoff(attempt: number): Promise<void> {
-  const ceiling = Math.min(250, 2 ** Math.min(attempt + 1, 8));
-  return new Promise((resolve) => setTimeout(resolve, 1 + Math.random() * ceiling));
 }
 
 /** Calls `call` again while it fails with "database is locked", until `deadline`. */
@@ -399,6 +402,56 @@ export class DenoKvMetadataStore implements MetadataStore {
     });
   }
 
+  /**
+   * Lists the keys of a namespace, sorted, as `get` takes them (`sha256/<hex>`); the
+   * chunks of split values are not keys. Needs {@linkcode Kv.list} (`Deno.Kv` and
+   * `@deno/kv` have it), else `ENOTSUP`.
+   *
+   * @example
+   * ```ts ignore
+   * import { DenoKvMetadataStore } from "@distribution/metadata/kv";
+   *
+   * const store = await DenoKvMetadataStore.open(await Deno.openKv(":memory:"));
+   * await store.set("v1id", "registry,1", new Uint8Array());
+   * await store.keys("v1id"); // ["registry,1"]
+   * ```
+   *
+   * @param namespace The namespace, e.g. `v2metadata-by-diffid`.
+   * @returns The keys, sorted.
+   */
+  async keys(namespace: string): Promise<string[]> {
+    const path = namespacePath(namespace);
+    const attempt = {
+      action: "list",
+      what: namespace,
+      path,
+      deadline: Date.now() + this.#busyTimeoutMs,
+    };
+    const kv = this.kv;
+    if (!kv.list) {
+      throw new MetadataError(
+        "ENOTSUP",
+        `Cannot list "${namespace}": the KV database has no list()`,
+        { path },
+      );
+    }
+    // The first segment is the namespace part of every KV key; a nested namespace's other
+    // segments begin the second part.
+    const slash = path.indexOf("/");
+    const head = slash < 0 ? path : path.slice(0, slash);
+    const nested = slash < 0 ? "" : path.slice(slash + 1) + "/";
+    const depth = this.prefix.length + 2;
+    return await this.#call(attempt, async () => {
+      const keys: string[] = [];
+      for await (const { key } of kv.list!({ prefix: [...this.prefix, head] })) {
+        const rest = key[depth - 1];
+        if (key.length !== depth || typeof rest !== "string" || !rest.startsWith(nested)) continue;
+        keys.push(rest.slice(nested.length));
+      }
+      return keys.sort();
+    });
+  }
+
   /** Checks and cleans the key; the context of the call and the KV key of its value. */
   #begin(action: string, namespace: string, key: string): [Attempt, KvKey] {
     const path = keyPath(namespace, key);
@@ -453,7 +506,9 @@ export class DenoKvMetadataStore implements MetadataStore {
       const head = await this.#call(attempt, () => this.kv.get(kvKey));
       if (head.versionstamp === null) return { value: null, versionstamp: null, chunks: 0 };
       if (head.value instanceof Uint8Array) {
-        return { value: head.value, versionstamp: head.versionstamp, chunks: 0 };
+        // A copy the caller owns: @deno/kv on Node and Bun hands out Buffers, views of a
+        // shared pool whose `.buffer` holds other values.
+        return { value: new Uint8Array(head.value), versionstamp: head.versionstamp, chunks: 0 };
       }
       if (!isChunkedHead(head.value) || head.value.chunks > MAX_CHUNKS) {
         throw new MetadataError(

@@ -73,4 +73,14 @@ export interface MetadataStore {
     key: string,
     fn: (old: Uint8Array | null) => Uint8Array | null,
   ): Promise<void>;
+  /**
+   * Optional listing of one namespace, as unstorage's `getKeys`: every key that `get`
+   * answers, in the cleaned form `get` takes (e.g. `sha256/<hex>`), sorted by UTF-16 code
+   * unit. An empty or absent namespace lists nothing. Lets tools inspect and copy any store
+   * (`copy-store` in the CLI).
+   *
+   * @param namespace The kind of mapping, e.g. `v2metadata-by-diffid`.
+   * @returns The keys, sorted.
+   */
+  keys?(namespace: string): Promise<string[]>;
 }

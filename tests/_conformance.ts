@@ -85,7 +85,8 @@ export function testStoreConformance(
     for (let i = 0; i < values.length; i++) results.push(await store.get("ns", `k${i}`));
     for (const [i, result] of results.entries()) {
       // What a worker posting `result.buffer` would send: this value, nothing else.
-      const sent = structuredClone(result.buffer, { transfer: [result.buffer] });
+      const buffer = result.buffer as ArrayBuffer;
+      const sent = structuredClone(buffer, { transfer: [buffer] });
       assert.deepEqual(new Uint8Array(sent), values[i], `sent value ${i}`);
       assert.equal(result.length, 0, `result ${i} is detached`);
       for (let j = i + 1; j < results.length; j++) {
@@ -153,6 +154,25 @@ export function testStoreConformance(
       await rejectsWithCode(store.delete(namespace, key), "EINVAL");
     }
     assert.equal(decoder.decode(await store.get("ns", "keep")), "kept");
+  });
+
+  it("keys() lists a namespace as get() takes its keys, sorted", async (store) => {
+    assert.ok(store.keys, "every store of the library implements keys()");
+    assert.deepEqual(await store.keys("ns"), []);
+    const keys = ["b", "a/c", "a/b/d", "registry:5000/v2,abc", "ü/🐳", "with space"];
+    for (const key of keys) await store.set("ns", key, encoder.encode(key));
+    await store.set("ns-other", "x", encoder.encode("x"));
+    await store.set("ns/nested", "y", encoder.encode("y"));
+    const listed = await store.keys("./ns/");
+    assert.deepEqual(listed, [...keys, "nested/y"].sort());
+    for (const key of listed) {
+      assert.equal(decoder.decode(await store.get("ns", key)), key.replace("nested/", ""));
+    }
+    assert.deepEqual(await store.keys("ns/nested"), ["y"]);
+    await store.delete("ns", "a/c");
+    assert.ok(!(await store.keys("ns")).includes("a/c"));
+    await rejectsWithCode(store.keys("../x"), "EINVAL");
+    await rejectsWithCode(store.keys("/"), "EINVAL");
   });
 
   it("V2MetadataService.add() records the entry and the digest mapping", async (store) => {

@@ -1,12 +1,16 @@
-// A child process for kv_store_test.ts: opens the SQLite file given as the first argument
-// with Deno KV and adds entries FIRST..FIRST+COUNT-1 to one DiffID, several at a time.
+// A child process for kv_store_test.ts, on any runtime: opens the SQLite file given as the
+// first argument with Deno KV (Deno.openKv, or @deno/kv on Node and Bun) and adds entries
+// FIRST..FIRST+COUNT-1 to one DiffID, several at a time.
 // Prints the number of "database is locked" answers it rode out, as JSON.
 import { V2MetadataService } from "../mod.ts";
-import { DenoKvMetadataStore, type Kv, retryWhileLocked } from "../src/kv_store.ts";
+import process from "node:process";
+import { DenoKvMetadataStore, type Kv, type KvKey } from "../src/kv_store.ts";
+import { openKv } from "./_open_kv.ts";
 
-const [path, diffID, first, count] = Deno.args;
-// Opening the file can answer "database is locked" too while the other writer opens it.
-const kv = await retryWhileLocked(() => Deno.openKv(path));
+const [path, diffID, first, count] = process.argv.slice(2);
+// Opening the file can answer "database is locked" too while the other writer opens it:
+// openKv retries.
+const kv = await openKv(path!);
 let locked = 0;
 const counted = <T>(call: () => Promise<T>): Promise<T> =>
   call().catch((error) => {
@@ -20,9 +24,11 @@ const counting: Kv = {
   atomic() {
     const operation = kv.atomic();
     const wrapper = {
-      check: (...checks: Deno.AtomicCheck[]) => (operation.check(...checks), wrapper),
-      set: (key: Deno.KvKey, value: unknown) => (operation.set(key, value), wrapper),
-      delete: (key: Deno.KvKey) => (operation.delete(key), wrapper),
+      check: (...checks: { key: KvKey; versionstamp: string | null }[]) => (
+        operation.check(...checks), wrapper
+      ),
+      set: (key: KvKey, value: unknown) => (operation.set(key, value), wrapper),
+      delete: (key: KvKey) => (operation.delete(key), wrapper),
       commit: () => counted(() => operation.commit()),
     };
     return wrapper;

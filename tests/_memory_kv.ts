@@ -58,6 +58,17 @@ export class MemoryKv implements Kv {
     });
   }
 
+  async *list(selector: { prefix: KvKey }): AsyncIterable<KvEntry & { key: KvKey }> {
+    this.#maybeLocked();
+    const prefix = selector.prefix.length === 0
+      ? "["
+      : encodeKey(selector.prefix).slice(0, -1) + ",";
+    const matches = [...this.entries].filter(([encoded]) => encoded.startsWith(prefix));
+    for (const [, entry] of matches.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0)) {
+      yield { key: entry.key, ...this.#read(entry.key) };
+    }
+  }
+
   atomic(): KvAtomicOperation {
     const checks: { key: KvKey; versionstamp: string | null }[] = [];
     const mutations: { key: KvKey; value: unknown; remove: boolean }[] = [];
