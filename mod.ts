@@ -35,6 +35,7 @@ export * from "./src/file_system.ts";
 export * from "./src/metadata_store.ts";
 export * from "./src/fs_store.ts";
 export * from "./src/adapters/memory.ts";
+export * from "./src/v2_metadata.ts";
 export * from "./src/v2_metadata_service.ts";
 export * from "./src/v1_id_service.ts";
 export * from "./src/hmac.ts";

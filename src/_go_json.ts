@@ -2,7 +2,7 @@
 // HMAC key input. JSON.stringify escapes differently (no \u003c, raw U+2028), so the
 // encoder is our own; the decoder takes JSON.parse's fast path whenever Go would agree.
 import { MetadataError } from "./errors.ts";
-import type { V2Metadata } from "./v2_metadata_service.ts";
+import type { V2Metadata } from "./v2_metadata.ts";
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

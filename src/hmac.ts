@@ -6,7 +6,7 @@
  */
 import { sameBytes, toHex } from "./_bytes.ts";
 import { goQuote } from "./_go_json.ts";
-import type { V2Metadata } from "./v2_metadata_service.ts";
+import type { V2Metadata } from "./v2_metadata.ts";
 
 /**
  * Registry credentials, with Docker's field names (`registry.AuthConfig`). Only

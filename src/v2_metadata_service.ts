@@ -11,16 +11,9 @@ import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "./_keys.t
 import { MetadataError } from "./errors.ts";
 import { computeV2MetadataHMAC } from "./hmac.ts";
 import type { MetadataStore } from "./metadata_store.ts";
+import type { V2Metadata } from "./v2_metadata.ts";
 
-/** One place a layer was seen: a blob digest in a repository, tagged with a credentials HMAC. */
-export interface V2Metadata {
-  /** The registry blob digest, e.g. `sha256:<hex>` (JSON key `Digest`). */
-  digest: string;
-  /** The repository's full name, e.g. `docker.io/library/busybox` (`SourceRepository`). */
-  sourceRepository: string;
-  /** Hex HMAC of digest and repository under the credentials' key, or `""` (`HMAC`). */
-  hmac: string;
-}
+export type { V2Metadata };
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
