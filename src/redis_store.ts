@@ -1,0 +1,403 @@
+/**
+ * A {@linkcode MetadataStore} on Redis, for a fleet of builders sharing one store: every
+ * value is a Redis string under a key prefix, and `update` is a compare-and-set Lua script,
+ * so concurrent `V2MetadataService.add`/`remove` calls on any number of machines never lose
+ * entries.
+ *
+ * The module imports no Redis client: it takes the client the caller already has, typed by
+ * the one method it calls ({@linkcode RedisClient}, which a node-redis 5 client has).
+ *
+ * @example
+ * ```ts ignore
+ * import { createClient } from "redis";
+ * import { V2MetadataService } from "@distribution/metadata";
+ * import { RedisMetadataStore } from "@distribution/metadata/redis";
+ *
+ * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
+ * const store = await RedisMetadataStore.open(client, { prefix: "distribution:" });
+ * await new V2MetadataService(store).add("sha256:" + "a".repeat(64), {
+ *   digest: "sha256:" + "b".repeat(64),
+ *   sourceRepository: "docker.io/library/busybox",
+ *   hmac: "",
+ * });
+ * ```
+ *
+ * @module
+ */
+import { backoff } from "./_backoff.ts";
+import { sameBytes } from "./_bytes.ts";
+import { keyPath, namespacePath } from "./_keys.ts";
+import { errorCode, mapError } from "./_map_error.ts";
+import { MetadataError } from "./errors.ts";
+import type { MetadataStore } from "./metadata_store.ts";
+
+/**
+ * The part of a Redis client the store uses: node-redis 5's `sendCommand`. Arguments are
+ * strings and Node `Buffer`s; with the `typeMapping` the store passes (RESP type 36, bulk
+ * strings, to `Buffer`) bulk replies come back as bytes. An ioredis client fits through
+ * `{ sendCommand: ([command, ...args]) => ioredis.callBuffer(command, ...args) }`.
+ */
+export interface RedisClient {
+  /**
+   * Sends one command and resolves to its reply.
+   *
+   * @param args The command and its arguments.
+   * @param options How to decode the reply.
+   * @returns The reply: bytes for bulk strings, numbers, arrays, `null`.
+   */
+  sendCommand(
+    args: ReadonlyArray<string | Uint8Array>,
+    options?: { typeMapping?: Record<number, unknown> },
+  ): Promise<unknown>;
+}
+
+/** Options for {@linkcode RedisMetadataStore.open}. */
+export interface RedisMetadataStoreOptions {
+  /**
+   * Put in front of every key, e.g. `distribution:` (default none): the value of
+   * `(namespace, key)` is the Redis string `<prefix><namespace>/<key>`, cleaned.
+   */
+  prefix?: string;
+  /**
+   * How long one Redis command may take, in milliseconds (default 10000), before the call
+   * fails with `ETIMEDOUT`: a client whose server is down queues commands until it
+   * reconnects, which may be never.
+   */
+  timeoutMs?: number;
+  /**
+   * How long `update` keeps retrying while other writers keep changing the key first, in
+   * milliseconds (default 60000), before failing with `EBUSY`.
+   */
+  busyTimeoutMs?: number;
+}
+
+/**
+ * Writes ARGV[4] (or deletes, when ARGV[3] is "del") only if the key still holds what the
+ * caller read: absent when ARGV[1] is "1", else exactly ARGV[2]. Returns 1 when written.
+ */
+const COMPARE_AND_SET = `local old = redis.call("GET", KEYS[1])
+if (ARGV[1] == "1") ~= (old == false) then return 0 end
+if old and old ~= ARGV[2] then return 0 end
+if ARGV[3] == "del" then redis.call("DEL", KEYS[1]) else redis.call("SET", KEYS[1], ARGV[4]) end
+return 1`;
+
+/** RESP's bulk string type (`$`), which node-redis decodes to the type mapped here. */
+const BULK_STRING = 36;
+/** SCAN's batch size hint. */
+const SCAN_COUNT = "1000";
+
+const decoder = new TextDecoder();
+
+/** What is being attempted, for error messages, and until when `update` retries. */
+interface Attempt {
+  action: string;
+  what: string;
+  path: string;
+  deadline: number;
+}
+
+type BufferConstructor = { from(buffer: ArrayBufferLike, offset: number, length: number): unknown };
+let nodeBuffer: BufferConstructor | undefined;
+
+/** Node's `Buffer` (Node, Bun and Deno have it), which Redis clients want for bytes. */
+function bufferClass(): BufferConstructor {
+  const process = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } })
+    .process;
+  nodeBuffer ??= (process?.getBuiltinModule?.("node:buffer") as { Buffer?: BufferConstructor })
+    ?.Buffer;
+  if (!nodeBuffer) {
+    throw new MetadataError("ENOSYS", "Cannot use Redis here: node:buffer is not available");
+  }
+  return nodeBuffer;
+}
+
+/** Bytes as a `Buffer` over the same memory (no copy). */
+function asBuffer(bytes: Uint8Array): Uint8Array {
+  return bufferClass().from(bytes.buffer, bytes.byteOffset, bytes.byteLength) as Uint8Array;
+}
+
+/** `*`, `?`, `[`, `]` and `\` escaped for a SCAN MATCH pattern. */
+function globEscape(text: string): string {
+  return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/**
+ * A {@linkcode MetadataStore} on Redis: the value of `(namespace, key)` is the Redis string
+ * `<prefix><namespace>/<key>` (the path cleaned and checked exactly as
+ * {@linkcode FSMetadataStore} does, so `..`, NUL, `\`, `.tmp-` and empty keys are `EINVAL`).
+ * `update` reads the value, computes the new one, and writes it with a Lua script only if
+ * the key still holds what was read, so concurrent writers on any machine never lose each
+ * other's changes. Every command fails with `ETIMEDOUT` after `timeoutMs`; other failures
+ * of the client keep its errno (`ECONNREFUSED`, …) or are `EIO`, with the client's message.
+ *
+ * @example
+ * ```ts ignore
+ * import { createClient } from "redis";
+ * import { RedisMetadataStore } from "@distribution/metadata/redis";
+ *
+ * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
+ * const store = await RedisMetadataStore.open(client, { prefix: "ci:" });
+ * await store.set("v1id", "registry,abc", new TextEncoder().encode("sha256:1"));
+ * ```
+ */
+export class RedisMetadataStore implements MetadataStore {
+  /** The client the store sends its commands through. */
+  readonly client: RedisClient;
+  /** What every key starts with. */
+  readonly prefix: string;
+  readonly #timeoutMs: number;
+  readonly #busyTimeoutMs: number;
+
+  private constructor(
+    client: RedisClient,
+    prefix: string,
+    timeoutMs: number,
+    busyTimeoutMs: number,
+  ) {
+    this.client = client;
+    this.prefix = prefix;
+    this.#timeoutMs = timeoutMs;
+    this.#busyTimeoutMs = busyTimeoutMs;
+  }
+
+  /**
+   * Opens the store on a connected client. Nothing is sent yet; the caller keeps ownership
+   * of the client (and closes it).
+   *
+   * @example
+   * ```ts ignore
+   * import { createClient } from "redis";
+   * import { RedisMetadataStore } from "@distribution/metadata/redis";
+   *
+   * const client = await createClient({ url: "redis://127.0.0.1:6379" }).connect();
+   * const store = await RedisMetadataStore.open(client, { prefix: "ci:", timeoutMs: 2000 });
+   * ```
+   *
+   * @param client A connected client, e.g. node-redis's `await createClient().connect()`.
+   * @param options The key prefix and the time limits.
+   * @returns The store.
+   */
+  static open(
+    client: RedisClient,
+    options: RedisMetadataStoreOptions = {},
+  ): Promise<RedisMetadataStore> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const busyTimeoutMs = options.busyTimeoutMs ?? 60_000;
+    for (const [name, value] of [["timeoutMs", timeoutMs], ["busyTimeoutMs", busyTimeoutMs]]) {
+      if (!(Number(value) >= 0)) {
+        return Promise.reject(
+          new MetadataError("EINVAL", `Cannot open the Redis store: ${name} is ${value}`),
+        );
+      }
+    }
+    return Promise.resolve(
+      new RedisMetadataStore(client, options.prefix ?? "", timeoutMs, busyTimeoutMs),
+    );
+  }
+
+  /**
+   * Reads the value of a key.
+   *
+   * @example
+   * ```ts ignore
+   * const value = await store.get("diffid-by-digest", "sha256/" + "b".repeat(64));
+   * ```
+   *
+   * @param namespace The kind of mapping, e.g. `diffid-by-digest`.
+   * @param key The key, e.g. `sha256/<hex>`.
+   * @returns The stored bytes; `ENOENT` when absent.
+   */
+  async get(namespace: string, key: string): Promise<Uint8Array> {
+    const attempt = this.#begin("get", namespace, key);
+    const value = await this.#read(attempt);
+    if (value === null) throw mapError(null, "get", attempt.what, attempt.path, "ENOENT");
+    return value;
+  }
+
+  /**
+   * Writes the value of a key, replacing any old one.
+   *
+   * @example
+   * ```ts ignore
+   * await store.set("v1id", "registry,abc", new TextEncoder().encode("sha256:1"));
+   * ```
+   *
+   * @param namespace The kind of mapping.
+   * @param key The key.
+   * @param value The bytes to store (may be empty).
+   */
+  async set(namespace: string, key: string, value: Uint8Array): Promise<void> {
+    const attempt = this.#begin("set", namespace, key);
+    await this.#send(attempt, ["SET", attempt.path, asBuffer(value)]);
+  }
+
+  /**
+   * Removes a key; `ENOENT` when absent.
+   *
+   * @example
+   * ```ts ignore
+   * await store.delete("v1id", "registry,abc");
+   * ```
+   *
+   * @param namespace The kind of mapping.
+   * @param key The key.
+   */
+  async delete(namespace: string, key: string): Promise<void> {
+    const attempt = this.#begin("delete", namespace, key);
+    const removed = await this.#send(attempt, ["DEL", attempt.path]);
+    if (removed === 0) throw mapError(null, "delete", attempt.what, attempt.path, "ENOENT");
+  }
+
+  /**
+   * Atomic read-modify-write of one key: reads the value, calls `fn`, and writes the result
+   * only if the key still holds what was read (a Lua compare-and-set); otherwise reads
+   * again and calls `fn` again, with backoff, for up to `busyTimeoutMs` (then `EBUSY`).
+   * `null` from `fn` deletes the key; bytes equal to the old value write nothing.
+   *
+   * @example Append without losing concurrent appends
+   * ```ts ignore
+   * await Promise.all([1, 2, 3].map((n) =>
+   *   store.update("ns", "log", (old) => new Uint8Array([...old ?? [], n]))
+   * ));
+   * ```
+   *
+   * @param namespace The kind of mapping.
+   * @param key The key.
+   * @param fn Computes the new value (or `null`) from the old (`null` when absent); may run
+   * more than once, and may throw to abort.
+   */
+  async update(
+    namespace: string,
+    key: string,
+    fn: (old: Uint8Array | null) => Uint8Array | null,
+  ): Promise<void> {
+    const attempt = this.#begin("update", namespace, key);
+    for (let tries = 0;; tries++) {
+      const old = await this.#read(attempt);
+      const next = fn(old === null ? null : old.slice());
+      if (next === null ? old === null : old !== null && sameBytes(old, next)) return;
+      const written = await this.#send(attempt, [
+        "EVAL",
+        COMPARE_AND_SET,
+        "1",
+        attempt.path,
+        old === null ? "1" : "0",
+        asBuffer(old ?? new Uint8Array()),
+        next === null ? "del" : "set",
+        asBuffer(next ?? new Uint8Array()),
+      ]);
+      if (written === 1) return;
+      if (Date.now() >= attempt.deadline) {
+        throw new MetadataError(
+          "EBUSY",
+          `Cannot update "${attempt.what}" at "${attempt.path}": other writers kept changing ` +
+            `it for ${this.#busyTimeoutMs} ms`,
+          { path: attempt.path },
+        );
+      }
+      await backoff(tries);
+    }
+  }
+
+  /**
+   * Lists the keys of a namespace (SCAN over `<prefix><namespace>/*`), sorted, as `get`
+   * takes them.
+   *
+   * @example
+   * ```ts ignore
+   * const diffIDKeys = await store.keys("v2metadata-by-diffid"); // ["sha256/…", …]
+   * ```
+   *
+   * @param namespace The namespace, e.g. `v2metadata-by-diffid`.
+   * @returns The keys, sorted.
+   */
+  async keys(namespace: string): Promise<string[]> {
+    const base = `${this.prefix}${namespacePath(namespace)}/`;
+    const attempt: Attempt = { action: "list", what: namespace, path: base, deadline: 0 };
+    const pattern = globEscape(base) + "*";
+    const keys = new Set<string>();
+    let cursor = "0";
+    do {
+      const reply = await this.#send(attempt, [
+        "SCAN",
+        cursor,
+        "MATCH",
+        pattern,
+        "COUNT",
+        SCAN_COUNT,
+      ]);
+      const [next, batch] = Array.isArray(reply) ? reply : [];
+      if (!(next instanceof Uint8Array) || !Array.isArray(batch)) throw this.#unexpected(attempt);
+      cursor = decoder.decode(next);
+      // SCAN may return a key more than once.
+      for (const key of batch) keys.add(decoder.decode(key).slice(base.length));
+    } while (cursor !== "0");
+    return [...keys].sort();
+  }
+
+  /** Checks and cleans the key; the context of the call. */
+  #begin(action: string, namespace: string, key: string): Attempt {
+    const path = this.prefix + keyPath(namespace, key);
+    return {
+      action,
+      what: `${namespace}/${key}`,
+      path,
+      deadline: Date.now() + this.#busyTimeoutMs,
+    };
+  }
+
+  /** GETs the value; `null` when absent. */
+  async #read(attempt: Attempt): Promise<Uint8Array | null> {
+    const reply = await this.#send(attempt, ["GET", attempt.path]);
+    if (reply === null) return null;
+    if (!(reply instanceof Uint8Array)) throw this.#unexpected(attempt);
+    // A copy the caller owns: the client's Buffer may be a view of its read buffer.
+    return new Uint8Array(reply);
+  }
+
+  #unexpected(attempt: Attempt): MetadataError {
+    return new MetadataError(
+      "EBADMSG",
+      `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": unexpected reply from ` +
+        "Redis (is the client a node-redis 5 client, or one that decodes bulk strings to bytes?)",
+      { path: attempt.path },
+    );
+  }
+
+  /** Sends one command, failing with `ETIMEDOUT` when no reply comes in `timeoutMs`. */
+  async #send(attempt: Attempt, args: (string | Uint8Array)[]): Promise<unknown> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const reply = this.client.sendCommand(args, {
+      typeMapping: { [BULK_STRING]: bufferClass() },
+    });
+    // A late failure after the timeout has nobody to report to.
+    reply.catch(() => {});
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new MetadataError(
+            "ETIMEDOUT",
+            `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": Redis did not ` +
+              `answer in ${this.#timeoutMs} ms`,
+            { path: attempt.path },
+          ),
+        );
+      }, this.#timeoutMs);
+    });
+    try {
+      return await Promise.race([reply, timeout]);
+    } catch (error) {
+      if (error instanceof MetadataError) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      // A key holding a list, hash, … is not a value of this store.
+      const code = message.startsWith("WRONGTYPE") ? "EBADMSG" : errorCode(error);
+      throw new MetadataError(
+        code,
+        `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": ${message}`,
+        { path: attempt.path, cause: error },
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
