@@ -156,6 +156,25 @@ export function testStoreConformance(
     assert.equal(decoder.decode(await store.get("ns", "keep")), "kept");
   });
 
+  it("keys() lists a namespace as get() takes its keys, sorted", async (store) => {
+    assert.ok(store.keys, "every store of the library implements keys()");
+    assert.deepEqual(await store.keys("ns"), []);
+    const keys = ["b", "a/c", "a/b/d", "registry:5000/v2,abc", "ü/🐳", "with space"];
+    for (const key of keys) await store.set("ns", key, encoder.encode(key));
+    await store.set("ns-other", "x", encoder.encode("x"));
+    await store.set("ns/nested", "y", encoder.encode("y"));
+    const listed = await store.keys("./ns/");
+    assert.deepEqual(listed, [...keys, "nested/y"].sort());
+    for (const key of listed) {
+      assert.equal(decoder.decode(await store.get("ns", key)), key.replace("nested/", ""));
+    }
+    assert.deepEqual(await store.keys("ns/nested"), ["y"]);
+    await store.delete("ns", "a/c");
+    assert.ok(!(await store.keys("ns")).includes("a/c"));
+    await rejectsWithCode(store.keys("../x"), "EINVAL");
+    await rejectsWithCode(store.keys("/"), "EINVAL");
+  });
+
   it("V2MetadataService.add() records the entry and the digest mapping", async (store) => {
     const service = new V2MetadataService(store);
     const diffID = fakeDigest(1000);
