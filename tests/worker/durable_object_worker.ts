@@ -1,0 +1,90 @@
+// A Worker with a Durable Object holding a DurableObjectMetadataStore on its storage, for
+// durable_object_store_test.ts (bundled with esbuild, served by miniflare in workerd).
+// The Worker forwards every request to the object named by ?object= (default "fleet"):
+//   GET  /conformance            the names of the conformance tests
+//   POST /conformance?name=…     runs one, in the object: {ok} or {ok: false, message}
+//   POST /add {diffID, metadata} V2MetadataService.add in the object
+//   GET  /metadata?diffID=…      V2MetadataService.getMetadata
+//   GET  /diffid?digest=…        V2MetadataService.getDiffID
+import { MetadataError, type V2Metadata, V2MetadataService } from "../../mod.ts";
+import {
+  DurableObjectMetadataStore,
+  type DurableObjectStorageLike,
+} from "../../src/durable_object_store.ts";
+import { testStoreConformance } from "../_conformance.ts";
+import { tests } from "./_node_test_shim.ts";
+
+interface Env {
+  METADATA: {
+    idFromName(name: string): unknown;
+    get(id: unknown): { fetch(request: Request): Promise<Response> };
+  };
+}
+
+/** The storage of the object running the conformance suite (set by its constructor). */
+let conformanceStorage: DurableObjectStorageLike | undefined;
+let stores = 0;
+testStoreConformance(
+  "DurableObjectMetadataStore in workerd",
+  () => DurableObjectMetadataStore.open(conformanceStorage!, { prefix: `test${++stores}:` }),
+);
+
+export class MetadataObject {
+  readonly #storage: DurableObjectStorageLike;
+  readonly #service: Promise<V2MetadataService>;
+
+  constructor(state: { storage: DurableObjectStorageLike }) {
+    this.#storage = state.storage;
+    this.#service = DurableObjectMetadataStore.open(state.storage, { prefix: "fleet:" }).then(
+      (store) => new V2MetadataService(store),
+    );
+  }
+
+  async fetch(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    try {
+      switch (`${request.method} ${url.pathname}`) {
+        case "GET /conformance":
+          return Response.json([...tests.keys()]);
+        case "POST /conformance": {
+          conformanceStorage = this.#storage;
+          const run = tests.get(url.searchParams.get("name") ?? "");
+          if (!run) return new Response("no such test", { status: 404 });
+          try {
+            await run();
+            return Response.json({ ok: true });
+          } catch (error) {
+            return Response.json({ ok: false, message: String((error as Error).stack ?? error) });
+          }
+        }
+        case "POST /add": {
+          const body = await request.json() as { diffID: string; metadata: V2Metadata };
+          await (await this.#service).add(body.diffID, body.metadata);
+          return new Response(null, { status: 204 });
+        }
+        case "GET /metadata":
+          return Response.json(
+            await (await this.#service).getMetadata(url.searchParams.get("diffID")!),
+          );
+        case "GET /diffid":
+          return new Response(
+            await (await this.#service).getDiffID(url.searchParams.get("digest")!),
+          );
+        default:
+          return new Response("not found", { status: 404 });
+      }
+    } catch (error) {
+      if (!(error instanceof MetadataError)) throw error;
+      return new Response(`${error.code}: ${error.message}`, {
+        status: error.code === "ENOENT" ? 404 : 500,
+      });
+    }
+  }
+}
+
+export default {
+  fetch(request: Request, env: Env): Promise<Response> {
+    const name = new URL(request.url).searchParams.get("object") ?? "fleet";
+    return env.METADATA.get(env.METADATA.idFromName(name)).fetch(request);
+  },
+};
