@@ -10,32 +10,31 @@ import { delimiter, join } from "node:path";
 import process from "node:process";
 import { pathToFileURL } from "node:url";
 
-/** Each program the tests run, by path or by name on PATH, and the Debian package that has it. */
+/** Each program the tests run, where its Debian package installs it (the tests use these paths). */
 export const REQUIREMENTS = [
   { program: "/usr/bin/docker-registry", pkg: "docker-registry" },
-  { program: "htpasswd", pkg: "apache2-utils" },
-  // dockerd's tests drive Debian's 20.10 client by path (/usr/local/bin may hold another one).
+  { program: "/usr/bin/htpasswd", pkg: "apache2-utils" },
   { program: "/usr/sbin/dockerd", pkg: "docker.io" },
+  // Debian's 20.10 client, by path: /usr/local/bin may hold another one.
   { program: "/usr/bin/docker", pkg: "docker.io" },
-  { program: "skopeo", pkg: "skopeo" },
-  { program: "redis-server", pkg: "redis-server" },
-  { program: "setpriv", pkg: "util-linux" },
+  { program: "/usr/bin/skopeo", pkg: "skopeo" },
+  { program: "/usr/bin/redis-server", pkg: "redis-server" },
+  { program: "/usr/bin/setpriv", pkg: "util-linux" },
 ];
-
-function found(program, path) {
-  if (program.startsWith("/")) return existsSync(program);
-  return path.split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)));
-}
 
 /**
  * The packages whose programs are missing, in REQUIREMENTS order without repeats.
  *
- * @param {string} path The PATH to look programs up in.
  * @returns {string[]}
  */
-export function missingPackages(path = process.env.PATH ?? "") {
-  const missing = REQUIREMENTS.filter(({ program }) => !found(program, path));
+export function missingPackages() {
+  const missing = REQUIREMENTS.filter(({ program }) => !existsSync(program));
   return [...new Set(missing.map(({ pkg }) => pkg))];
+}
+
+function onPath(program) {
+  const path = process.env.PATH ?? "";
+  return path.split(delimiter).some((dir) => dir !== "" && existsSync(join(dir, program)));
 }
 
 /** Runs apt-get quietly; its output is shown only when it fails. */
@@ -63,7 +62,7 @@ export function setUp() {
   }
   const what = `missing Debian packages ${missing.join(", ")}`;
   if (!asRoot) return `${what}: cannot install them without root (run the tests as root)`;
-  if (!found("apt-get", process.env.PATH ?? "")) {
+  if (!onPath("apt-get")) {
     return `${what}: cannot install them without apt-get (install them by hand)`;
   }
   console.error(`test set-up: apt-get install ${missing.join(" ")}`);

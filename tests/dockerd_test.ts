@@ -2,9 +2,9 @@
 // <data-root>/image/vfs/distribution, both ways: what dockerd records the library reads,
 // checks and mounts from; what the library records dockerd mounts from; and a pull by each
 // leaves the same files. dockerd and docker-registry (htpasswd, access log kept) are started
-// by the first test on 127.0.0.1 and stopped by PID by the last. Images reach dockerd by
+// by the first test on 127.0.0.1 and stopped by PID after the last. Images reach dockerd by
 // `docker load` of an archive built here, so no network is needed. Needs root, as dockerd does.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
@@ -23,6 +23,7 @@ import { runtimeCommand } from "./_runtime.ts";
 import { dockerArchive, type LayerFile } from "./registry/_docker_archive.ts";
 import { type Dockerd, startDockerd } from "./registry/_dockerd.ts";
 import { buildImage } from "./registry/_image_builder.ts";
+import { onExit } from "./registry/_on_exit.ts";
 import {
   type LoggedRequest,
   type RegistryServer,
@@ -35,6 +36,17 @@ const cli = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const temps: string[] = [];
 let registryStarted: Promise<RegistryServer> | undefined;
 let dockerdStarted: Promise<Dockerd> | undefined;
+
+after(async () => {
+  for (const started of [dockerdStarted, registryStarted]) {
+    const running = await started?.catch(() => null);
+    await running?.stop();
+  }
+});
+// At exit rather than in after(): Deno skips the hooks when --filter leaves a test out.
+onExit(() => {
+  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
+});
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "dockerd-it-"));
@@ -263,12 +275,4 @@ test("docker pull and the library's pull of one image leave equivalent entries",
       { digest, sourceRepository: repository, hmac: dockerdHmac(digest, repository) },
     ]);
   }
-});
-
-test("stop dockerd and the registry, remove temporary files", async () => {
-  for (const started of [dockerdStarted, registryStarted]) {
-    const running = await started?.catch(() => null);
-    await running?.stop();
-  }
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });

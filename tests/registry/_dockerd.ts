@@ -1,13 +1,15 @@
 // Starts Debian's dockerd (docker.io, 20.10) as root in a temporary directory of its own: its
 // data root, exec root, unix socket and pid file, the vfs storage driver (no kernel overlay
 // needed), no iptables and no bridge (no network set-up), an empty daemon.json so
-// /etc/docker is ignored. dockerd starts its own containerd under the exec root. The docker
+// /etc/docker is ignored. dockerd starts its own containerd under the exec root (unless a
+// system containerd runs). The docker
 // CLI (Debian's, by path) talks to it through DOCKER_HOST with a DOCKER_CONFIG of its own.
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import process from "node:process";
+import { onExit } from "./_on_exit.ts";
 
 /** Debian's dockerd. */
 export const DOCKERD_BINARY = "/usr/sbin/dockerd";
@@ -46,8 +48,10 @@ function run(
   env: Record<string, string>,
   input?: Uint8Array,
 ): Promise<DockerResult> {
+  // The caller's DOCKER_* settings (TLS, context) must not redirect the CLI.
+  const inherited = Object.entries(process.env).filter(([name]) => !name.startsWith("DOCKER_"));
   const child = spawn(command, args, {
-    env: { ...process.env, ...env },
+    env: { ...Object.fromEntries(inherited), ...env },
     stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
   });
   let stdout = "";
@@ -81,7 +85,7 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Mount points under `dir`, deepest first (dockerd's own, should a driver have made any). */
+/** Mount points under `dir`, deepest first. */
 function mountsUnder(dir: string): string[] {
   return readFileSync("/proc/self/mounts", "utf8").split("\n")
     .map((line) => line.split(" ")[1] ?? "")
@@ -129,13 +133,27 @@ export async function startDockerd(
     "--iptables=false",
     "--ip6tables=false",
     "--bridge=none",
+    // When a system containerd runs, dockerd uses it instead of its own: keep apart from the
+    // system dockerd's "moby" namespaces there.
+    "--containerd-namespace",
+    `test-${basename(dir)}`,
+    "--containerd-plugins-namespace",
+    `test-plugins-${basename(dir)}`,
     ...options.insecureRegistries.flatMap((host) => ["--insecure-registry", host]),
   ], { stdio: ["ignore", "ignore", "pipe"] });
   let log = "";
   child.stderr?.on("data", (chunk) => log = (log + String(chunk)).slice(-8000));
-  // Should the test process die first, dockerd must not outlive it.
-  const killOnExit = () => child.kill("SIGKILL");
-  process.once("exit", killOnExit);
+  // dockerd bind-mounts its data root onto itself (undone when it stops cleanly).
+  const removeFiles = () => {
+    for (const point of mountsUnder(dir)) spawnSync("umount", ["-l", point]);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  // Should the test process end without stop() (a crash, or a test filter that skips the
+  // hooks), dockerd and its files must not outlive it; its containerd dies with it.
+  const cancelOnExit = onExit(() => {
+    child.kill("SIGKILL");
+    removeFiles();
+  });
   const env = { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: clientConfig };
   const docker = async (args: string[], input?: Uint8Array) => {
     const result = await run(DOCKER_BINARY, args, env, input);
@@ -146,7 +164,7 @@ export async function startDockerd(
   };
 
   const stop = async () => {
-    process.off("exit", killOnExit);
+    cancelOnExit();
     // dockerd stops the containerd it started; its pid file says which process that was.
     const containerdPidFile = join(execRoot, "containerd", "containerd.pid");
     const containerd = existsSync(containerdPidFile)
@@ -158,8 +176,7 @@ export async function startDockerd(
       await exited(child, 5_000);
     }
     if (containerd > 0 && alive(containerd)) process.kill(containerd, "SIGKILL");
-    for (const point of mountsUnder(dir)) spawnSync("umount", ["-l", point]);
-    rmSync(dir, { recursive: true, force: true });
+    removeFiles();
   };
 
   try {

@@ -7,6 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
+import { onExit } from "./_on_exit.ts";
 
 /** Where Debian's `docker-registry` package installs the server. */
 export const REGISTRY_BINARY: string = process.env.REGISTRY_BINARY ?? "/usr/bin/docker-registry";
@@ -162,6 +163,11 @@ export async function startRegistry(
     stdio: ["ignore", options.accessLog ? "pipe" : "ignore", "pipe"],
     env: { ...process.env, OTEL_TRACES_EXPORTER: "none" },
   });
+  const kill = () => {
+    child.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const cancelOnExit = onExit(kill);
   let accessLog = "";
   child.stdout?.on("data", (chunk) => accessLog += chunk);
   let stderr = "";
@@ -172,8 +178,8 @@ export async function startRegistry(
   try {
     await waitUntilUp(url, child, () => stderr);
   } catch (error) {
-    child.kill("SIGKILL");
-    rmSync(dir, { recursive: true, force: true });
+    cancelOnExit();
+    kill();
     throw error;
   }
   let marks = 0;
@@ -193,6 +199,7 @@ export async function startRegistry(
     storage,
     requests,
     stop: async () => {
+      cancelOnExit();
       if (child.exitCode === null) {
         const exited = new Promise((resolve) => child.once("exit", resolve));
         child.kill("SIGTERM");
