@@ -14,16 +14,14 @@ import {
   V2MetadataService,
 } from "../mod.ts";
 import {
-  ErrManifestUnknown,
-  ErrRepositoryUnknown,
-  ErrUnauthorized,
-  ErrUnsupported,
   getRepositories,
   type OciLayoutStore,
   ociLayoutStore,
   pull,
   push,
   type RegistryConfig,
+  RegistryError,
+  type RegistryErrorCode,
   tags,
 } from "../src/registry/mod.ts";
 import { buildImage, noise } from "./registry/_image_builder.ts";
@@ -35,6 +33,15 @@ import {
 } from "./registry/_registry_server.ts";
 
 const { skip } = registryAvailability();
+
+/** An assert.rejects check: a RegistryError with this code. */
+function typed(code: RegistryErrorCode): (error: unknown) => boolean {
+  return (error) => {
+    assert.ok(error instanceof RegistryError, String(error));
+    assert.equal(error.code, code);
+    return true;
+  };
+}
 const temps: string[] = [];
 const servers = new Map<string, Promise<RegistryServer>>();
 
@@ -142,8 +149,19 @@ test("push() uploads an image and pull() brings it back byte-identical", { skip 
 
   const target = await layout();
   const pulled = await metadata();
-  const got = await pull(ref, target, { plainHttp: true, metadataService: pulled.service });
+  const { layers, ...got } = await pull(ref, target, {
+    plainHttp: true,
+    metadataService: pulled.service,
+  });
   assert.deepEqual(got, image.manifest);
+  assert.deepEqual(
+    layers,
+    image.layers.map((l, i) => ({
+      digest: l.digest,
+      diffID: image.diffIDs[i],
+      status: "recorded",
+    })),
+  );
   for (const blob of [image.manifest, image.config, ...image.layers]) {
     assert.deepEqual(await target.get(blob.digest), await source.get(blob.digest));
   }
@@ -371,7 +389,7 @@ test("a mount refused for lack of credentials forgets nothing", { skip }, async 
   await service.add(image.diffIDs[0]!, entry);
   await assert.rejects(
     push(`${registry.host}/anon/app:1.0`, source, { plainHttp: true, metadataService: service }),
-    ErrUnauthorized,
+    typed("UNAUTHORIZED"),
   );
   assert.equal(
     listFile(root, image.diffIDs[0]!),
@@ -379,17 +397,23 @@ test("a mount refused for lack of credentials forgets nothing", { skip }, async 
   );
 });
 
-test("wrong credentials fail with ErrUnauthorized", { skip }, async () => {
+test("wrong credentials fail with UNAUTHORIZED", { skip }, async () => {
   const registry = await server("htpasswd");
   const source = await layout();
   await buildImage(source, "1.0", smallLayers);
   const config = { plainHttp: true, auth: { username: "alice", password: "wrong" } };
-  await assert.rejects(push(`${registry.host}/alice/app:1.0`, source, config), ErrUnauthorized);
+  await assert.rejects(
+    push(`${registry.host}/alice/app:1.0`, source, config),
+    typed("UNAUTHORIZED"),
+  );
   await assert.rejects(
     pull(`${registry.host}/alice/app:1.0`, await layout(), config),
-    ErrUnauthorized,
+    typed("UNAUTHORIZED"),
   );
-  await assert.rejects(tags(`${registry.host}/alice/app`, { plainHttp: true }), ErrUnauthorized);
+  await assert.rejects(
+    tags(`${registry.host}/alice/app`, { plainHttp: true }),
+    typed("UNAUTHORIZED"),
+  );
 });
 
 test("unknown tags and repositories fail with typed errors", { skip }, async () => {
@@ -399,24 +423,24 @@ test("unknown tags and repositories fail with typed errors", { skip }, async () 
   await push(`${registry.host}/team/known:1.0`, source, { plainHttp: true });
   await assert.rejects(
     pull(`${registry.host}/team/known:nope`, await layout(), { plainHttp: true }),
-    ErrManifestUnknown,
+    typed("MANIFEST_UNKNOWN"),
   );
   await assert.rejects(
     tags(`${registry.host}/team/missing`, { plainHttp: true }),
-    ErrRepositoryUnknown,
+    typed("NAME_UNKNOWN"),
   );
   const [repo] = await getRepositories(`${registry.host}/team/known`, { plainHttp: true });
   await assert.rejects(repo!.blobs().stat("sha256:" + "0".repeat(64)), { code: "BLOB_UNKNOWN" });
   await assert.rejects(repo!.tags().get("nope"), { code: "TAG_UNKNOWN" });
 });
 
-test("a read-only registry refuses pushes with ErrUnsupported", { skip }, async () => {
+test("a read-only registry refuses pushes with UNSUPPORTED", { skip }, async () => {
   const registry = await server("readonly");
   const source = await layout();
   await buildImage(source, "1.0", smallLayers);
   await assert.rejects(
     push(`${registry.host}/team/ro:1.0`, source, { plainHttp: true }),
-    ErrUnsupported,
+    typed("UNSUPPORTED"),
   );
 });
 

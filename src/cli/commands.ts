@@ -4,7 +4,7 @@ import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "../_keys.
 import { errorCode } from "../_map_error.ts";
 import type { FSMetadataStore } from "../fs_store.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
-import { orderByLikenessAndAge } from "../registry/_push_candidates.ts";
+import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import type { CliArgs } from "./args.ts";
 import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";

@@ -1,18 +1,19 @@
 // Reading an image configuration's rootfs.diff_ids and matching them to manifest layers.
-import { ErrUnsupported } from "./errors.ts";
+import { parseJson } from "./transport/limits.ts";
+import { RegistryError } from "./errors.ts";
 import type { Descriptor } from "./types.ts";
 
-/** The layer DiffIDs of an image configuration (`rootfs.diff_ids`). */
+/** The layer DiffIDs of an image configuration (`rootfs.diff_ids`), as strings, unchecked. */
 export function diffIDsOf(config: Uint8Array, what: string): string[] {
-  let json: { rootfs?: { diff_ids?: unknown } };
-  try {
-    json = JSON.parse(new TextDecoder().decode(config));
-  } catch (cause) {
-    throw new ErrUnsupported(`Cannot read image configuration of ${what}: not JSON`, { cause });
-  }
+  const json = parseJson(config, `the image configuration of ${what}`) as {
+    rootfs?: { diff_ids?: unknown };
+  } | null;
   const ids = json?.rootfs?.diff_ids ?? [];
   if (!Array.isArray(ids) || ids.some((id) => typeof id !== "string")) {
-    throw new ErrUnsupported(`Cannot read image configuration of ${what}: bad rootfs.diff_ids`);
+    throw new RegistryError(
+      "MALFORMED",
+      `Cannot read the image configuration of ${what}: bad rootfs.diff_ids`,
+    );
   }
   return ids as string[];
 }
@@ -24,7 +25,8 @@ export function layersWithDiffIDs(
   what: string,
 ): { layer: Descriptor; diffID: string }[] {
   if (layers.length !== diffIDs.length) {
-    throw new ErrUnsupported(
+    throw new RegistryError(
+      "MANIFEST_INVALID",
       `Cannot use ${what}: layers from manifest don't match image configuration ` +
         `(${layers.length} layers, ${diffIDs.length} diff_ids)`,
     );

@@ -1,317 +1,220 @@
 /**
- * The typed errors of the registry side: one class per kind of failure the registry API (or
- * Docker's `distribution` package) distinguishes, all {@linkcode MetadataError}s.
+ * The one error type of the registry side, {@linkcode RegistryError}, whose `code` says what
+ * failed: a registry error code from the OCI Distribution spec (`BLOB_UNKNOWN`, `DENIED`, …)
+ * or one of the codes this library adds (`TIMEOUT`, `TOO_LARGE`, `MALFORMED`, …). Filesystem
+ * failures of the content store stay {@linkcode MetadataError}s with errno names.
  *
  * @module
  */
-import { MetadataError } from "../errors.ts";
+
+/**
+ * What a {@linkcode RegistryError} is about.
+ *
+ * Answered by the registry (OCI Distribution spec): `BLOB_UNKNOWN`, `BLOB_UPLOAD_INVALID`,
+ * `BLOB_UPLOAD_UNKNOWN`, `DIGEST_INVALID` (also: content that does not hash to its digest),
+ * `MANIFEST_BLOB_UNKNOWN`, `MANIFEST_INVALID`, `MANIFEST_UNKNOWN`, `MANIFEST_UNVERIFIED`,
+ * `NAME_INVALID` (also: a reference that does not parse), `NAME_UNKNOWN`, `SIZE_INVALID`,
+ * `TAG_INVALID`, `UNAUTHORIZED`, `DENIED`, `UNSUPPORTED`, `TOOMANYREQUESTS`, and `UNKNOWN` for
+ * any other answer.
+ *
+ * Found here: `TAG_UNKNOWN` (a tag lookup answered 404), `SCHEMA1_DEPRECATED`, `MALFORMED` (an
+ * answer, manifest, configuration or layout file that does not parse or has the wrong shape),
+ * `TOO_LARGE` (over a size limit), `TRUNCATED` (a body that ended early), `LOOP` (a paging loop,
+ * an index that contains itself), `TIMEOUT` (no byte within the idle timeout), `ABORTED` (the
+ * caller's signal), `UNREACHABLE` (no HTTP answer at all), `INSECURE_REALM` (a token realm that
+ * would receive credentials in clear text).
+ */
+export type RegistryErrorCode =
+  | "BLOB_UNKNOWN"
+  | "BLOB_UPLOAD_INVALID"
+  | "BLOB_UPLOAD_UNKNOWN"
+  | "DIGEST_INVALID"
+  | "MANIFEST_BLOB_UNKNOWN"
+  | "MANIFEST_INVALID"
+  | "MANIFEST_UNKNOWN"
+  | "MANIFEST_UNVERIFIED"
+  | "NAME_INVALID"
+  | "NAME_UNKNOWN"
+  | "SIZE_INVALID"
+  | "TAG_INVALID"
+  | "UNAUTHORIZED"
+  | "DENIED"
+  | "UNSUPPORTED"
+  | "TOOMANYREQUESTS"
+  | "UNKNOWN"
+  | "TAG_UNKNOWN"
+  | "SCHEMA1_DEPRECATED"
+  | "MALFORMED"
+  | "TOO_LARGE"
+  | "TRUNCATED"
+  | "LOOP"
+  | "TIMEOUT"
+  | "ABORTED"
+  | "UNREACHABLE"
+  | "INSECURE_REALM";
+
+/** The codes a registry may answer that carry their own meaning here. */
+const REGISTRY_CODES: ReadonlySet<string> = new Set<RegistryErrorCode>([
+  "BLOB_UNKNOWN",
+  "BLOB_UPLOAD_INVALID",
+  "BLOB_UPLOAD_UNKNOWN",
+  "DIGEST_INVALID",
+  "MANIFEST_BLOB_UNKNOWN",
+  "MANIFEST_INVALID",
+  "MANIFEST_UNKNOWN",
+  "MANIFEST_UNVERIFIED",
+  "NAME_INVALID",
+  "NAME_UNKNOWN",
+  "SIZE_INVALID",
+  "TAG_INVALID",
+  "UNAUTHORIZED",
+  "DENIED",
+  "UNSUPPORTED",
+  "TOOMANYREQUESTS",
+]);
 
 /** One entry of the registry's JSON error body (`{"errors":[{code,message,detail}]}`). */
 export interface RegistryErrorEntry {
-  /** The registry error code, e.g. `BLOB_UNKNOWN`, `MANIFEST_UNKNOWN`, `DENIED`. */
+  /** The registry's code, as sent (e.g. `BLOB_UNKNOWN`, or a code this library does not know). */
   code: string;
-  /** The registry's message. */
+  /** The registry's message (empty when it sent none). */
   message: string;
   /** Whatever detail the registry attached. */
   detail?: unknown;
 }
 
-/** Options every registry error takes. */
+/** What a {@linkcode RegistryError} carries besides its code and message. */
 export interface RegistryErrorOptions {
   /** The HTTP status of the answer, when the error comes from one. */
-  status?: number;
+  status?: number | undefined;
+  /** The HTTP method of the request. */
+  method?: string | undefined;
+  /** The URL of the request, or the reference, digest or file concerned. */
+  url?: string | undefined;
   /** The registry's error entries. */
-  errors?: RegistryErrorEntry[];
+  errors?: RegistryErrorEntry[] | undefined;
+  /** A short machine-readable reason, e.g. `repository name must be lowercase`. */
+  reason?: string | undefined;
   /** The underlying error. */
   cause?: unknown;
-  /** The repository or URL concerned. */
-  path?: string;
 }
 
 /**
- * Any failure talking to a registry. `code` is the registry error code (`BLOB_UNKNOWN`,
- * `UNAUTHORIZED`, …, or `UNKNOWN`), `status` the HTTP status, `errors` the registry's list.
+ * Any failure of the registry side: `code` says what (see {@linkcode RegistryErrorCode}),
+ * `status`, `method` and `url` where, `errors` the registry's own entries, `reason` a short
+ * detail a program can show without parsing the message.
  *
  * @example Tell "not there" from other failures
  * ```ts
- * import { ErrManifestUnknown, RegistryError } from "@distribution/metadata/registry";
+ * import { RegistryError } from "@distribution/metadata/registry";
  *
- * const error: unknown = new ErrManifestUnknown("manifest unknown", { status: 404 });
- * if (error instanceof RegistryError && error.status === 404) console.log(error.code);
+ * const error: unknown = new RegistryError("MANIFEST_UNKNOWN", "manifest unknown", { status: 404 });
+ * if (error instanceof RegistryError && error.code === "MANIFEST_UNKNOWN") console.log(error.status);
  * ```
  */
-export class RegistryError extends MetadataError {
+export class RegistryError extends Error {
+  /** What failed. */
+  readonly code: RegistryErrorCode;
   /** The HTTP status of the answer, when the error comes from one. */
   readonly status: number | undefined;
+  /** The HTTP method of the request, when there was one. */
+  readonly method: string | undefined;
+  /** The URL of the request, or the reference, digest or file concerned. */
+  readonly url: string | undefined;
   /** The registry's error entries (empty when the answer had none). */
   readonly errors: RegistryErrorEntry[];
+  /** A short reason, e.g. `repository name must be lowercase`, when there is one. */
+  readonly reason: string | undefined;
 
   /**
    * Creates an error.
    *
-   * @param code The registry error code, e.g. `BLOB_UNKNOWN`.
+   * @param code What failed.
    * @param message What was attempted and why it failed.
-   * @param options Status, registry errors, cause and path.
+   * @param options Status, method, URL, registry entries, reason and cause.
    */
-  constructor(code: string, message: string, options: RegistryErrorOptions = {}) {
-    super(code, message, {
-      ...(options.path === undefined ? {} : { path: options.path }),
-      ...(options.cause === undefined ? {} : { cause: options.cause }),
-    });
+  constructor(code: RegistryErrorCode, message: string, options: RegistryErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "RegistryError";
+    this.code = code;
     this.status = options.status;
+    this.method = options.method;
+    this.url = options.url;
     this.errors = options.errors ?? [];
+    this.reason = options.reason;
   }
 }
 
 /**
- * The blob is not in the repository (`BLOB_UNKNOWN`, or a 404 on a blob).
+ * Whether `error` is a {@linkcode RegistryError} with one of `codes`.
+ *
+ * @param error Anything caught.
+ * @param codes The codes to look for.
+ * @returns `true` when it is one.
  *
  * @example
  * ```ts
- * import { ErrBlobUnknown } from "@distribution/metadata/registry";
- * console.log(new ErrBlobUnknown("unknown blob").code); // "BLOB_UNKNOWN"
+ * import { isRegistryError, RegistryError } from "@distribution/metadata/registry";
+ * console.log(isRegistryError(new RegistryError("TIMEOUT", "stalled"), "TIMEOUT")); // true
  * ```
  */
-export class ErrBlobUnknown extends RegistryError {
-  /**
-   * Creates an error.
-   *
-   * @param message What was looked for.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(message = "unknown blob", options: RegistryErrorOptions = {}) {
-    super("BLOB_UNKNOWN", message, options);
-    this.name = "ErrBlobUnknown";
-  }
+export function isRegistryError(
+  error: unknown,
+  ...codes: RegistryErrorCode[]
+): error is RegistryError {
+  return error instanceof RegistryError && (codes.length === 0 || codes.includes(error.code));
 }
 
-/**
- * A blob's content does not match its digest (Docker's `ErrBlobInvalidDigest`).
- *
- * @example
- * ```ts
- * import { ErrBlobInvalidDigest } from "@distribution/metadata/registry";
- * console.log(new ErrBlobInvalidDigest("digest mismatch").code); // "DIGEST_INVALID"
- * ```
- */
-export class ErrBlobInvalidDigest extends RegistryError {
-  /**
-   * Creates an error.
-   *
-   * @param message Which digest was expected and which was seen.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(message: string, options: RegistryErrorOptions = {}) {
-    super("DIGEST_INVALID", message, options);
-    this.name = "ErrBlobInvalidDigest";
+/** dockerd's message for a schema 1 image (`DeprecatedSchema1ImageError`). */
+export function schema1Deprecated(ref: string | null): RegistryError {
+  let message =
+    "Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed.";
+  if (ref !== null) {
+    message += ` Suggest the author of ${ref} to upgrade the image to the OCI Format or ` +
+      "Docker Image manifest v2, schema 2.";
   }
+  message += " More information at https://docs.docker.com/go/deprecated-image-specs/";
+  return new RegistryError("SCHEMA1_DEPRECATED", message, { url: ref ?? undefined });
 }
 
-/**
- * The manifest is not known by the registry (`MANIFEST_UNKNOWN`).
- *
- * @example
- * ```ts
- * import { ErrManifestUnknown } from "@distribution/metadata/registry";
- * console.log(new ErrManifestUnknown("manifest unknown").code); // "MANIFEST_UNKNOWN"
- * ```
- */
-export class ErrManifestUnknown extends RegistryError {
-  /**
-   * Creates an error.
-   *
-   * @param message What was looked for.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(message = "manifest unknown", options: RegistryErrorOptions = {}) {
-    super("MANIFEST_UNKNOWN", message, options);
-    this.name = "ErrManifestUnknown";
+/** The registry's entries in an error body; anything not shaped as one is dropped. */
+export function errorEntries(body: unknown): RegistryErrorEntry[] {
+  const list = (body as { errors?: unknown } | null)?.errors;
+  if (!Array.isArray(list)) return [];
+  const entries: RegistryErrorEntry[] = [];
+  for (const item of list) {
+    const { code, message, detail } = (item ?? {}) as Record<string, unknown>;
+    if (typeof code !== "string" || code === "") continue;
+    entries.push({
+      code,
+      message: typeof message === "string" ? message : "",
+      ...(detail === undefined ? {} : { detail }),
+    });
   }
+  return entries;
 }
 
-/**
- * The tag is not known (Docker's `ErrTagUnknown`): a tag lookup answered 404.
- *
- * @example
- * ```ts
- * import { ErrTagUnknown } from "@distribution/metadata/registry";
- * console.log(new ErrTagUnknown("1.0").tag); // "1.0"
- * ```
- */
-export class ErrTagUnknown extends RegistryError {
-  /** The tag. */
-  readonly tag: string;
-  /**
-   * Creates an error.
-   *
-   * @param tag The tag that was looked up.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(tag: string, options: RegistryErrorOptions = {}) {
-    super("TAG_UNKNOWN", `unknown tag=${tag}`, options);
-    this.name = "ErrTagUnknown";
-    this.tag = tag;
+/** The code an HTTP error answer stands for: its first entry's, else its status's. */
+export function codeOf(
+  status: number,
+  entries: RegistryErrorEntry[],
+  notFound: RegistryErrorCode,
+): RegistryErrorCode {
+  const first = entries[0]?.code;
+  if (first !== undefined) {
+    return REGISTRY_CODES.has(first) ? first as RegistryErrorCode : "UNKNOWN";
   }
-}
-
-/**
- * The repository is not known by the registry (`NAME_UNKNOWN`).
- *
- * @example
- * ```ts
- * import { ErrRepositoryUnknown } from "@distribution/metadata/registry";
- * console.log(new ErrRepositoryUnknown("team/app").message); // "unknown repository name=team/app"
- * ```
- */
-export class ErrRepositoryUnknown extends RegistryError {
-  /** The repository name. */
-  readonly repository: string;
-  /**
-   * Creates an error.
-   *
-   * @param repository The repository name.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(repository: string, options: RegistryErrorOptions = {}) {
-    super("NAME_UNKNOWN", `unknown repository name=${repository}`, options);
-    this.name = "ErrRepositoryUnknown";
-    this.repository = repository;
+  switch (status) {
+    case 401:
+      return "UNAUTHORIZED";
+    case 403:
+      return "DENIED";
+    case 404:
+      return notFound;
+    case 405:
+      return "UNSUPPORTED";
+    case 429:
+      return "TOOMANYREQUESTS";
   }
-}
-
-/**
- * A repository name or reference is invalid (`NAME_INVALID`, and every reference parse error).
- *
- * @example
- * ```ts
- * import { ErrRepositoryNameInvalid, parseReference } from "@distribution/metadata/registry";
- * try {
- *   parseReference("Busybox");
- * } catch (error) {
- *   console.log(error instanceof ErrRepositoryNameInvalid); // true
- * }
- * ```
- */
-export class ErrRepositoryNameInvalid extends RegistryError {
-  /** The name or reference that was refused. */
-  readonly repository: string;
-  /** Why it was refused, e.g. `repository name must be lowercase`. */
-  readonly reason: string;
-  /**
-   * Creates an error.
-   *
-   * @param repository The refused name or reference.
-   * @param reason Why it was refused.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(repository: string, reason: string, options: RegistryErrorOptions = {}) {
-    super("NAME_INVALID", `Cannot parse reference "${repository}": ${reason}`, options);
-    this.name = "ErrRepositoryNameInvalid";
-    this.repository = repository;
-    this.reason = reason;
-  }
-}
-
-/**
- * Access to the resource was denied: `DENIED` (403) or, as {@linkcode ErrUnauthorized},
- * `UNAUTHORIZED` (401, missing or wrong credentials).
- *
- * @example
- * ```ts
- * import { ErrAccessDenied } from "@distribution/metadata/registry";
- * console.log(new ErrAccessDenied("requested access to the resource is denied").code); // "DENIED"
- * ```
- */
-export class ErrAccessDenied extends RegistryError {
-  /**
-   * Creates an error.
-   *
-   * @param message The registry's message.
-   * @param options Status, registry errors, cause and path.
-   * @param code `DENIED`, or `UNAUTHORIZED` for the subclass.
-   */
-  constructor(message: string, options: RegistryErrorOptions = {}, code = "DENIED") {
-    super(code, message, options);
-    this.name = "ErrAccessDenied";
-  }
-}
-
-/**
- * Authentication is required or failed (HTTP 401, `UNAUTHORIZED`).
- *
- * @example
- * ```ts
- * import { ErrAccessDenied, ErrUnauthorized } from "@distribution/metadata/registry";
- * console.log(new ErrUnauthorized("authentication required") instanceof ErrAccessDenied); // true
- * ```
- */
-export class ErrUnauthorized extends ErrAccessDenied {
-  /**
-   * Creates an error.
-   *
-   * @param message The registry's message.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(message: string, options: RegistryErrorOptions = {}) {
-    super(message, options, "UNAUTHORIZED");
-    this.name = "ErrUnauthorized";
-  }
-}
-
-/**
- * The operation is unsupported (`UNSUPPORTED`, e.g. a read-only registry, or 405).
- *
- * @example
- * ```ts
- * import { ErrUnsupported } from "@distribution/metadata/registry";
- * console.log(new ErrUnsupported("operation is unsupported").code); // "UNSUPPORTED"
- * ```
- */
-export class ErrUnsupported extends RegistryError {
-  /**
-   * Creates an error.
-   *
-   * @param message What is unsupported.
-   * @param options Status, registry errors, cause and path.
-   * @param code `UNSUPPORTED`, or `SCHEMA1_DEPRECATED` for the subclass.
-   */
-  constructor(
-    message = "operation is unsupported",
-    options: RegistryErrorOptions = {},
-    code = "UNSUPPORTED",
-  ) {
-    super(code, message, options);
-    this.name = "ErrUnsupported";
-  }
-}
-
-/**
- * A schema 1 manifest was met: refused, as dockerd v28 does, with its deprecation message
- * (`DeprecatedSchema1ImageError`).
- *
- * @example
- * ```ts
- * import { ErrSchema1Deprecated } from "@distribution/metadata/registry";
- * console.log(new ErrSchema1Deprecated("docker.io/library/old:1").code); // "SCHEMA1_DEPRECATED"
- * ```
- */
-export class ErrSchema1Deprecated extends ErrUnsupported {
-  /**
-   * Creates the error with dockerd's message.
-   *
-   * @param ref The full reference of the image, or `null`.
-   * @param options Status, registry errors, cause and path.
-   */
-  constructor(ref: string | null, options: RegistryErrorOptions = {}) {
-    let message =
-      "Docker Image Format v1 and Docker Image manifest version 2, schema 1 support has been removed.";
-    if (ref !== null) {
-      message += ` Suggest the author of ${ref} to upgrade the image to the OCI Format or ` +
-        "Docker Image manifest v2, schema 2.";
-    }
-    message += " More information at https://docs.docker.com/go/deprecated-image-specs/";
-    super(message, options, "SCHEMA1_DEPRECATED");
-    this.name = "ErrSchema1Deprecated";
-  }
+  return "UNKNOWN";
 }

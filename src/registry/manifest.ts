@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { ErrSchema1Deprecated, ErrUnsupported } from "./errors.ts";
+import { isDigest } from "./_digest.ts";
+import { RegistryError, schema1Deprecated } from "./errors.ts";
 import type { Descriptor, Manifest } from "./types.ts";
 
 /** Docker image manifest, schema 2. */
@@ -49,7 +50,7 @@ export const MANIFEST_ACCEPT: string = [
  *
  * @example
  * ```ts
- * import { isIndexMediaType } from "@distribution/metadata/registry";
+ * import { isIndexMediaType } from "./manifest.ts";
  * console.log(isIndexMediaType("application/vnd.oci.image.index.v1+json")); // true
  * ```
  */
@@ -57,20 +58,25 @@ export function isIndexMediaType(mediaType: string): boolean {
   return INDEX_TYPES.has(mediaType);
 }
 
-function descriptorOf(value: unknown, where: string): Descriptor {
+function malformed(message: string, ref: string | null, cause?: unknown): RegistryError {
+  return new RegistryError("MALFORMED", message, { url: ref ?? undefined, cause });
+}
+
+function descriptorOf(value: unknown, where: string, ref: string | null): Descriptor {
   const d = value as Partial<Descriptor> | null;
   if (
-    d === null || typeof d !== "object" || typeof d.digest !== "string" ||
-    typeof d.size !== "number"
+    d === null || typeof d !== "object" || !isDigest(d.digest) ||
+    !Number.isSafeInteger(d.size) || d.size! < 0
   ) {
-    throw new ErrUnsupported(`Cannot parse manifest: ${where} is not a descriptor`);
+    throw malformed(`Cannot parse manifest: ${where} is not a descriptor`, ref);
   }
   return { ...d, mediaType: typeof d.mediaType === "string" ? d.mediaType : "" } as Descriptor;
 }
 
 /**
  * Parses a manifest payload. The media type is the `Content-Type` it came with, or the
- * payload's own `mediaType`; schema 1 throws {@linkcode ErrSchema1Deprecated}.
+ * payload's own `mediaType`. Schema 1 throws a `RegistryError` with code `SCHEMA1_DEPRECATED`;
+ * what does not parse, or holds a descriptor without a valid digest and size, `MALFORMED`.
  *
  * @param payload The exact bytes.
  * @param contentType The media type it was served with (empty: use the payload's).
@@ -79,7 +85,7 @@ function descriptorOf(value: unknown, where: string): Descriptor {
  *
  * @example
  * ```ts
- * import { parseManifest } from "@distribution/metadata/registry";
+ * import { parseManifest } from "./manifest.ts";
  *
  * const payload = new TextEncoder().encode(JSON.stringify({
  *   schemaVersion: 2,
@@ -99,17 +105,17 @@ export function parseManifest(
   try {
     json = JSON.parse(new TextDecoder().decode(payload));
   } catch (cause) {
-    throw new ErrUnsupported("Cannot parse manifest: not JSON", { cause });
+    throw malformed("Cannot parse manifest: not JSON", ref, cause);
   }
   if (json === null || typeof json !== "object" || Array.isArray(json)) {
-    throw new ErrUnsupported("Cannot parse manifest: not a JSON object");
+    throw malformed("Cannot parse manifest: not a JSON object", ref);
   }
   const declared = typeof json.mediaType === "string" ? json.mediaType : "";
   let mediaType = contentType.split(";")[0]!.trim();
   if (mediaType === "" || mediaType === "application/json" || mediaType === "text/plain") {
     mediaType = declared;
   }
-  if (SCHEMA1_TYPES.has(mediaType) || json.schemaVersion === 1) throw new ErrSchema1Deprecated(ref);
+  if (SCHEMA1_TYPES.has(mediaType) || json.schemaVersion === 1) throw schema1Deprecated(ref);
   if (mediaType === "") {
     // OCI allows omitting mediaType: tell an index from a manifest by its fields.
     mediaType = Array.isArray(json.manifests) ? MEDIA_TYPE_OCI_INDEX : MEDIA_TYPE_OCI_MANIFEST;
@@ -117,17 +123,21 @@ export function parseManifest(
   let refs: Descriptor[];
   if (INDEX_TYPES.has(mediaType)) {
     if (!Array.isArray(json.manifests)) {
-      throw new ErrUnsupported("Cannot parse index: no manifests");
+      throw malformed("Cannot parse index: no manifests", ref);
     }
-    refs = json.manifests.map((m, i) => descriptorOf(m, `manifests[${i}]`));
+    refs = json.manifests.map((m, i) => descriptorOf(m, `manifests[${i}]`, ref));
   } else if (IMAGE_TYPES.has(mediaType)) {
     const layers = Array.isArray(json.layers) ? json.layers : [];
     refs = [
-      descriptorOf(json.config, "config"),
-      ...layers.map((l, i) => descriptorOf(l, `layers[${i}]`)),
+      descriptorOf(json.config, "config", ref),
+      ...layers.map((l, i) => descriptorOf(l, `layers[${i}]`, ref)),
     ];
   } else {
-    throw new ErrUnsupported(`Cannot parse manifest: unsupported media type "${mediaType}"`);
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `Cannot parse manifest: unsupported media type "${mediaType}"`,
+      { url: ref ?? undefined },
+    );
   }
   return { mediaType, payload, json, references: () => refs.map((d) => ({ ...d })) };
 }

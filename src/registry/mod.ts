@@ -1,11 +1,16 @@
 /**
- * The registry side of the distribution metadata (subpath `./registry`): Docker references,
- * an OCI Distribution API client (Basic and Bearer token auth, manifests, verified blob
- * downloads, monolithic and chunked uploads, cross-repository mounts), an OCI image layout
- * content store, and `pull`/`push` that read and write the distribution metadata exactly
- * where dockerd does — push mounts layers from repositories the metadata knows, preferring
- * entries tagged with the current credentials. Runs on `fetch` and `crypto.subtle` (plus an
- * incremental SHA-256 that checks blobs while they stream), in any runtime.
+ * The registry side of the distribution metadata (subpath `./registry`): `pull` and `push`
+ * that read and write the distribution metadata exactly where dockerd does (push mounts
+ * layers from repositories the metadata knows, preferring entries tagged with the current
+ * credentials), `tags`, `getRepositories`, an OCI image layout content store, and Docker
+ * references. Runs on `fetch`, Web streams and `crypto.subtle` (plus the runtime's
+ * incremental SHA-256 when it has one), in any runtime.
+ *
+ * Registries are servers nobody here controls: credentials go only to the registry's own
+ * origin, every digest is checked, DiffIDs are recorded only when the layer's bytes prove
+ * them, answers are bounded ({@linkcode LIMITS}), every call takes `signal` and fails a
+ * stalled transfer after `idleTimeout`, and every failure is a {@linkcode RegistryError}
+ * with a typed `code`. See docs/security.md.
  *
  * @example Push an image from an OCI layout, recording where its layers went
  * ```ts ignore
@@ -25,17 +30,37 @@
  *
  * @module
  */
-export * from "./types.ts";
-export * from "./errors.ts";
-export * from "./reference.ts";
-export * from "./manifest.ts";
-export * from "./client.ts";
-export * from "./repository.ts";
-export * from "./repositories.ts";
-export * from "./oci_layout.ts";
-export * from "./pull.ts";
-export * from "./push.ts";
-export { MetadataError } from "../errors.ts";
-export type { FileInfo, FileSystem } from "../file_system.ts";
+export { pull } from "./pull.ts";
+export { push } from "./push.ts";
+export { getRepositories, tags } from "./repositories.ts";
+export { OciLayoutStore, ociLayoutStore } from "./oci_layout.ts";
+export { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
+export {
+  isRegistryError,
+  RegistryError,
+  type RegistryErrorCode,
+  type RegistryErrorEntry,
+  type RegistryErrorOptions,
+} from "./errors.ts";
+export { DEFAULT_IDLE_TIMEOUT, LIMITS } from "./transport/limits.ts";
+export type {
+  BlobCreateOptions,
+  BlobCreateResult,
+  BlobReadOptions,
+  BlobService,
+  BlobWriter,
+  ContentStore,
+  Descriptor,
+  Manifest,
+  ManifestService,
+  Platform,
+  PulledLayer,
+  PullResult,
+  RegistryConfig,
+  Repository,
+  TagService,
+  TransferProgress,
+} from "./types.ts";
+export type { FileInfo, FileSystem, ReadFileOptions } from "../file_system.ts";
 export type { AuthConfig } from "../hmac.ts";
 export type { V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";

@@ -9,8 +9,10 @@ import type { FileSystem } from "../file_system.ts";
 import { mapError } from "../_map_error.ts";
 import { runtimeFileSystem } from "../_runtime_file_system.ts";
 import { MetadataError } from "../errors.ts";
-import { digestOf, isDigest, verifyDigest } from "./_digest.ts";
-import type { ContentStore, Descriptor, ImageConfigStore } from "./types.ts";
+import { LIMITS, parseJson } from "./transport/limits.ts";
+import { isDigest, verifyDigest } from "./_digest.ts";
+import { RegistryError } from "./errors.ts";
+import type { BlobReadOptions, ContentStore, Descriptor } from "./types.ts";
 
 /** The annotation OCI layouts name images by (skopeo and oras write the tag there). */
 export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
@@ -20,7 +22,6 @@ export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
 const FILE_MODE = 0o644;
 const DIRECTORY_MODE = 0o755;
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 interface Index {
   schemaVersion: number;
@@ -31,6 +32,13 @@ interface Index {
 
 function randomDigits(): string {
   return String(Math.floor(Math.random() * 1e9));
+}
+
+function malformedIndex(path: string, why: string): RegistryError {
+  return new RegistryError("MALFORMED", `Cannot read "${path}": ${why}`, {
+    url: path,
+    reason: why,
+  });
 }
 
 function notADigest(digest: string): MetadataError {
@@ -114,15 +122,16 @@ export class OciLayoutStore implements ContentStore {
   }
 
   /**
-   * Reads a blob.
+   * Reads a blob (a regular file: symlinks, FIFOs and devices are refused).
    *
    * @param digest `sha256:<hex>`.
+   * @param options `maxBytes`: a bigger file is refused with `EFBIG` before it is read.
    * @returns Its bytes; `ENOENT` when absent.
    */
-  async get(digest: string): Promise<Uint8Array> {
+  async get(digest: string, options: BlobReadOptions = {}): Promise<Uint8Array> {
     const path = this.#blobPath(digest);
     try {
-      return await this.#fs.readFile(path);
+      return await this.#fs.readFile(path, { maxBytes: options.maxBytes });
     } catch (error) {
       throw mapError(error, "read", `blob ${digest}`, path);
     }
@@ -143,16 +152,31 @@ export class OciLayoutStore implements ContentStore {
     await this.#write(path, data);
   }
 
+  /** `index.json`: at most `LIMITS.layoutIndex` bytes, a JSON object whose manifests are descriptors. */
   async #readIndex(): Promise<Index> {
     const path = `${this.dir}/index.json`;
     let bytes: Uint8Array;
     try {
-      bytes = await this.#fs.readFile(path);
+      bytes = await this.#fs.readFile(path, { maxBytes: LIMITS.layoutIndex });
     } catch (error) {
       throw mapError(error, "read", "index", path);
     }
-    const index = JSON.parse(decoder.decode(bytes)) as Index;
-    if (!Array.isArray(index.manifests)) index.manifests = [];
+    const index = parseJson(bytes, `"${path}"`, path) as Index | null;
+    if (index === null || typeof index !== "object" || Array.isArray(index)) {
+      throw malformedIndex(path, "not a JSON object");
+    }
+    if (index.manifests === undefined || index.manifests === null) index.manifests = [];
+    if (!Array.isArray(index.manifests)) throw malformedIndex(path, "manifests is not a list");
+    for (const [i, d] of index.manifests.entries()) {
+      if (
+        d === null || typeof d !== "object" || !isDigest(d.digest) ||
+        !Number.isSafeInteger(d.size) || typeof d.mediaType !== "string" ||
+        (d.annotations !== undefined &&
+          (d.annotations === null || typeof d.annotations !== "object"))
+      ) {
+        throw malformedIndex(path, `manifests[${i}] is not a descriptor`);
+      }
+    }
     return index;
   }
 
@@ -239,31 +263,4 @@ export async function ociLayoutStore(
   const store = new OciLayoutStore(dir, options.fs ?? runtimeFileSystem());
   await store.init();
   return store;
-}
-
-/**
- * Docker's `ImageConfigStore` over a content store: configurations are blobs.
- *
- * @param store The content store.
- * @returns The config store.
- *
- * @example
- * ```ts
- * import { MemoryFileSystem } from "@distribution/metadata";
- * import { imageConfigStore, ociLayoutStore } from "@distribution/metadata/registry";
- *
- * const configs = imageConfigStore(await ociLayoutStore("/l", { fs: new MemoryFileSystem() }));
- * const digest = await configs.put(new TextEncoder().encode('{"rootfs":{}}'));
- * console.log((await configs.get(digest)).length); // 13
- * ```
- */
-export function imageConfigStore(store: ContentStore): ImageConfigStore {
-  return {
-    async put(config) {
-      const digest = await digestOf(config);
-      await store.put(digest, config);
-      return digest;
-    },
-    get: (digest) => store.get(digest),
-  };
 }

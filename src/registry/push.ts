@@ -8,12 +8,12 @@
 import { checkV2MetadataHMAC } from "../hmac.ts";
 import { MetadataError } from "../errors.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
-import { digestOf } from "./_digest.ts";
-import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./_push_candidates.ts";
+import { planImage, type PlannedManifest } from "./_plan.ts";
+import { isForeign } from "./_image.ts";
+import { readVerified } from "./_digest.ts";
+import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./push_candidates.ts";
 import { uploadBlob } from "./_upload.ts";
-import { ErrBlobUnknown, ErrUnauthorized } from "./errors.ts";
-import { isIndexMediaType, parseManifest } from "./manifest.ts";
+import { isRegistryError } from "./errors.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
 import type { BlobWriter, ContentStore, Descriptor, RegistryConfig, Repository } from "./types.ts";
@@ -60,29 +60,25 @@ async function layerAlreadyExists(
     byDigest.set(meta.digest, meta);
   }
   for (const [digest, meta] of byDigest) {
-    let found: Descriptor;
+    checked.add(digest);
     try {
-      found = await ctx.repo.blobs().stat(digest);
+      // stat refuses an answer for another digest than the one asked (DIGEST_INVALID).
+      await ctx.repo.blobs().stat(digest);
     } catch (error) {
-      checked.add(digest);
-      if (error instanceof ErrBlobUnknown && meta.sourceRepository === target) {
+      if (isRegistryError(error, "BLOB_UNKNOWN") && meta.sourceRepository === target) {
         await ignore(ctx.service.remove(meta));
       }
+      if (isRegistryError(error, "ABORTED")) throw error;
       continue;
     }
-    checked.add(digest);
-    const known = byDigest.get(found.digest);
-    if (
-      known === undefined || known.sourceRepository !== target ||
-      !(await checkV2MetadataHMAC(known, ctx.hmacKey))
-    ) {
+    if (meta.sourceRepository !== target || !(await checkV2MetadataHMAC(meta, ctx.hmacKey))) {
       await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-        digest: found.digest,
+        digest,
         sourceRepository: target,
         hmac: "",
       });
     }
-    const descriptor = { ...layer, digest: found.digest };
+    const descriptor = { ...layer, digest };
     ctx.remoteLayers.set(diffID, descriptor);
     ctx.config.onProgress?.({ action: "exists", digest, current: layer.size, total: layer.size });
     return descriptor;
@@ -131,7 +127,12 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
         mountFrom: { repository: source.path, digest: candidate.digest },
       });
     } catch (error) {
-      unauthorized = error instanceof ErrUnauthorized;
+      // A registry that mounts another digest than the one asked is not believed further.
+      if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
+        if (upload !== null) await ignore(upload.cancel());
+        throw error;
+      }
+      unauthorized = isRegistryError(error, "UNAUTHORIZED");
     }
     if (created?.kind === "mounted") {
       const descriptor = { ...layer, digest: created.descriptor.digest };
@@ -181,13 +182,20 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
     }
   }
 
+  // The store's bytes must be the ones their name promises before any of them is sent.
+  let data: Uint8Array;
+  try {
+    data = await readVerified(ctx.store, layer.digest, `layer "${layer.digest}"`);
+  } catch (error) {
+    if (upload !== null) await ignore(upload.cancel());
+    throw error;
+  }
   if (upload === null) {
     const created = await blobs.create();
     if (created.kind !== "upload") throw new Error("unreachable: a plain upload cannot mount");
     upload = created.writer;
   }
-  const data = await ctx.store.get(layer.digest);
-  const pushDigest = await digestOf(data);
+  const pushDigest = layer.digest;
   await uploadBlob(
     upload,
     data,
@@ -207,7 +215,7 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
 }
 
 /** The config blob (or any non-layer blob): HEAD, then upload when missing. */
-async function pushBlob(ctx: PushContext, descriptor: Descriptor): Promise<void> {
+async function pushBlob(ctx: PushContext, descriptor: Descriptor, data: Uint8Array): Promise<void> {
   try {
     await ctx.repo.blobs().stat(descriptor.digest);
     ctx.config.onProgress?.({
@@ -218,9 +226,8 @@ async function pushBlob(ctx: PushContext, descriptor: Descriptor): Promise<void>
     });
     return;
   } catch (error) {
-    if (!(error instanceof ErrBlobUnknown)) throw error;
+    if (!isRegistryError(error, "BLOB_UNKNOWN")) throw error;
   }
-  const data = await ctx.store.get(descriptor.digest);
   const options = ctx.config.chunkSize === undefined ? {} : { chunkSize: ctx.config.chunkSize };
   await ctx.repo.blobs().put(data, options);
   ctx.config.onProgress?.({
@@ -233,26 +240,22 @@ async function pushBlob(ctx: PushContext, descriptor: Descriptor): Promise<void>
 
 async function pushManifest(
   ctx: PushContext,
-  descriptor: Descriptor,
+  node: PlannedManifest,
   tag: string | undefined,
+  pushed: Set<string>,
 ): Promise<Descriptor> {
-  const payload = await ctx.store.get(descriptor.digest);
-  const shown = formatReference(ctx.target);
-  const manifest = parseManifest(payload, descriptor.mediaType, shown);
-  const refs = manifest.references();
-  if (isIndexMediaType(manifest.mediaType)) {
-    for (const child of refs) {
-      if (await ctx.store.has(child.digest)) await pushManifest(ctx, child, undefined);
+  const { manifest, descriptor } = node;
+  if (node.kind === "index") {
+    for (const child of node.children) {
+      if (!pushed.has(child.descriptor.digest)) await pushManifest(ctx, child, undefined, pushed);
     }
   } else {
-    const [configDescriptor, ...layers] = refs;
-    const configBytes = await ctx.store.get(configDescriptor!.digest);
-    const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
-    for (const { layer, diffID } of pairs) await pushLayer(ctx, diffID, layer);
-    await pushBlob(ctx, configDescriptor!);
+    for (const { layer, diffID } of node.layers) await pushLayer(ctx, diffID, layer);
+    await pushBlob(ctx, node.config, node.configBytes);
   }
   const digest = await ctx.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
-  return { mediaType: manifest.mediaType, digest, size: payload.length };
+  pushed.add(digest);
+  return { mediaType: manifest.mediaType, digest, size: descriptor.size };
 }
 
 /**
@@ -310,6 +313,9 @@ export async function push(
       { path: ref },
     );
   }
+  // Everything local is read and checked before the first request: manifests and configs
+  // against their digests, DiffIDs as digests, indexes for cycles.
+  const plan = await planImage(store, descriptor, formatReference(target));
   const repo = await openRepository(target, endpointsFor(target, config, true)[0]!, config, [
     "pull",
     "push",
@@ -325,5 +331,5 @@ export async function push(
     config,
     remoteLayers: new Map(),
   };
-  return pushManifest(ctx, descriptor, target.tag);
+  return await pushManifest(ctx, plan, target.tag, new Set());
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { ErrRepositoryNameInvalid } from "./errors.ts";
+import { RegistryError } from "./errors.ts";
 
 /** A parsed, normalised Docker reference. */
 export interface Reference {
@@ -35,13 +35,15 @@ const TAG = "[\\w][\\w.-]{0,127}";
 const DIGEST = "[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}";
 const NAME = `(?:${DOMAIN}/)?${NAME_COMPONENT}(?:/${NAME_COMPONENT})*`;
 const REFERENCE_RE = new RegExp(`^(${NAME})(?::(${TAG}))?(?:@(${DIGEST}))?$`);
-const DOMAIN_RE = new RegExp(`^${DOMAIN}$`);
 const HEX64_RE = /^[a-f0-9]{64}$/;
 const TAG_RE = new RegExp(`^${TAG}$`);
 const DIGEST_LENGTHS: Record<string, number> = { sha256: 64, sha384: 96, sha512: 128 };
 
-function invalid(input: string, reason: string): ErrRepositoryNameInvalid {
-  return new ErrRepositoryNameInvalid(input, reason);
+function invalid(input: string, reason: string): RegistryError {
+  return new RegistryError("NAME_INVALID", `Cannot parse reference "${input}": ${reason}`, {
+    url: input,
+    reason,
+  });
 }
 
 /** Docker's `splitDockerDomain`: the registry part, and the path with `library/` filled in. */
@@ -87,7 +89,7 @@ function checkDigest(input: string, digest: string): void {
  * @param input The reference, e.g. `localhost:5000/team/app:1.0` or `name@sha256:<hex>`.
  * @param options `defaultTag: false` keeps a name alone without a tag.
  * @returns The parsed reference.
- * @throws {ErrRepositoryNameInvalid} With Docker's reason (`invalid reference format`,
+ * @throws {RegistryError} `NAME_INVALID`, with Docker's reason in `reason` (`invalid reference format`,
  * `repository name must be lowercase`, …).
  *
  * @example
@@ -187,26 +189,10 @@ export function familiarName(ref: Reference): string {
  *
  * @example
  * ```ts
- * import { isValidTag } from "@distribution/metadata/registry";
+ * import { isValidTag } from "./reference.ts";
  * console.log(isValidTag("1.0"), isValidTag(".x")); // true false
  * ```
  */
 export function isValidTag(tag: string): boolean {
   return TAG_RE.test(tag);
-}
-
-/**
- * Whether a string is a valid registry host (`host[:port]`, as Docker's domain grammar).
- *
- * @param domain The candidate, e.g. `127.0.0.1:5000`.
- * @returns `true` when it is one.
- *
- * @example
- * ```ts
- * import { isValidDomain } from "@distribution/metadata/registry";
- * console.log(isValidDomain("localhost:5000")); // true
- * ```
- */
-export function isValidDomain(domain: string): boolean {
-  return DOMAIN_RE.test(domain);
 }

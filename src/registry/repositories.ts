@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { RegistryClient } from "./client.ts";
-import { ErrRepositoryNameInvalid, RegistryError } from "./errors.ts";
+import { RegistryClient } from "./transport/client.ts";
+import { isRegistryError, RegistryError } from "./errors.ts";
 import { DEFAULT_DOMAIN, familiarName, parseReference, type Reference } from "./reference.ts";
 import { HttpRepository } from "./repository.ts";
 import type { RegistryConfig, Repository } from "./types.ts";
@@ -30,14 +30,6 @@ export interface RegistryEndpoint {
  * @param config Mirrors and `plainHttp`.
  * @param forPush `true` to leave the mirrors out.
  * @returns The endpoints.
- *
- * @example
- * ```ts
- * import { endpointsFor, parseReference } from "@distribution/metadata/registry";
- * const urls = endpointsFor(parseReference("busybox"), { mirrors: ["https://mirror.example"] })
- *   .map((e) => e.url);
- * console.log(urls); // ["https://mirror.example", "https://registry-1.docker.io"]
- * ```
  */
 export function endpointsFor(
   ref: Reference,
@@ -57,7 +49,11 @@ export function endpointsFor(
 /** Refuses `scratch`, as dockerd's `validateRepoName`. */
 export function checkRepositoryName(ref: Reference): void {
   if (familiarName(ref) === "scratch") {
-    throw new ErrRepositoryNameInvalid(ref.name, "'scratch' is a reserved name");
+    const reason = "'scratch' is a reserved name";
+    throw new RegistryError("NAME_INVALID", `Cannot use "${ref.name}": ${reason}`, {
+      url: ref.name,
+      reason,
+    });
   }
 }
 
@@ -69,15 +65,6 @@ export function checkRepositoryName(ref: Reference): void {
  * @param config Credentials, transport, progress.
  * @param actions Token scope actions (`["pull"]`, or `["push", "pull"]`).
  * @returns The repository.
- *
- * @example
- * ```ts ignore
- * import { openRepository, parseReference } from "@distribution/metadata/registry";
- * const repo = await openRepository(parseReference("127.0.0.1:5000/app"), {
- *   url: "http://127.0.0.1:5000",
- *   mirror: false,
- * });
- * ```
  */
 export async function openRepository(
   ref: Reference,
@@ -85,7 +72,12 @@ export async function openRepository(
   config: RegistryConfig = {},
   actions: string[] = ["pull"],
 ): Promise<HttpRepository> {
-  const client = new RegistryClient(endpoint.url, { auth: config.auth, fetch: config.fetch });
+  const client = new RegistryClient(endpoint.url, {
+    auth: config.auth,
+    fetch: config.fetch,
+    signal: config.signal,
+    idleTimeout: config.idleTimeout,
+  });
   await client.ping();
   return new HttpRepository(client, {
     name: ref.name,
@@ -124,6 +116,7 @@ export async function getRepositories(
     try {
       repositories.push(await openRepository(parsed, endpoint, config));
     } catch (error) {
+      if (isRegistryError(error, "ABORTED")) throw error;
       lastError = error;
     }
   }
@@ -134,7 +127,9 @@ export async function getRepositories(
 }
 
 /**
- * The tags of a repository (Docker's `distribution.Tags`), following pagination.
+ * The tags of a repository (Docker's `distribution.Tags`), following pagination on the
+ * registry's origin. Each tag is validated, a page that links back to one already read fails
+ * with `LOOP`, and all pages together are bounded (`LIMITS.tagList`, `LIMITS.tagPages`).
  *
  * @param ref A reference; its tag or digest, if any, is ignored.
  * @param config Credentials, mirrors, transport.
@@ -153,7 +148,7 @@ export async function tags(ref: string, config: RegistryConfig = {}): Promise<st
       return await repository.tags().all();
     } catch (error) {
       lastError = error;
-      if (!repository.mirror) break;
+      if (!repository.mirror || isRegistryError(error, "ABORTED")) break;
     }
   }
   throw lastError;

@@ -1,18 +1,24 @@
 /**
  * A repository on a registry endpoint, over the OCI Distribution HTTP API: manifests
  * (get/put/exists/delete), blobs (stat, verified download, monolithic and chunked upload,
- * cross-repository mount) and tags.
+ * cross-repository mount) and tags. Every answer is checked before it is believed: digests the
+ * registry names must be the ones asked for, bodies are bounded, tag lists validated.
  *
  * @module
  */
-import type { RegistryClient, RequestOptions } from "./client.ts";
-import { concat, digestOf, StreamVerifier, verifyDigest } from "./_digest.ts";
+import type { RegistryClient, RequestOptions } from "./transport/client.ts";
+import { discard, type HttpResponse } from "./transport/http.ts";
+import { LIMITS, parseJson, readAtMost } from "./transport/limits.ts";
+import { digestOf, isDigest, verifyDigest } from "./_digest.ts";
+import { verifyingStream } from "./_verify.ts";
 import { uploadBlob } from "./_upload.ts";
-import { ErrBlobUnknown, ErrManifestUnknown, ErrTagUnknown, RegistryError } from "./errors.ts";
+import { isRegistryError, RegistryError } from "./errors.ts";
 import { MANIFEST_ACCEPT, parseManifest } from "./manifest.ts";
+import { isValidTag } from "./reference.ts";
 import type {
   BlobCreateOptions,
   BlobCreateResult,
+  BlobReadOptions,
   BlobService,
   BlobWriter,
   Descriptor,
@@ -39,17 +45,49 @@ export interface HttpRepositoryOptions {
 
 const OCTET_STREAM = "application/octet-stream";
 
+/** Throws `DIGEST_INVALID` when the registry's `Docker-Content-Digest` names another digest. */
+function checkAnsweredDigest(response: HttpResponse, asked: string, what: string): void {
+  const answered = response.headers.get("docker-content-digest");
+  if (answered !== null && answered !== asked) {
+    throw new RegistryError(
+      "DIGEST_INVALID",
+      `Cannot accept the answer for ${what}: the registry names digest "${answered}", ` +
+        `expected "${asked}"`,
+      { status: response.status, url: response.url, reason: `answered ${answered}` },
+    );
+  }
+}
+
+function declaredLength(response: HttpResponse): number {
+  const value = response.headers.get("content-length");
+  return value !== null && /^\d+$/.test(value) ? Number(value) : 0;
+}
+
+function tooLarge(what: string, limit: number, url: string): RegistryError {
+  return new RegistryError("TOO_LARGE", `Cannot read ${what}: larger than ${limit} bytes`, {
+    url,
+    reason: `limit ${limit} bytes`,
+  });
+}
+
+/** The next page of a tag list from a `Link: <url>; rel="next"` header, or `null`. */
+function nextPage(response: HttpResponse): string | null {
+  const link = response.headers.get("link");
+  if (link === null) return null;
+  const target = /<([^>]*)>\s*;\s*rel="?next"?/.exec(link)?.[1];
+  if (target === undefined) return null;
+  try {
+    return new URL(target, response.url).toString();
+  } catch (cause) {
+    throw new RegistryError("MALFORMED", `Cannot follow the tag list's Link "${link}"`, {
+      url: response.url,
+      cause,
+    });
+  }
+}
+
 /**
  * A {@linkcode Repository} reached through a {@linkcode RegistryClient}.
- *
- * @example
- * ```ts ignore
- * import { HttpRepository, RegistryClient } from "@distribution/metadata/registry";
- *
- * const client = new RegistryClient("http://127.0.0.1:5000");
- * const repo = new HttpRepository(client, { name: "127.0.0.1:5000/team/app", path: "team/app" });
- * console.log(await repo.tags().all());
- * ```
  */
 export class HttpRepository implements Repository {
   /** The full name, e.g. `127.0.0.1:5000/team/app`. */
@@ -105,17 +143,9 @@ export class HttpRepository implements Repository {
   blobs(): BlobService {
     return {
       stat: (digest) => this.#statBlob(digest),
-      open: (digest) => this.#openBlob(digest),
-      get: async (digest) => {
-        const chunks: Uint8Array[] = [];
-        const reader = (await this.#openBlob(digest)).getReader();
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) break;
-          chunks.push(value);
-        }
-        return concat(chunks);
-      },
+      open: (digest, options) => this.#openBlob(digest, options),
+      get: async (digest, options) =>
+        readAtMost(await this.#openBlob(digest, options), Infinity, `blob "${digest}"`),
       put: (data, options) => this.#putBlob(data, options?.mediaType, options?.chunkSize),
       create: (options) => this.#createUpload(options),
     };
@@ -132,8 +162,14 @@ export class HttpRepository implements Repository {
         try {
           return await this.#headManifest(tag);
         } catch (error) {
-          if (error instanceof RegistryError && error.status === 404) {
-            throw new ErrTagUnknown(tag, { status: 404, errors: error.errors, cause: error });
+          if (isRegistryError(error) && error.status === 404) {
+            throw new RegistryError("TAG_UNKNOWN", `Cannot find tag "${tag}" in "${this.name}"`, {
+              status: 404,
+              method: "HEAD",
+              url: error.url,
+              errors: error.errors,
+              cause: error,
+            });
           }
           throw error;
         }
@@ -142,8 +178,8 @@ export class HttpRepository implements Repository {
     };
   }
 
-  #request(method: string, pathOrUrl: string, options: RequestOptions = {}): Promise<Response> {
-    return this.client.request(method, pathOrUrl, { scopes: [...this.#scopes], ...options });
+  #request(method: string, pathOrUrl: string, options: RequestOptions = {}) {
+    return this.client.request(method, pathOrUrl, { scopes: this.#scopes, ...options });
   }
 
   #url(kind: string, rest: string): string {
@@ -153,13 +189,15 @@ export class HttpRepository implements Repository {
   async #headManifest(reference: string): Promise<Descriptor> {
     const response = await this.#request("HEAD", this.#url("manifests", reference), {
       headers: { accept: MANIFEST_ACCEPT },
-      notFound: (o) =>
-        new ErrManifestUnknown(`Cannot find manifest "${reference}" in "${this.name}"`, o),
+      notFound: "MANIFEST_UNKNOWN",
     });
+    await discard(response);
+    if (reference.includes(":")) checkAnsweredDigest(response, reference, `"${reference}"`);
+    const digest = response.headers.get("docker-content-digest");
     return {
       mediaType: (response.headers.get("content-type") ?? "").split(";")[0]!,
-      size: Number(response.headers.get("content-length") ?? 0),
-      digest: response.headers.get("docker-content-digest") ?? "",
+      size: declaredLength(response),
+      digest: isDigest(digest) ? digest : "",
     };
   }
 
@@ -168,7 +206,7 @@ export class HttpRepository implements Repository {
       await this.#headManifest(reference);
       return true;
     } catch (error) {
-      if (error instanceof RegistryError && error.status === 404) return false;
+      if (isRegistryError(error) && error.status === 404) return false;
       throw error;
     }
   }
@@ -176,23 +214,20 @@ export class HttpRepository implements Repository {
   async #getManifest(reference: string): Promise<Manifest> {
     const response = await this.#request("GET", this.#url("manifests", reference), {
       headers: { accept: MANIFEST_ACCEPT },
-      notFound: (o) =>
-        new ErrManifestUnknown(`Cannot find manifest "${reference}" in "${this.name}"`, o),
+      notFound: "MANIFEST_UNKNOWN",
     });
-    const payload = new Uint8Array(await response.arrayBuffer());
-    const contentType = response.headers.get("content-type") ?? "";
-    const shown = reference.includes(":")
-      ? `${this.name}@${reference}`
-      : `${this.name}:${reference}`;
-    const manifest = parseManifest(payload, contentType, shown);
-    if (reference.includes(":")) {
-      await verifyDigest(payload, reference, `manifest "${shown}"`);
-    } else {
-      const header = response.headers.get("docker-content-digest");
-      if (header !== null && header.startsWith("sha256:")) {
-        await verifyDigest(payload, header, `manifest "${shown}"`);
-      }
+    const byDigest = reference.includes(":");
+    const shown = byDigest ? `${this.name}@${reference}` : `${this.name}:${reference}`;
+    const what = `manifest "${shown}"`;
+    if (declaredLength(response) > LIMITS.manifest) {
+      await discard(response);
+      throw tooLarge(what, LIMITS.manifest, response.url);
     }
+    const payload = await readAtMost(response.body, LIMITS.manifest, what, response.url);
+    const manifest = parseManifest(payload, response.headers.get("content-type") ?? "", shown);
+    const header = response.headers.get("docker-content-digest");
+    const expected = byDigest ? reference : isDigest(header) ? header : null;
+    if (expected !== null) await verifyDigest(payload, expected, what);
     return manifest;
   }
 
@@ -202,65 +237,93 @@ export class HttpRepository implements Repository {
       headers: { "content-type": manifest.mediaType },
       body: manifest.payload,
     });
-    await response.body?.cancel();
-    return response.headers.get("docker-content-digest") ?? digest;
+    await discard(response);
+    checkAnsweredDigest(response, digest, `manifest "${digest}"`);
+    return digest;
   }
 
   async #deleteManifest(digest: string): Promise<void> {
     const response = await this.#request("DELETE", this.#url("manifests", digest), {
-      notFound: (o) =>
-        new ErrManifestUnknown(`Cannot find manifest "${digest}" in "${this.name}"`, o),
+      notFound: "MANIFEST_UNKNOWN",
     });
-    await response.body?.cancel();
+    await discard(response);
   }
 
   async #allTags(): Promise<string[]> {
     const tags: string[] = [];
-    let next: string | null = `/v2/${this.path}/tags/list`;
+    const seen = new Set<string>();
+    let budget: number = LIMITS.tagList;
+    let next: string | null = `${this.endpoint}${this.#url("tags", "list")}`;
     while (next !== null) {
-      const response = await this.#request("GET", next);
-      const body = await response.json() as { tags?: string[] | null };
-      tags.push(...(body.tags ?? []));
-      const link = response.headers.get("link");
-      const target = link === null ? null : /<([^>]+)>\s*;\s*rel="?next"?/.exec(link)?.[1] ?? null;
-      next = target === null
-        ? null
-        : new URL(target, response.url || this.endpoint + next).toString();
+      const what = `the tag list of "${this.name}"`;
+      if (seen.has(next)) {
+        throw new RegistryError("LOOP", `Cannot read ${what}: page "${next}" links back`, {
+          url: next,
+          reason: "paging loop",
+        });
+      }
+      if (seen.size >= LIMITS.tagPages) {
+        throw new RegistryError(
+          "TOO_LARGE",
+          `Cannot read ${what}: more than ${LIMITS.tagPages} pages`,
+          { url: next, reason: `limit ${LIMITS.tagPages} pages` },
+        );
+      }
+      seen.add(next);
+      const response = await this.#request("GET", next, { notFound: "NAME_UNKNOWN" });
+      const bytes = await readAtMost(response.body, budget, what, response.url);
+      budget -= bytes.length;
+      const body = parseJson(bytes, what, response.url) as { tags?: unknown } | null;
+      const page = body === null || typeof body !== "object" ? undefined : body.tags ?? [];
+      if (!Array.isArray(page) || !page.every((t) => typeof t === "string" && isValidTag(t))) {
+        throw new RegistryError("MALFORMED", `Cannot read ${what}: "tags" is not a list of tags`, {
+          url: response.url,
+        });
+      }
+      tags.push(...page);
+      next = nextPage(response);
     }
     return tags;
   }
 
   async #statBlob(digest: string): Promise<Descriptor> {
     const response = await this.#request("HEAD", this.#url("blobs", digest), {
-      notFound: (o) => new ErrBlobUnknown(`Cannot find blob "${digest}" in "${this.name}"`, o),
+      notFound: "BLOB_UNKNOWN",
     });
+    await discard(response);
+    checkAnsweredDigest(response, digest, `blob "${digest}"`);
     return {
       mediaType: (response.headers.get("content-type") ?? OCTET_STREAM).split(";")[0]!,
-      size: Number(response.headers.get("content-length") ?? 0),
-      digest: response.headers.get("docker-content-digest") ?? digest,
+      size: declaredLength(response),
+      digest,
     };
   }
 
-  async #openBlob(digest: string): Promise<ReadableStream<Uint8Array>> {
+  async #openBlob(
+    digest: string,
+    options: BlobReadOptions = {},
+  ): Promise<ReadableStream<Uint8Array>> {
     const response = await this.#request("GET", this.#url("blobs", digest), {
-      notFound: (o) => new ErrBlobUnknown(`Cannot find blob "${digest}" in "${this.name}"`, o),
+      notFound: "BLOB_UNKNOWN",
     });
-    if (response.body === null) throw new ErrBlobUnknown(`Cannot read blob "${digest}": no body`);
-    const total = Number(response.headers.get("content-length") ?? 0);
-    const verifier = new StreamVerifier(digest);
-    const onProgress = this.#onProgress;
-    let current = 0;
     const what = `blob "${digest}" from "${this.name}"`;
-    return response.body.pipeThrough(
+    const maxBytes = options.maxBytes ?? Infinity;
+    if (declaredLength(response) > maxBytes) {
+      await discard(response);
+      throw tooLarge(what, maxBytes, response.url);
+    }
+    const body = response.body ?? new ReadableStream({ start: (c) => c.close() });
+    const verified = body.pipeThrough(verifyingStream(digest, what, maxBytes));
+    const onProgress = this.#onProgress;
+    if (onProgress === undefined) return verified;
+    const total = declaredLength(response);
+    let current = 0;
+    return verified.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, controller) {
-          verifier.update(chunk);
           current += chunk.length;
-          onProgress?.({ action: "pull", digest, current, total });
+          onProgress({ action: "pull", digest, current, total });
           controller.enqueue(chunk);
-        },
-        async flush() {
-          await verifier.finish(what);
         },
       }),
     );
@@ -277,15 +340,16 @@ export class HttpRepository implements Repository {
       scopes.push(`repository:${mount.repository}:pull`);
     }
     const response = await this.client.request("POST", path, { scopes });
-    await response.body?.cancel();
+    await discard(response);
     if (response.status === 201 && mount !== undefined) {
+      checkAnsweredDigest(response, mount.digest, `the mount of "${mount.digest}"`);
       return {
         kind: "mounted",
         status: 201,
         descriptor: {
           mediaType: OCTET_STREAM,
-          size: Number(response.headers.get("content-length") ?? 0),
-          digest: response.headers.get("docker-content-digest") ?? mount.digest,
+          size: declaredLength(response),
+          digest: mount.digest,
         },
       };
     }
@@ -293,14 +357,15 @@ export class HttpRepository implements Repository {
     if (response.status !== 202 || location === null) {
       throw new RegistryError(
         "UNKNOWN",
-        `Cannot start an upload to "${this.name}": status ${response.status}`,
-        { status: response.status },
+        `Cannot start an upload to "${this.name}": status ${response.status}` +
+          (location === null ? " without a Location" : ""),
+        { status: response.status, method: "POST", url: response.url },
       );
     }
     return {
       kind: "upload",
       status: 202,
-      writer: new HttpBlobWriter(this, new URL(location, this.endpoint + path).toString(), scopes),
+      writer: new HttpBlobWriter(this.client, new URL(location, response.url).toString(), scopes),
     };
   }
 
@@ -319,11 +384,11 @@ export class HttpRepository implements Repository {
 class HttpBlobWriter implements BlobWriter {
   #location: string;
   #size = 0;
-  readonly #repo: HttpRepository;
+  readonly #client: RegistryClient;
   readonly #scopes: string[];
 
-  constructor(repo: HttpRepository, location: string, scopes: string[]) {
-    this.#repo = repo;
+  constructor(client: RegistryClient, location: string, scopes: string[]) {
+    this.#client = client;
     this.#location = location;
     this.#scopes = scopes;
   }
@@ -336,7 +401,7 @@ class HttpBlobWriter implements BlobWriter {
     return this.#size;
   }
 
-  #next(response: Response): void {
+  #next(response: HttpResponse): void {
     const location = response.headers.get("location");
     if (location !== null) this.#location = new URL(location, this.#location).toString();
   }
@@ -344,7 +409,7 @@ class HttpBlobWriter implements BlobWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     const start = this.#size;
-    const response = await this.#repo.client.request("PATCH", this.#location, {
+    const response = await this.#client.request("PATCH", this.#location, {
       scopes: this.#scopes,
       headers: {
         "content-type": OCTET_STREAM,
@@ -352,7 +417,7 @@ class HttpBlobWriter implements BlobWriter {
       },
       body: chunk,
     });
-    await response.body?.cancel();
+    await discard(response);
     this.#next(response);
     this.#size += chunk.length;
   }
@@ -365,20 +430,17 @@ class HttpBlobWriter implements BlobWriter {
       options.headers = { "content-type": OCTET_STREAM };
       options.body = last;
     }
-    const response = await this.#repo.client.request("PUT", url.toString(), options);
-    await response.body?.cancel();
+    const response = await this.#client.request("PUT", url.toString(), options);
+    await discard(response);
+    checkAnsweredDigest(response, digest, `the upload of "${digest}"`);
     this.#size += last?.length ?? 0;
-    return {
-      mediaType: OCTET_STREAM,
-      size: this.#size,
-      digest: response.headers.get("docker-content-digest") ?? digest,
-    };
+    return { mediaType: OCTET_STREAM, size: this.#size, digest };
   }
 
   async cancel(): Promise<void> {
-    const response = await this.#repo.client.request("DELETE", this.#location, {
+    const response = await this.#client.request("DELETE", this.#location, {
       scopes: this.#scopes,
     });
-    await response.body?.cancel();
+    await discard(response);
   }
 }

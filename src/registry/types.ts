@@ -74,17 +74,32 @@ export type BlobCreateResult =
   | { kind: "mounted"; descriptor: Descriptor; status: number }
   | { kind: "upload"; writer: BlobWriter; status: number };
 
+/** Options of {@linkcode BlobService.open} and {@linkcode BlobService.get}. */
+export interface BlobReadOptions {
+  /** The most bytes accepted (e.g. the descriptor's size); more fail with `TOO_LARGE`. */
+  maxBytes?: number;
+}
+
 /** Blobs of one repository. */
 export interface BlobService {
-  /** Describes a blob (`HEAD`); throws {@linkcode ErrBlobUnknown} when absent. */
+  /**
+   * Describes a blob (`HEAD`): `BLOB_UNKNOWN` when absent, `DIGEST_INVALID` when the registry
+   * answers for another digest.
+   */
   stat(digest: string): Promise<Descriptor>;
-  /** The blob as a stream whose digest is verified as it is read (the stream errors at the end on mismatch). */
-  open(digest: string): Promise<ReadableStream<Uint8Array>>;
-  /** The whole blob, digest verified. */
-  get(digest: string): Promise<Uint8Array>;
+  /**
+   * The blob as a stream, checked as it is read: it errors with `DIGEST_INVALID` at the end on
+   * a mismatch, with `TOO_LARGE` past `maxBytes`.
+   */
+  open(digest: string, options?: BlobReadOptions): Promise<ReadableStream<Uint8Array>>;
+  /** The whole blob, checked as {@linkcode BlobService.open} checks it. */
+  get(digest: string, options?: BlobReadOptions): Promise<Uint8Array>;
   /** Uploads a whole blob: monolithic, or in chunks of `chunkSize` bytes. */
   put(data: Uint8Array, options?: { mediaType?: string; chunkSize?: number }): Promise<Descriptor>;
-  /** Starts an upload, or mounts a blob from another repository. */
+  /**
+   * Starts an upload, or mounts a blob from another repository; a mount answered for another
+   * digest than the one asked fails with `DIGEST_INVALID`.
+   */
   create(options?: BlobCreateOptions): Promise<BlobCreateResult>;
 }
 
@@ -92,7 +107,10 @@ export interface BlobService {
 export interface ManifestService {
   /** Whether a manifest exists by digest or tag. */
   exists(reference: string): Promise<boolean>;
-  /** Fetches a manifest by digest or tag (digest verified); schema 1 is refused. */
+  /**
+   * Fetches a manifest by digest or tag: at most `LIMITS.manifest` bytes, digest
+   * verified, schema 1 refused.
+   */
   get(reference: string): Promise<Manifest>;
   /** Stores a manifest under its digest, or under `options.tag`; returns its digest. */
   put(manifest: Manifest, options?: { tag?: string }): Promise<string>;
@@ -102,9 +120,13 @@ export interface ManifestService {
 
 /** Tags of one repository. */
 export interface TagService {
-  /** The descriptor a tag points at; throws {@linkcode ErrTagUnknown}. */
+  /** The descriptor a tag points at; `TAG_UNKNOWN` when there is none. */
   get(tag: string): Promise<Descriptor>;
-  /** Every tag (following pagination). */
+  /**
+   * Every tag, following pagination on the registry's origin: each must be a valid tag
+   * (`MALFORMED` otherwise), a page seen twice is a `LOOP`, and all pages together are
+   * bounded by `LIMITS.tagList` bytes and `.tagPages` pages.
+   */
   all(): Promise<string[]>;
 }
 
@@ -158,26 +180,54 @@ export interface RegistryConfig {
   platform?: Platform;
   /** Upload chunk size for push; blobs larger than it go up in `PATCH` chunks (default: monolithic). */
   chunkSize?: number;
+  /** Aborts the call: every request, wait and stream fails with `ABORTED`. */
+  signal?: AbortSignal;
+  /**
+   * Milliseconds a request may go without receiving a byte (for the answer's headers, then
+   * between body chunks) before it fails with `TIMEOUT`; default `DEFAULT_IDLE_TIMEOUT` (30 s).
+   */
+  idleTimeout?: number;
+}
+
+/** What pull did with one layer. */
+export interface PulledLayer {
+  /** The layer's digest. */
+  digest: string;
+  /** The DiffID the image configuration claims for it. */
+  diffID: string;
+  /**
+   * - `recorded`: the DiffID was verified against the layer and recorded in the metadata;
+   * - `exists`: the store and the metadata already had it, nothing was fetched;
+   * - `foreign`: a non-distributable layer, not fetched;
+   * - `mismatch`: the layer's DiffID is another one: nothing recorded;
+   * - `unverifiable`: the DiffID could not be computed (a compression this runtime cannot
+   *   open, or corrupt gzip): nothing recorded;
+   * - `invalid`: the configuration's DiffID is not a valid digest: nothing recorded.
+   */
+  status: "recorded" | "exists" | "foreign" | "mismatch" | "unverifiable" | "invalid";
+  /** For `mismatch`: the DiffID the layer really has. */
+  actualDiffID?: string;
+}
+
+/** What {@linkcode pull} returns: the stored manifest's descriptor, and what became of each layer. */
+export interface PullResult extends Descriptor {
+  /** Each layer, in manifest order. */
+  layers: PulledLayer[];
 }
 
 /** Local images: blobs by digest, and names pointing at manifests. */
 export interface ContentStore {
   /** Whether the blob is present. */
   has(digest: string): Promise<boolean>;
-  /** The whole blob; throws a `MetadataError` with code `ENOENT` when absent. */
-  get(digest: string): Promise<Uint8Array>;
+  /**
+   * The whole blob; throws a `MetadataError` with code `ENOENT` when absent (`EFBIG` when
+   * larger than `options.maxBytes`, for stores that can tell before reading).
+   */
+  get(digest: string, options?: BlobReadOptions): Promise<Uint8Array>;
   /** Stores a blob; it is verified against `digest` first. */
   put(digest: string, data: Uint8Array): Promise<void>;
   /** The manifest descriptor a name (a tag or a full reference) points at, or `null`. */
   resolve(name: string): Promise<Descriptor | null>;
   /** Points a name at a manifest (replacing what it pointed at). */
   tag(name: string, descriptor: Descriptor): Promise<void>;
-}
-
-/** Docker's `ImageConfigStore`: image configurations by digest. */
-export interface ImageConfigStore {
-  /** Stores a configuration; returns its digest. */
-  put(config: Uint8Array): Promise<string>;
-  /** The configuration with that digest. */
-  get(digest: string): Promise<Uint8Array>;
 }

@@ -1,5 +1,10 @@
-// The selection logic of dockerd's push (distribution/push_v2.go): attempt budgets by layer
-// size, ordering of metadata entries by credentials, path likeness and age, mount candidates.
+/**
+ * The selection logic of dockerd's push (distribution/push_v2.go): attempt budgets by layer
+ * size, the order of metadata entries by credentials, path likeness and age, and mount
+ * candidates. Shared by {@linkcode push} and the CLI's `check`, which shows the same order.
+ *
+ * @module
+ */
 import { checkV2MetadataHMAC } from "../hmac.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";

@@ -1,0 +1,146 @@
+// Checks content while it streams: a blob's digest as its bytes pass, and a layer's DiffID
+// (the digest of its uncompressed tar) by decompressing a copy. Incremental hashing uses the
+// runtime's node:crypto when it has one (Deno, Bun, Node, workerd with nodejs_compat), found at
+// run time so this file loads anywhere, and the pure-JS SHA-256 otherwise.
+import { concat } from "./transport/limits.ts";
+import { digestMismatch, verifyDigest } from "./_digest.ts";
+import { RegistryError } from "./errors.ts";
+import { Sha256 } from "./_sha256.ts";
+
+interface Hasher {
+  update(chunk: Uint8Array): void;
+  hex(): string;
+}
+
+interface NodeCrypto {
+  createHash(algorithm: string): {
+    update(data: Uint8Array): unknown;
+    digest(encoding: "hex"): string;
+  };
+}
+
+const nodeCrypto: NodeCrypto | null = (() => {
+  try {
+    const process = (globalThis as {
+      process?: { getBuiltinModule?: (name: string) => unknown };
+    }).process;
+    const crypto = process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+    return typeof crypto?.createHash === "function" ? crypto : null;
+  } catch {
+    return null;
+  }
+})();
+
+/** An incremental hasher for `algorithm`, or `null` when none is at hand (then hash whole). */
+export function createHasher(algorithm: string): Hasher | null {
+  if (nodeCrypto !== null && /^sha(256|384|512)$/.test(algorithm)) {
+    const hash = nodeCrypto.createHash(algorithm);
+    return { update: (chunk) => void hash.update(chunk), hex: () => hash.digest("hex") };
+  }
+  if (algorithm !== "sha256") return null;
+  const hash = new Sha256();
+  return { update: (chunk) => void hash.update(chunk), hex: () => hash.hex() };
+}
+
+/** Whether digests are hashed by the runtime's node:crypto (else by the pure-JS SHA-256). */
+export const NATIVE_HASH: boolean = nodeCrypto !== null;
+
+/**
+ * A pass-through stream that hashes what passes and errors with `DIGEST_INVALID` at the end
+ * when it does not hash to `digest`, or with `TOO_LARGE` as soon as more than `maxBytes` pass.
+ */
+export function verifyingStream(
+  digest: string,
+  what: string,
+  maxBytes = Infinity,
+): TransformStream<Uint8Array, Uint8Array> {
+  const algorithm = digest.slice(0, digest.indexOf(":"));
+  const hasher = createHasher(algorithm);
+  const kept: Uint8Array[] = [];
+  let length = 0;
+  return new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      length += chunk.length;
+      if (length > maxBytes) {
+        throw new RegistryError(
+          "TOO_LARGE",
+          `Cannot accept ${what}: larger than the ${maxBytes} bytes expected`,
+          { url: digest, reason: `limit ${maxBytes} bytes` },
+        );
+      }
+      if (hasher !== null) hasher.update(chunk);
+      else kept.push(chunk.slice());
+      controller.enqueue(chunk);
+    },
+    async flush() {
+      if (hasher === null) return await verifyDigest(concat(kept), digest, what);
+      const actual = `${algorithm}:${hasher.hex()}`;
+      if (actual !== digest) throw digestMismatch(what, actual, digest);
+    },
+  });
+}
+
+/** The first bytes of compressed streams this cannot open (zstd, bzip2, xz). */
+const UNREADABLE_MAGIC = [[0x28, 0xb5, 0x2f, 0xfd], [0x42, 0x5a, 0x68], [0xfd, 0x37, 0x7a, 0x58]];
+
+function startsWith(head: Uint8Array, magic: number[]): boolean {
+  return magic.every((byte, i) => head[i] === byte);
+}
+
+/**
+ * The DiffID of a layer: `sha256` of its uncompressed bytes. gzip (sniffed from its first bytes,
+ * as dockerd does, not trusted from the media type) is decompressed with `DecompressionStream`;
+ * anything else not compressed is hashed as is.
+ *
+ * @returns The DiffID, or `null` when it cannot be computed: a compression this runtime cannot
+ * open, or a stream that fails (corrupt gzip, or the blob's own digest check).
+ */
+export async function diffIDOf(blob: ReadableStream<Uint8Array>): Promise<string | null> {
+  const reader = blob.getReader();
+  const head: Uint8Array[] = [];
+  let headLength = 0;
+  try {
+    while (headLength < 4) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      head.push(value);
+      headLength += value.length;
+    }
+  } catch {
+    return null;
+  }
+  const first = concat(head, headLength);
+  if (UNREADABLE_MAGIC.some((magic) => startsWith(first, magic))) {
+    await reader.cancel().catch(() => {});
+    return null;
+  }
+  const restored = new ReadableStream<Uint8Array>({
+    start(controller) {
+      if (first.length > 0) controller.enqueue(first);
+    },
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  const plain = startsWith(first, [0x1f, 0x8b])
+    ? restored.pipeThrough(
+      new DecompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
+    )
+    : restored;
+  const hasher = createHasher("sha256")!;
+  const plainReader = plain.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await plainReader.read();
+      if (done) break;
+      hasher.update(value);
+    }
+  } catch {
+    await plainReader.cancel().catch(() => {});
+    return null;
+  }
+  return `sha256:${hasher.hex()}`;
+}

@@ -1,0 +1,219 @@
+/**
+ * One HTTP exchange under the caller's `AbortSignal` and an idle timeout: the wait for the
+ * answer and every pause between two chunks of its body are bounded, a body that ends before
+ * its `Content-Length` is `TRUNCATED`, and every failure is a {@linkcode RegistryError}.
+ *
+ * @module
+ */
+import { RegistryError } from "../errors.ts";
+import { UPLOAD_GRACE_RATE } from "./limits.ts";
+
+/** The limits one call runs under. */
+export interface CallLimits {
+  /** Aborts everything the call does (`ABORTED`). */
+  signal?: AbortSignal | undefined;
+  /** Milliseconds without a byte before `TIMEOUT`. */
+  idleTimeout: number;
+}
+
+/** An answer whose body is read under the call's limits. */
+export interface HttpResponse {
+  /** The HTTP status. */
+  readonly status: number;
+  /** The headers. */
+  readonly headers: Headers;
+  /** The final URL (after redirects). */
+  readonly url: string;
+  /** The body, or `null`; reading it can fail with `TIMEOUT`, `ABORTED` or `TRUNCATED`. */
+  readonly body: ReadableStream<Uint8Array> | null;
+}
+
+/** A request as the transport sends it. */
+export interface HttpRequest {
+  /** The method. */
+  method: string;
+  /** The absolute URL. */
+  url: string;
+  /** The headers. */
+  headers?: Record<string, string>;
+  /** The body, kept whole so a request can be sent again after a challenge. */
+  body?: Uint8Array | string;
+}
+
+/**
+ * Discards an answer's body.
+ *
+ * @param response The answer.
+ * @returns When the body is cancelled.
+ */
+export async function discard(response: HttpResponse): Promise<void> {
+  await response.body?.cancel().catch(() => {});
+}
+
+/**
+ * Sends a request with `fetchFn`, failing with `TIMEOUT` when no byte arrives for
+ * `limits.idleTimeout` ms (headers, then each body chunk) and with `ABORTED` when
+ * `limits.signal` aborts; a network failure is `UNREACHABLE`.
+ *
+ * @param fetchFn The transport.
+ * @param request Method, URL, headers and body.
+ * @param limits Signal and idle timeout.
+ * @returns The answer, whatever its status.
+ */
+export async function send(
+  fetchFn: typeof fetch,
+  request: HttpRequest,
+  limits: CallLimits,
+): Promise<HttpResponse> {
+  const { method, url } = request;
+  const what = `${method} "${url}"`;
+  const idle = new IdleTimer(limits, what, { method, url });
+  idle.check();
+  const bodySize = request.body === undefined
+    ? 0
+    : typeof request.body === "string"
+    ? request.body.length
+    : request.body.length;
+  idle.arm(limits.idleTimeout + (bodySize / UPLOAD_GRACE_RATE) * 1000);
+  const init: RequestInit = { method, signal: idle.signal };
+  if (request.headers !== undefined) init.headers = request.headers;
+  if (request.body !== undefined) init.body = request.body as BodyInit;
+  let response: Response;
+  try {
+    response = await idle.race(fetchFn(url, init));
+  } catch (cause) {
+    idle.stop();
+    throw idle.failure(cause, "UNREACHABLE", `Cannot ${what}: ${cause}`);
+  }
+  const headers = response.headers;
+  if (response.body === null) {
+    idle.stop();
+    return { status: response.status, headers, url: response.url || url, body: null };
+  }
+  idle.arm(limits.idleTimeout);
+  const reader = response.body.getReader();
+  // fetch decodes a Content-Encoding, after which Content-Length no longer counts the bytes.
+  const declared = headers.has("content-encoding") ? null : headers.get("content-length");
+  const expected = declared === null || !/^\d+$/.test(declared) ? null : Number(declared);
+  let received = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      idle.arm(limits.idleTimeout);
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await idle.race(reader.read());
+      } catch (cause) {
+        idle.stop();
+        reader.cancel().catch(() => {});
+        controller.error(
+          idle.failure(cause, "TRUNCATED", `Cannot read the answer to ${what}: ${cause}`),
+        );
+        return;
+      }
+      if (result.done) {
+        idle.stop();
+        if (expected !== null && received !== expected) {
+          controller.error(
+            new RegistryError(
+              "TRUNCATED",
+              `Cannot read the answer to ${what}: ${received} bytes of ${expected}`,
+              { method, url, status: response.status },
+            ),
+          );
+          return;
+        }
+        controller.close();
+        return;
+      }
+      received += result.value.length;
+      if (expected !== null && received > expected) {
+        idle.stop();
+        reader.cancel().catch(() => {});
+        controller.error(
+          new RegistryError(
+            "TRUNCATED",
+            `Cannot read the answer to ${what}: more than its ${expected} bytes`,
+            { method, url, status: response.status },
+          ),
+        );
+        return;
+      }
+      controller.enqueue(result.value);
+    },
+    cancel(reason) {
+      idle.stop();
+      return reader.cancel(reason);
+    },
+  });
+  return { status: response.status, headers, url: response.url || url, body };
+}
+
+/** The abort controller of one exchange, fired by the caller's signal or by inactivity. */
+class IdleTimer {
+  readonly signal: AbortSignal;
+  readonly #controller = new AbortController();
+  readonly #outer: AbortSignal | undefined;
+  readonly #what: string;
+  readonly #where: { method: string; url: string };
+  readonly #aborted: Promise<never>;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #ms = 0;
+  #timedOut = false;
+
+  constructor(limits: CallLimits, what: string, where: { method: string; url: string }) {
+    this.#outer = limits.signal;
+    this.#what = what;
+    this.#where = where;
+    this.signal = limits.signal === undefined
+      ? this.#controller.signal
+      : AbortSignal.any([this.#controller.signal, limits.signal]);
+    // A transport that ignores the signal must not hold the call: every wait races this.
+    this.#aborted = new Promise<never>((_, reject) => {
+      const fire = () => reject(this.signal.reason);
+      if (this.signal.aborted) fire();
+      else this.signal.addEventListener("abort", fire, { once: true });
+    });
+    this.#aborted.catch(() => {});
+  }
+
+  check(): void {
+    if (this.#outer?.aborted) throw this.failure(this.#outer.reason, "ABORTED", "");
+  }
+
+  arm(ms: number): void {
+    clearTimeout(this.#timer);
+    this.#ms = Math.round(ms);
+    this.#timer = setTimeout(() => {
+      this.#timedOut = true;
+      this.#controller.abort(new DOMException("idle timeout", "TimeoutError"));
+    }, ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
+
+  race<T>(promise: Promise<T>): Promise<T> {
+    return Promise.race([promise, this.#aborted]);
+  }
+
+  failure(
+    cause: unknown,
+    otherwise: "UNREACHABLE" | "TRUNCATED" | "ABORTED",
+    message: string,
+  ): RegistryError {
+    if (cause instanceof RegistryError) return cause;
+    const options = { ...this.#where, cause };
+    if (this.#outer?.aborted) {
+      return new RegistryError("ABORTED", `Cannot ${this.#what}: aborted`, options);
+    }
+    if (this.#timedOut) {
+      return new RegistryError(
+        "TIMEOUT",
+        `Cannot ${this.#what}: nothing received for ${this.#ms} ms`,
+        { ...options, reason: `idle timeout ${this.#ms} ms` },
+      );
+    }
+    return new RegistryError(otherwise, message, options);
+  }
+}
