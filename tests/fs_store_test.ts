@@ -96,6 +96,17 @@ for (const adapter of adapters) {
     );
   });
 
+  if (adapter.real) {
+    it("FileSystem.readFile() reads a file whose size says 0 (procfs) to its end", async (store) => {
+      const status = new TextDecoder().decode(await store.fs.readFile("/proc/self/status"));
+      assert.match(status, /^Name:.*\n[^]*\nPid:\s+\d+\n/);
+      await assert.rejects(
+        async () => await store.fs.readFile("/proc/self/status", { maxBytes: 10 }),
+        (error: Error & { code?: string }) => error.code === "EFBIG",
+      );
+    });
+  }
+
   it("open() with maxValueBytes: get() of a bigger value is EFBIG naming the path", async (store) => {
     await store.set("ns", "big", new Uint8Array(1001));
     await store.set("ns", "fits", new Uint8Array(1000).fill(1));
