@@ -66,8 +66,14 @@ export interface FileSystem {
    * - a directory is `EISDIR`;
    * - a FIFO, socket or device is `EINVAL`, in bounded time: the file is opened with
    *   `O_NONBLOCK` (opening a FIFO would otherwise wait for a writer, freezing the whole
-   *   event loop) and refused by what `fstat` says it is, before any read;
-   * - a file over `options.maxBytes` is `EFBIG`, by its `fstat` size, before any read.
+   *   event loop) and refused by what `fstat` says it is, before any read (the disk
+   *   adapters on Deno check with `lstat` just before the open and read with `pread`,
+   *   which a FIFO swapped in meanwhile fails);
+   * - a file over `options.maxBytes` is `EFBIG`, by its size, before any read.
+   *
+   * The bytes read are as many as the file's size says: all of a file that is replaced by
+   * rename rather than rewritten in place, as every file of a store is. A file whose size
+   * says 0 (procfs) is read to its end.
    *
    * Each error carries the errno name in `code` and the path in `path` and its message.
    *
