@@ -182,6 +182,31 @@ for (
   });
 }
 
+test("push() does not answer a challenge from an upload Location on another origin", async () => {
+  await withServers(2, async (a, b) => {
+    uploadsElsewhere(a, b, 'Basic realm="a"');
+    b.handler = (_req, answer) => {
+      answer.send(401, { "www-authenticate": 'Basic realm="b"' });
+      return true;
+    };
+    const { store } = await sourceLayout();
+    const { service, root } = await metadata();
+    const error = await rejectsBounded(
+      push(`${a.host}/team/app:1.0`, store, {
+        plainHttp: true,
+        auth: alice,
+        metadataService: service,
+      }),
+      "UNAUTHORIZED",
+    );
+    assert.equal(error.status, 401);
+    assert.ok(error.url?.startsWith(b.url), String(error.url));
+    assert.ok(b.log.length >= 1);
+    for (const req of b.log) assert.equal(req.authorization, null);
+    assert.equal(existsSync(join(root, "v2metadata-by-diffid")), false);
+  });
+});
+
 test("tags() does not send credentials to a Link on another origin", async () => {
   await withServers(2, async (a, b) => {
     a.handler = (req, answer) => {
@@ -253,6 +278,23 @@ test("pull() records nothing for a layer whose configuration claims another imag
     assert.equal(existsSync(join(root, "v2metadata-by-diffid")), false, "no metadata written");
     // The image itself is stored: its blobs are what their digests say.
     assert.ok(existsSync(blobPath(dir, sha256(attackerLayer))));
+  });
+});
+
+test("after pulling a crafted image, pushing the victim's image mounts nothing from it", async () => {
+  await withServers(1, async (server) => {
+    const { store, image } = await sourceLayout();
+    const victimDiffID = image.diffIDs[0]!;
+    const attackerLayer = gzip(tar([{ name: "evil", data: encoder.encode("attacker\n") }]));
+    serveImage(server, "1.0", [attackerLayer], [victimDiffID]);
+    const { service } = await metadata();
+    const config = { plainHttp: true, metadataService: service };
+    await pull(`${server.host}/evil/app:1.0`, await ociLayoutStore(tempDir()), config);
+    await push(`${server.host}/victim/app:1.0`, store, config);
+    assert.ok(!server.log.some((r) => r.url.searchParams.has("mount")), "no mount attempted");
+    assert.deepEqual(await recorded(service, victimDiffID), [
+      { digest: image.layers[0]!.digest, sourceRepository: `${server.host}/victim/app`, hmac: "" },
+    ]);
   });
 });
 
@@ -352,6 +394,21 @@ test("push() does not believe a mount answered 201 for another digest", async ()
       { digest: layer, sourceRepository: `${server.host}/team/src`, hmac: "" },
     ]);
     assert.equal(server.manifests.size, 0);
+  });
+});
+
+test("push() does not believe a manifest PUT answered for another digest", async () => {
+  await withServers(1, async (server) => {
+    const { store } = await sourceLayout();
+    server.handler = (req, answer) => {
+      if (req.method !== "PUT" || !req.url.pathname.includes("/manifests/")) return false;
+      answer.send(201, { "docker-content-digest": "sha256:" + "e".repeat(64) });
+      return true;
+    };
+    await rejectsBounded(
+      push(`${server.host}/team/app:1.0`, store, { plainHttp: true }),
+      "DIGEST_INVALID",
+    );
   });
 });
 
@@ -658,6 +715,15 @@ test("a layout whose index.json is not JSON is MALFORMED", async () => {
   await rejectsBounded(store.resolve("1.0"), "MALFORMED");
   writeFileSync(join(dir, "index.json"), '{"manifests":[{"digest":"../../etc/passwd"}]}');
   await rejectsBounded(store.resolve("1.0"), "MALFORMED");
+});
+
+test("a layout index.json over LIMITS.layoutIndex is refused (EFBIG) before it is read", async () => {
+  const dir = tempDir();
+  const store = await ociLayoutStore(dir);
+  writeFileSync(join(dir, "index.json"), new Uint8Array(LIMITS.layoutIndex + 1));
+  const rss = process.memoryUsage().rss;
+  await assert.rejects(store.resolve("1.0"), { name: "MetadataError", code: "EFBIG" });
+  assert.ok(process.memoryUsage().rss - rss < LIMITS.layoutIndex);
 });
 
 test("clean up temporary directories", () => {

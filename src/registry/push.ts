@@ -195,21 +195,20 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
     if (created.kind !== "upload") throw new Error("unreachable: a plain upload cannot mount");
     upload = created.writer;
   }
-  const pushDigest = layer.digest;
+  const digest = layer.digest;
   await uploadBlob(
     upload,
     data,
-    pushDigest,
+    digest,
     ctx.config.chunkSize,
-    (current) =>
-      ctx.config.onProgress?.({ action: "push", digest: pushDigest, current, total: data.length }),
+    (current) => ctx.config.onProgress?.({ action: "push", digest, current, total: data.length }),
   );
   await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-    digest: pushDigest,
+    digest,
     sourceRepository: ctx.target.name,
     hmac: "",
   });
-  const descriptor = { ...layer, digest: pushDigest, size: data.length };
+  const descriptor = { ...layer, size: data.length };
   ctx.remoteLayers.set(diffID, descriptor);
   return descriptor;
 }

@@ -11,7 +11,7 @@
 import type { AuthConfig } from "../../hmac.ts";
 import { RegistryError } from "../errors.ts";
 import type { AuthChallenge } from "./challenge.ts";
-import { type CallLimits, discard, send } from "./http.ts";
+import { type CallLimits, discard, type HttpRequest, send } from "./http.ts";
 import { LIMITS, parseJson, readAtMost } from "./limits.ts";
 
 function base64(text: string): string {
@@ -125,28 +125,17 @@ export class Authenticator {
     if (cached !== undefined) return cached;
     const realm = this.#realm(challenge);
     const service = challenge.params.service ?? "";
-    const auth = this.#auth;
-    const response = auth?.identitytoken
-      ? await send(this.#fetch, {
-        method: "POST",
-        url: realm.toString(),
-        headers: { "content-type": "application/x-www-form-urlencoded" },
-        body: new URLSearchParams({
-          grant_type: "refresh_token",
-          service,
-          client_id: "docker",
-          refresh_token: auth.identitytoken,
-          ...(all.length > 0 ? { scope: key } : {}),
-        }).toString(),
-      }, this.#limits)
-      : await send(this.#fetch, this.#tokenGet(realm, service, all), this.#limits);
+    const request = this.#auth?.identitytoken
+      ? this.#tokenPost(realm, service, all, this.#auth.identitytoken)
+      : this.#tokenGet(realm, service, all);
+    const response = await send(this.#fetch, request, this.#limits);
     const where = `a token from "${realm}"`;
     if (response.status < 200 || response.status > 299) {
       await discard(response);
       throw new RegistryError(
         response.status === 401 ? "UNAUTHORIZED" : "DENIED",
         `Cannot fetch ${where}: status ${response.status}`,
-        { status: response.status, method: "GET", url: realm.toString() },
+        { status: response.status, method: request.method, url: realm.toString() },
       );
     }
     const body = parseJson(
@@ -164,7 +153,25 @@ export class Authenticator {
     return token;
   }
 
-  #tokenGet(realm: URL, service: string, scopes: string[]) {
+  /** dockerd's OAuth2 refresh-token grant, for an `identitytoken`. */
+  #tokenPost(realm: URL, service: string, scopes: string[], refreshToken: string): HttpRequest {
+    const form = new URLSearchParams({
+      grant_type: "refresh_token",
+      service,
+      client_id: "docker",
+      refresh_token: refreshToken,
+    });
+    if (scopes.length > 0) form.set("scope", scopes.join(" "));
+    return {
+      method: "POST",
+      url: realm.toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: form.toString(),
+    };
+  }
+
+  /** The token GET, with Basic credentials when there are some. */
+  #tokenGet(realm: URL, service: string, scopes: string[]): HttpRequest {
     const url = new URL(realm);
     if (service !== "") url.searchParams.set("service", service);
     for (const scope of scopes) url.searchParams.append("scope", scope);

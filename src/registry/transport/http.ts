@@ -187,6 +187,8 @@ class IdleTimer {
       this.#timedOut = true;
       this.#controller.abort(new DOMException("idle timeout", "TimeoutError"));
     }, ms);
+    // The timer alone must not keep a process alive (a body nobody reads any more).
+    (this.#timer as { unref?: () => void }).unref?.();
   }
 
   stop(): void {
