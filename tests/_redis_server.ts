@@ -6,6 +6,7 @@ import process from "node:process";
 import { createClient } from "redis";
 import { RedisMetadataStore, type RedisMetadataStoreOptions } from "../src/redis_store.ts";
 import { tempDir } from "./_adapters.ts";
+import { onExit } from "./registry/_on_exit.ts";
 
 const REDIS_SERVER = "/usr/bin/redis-server";
 
@@ -27,6 +28,8 @@ export class RedisServer {
   readonly dir: string;
   readonly #appendOnly: boolean;
   #process: ChildProcess | undefined;
+  /** Cancels the kill at exit that stands in for a stop() never reached. */
+  #cancelOnExit: () => void = () => {};
 
   private constructor(port: number, dir: string, appendOnly: boolean) {
     this.port = port;
@@ -78,6 +81,7 @@ export class RedisServer {
     ];
     const child = spawn(REDIS_SERVER, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.#process = child;
+    this.#cancelOnExit = onExit(() => child.kill("SIGKILL"));
     return new Promise((resolve, reject) => {
       let log = "";
       const onData = (chunk: unknown) => {
@@ -99,6 +103,7 @@ export class RedisServer {
   stop(signal: "SIGTERM" | "SIGKILL" = "SIGTERM"): Promise<void> {
     const child = this.#process;
     this.#process = undefined;
+    this.#cancelOnExit();
     if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
     return new Promise((resolve) => {
       child.once("exit", () => resolve());

@@ -2,7 +2,15 @@
 // `--name value` or `--name=value`, `--` ends the options.
 
 /** The commands the CLI knows. */
-export type CommandName = "ls" | "diffid" | "metadata" | "check" | "verify" | "help" | "version";
+export type CommandName =
+  | "ls"
+  | "diffid"
+  | "metadata"
+  | "check"
+  | "verify"
+  | "copy-store"
+  | "help"
+  | "version";
 
 /** What the command line asked for. */
 export interface CliArgs {
@@ -11,6 +19,10 @@ export interface CliArgs {
   argument: string | undefined;
   /** `--root`: the store directory; `undefined` means "find dockerd's". */
   root: string | undefined;
+  /** `--store`: a directory, a Deno KV path or URL, or a Redis URL (store_location.ts). */
+  store: string | undefined;
+  /** The second positional argument of `copy-store`: the destination store. */
+  destination: string | undefined;
   json: boolean;
   /** `--no-trunc`: full digests in tables. */
   noTrunc: boolean;
@@ -39,11 +51,20 @@ export class UsageError extends Error {
   }
 }
 
-const COMMANDS: readonly CommandName[] = ["ls", "diffid", "metadata", "check", "verify", "help"];
+const COMMANDS: readonly CommandName[] = [
+  "ls",
+  "diffid",
+  "metadata",
+  "check",
+  "verify",
+  "copy-store",
+  "help",
+];
 const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
 const VALUE_OPTIONS = {
   "--root": "root",
   "-r": "root",
+  "--store": "store",
   "--auth": "authFile",
   "--username": "username",
   "-u": "username",
@@ -65,9 +86,13 @@ Commands:
   metadata <diffID>     the entries recorded for a layer DiffID
   check                 which entries the given credentials may mount from, as dockerd decides
   verify                consistency report; exit status 1 when problems are found
+  copy-store <src> <dst> copy every entry into another store (missing keys and list entries only;
+                        run again to resume); the one command that writes
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution)
+  --store <location>    any store: a directory, a Deno KV file or URL (kv:<path>, https://…),
+                        or redis://host:port[/db][?prefix=p] (ls, diffid and metadata)
   --json                machine-readable output
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
@@ -94,6 +119,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     command: "help",
     argument: undefined,
     root: undefined,
+    store: undefined,
+    destination: undefined,
     json: false,
     noTrunc: false,
     progress: undefined,
@@ -160,7 +187,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     throw new UsageError(`Unknown command "${command}"`);
   }
   args.command = command as CommandName;
-  const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : 0;
+  if (args.command === "copy-store" && rest.length < 2) {
+    throw new UsageError(`Command "copy-store" needs a source and a destination store`);
+  }
+  const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : args.command === "copy-store" ? 2 : 0;
   if (rest.length < wanted) {
     throw new UsageError(
       `Command "${command}" needs a ${command === "diffid" ? "digest" : "DiffID"}`,
@@ -168,6 +198,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   if (rest.length > wanted) throw new UsageError(`Unexpected argument "${rest[wanted]}"`);
   args.argument = rest[0];
+  args.destination = rest[1];
+  if (args.store !== undefined && args.root !== undefined) {
+    throw new UsageError(`Pass either "--root" or "--store", not both`);
+  }
   if (args.password !== undefined && args.username === undefined) {
     throw new UsageError(`Option "--password" needs "--username"`);
   }

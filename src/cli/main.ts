@@ -15,6 +15,8 @@ import {
   verifyCommand,
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
+import { copyStoreCommand, storeLocationCommand } from "./store_commands.ts";
+import { parseStoreLocation } from "./store_location.ts";
 
 /** What cli.ts provides from the runtime. */
 export interface CliEnvironment {
@@ -222,7 +224,24 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
   }
   const progress = progressReporter(environment, args);
   try {
-    const store = await openExisting(environment.fs, args.root ?? await findStore(environment));
+    // copy-store, and --store naming a Deno KV database or a Redis server: store_commands.ts.
+    const stores = {
+      args,
+      fs: environment.fs,
+      openDirectory: (path: string) => openExisting(environment.fs, path),
+      print: (line: string) => (progress.done(), print(line)),
+      warn: (line: string) => (progress.done(), warn(line)),
+      progress: progress.report,
+    };
+    if (args.command === "copy-store") return await copyStoreCommand(stores);
+    const location = args.store === undefined
+      ? undefined
+      : await parseStoreLocation(args.store, environment.fs, true);
+    if (location && location.kind !== "directory") {
+      return await storeLocationCommand(stores, location);
+    }
+    const root = location?.path ?? args.root ?? await findStore(environment);
+    const store = await openExisting(environment.fs, root);
     const context: CommandContext = {
       store,
       args,

@@ -1,0 +1,149 @@
+// `copy-store SRC DST`: copies every entry of one store into another (e.g. a dockerd
+// directory into the fleet's Redis), so that it can be run again at any time: a key the
+// destination lacks is copied byte for byte, a DiffID's list the destination has already
+// gains only the entries it is missing, a mapping it has is left alone. A second run writes
+// nothing; an interrupted one is finished by running it again.
+import { sameBytes } from "../_bytes.ts";
+import { decodeV2MetadataList, encodeV2MetadataList } from "../_go_json.ts";
+import { BY_DIFFID, BY_DIGEST, MAX_ENTRIES } from "../_keys.ts";
+import { errorCode } from "../_map_error.ts";
+import { readModifyWrite } from "../_read_modify_write.ts";
+import { MetadataError } from "../errors.ts";
+import type { MetadataStore } from "../metadata_store.ts";
+import type { V2Metadata } from "../v2_metadata.ts";
+import type { ProgressCallback } from "./scan.ts";
+
+/** The namespaces copied, lists before the mappings that point at them (as `add` writes). */
+export const COPIED_NAMESPACES: readonly string[] = [BY_DIFFID, BY_DIGEST, "v1id"];
+
+/** Keys copied at the same time: Redis and remote KV answer in a round trip each. */
+const IN_FLIGHT = 16;
+
+/** What happened to one namespace's keys. */
+export interface NamespaceCopy {
+  namespace: string;
+  /** Keys in the source. */
+  keys: number;
+  /** Keys the destination lacked, now written with the source's bytes. */
+  copied: number;
+  /** Lists the destination had, which gained the source's missing entries. */
+  merged: number;
+  /** Keys the destination already held as the source does (or, for lists, a superset). */
+  unchanged: number;
+  /** Values the destination holds differently; left as they are. */
+  conflicts: string[];
+  /** Keys that could not be read from the source or written, with why. */
+  failures: { key: string; code: string; message: string }[];
+}
+
+function sameEntry(a: V2Metadata, b: V2Metadata): boolean {
+  return a.digest === b.digest && a.sourceRepository === b.sourceRepository && a.hmac === b.hmac;
+}
+
+/** The destination's read-modify-write: its own atomic `update`, else get and set. */
+function update(
+  store: MetadataStore,
+  namespace: string,
+  key: string,
+  fn: (old: Uint8Array | null) => Uint8Array | null,
+): Promise<void> {
+  return store.update
+    ? store.update(namespace, key, fn)
+    : readModifyWrite(store, namespace, key, fn);
+}
+
+/** Copies one key; its outcome. */
+async function copyKey(
+  source: MetadataStore,
+  destination: MetadataStore,
+  namespace: string,
+  key: string,
+): Promise<"copied" | "merged" | "unchanged" | "conflict"> {
+  const bytes = await source.get(namespace, key);
+  let outcome: "copied" | "merged" | "unchanged" | "conflict" = "unchanged";
+  if (namespace === BY_DIFFID) {
+    // A corrupt source list is reported, not copied.
+    const entries = decodeV2MetadataList(bytes);
+    await update(destination, namespace, key, (old) => {
+      if (old === null) {
+        outcome = "copied";
+        return bytes;
+      }
+      let list: V2Metadata[];
+      try {
+        list = decodeV2MetadataList(old);
+      } catch {
+        list = []; // As V2MetadataService.add: a corrupt list counts as empty.
+      }
+      const missing = entries.filter((entry) => !list.some((other) => sameEntry(entry, other)));
+      if (missing.length === 0) {
+        outcome = "unchanged";
+        return old;
+      }
+      outcome = "merged";
+      return encodeV2MetadataList([...list, ...missing].slice(-MAX_ENTRIES));
+    });
+  } else {
+    await update(destination, namespace, key, (old) => {
+      if (old === null) {
+        outcome = "copied";
+        return bytes;
+      }
+      outcome = sameBytes(old, bytes) ? "unchanged" : "conflict";
+      return old;
+    });
+  }
+  return outcome;
+}
+
+/**
+ * Copies every key of {@linkcode COPIED_NAMESPACES} from `source` to `destination`.
+ *
+ * @param source The store read; it needs `keys()`.
+ * @param destination The store written, atomically per key when it has `update`.
+ * @param progress Called as keys are done, per namespace.
+ * @returns What happened, per namespace.
+ */
+export async function copyStore(
+  source: MetadataStore,
+  destination: MetadataStore,
+  progress?: ProgressCallback,
+): Promise<NamespaceCopy[]> {
+  if (!source.keys) {
+    throw new MetadataError("ENOTSUP", "Cannot copy the store: the source cannot list its keys");
+  }
+  const results: NamespaceCopy[] = [];
+  for (const namespace of COPIED_NAMESPACES) {
+    const keys = await source.keys(namespace);
+    const result: NamespaceCopy = {
+      namespace,
+      keys: keys.length,
+      copied: 0,
+      merged: 0,
+      unchanged: 0,
+      conflicts: [],
+      failures: [],
+    };
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      while (next < keys.length) {
+        const key = keys[next++]!;
+        try {
+          const outcome = await copyKey(source, destination, namespace, key);
+          if (outcome === "conflict") result.conflicts.push(key);
+          else result[outcome]++;
+        } catch (error) {
+          if (!(error instanceof MetadataError)) throw error;
+          result.failures.push({ key, code: errorCode(error), message: error.message });
+        }
+        progress?.(`copy ${namespace}`, ++done, keys.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, keys.length) }, worker));
+    result.conflicts.sort();
+    result.failures.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+    results.push(result);
+  }
+  return results;
+}
