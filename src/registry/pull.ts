@@ -82,7 +82,8 @@ async function fetchLayer(
 ): Promise<string | null> {
   if (await store.has(layer.digest)) {
     const data = await readVerified(store, layer.digest, `layer "${layer.digest}"`);
-    return await diffIDOf(new Blob([data as Uint8Array<ArrayBuffer>]).stream());
+    // One chunk, not Blob.stream(), which copies the layer (0.3-0.6 s for 64 MiB here).
+    return await diffIDOf(new ReadableStream({ start: (c) => (c.enqueue(data), c.close()) }));
   }
   const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size });
   const [toStore, toHash] = blob.tee();
