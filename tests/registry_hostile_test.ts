@@ -700,6 +700,25 @@ test("a layer that stalls mid-body fails with TIMEOUT; nothing recorded or store
   });
 });
 
+test("an upload whose answer never comes fails with TIMEOUT; nothing recorded", async () => {
+  await withServers(1, async (server) => {
+    server.handler = (req) => req.method === "PUT" && req.url.pathname.includes("/uploads/");
+    const { store } = await sourceLayout();
+    const { service, root } = await metadata();
+    await rejectsBounded(
+      push(`${server.host}/team/app:1.0`, store, {
+        plainHttp: true,
+        idleTimeout: 300,
+        metadataService: service,
+      }),
+      "TIMEOUT",
+      { ms: 3_000 },
+    );
+    assert.equal(server.manifests.size, 0);
+    assert.equal(existsSync(join(root, "v2metadata-by-diffid")), false);
+  });
+});
+
 test("config.signal aborts a stalled call with ABORTED, and an aborted one sends nothing", async () => {
   await withServers(1, async (server) => {
     server.handler = () => true;
