@@ -46,6 +46,24 @@ function typed(code: RegistryErrorCode): (error: unknown) => boolean {
   };
 }
 
+test("./registry exports the curated API and nothing else", async () => {
+  assert.deepEqual(Object.keys(await import("../src/registry/mod.ts")).sort(), [
+    "DEFAULT_IDLE_TIMEOUT",
+    "LIMITS",
+    "OciLayoutStore",
+    "RegistryError",
+    "familiarName",
+    "formatReference",
+    "getRepositories",
+    "isRegistryError",
+    "ociLayoutStore",
+    "parseReference",
+    "pull",
+    "push",
+    "tags",
+  ]);
+});
+
 test("parseReference() normalises references as Docker does", () => {
   const cases: [string, string, string][] = [
     ["busybox", "docker.io/library/busybox:latest", "busybox"],
