@@ -134,6 +134,14 @@ test("Sha256 hashes chunk by chunk as node:crypto does", () => {
   }
 });
 
+test("digests stream through the runtime's node:crypto on Deno, Bun and Node", async () => {
+  const { createHasher, NATIVE_HASH } = await import("../src/registry/_verify.ts");
+  assert.equal(NATIVE_HASH, true);
+  const hasher = createHasher("sha256")!;
+  for (const part of ["a", "bc"]) hasher.update(encoder.encode(part));
+  assert.equal(hasher.hex(), createHash("sha256").update("abc").digest("hex"));
+});
+
 test("parseAuthChallenges() reads Basic and Bearer challenges", () => {
   assert.deepEqual(
     parseAuthChallenges(
