@@ -57,6 +57,7 @@ async function measure(members: BenchCase[]) {
     group: c.group,
     name: c.name,
     baseline: c.baseline ?? false,
+    target: c.target,
     ops: totals[i]!.ops,
     avgNs: totals[i]!.ms * 1e6,
   }));

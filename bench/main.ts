@@ -8,13 +8,14 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { sizeLabel, SIZES } from "./cases.ts";
+import { sizeLabel, SIZES, type Target } from "./cases.ts";
 
 interface Result {
   runtime: string;
   group: string;
   name: string;
   baseline: boolean;
+  target?: Target;
   opsPerSec: number;
 }
 
@@ -133,6 +134,39 @@ for (const [group, ops] of Object.entries(go)) {
   );
 }
 console.log(lines.join("\n"));
+
+// Issue 13's targets: each case against the physical floor it names, in this same run.
+const targetLines = [
+  "",
+  "| runtime | group | case | against | target | measured | met |",
+  "| --- | --- | --- | --- | ---: | ---: | :---: |",
+];
+for (const r of results) {
+  if (!r.target) continue;
+  const { against, atLeast, atMost } = r.target;
+  const floor = results.find((b) =>
+    b.runtime === r.runtime && b.group === r.group && b.name === against
+  );
+  if (!floor) throw new Error(`No case "${against}" in ${r.runtime} ${r.group}`);
+  // atLeast compares throughput, atMost time per operation.
+  const [target, measured, met] = atLeast !== undefined
+    ? [
+      `≥ ${atLeast}× ops/s`,
+      r.opsPerSec / floor.opsPerSec,
+      r.opsPerSec / floor.opsPerSec >= atLeast,
+    ]
+    : [
+      `≤ ${atMost}× time`,
+      floor.opsPerSec / r.opsPerSec,
+      floor.opsPerSec / r.opsPerSec <= atMost!,
+    ];
+  targetLines.push(
+    `| ${r.runtime} | ${r.group} | ${r.name} | ${against} | ${target} | ${measured.toFixed(2)} | ${
+      met ? "yes" : "**no**"
+    } |`,
+  );
+}
+console.log(targetLines.join("\n"));
 console.log(
   `\nMemory, 100k entries (71-byte values) in MemoryFileSystem: ${
     Object.entries(memory).map(([rt, bytes]) => `${rt} ${Math.round(bytes)} B/entry`).join(", ")
