@@ -377,20 +377,40 @@ test("cli.ts check --username/--password and --target number candidates in docke
   );
 });
 
-test("cli.ts check reads ~/.docker/config.json by default and names credential helpers", async () => {
+test("cli.ts check reads ~/.docker/config.json by default; without one there are no credentials", async () => {
   const root = await libraryStore();
   const home = tempDir();
   mkdirSync(join(home, ".docker"));
+  const sources = (result: CliResult) => {
+    assert.equal(result.code, 0, result.stderr);
+    return JSON.parse(result.stdout).entries.map((
+      entry: { registry: string; credentials: string; hmacMatches: boolean },
+    ) => [entry.registry, entry.credentials, entry.hmacMatches]);
+  };
+  const none = await runCli(["--root", root, "--json", "check"], { HOME: home });
+  assert.deepEqual(sources(none).map(([, credentials]: string[]) => credentials), [
+    "none",
+    "none",
+    "none",
+    "none",
+  ]);
+  const config = join(home, ".docker", "config.json");
   writeFileSync(
-    join(home, ".docker", "config.json"),
-    JSON.stringify({ auths: { "127.0.0.1:5000": {} }, credsStore: "desktop" }),
+    config,
+    JSON.stringify({ auths: { "127.0.0.1:5000": { auth: basicAuth(CI.username, CI.password) } } }),
   );
-  const result = await runCli(["--root", root, "--json", "check"], { HOME: home });
-  assert.equal(result.code, 0, result.stderr);
-  const credentials = JSON.parse(result.stdout).entries.map(
-    (entry: { credentials: string }) => entry.credentials,
-  );
-  assert.ok(credentials.every((source: string) => source === "helper desktop (not run)"));
+  const found = await runCli(["--root", root, "--json", "check"], { HOME: home });
+  assert.deepEqual(sources(found), [
+    ["127.0.0.1:5000", "config.json", true],
+    ["127.0.0.1:5000", "config.json", false],
+    ["127.0.0.1:5000", "config.json", false],
+    ["docker.io", "none", false],
+  ]);
+  // A helper that cannot run (not on PATH; on Deno, not allowed) is an error naming it.
+  writeFileSync(config, JSON.stringify({ credsStore: "desktop" }));
+  const helper = await runCli(["--root", root, "check"], { HOME: home });
+  assert.equal(helper.code, 2);
+  assert.ok(helper.stderr.includes(`from "docker-credential-desktop": `), helper.stderr);
   const missing = await runCli(["--root", root, "check", "--auth", join(home, "nope.json")]);
   assert.equal(missing.code, 2);
   assert.ok(missing.stderr.includes(join(home, "nope.json")), missing.stderr);

@@ -8,7 +8,13 @@ import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import type { CliArgs } from "./args.ts";
 import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";
-import { type ListRecord, type ProgressCallback, type ReadFailure, scanStore } from "./scan.ts";
+import {
+  type ListRecord,
+  type ProgressCallback,
+  type ReadFailure,
+  type ScanResult,
+  scanStore,
+} from "./scan.ts";
 import { formatTable, shortDigest } from "./table.ts";
 
 /** What a command needs: the store, the options, and where to print. */
@@ -48,6 +54,19 @@ function failureLabel(failure: ReadFailure): string {
   return `(${failure.kind}: ${failure.code})`;
 }
 
+/** Tells on stderr what `ls` and `check` had to leave out, for `verify` to detail. */
+function warnSkipped(context: CommandContext, scan: ScanResult): void {
+  const failed = scan.lists.filter((list) => list.failure !== null).length;
+  if (failed > 0) {
+    context.warn(`warning: ${failed} list(s) could not be read; run "verify" for details`);
+  }
+  if (scan.undecodableNames.length > 0) {
+    context.warn(
+      `warning: ${scan.undecodableNames.length} name(s) are not UTF-8 and were skipped; run "verify" for details`,
+    );
+  }
+}
+
 /**
  * `ls`: every DiffID with its digests, source repositories and whether the HMAC is set.
  *
@@ -55,7 +74,8 @@ function failureLabel(failure: ReadFailure): string {
  * @returns The exit status.
  */
 export async function listCommand(context: CommandContext): Promise<number> {
-  const { lists } = await scanStore(context.store, context.progress, false);
+  const scan = await scanStore(context.store, context.progress, false);
+  const { lists } = scan;
   const { json, noTrunc } = context.args;
   if (json) {
     printJson(context, {
@@ -85,10 +105,7 @@ export async function listCommand(context: CommandContext): Promise<number> {
     }
     formatTable(["DIFFID", "DIGEST", "SOURCE REPOSITORY", "HMAC"], rows).forEach(context.print);
   }
-  const failed = lists.filter((list) => list.failure !== null).length;
-  if (failed > 0) {
-    context.warn(`warning: ${failed} list(s) could not be read; run "verify" for details`);
-  }
+  warnSkipped(context, scan);
   return 0;
 }
 
@@ -167,7 +184,8 @@ interface CheckedEntry {
  * @returns The exit status.
  */
 export async function checkCommand(context: CommandContext): Promise<number> {
-  const { lists } = await scanStore(context.store, context.progress, false);
+  const scan = await scanStore(context.store, context.progress, false);
+  const { lists } = scan;
   const resolve = context.credentials!;
   const target = context.args.target === undefined
     ? undefined
@@ -177,9 +195,11 @@ export async function checkCommand(context: CommandContext): Promise<number> {
   const keyFor = (registry: string) => {
     let key = keys.get(registry);
     if (!key) {
-      const { auth, source } = resolve(registry);
-      // dockerd always hashes the AuthConfig it got; no credentials is the empty one.
-      key = computeV2MetadataHMACKey(auth ?? {}).then((key) => ({ key, source }));
+      key = resolve(registry).then(async ({ auth, source }) => ({
+        // dockerd always hashes the AuthConfig it got; no credentials is the empty one.
+        key: await computeV2MetadataHMACKey(auth ?? {}),
+        source,
+      }));
       keys.set(registry, key);
     }
     return key;
@@ -237,12 +257,16 @@ export async function checkCommand(context: CommandContext): Promise<number> {
         order: row.order,
       })),
     });
-    return 0;
-  }
+  } else printCheckTable(context, rows, target !== undefined);
+  warnSkipped(context, scan);
+  return 0;
+}
+
+function printCheckTable(context: CommandContext, rows: CheckedEntry[], ordered: boolean): void {
   const { noTrunc } = context.args;
   let previous = "";
   const headers = ["DIFFID", "DIGEST", "SOURCE REPOSITORY", "CREDENTIALS", "HMAC", "VERDICT"];
-  if (target !== undefined) headers.push("ORDER");
+  if (ordered) headers.push("ORDER");
   formatTable(
     headers,
     rows.map((row) => {
@@ -254,12 +278,11 @@ export async function checkCommand(context: CommandContext): Promise<number> {
         row.hmacMatches ? "match" : row.entry.hmac === "" ? "untagged" : "other",
         row.verdict,
       ];
-      if (target !== undefined) cells.push(row.order === null ? "-" : String(row.order));
+      if (ordered) cells.push(row.order === null ? "-" : String(row.order));
       previous = row.diffID;
       return cells;
     }),
   ).forEach(context.print);
-  return 0;
 }
 
 /** One finding of `verify`. */
@@ -273,7 +296,8 @@ export interface Problem {
     | "missing-list"
     | "temp-file"
     | "stray-file"
-    | "unreadable-directory";
+    | "unreadable-directory"
+    | "undecodable-name";
   /** The path relative to the root. */
   relative: string;
   path: string;
@@ -311,6 +335,13 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
   const short = (digest: string) => shortDigest(digest, context.args.noTrunc);
   for (const directory of scan.unreadableDirectories) {
     add("unreadable-directory", directory, directory.failure.message);
+  }
+  for (const entry of scan.undecodableNames) {
+    add(
+      "undecodable-name",
+      entry,
+      `Cannot read "${entry.path}": the name is not UTF-8 (shown with U+FFFD for the bad bytes)`,
+    );
   }
   const listPaths = new Map<string, ListRecord>();
   for (const list of scan.lists) {

@@ -53,12 +53,19 @@ export interface ScanResult {
   strays: StoreFile[];
   /** Directories that could not be listed. */
   unreadableDirectories: { path: string; relative: string; failure: ReadFailure }[];
+  /**
+   * Entries whose name is not UTF-8: the runtime hands the name out with U+FFFD in place
+   * of the bad bytes, a name no file has, so they cannot be looked at, only reported.
+   */
+  undecodableNames: { path: string; relative: string }[];
 }
 
 /** Called while scanning: `phase` is what is being done, `done` of `total` items. */
 export type ProgressCallback = (phase: string, done: number, total: number | undefined) => void;
 
 const decoder = new TextDecoder();
+/** What a runtime puts in a file name for bytes that are not UTF-8. */
+const REPLACEMENT_CHARACTER = "\uFFFD";
 
 function failureOf(error: unknown, kind: ReadFailure["kind"]): ReadFailure {
   const code = errorCode(error);
@@ -75,19 +82,23 @@ function digestOf(key: string): string {
 }
 
 /**
- * Lists every file under the store's root (symlinks are reported, never followed).
+ * Lists every file under the store's root (symlinks are reported, never followed), and the
+ * names that are not UTF-8.
  *
  * @param store The open store.
  * @param onProgress Told how many files were found so far.
- * @returns The files, and the directories that could not be listed.
+ * @returns The files, the directories that could not be listed, the undecodable names.
  */
 export async function walkStore(
   store: FSMetadataStore,
   onProgress?: ProgressCallback,
-): Promise<{ files: StoreFile[]; unreadableDirectories: ScanResult["unreadableDirectories"] }> {
+): Promise<
+  Pick<ScanResult, "unreadableDirectories" | "undecodableNames"> & { files: StoreFile[] }
+> {
   const { fs, root } = store;
   const files: StoreFile[] = [];
   const unreadableDirectories: ScanResult["unreadableDirectories"] = [];
+  const undecodableNames: ScanResult["undecodableNames"] = [];
   const walk = async (directory: string, relative: string): Promise<void> => {
     let names: string[];
     try {
@@ -116,7 +127,10 @@ export async function walkStore(
         });
         continue;
       }
-      if (info === null) continue; // removed meanwhile
+      if (info === null) {
+        if (name.includes(REPLACEMENT_CHARACTER)) undecodableNames.push({ path, relative: rel });
+        continue; // else removed meanwhile
+      }
       if (info.kind === "directory") {
         await walk(path, rel);
         continue;
@@ -132,7 +146,7 @@ export async function walkStore(
     }
   };
   await walk(root, "");
-  return { files, unreadableDirectories };
+  return { files, unreadableDirectories, undecodableNames };
 }
 
 /**
@@ -149,13 +163,14 @@ export async function scanStore(
   onProgress: ProgressCallback | undefined,
   readMappings: boolean,
 ): Promise<ScanResult> {
-  const { files, unreadableDirectories } = await walkStore(store, onProgress);
+  const { files, unreadableDirectories, undecodableNames } = await walkStore(store, onProgress);
   const result: ScanResult = {
     lists: [],
     mappings: [],
     tempFiles: [],
     strays: [],
     unreadableDirectories,
+    undecodableNames,
   };
   const keyed: { namespace: string; key: string; file: StoreFile }[] = [];
   for (const file of files) {

@@ -1,5 +1,6 @@
 // Aligned plain-text tables, as `docker image ls` prints them: upper-case headers, columns
 // separated by three spaces, no trailing blanks.
+import { escapeControls } from "./escape.ts";
 
 const GAP = "   ";
 
@@ -11,13 +12,16 @@ function widthOf(text: string): number {
 }
 
 /**
- * Formats rows under headers; every column is as wide as its widest cell.
+ * Formats rows under headers; every column is as wide as its widest cell. Control
+ * characters in cells are escaped first, so they can neither drive the terminal nor
+ * break the alignment.
  *
  * @param headers The column titles.
- * @param rows The cells, one array per row, as many as `headers`.
+ * @param cells The cells, one array per row, as many as `headers`.
  * @returns The table's lines, without newlines.
  */
-export function formatTable(headers: readonly string[], rows: readonly string[][]): string[] {
+export function formatTable(headers: readonly string[], cells: readonly string[][]): string[] {
+  const rows = cells.map((row) => row.map(escapeControls));
   const widths = headers.map((header, column) =>
     Math.max(widthOf(header), ...rows.map((row) => widthOf(row[column] ?? "")))
   );
