@@ -185,6 +185,46 @@ test("fault proxy: a stall holds the body back for T ms after the head", { skip 
   assert.ok(bodyAfter >= STALL_MS - 20, `body after ${bodyAfter} ms`);
 });
 
+test("fault proxy: a stall after N body bytes holds the rest back for T ms", { skip }, async () => {
+  const { proxy } = await setup();
+  proxy.clear();
+  const STALL_MS = 1500;
+  const AFTER = 100_000;
+  proxy.plan({ path: /\/blobs\//, fault: { kind: "stall", ms: STALL_MS, afterBytes: AFTER } });
+  const start = performance.now();
+  const response = await fetch(`${proxy.url}${BLOB_PATH}`);
+  const reader = response.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  let reachedStall = Infinity; // when the first AFTER bytes were in
+  let pastStall = Infinity; // when the first byte after them came
+  for (let i = 0; i <= BLOB.length; i++) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    const now = performance.now() - start;
+    if (received >= AFTER && pastStall === Infinity) pastStall = now;
+    chunks.push(value);
+    received += value.length;
+    assert.ok(received <= AFTER || now >= STALL_MS - 20, `${received} bytes after ${now} ms`);
+    if (received >= AFTER && reachedStall === Infinity) reachedStall = now;
+  }
+  assert.deepEqual(new Uint8Array(Buffer.concat(chunks)), BLOB);
+  assert.ok(reachedStall < STALL_MS * 2 / 3, `first ${AFTER} bytes after ${reachedStall} ms`);
+  assert.ok(pastStall >= STALL_MS - 20, `the rest after ${pastStall} ms`);
+});
+
+test("fault proxy: Range requests pass through (the registry answers 206)", { skip }, async () => {
+  const { proxy } = await setup();
+  proxy.clear();
+  const response = await fetch(`${proxy.url}${BLOB_PATH}`, { headers: { range: "bytes=1000-" } });
+  assert.equal(response.status, 206);
+  assert.equal(
+    response.headers.get("content-range"),
+    `bytes 1000-${BLOB.length - 1}/${BLOB.length}`,
+  );
+  assert.deepEqual(new Uint8Array(await response.arrayBuffer()), BLOB.subarray(1000));
+});
+
 test("fault proxy: an upload cut after N bytes never completes at the registry", {
   skip,
 }, async () => {

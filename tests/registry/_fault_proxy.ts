@@ -1,6 +1,7 @@
 // An HTTP proxy on 127.0.0.1 in front of a registry that injects faults by plan: it cuts a
 // response (or an upload) after N body bytes, answers bursts of 503/429/408 (with or without
-// Retry-After), stalls a response after its head, or drops a connection unanswered; and it
+// Retry-After), stalls a response after its head (or N body bytes), or drops a connection
+// unanswered; and it
 // logs every request.
 //
 //   const proxy = await startFaultProxy(registry.url);
@@ -22,8 +23,9 @@ export type Fault =
   /** Answers `status` itself (the request never reaches the registry), with a distribution
    * error body and, when given, a `Retry-After` header. */
   | { kind: "status"; status: number; retryAfter?: string }
-  /** Sends the response head, then waits `ms` before the rest. */
-  | { kind: "stall"; ms: number }
+  /** Sends the response head and `afterBytes` bytes after it (default 0), then waits `ms`
+   * before the rest. */
+  | { kind: "stall"; ms: number; afterBytes?: number }
   /** Closes the connection without an answer once the request head is read. */
   | { kind: "drop" };
 
@@ -149,10 +151,17 @@ function readHead(
 }
 
 /**
- * Relays `from` to `to`, the first `limit` bytes only when `cut` is given (then calls it).
- * `first` is sent ahead of `from`'s bytes and counts towards the limit.
+ * Relays `from` to `to`, the first `limit` bytes only when `cut` is given (then calls it with
+ * the bytes read past the limit; `from` stays paused). `first` is sent ahead of `from`'s bytes
+ * and counts towards the limit.
  */
-function relay(from: Socket, to: Socket, first: Buffer, limit: number, cut?: () => void): void {
+function relay(
+  from: Socket,
+  to: Socket,
+  first: Buffer,
+  limit: number,
+  cut?: (rest: Buffer) => void,
+): void {
   let sent = 0;
   let stopped = false;
   const send = (chunk: Buffer): boolean => {
@@ -166,13 +175,13 @@ function relay(from: Socket, to: Socket, first: Buffer, limit: number, cut?: () 
     from.off("data", onData);
     from.pause();
     // Once flushed, so the peer gets exactly `limit` bytes before the cut.
-    to.write(chunk.subarray(0, room), () => cut());
+    to.write(chunk.subarray(0, room), () => cut(chunk.subarray(room)));
     return false;
   };
   const onData = (chunk: Buffer) => {
     if (!send(chunk)) from.pause();
   };
-  if (cut !== undefined && limit <= 0) return cut();
+  if (cut !== undefined && limit <= 0) return cut(first);
   if (first.length > 0 && !send(first) && stopped) return;
   to.on("drain", () => stopped || from.resume());
   from.on("data", onData);
@@ -255,11 +264,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
             registry.destroy();
           });
         } else if (fault?.kind === "stall") {
-          const timer = setTimeout(() => {
-            timers.delete(timer);
-            relay(registry, client, body, Infinity);
-          }, fault.ms);
-          timers.add(timer);
+          relay(registry, client, body, fault.afterBytes ?? 0, (rest) => {
+            const timer = setTimeout(() => {
+              timers.delete(timer);
+              relay(registry, client, rest, Infinity);
+            }, fault.ms);
+            timers.add(timer);
+          });
         } else {
           relay(registry, client, body, Infinity);
         }
