@@ -20,7 +20,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
 import { BIG_LAYER_MIB, ISSUE_LAYERS_MIB, writeImage } from "./image.ts";
@@ -67,7 +67,9 @@ const say = (text: string) => console.error(`[bench:registry] ${text}`);
 
 const layersMiB = [...ISSUE_LAYERS_MIB, ...(flags.big ? [BIG_LAYER_MIB] : [])];
 const sizes = layersMiB.map((mib) => Math.max(1, Math.round(mib * scale * MiB)));
-const imageDir = flags.image ?? mkdtempSync(join(tmpdir(), "registry-bench-image-"));
+const imageDir = flags.image !== undefined
+  ? resolve(flags.image)
+  : mkdtempSync(join(tmpdir(), "registry-bench-image-"));
 try {
   let started = performance.now();
   const image = await writeImage(imageDir, sizes);
