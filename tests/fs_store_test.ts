@@ -1,12 +1,17 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type FileSystem, FSMetadataStore, MemoryFileSystem, MetadataError } from "../mod.ts";
 import { adapters } from "./_adapters.ts";
 import { rejectsWithCode, testStoreConformance } from "./_conformance.ts";
+import { runtimeCommand } from "./_runtime.ts";
 
 const encoder = new TextEncoder();
+const renameWriter = fileURLToPath(new URL("./_rename_writer.ts", import.meta.url));
 
 /** Every entry under `root` as "mode kind relative-path", sorted, through the FileSystem. */
 async function tree(fs: FileSystem, root: string, prefix = ""): Promise<string[]> {
@@ -104,6 +109,29 @@ for (const adapter of adapters) {
         async () => await store.fs.readFile("/proc/self/status", { maxBytes: 10 }),
         (error: Error & { code?: string }) => error.code === "EFBIG",
       );
+    });
+  }
+
+  if (adapter.real) {
+    it("get() of a value renamed over meanwhile is the old or the new value, never a part", async (store) => {
+      const short = "short";
+      const long = "long ".repeat(1000);
+      await store.set("ns", "key", encoder.encode(short));
+      const path = `${store.root}/ns/key`;
+      const [command, args] = runtimeCommand(renameWriter, [path, short, long]);
+      const writer = spawn(command, args, { stdio: ["ignore", "pipe", "inherit"] });
+      await once(writer.stdout!, "data");
+      const seen = new Map<string, number>();
+      try {
+        for (const start = Date.now(); Date.now() - start < 1500;) {
+          const value = new TextDecoder().decode(await store.get("ns", "key"));
+          seen.set(value, (seen.get(value) ?? 0) + 1);
+        }
+      } finally {
+        writeFileSync(`${path}.stop`, "");
+        await once(writer, "exit");
+      }
+      assert.deepEqual([...seen.keys()].sort(), [long, short], "only whole values, both seen");
     });
   }
 
