@@ -32,6 +32,8 @@ export interface CliArgs {
   authFile: string | undefined;
   username: string | undefined;
   password: string | undefined;
+  /** `--password-stdin`: the password is read from stdin, as `docker login` reads it. */
+  passwordStdin: boolean;
   identityToken: string | undefined;
   registryToken: string | undefined;
   /** `--target <repository>` for `check`: the repository being pushed to. */
@@ -99,7 +101,8 @@ Options:
   --no-progress         no progress output
   --auth <config.json>  check: credentials from a docker config.json (default: ~/.docker/config.json)
   -u, --username <name> check: credentials given as fields instead
-  -p, --password <pw>   check: (with --username)
+  -p, --password <pw>   check: (with --username; shows in the process list)
+  --password-stdin      check: the password from stdin (with --username)
   --identity-token <t>  check: an identity token
   --registry-token <t>  check: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
@@ -127,6 +130,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     authFile: undefined,
     username: undefined,
     password: undefined,
+    passwordStdin: false,
     identityToken: undefined,
     registryToken: undefined,
     target: undefined,
@@ -160,6 +164,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
         break;
       case "--no-trunc":
         args.noTrunc = true;
+        break;
+      case "--password-stdin":
+        args.passwordStdin = true;
         break;
       case "--progress":
         args.progress = true;
@@ -202,8 +209,20 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (args.store !== undefined && args.root !== undefined) {
     throw new UsageError(`Pass either "--root" or "--store", not both`);
   }
-  if (args.password !== undefined && args.username === undefined) {
-    throw new UsageError(`Option "--password" needs "--username"`);
+  if (args.password !== undefined && args.passwordStdin) {
+    throw new UsageError(`Pass either "--password" or "--password-stdin", not both`);
+  }
+  const passwordOption = args.passwordStdin
+    ? "--password-stdin"
+    : args.password === undefined
+    ? undefined
+    : "--password";
+  if (passwordOption !== undefined && args.username === undefined) {
+    throw new UsageError(`Option "${passwordOption}" needs "--username"`);
+  }
+  const fields = args.username ?? args.identityToken ?? args.registryToken;
+  if (fields !== undefined && args.authFile !== undefined) {
+    throw new UsageError(`Pass either "--auth" or credential fields, not both`);
   }
   return args;
 }

@@ -5,7 +5,10 @@ import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, parseArgs, USAGE, UsageError } from "./args.ts";
-import { type CredentialResolver, credentialsFromConfig, credentialsFromFields } from "./auth.ts";
+import { type CredentialResolver, credentialResolver } from "./auth.ts";
+import type { ProgramRunner } from "./credential_helper.ts";
+import { escapeControls } from "./escape.ts";
+import { readOnlyFileSystem } from "./read_only_file_system.ts";
 import {
   checkCommand,
   type CommandContext,
@@ -34,6 +37,10 @@ export interface CliEnvironment {
   env(name: string): string | undefined;
   /** Reads a text file, following symlinks (for docker's config.json). */
   readTextFile(path: string): Promise<string>;
+  /** Reads stdin to its end; rejects when it holds more than `maxBytes`. */
+  readStdin(maxBytes: number): Promise<string>;
+  /** Runs a program found on PATH, without a shell (for docker's credential helpers). */
+  runProgram: ProgramRunner;
   /** The package version. */
   version: string;
 }
@@ -106,7 +113,17 @@ async function findStore(environment: CliEnvironment): Promise<string> {
   );
 }
 
-/** Opens an existing store without creating anything. */
+/**
+ * The largest value file the CLI reads; a bigger one is reported, never read. dockerd's
+ * biggest, a list of 50 entries with 255-character repository names, is about 22 KiB.
+ */
+const MAX_VALUE_BYTES = 1024 * 1024;
+
+/**
+ * Opens an existing store without creating anything, on a FileSystem that cannot write,
+ * reading values of up to {@linkcode MAX_VALUE_BYTES} (the adapters refuse FIFOs, sockets
+ * and devices without blocking).
+ */
 async function openExisting(fs: FileSystem, root: string): Promise<FSMetadataStore> {
   const fail = (code: string, why: string) =>
     new MetadataError(code, `Cannot open store "${root}": ${why}`, { path: root });
@@ -125,7 +142,10 @@ async function openExisting(fs: FileSystem, root: string): Promise<FSMetadataSto
     const code = errorCode(error);
     throw fail(code, code === "EACCES" ? "permission denied" : String(error));
   }
-  return await FSMetadataStore.open(root, { fs });
+  return await FSMetadataStore.open(root, {
+    fs: readOnlyFileSystem(fs),
+    maxValueBytes: MAX_VALUE_BYTES,
+  });
 }
 
 /** Progress on stderr: a rewritten line on a terminal, a line per 1000 items otherwise. */
@@ -159,43 +179,30 @@ function progressReporter(environment: CliEnvironment, args: CliArgs): {
   };
 }
 
+/** The longest password `--password-stdin` takes: identity tokens are a few KiB. */
+const MAX_PASSWORD_BYTES = 64 * 1024;
+
+/** `check`'s credentials: `-u` with `-p` or `--password-stdin`, tokens, or a config.json. */
 async function credentials(
   environment: CliEnvironment,
   args: CliArgs,
+  warn: (line: string) => void,
 ): Promise<CredentialResolver> {
-  if (
-    args.username !== undefined || args.identityToken !== undefined ||
-    args.registryToken !== undefined
-  ) {
-    if (args.authFile !== undefined) {
-      throw new UsageError(`Pass either "--auth" or credential fields, not both`);
-    }
-    return credentialsFromFields({
-      ...(args.username === undefined ? {} : { username: args.username }),
-      ...(args.password === undefined ? {} : { password: args.password }),
-      ...(args.identityToken === undefined ? {} : { identitytoken: args.identityToken }),
-      ...(args.registryToken === undefined ? {} : { registrytoken: args.registryToken }),
-    });
+  let password = args.password;
+  if (password !== undefined) {
+    warn('warning: a password in the arguments shows in the process list; use "--password-stdin"');
   }
-  let path = args.authFile;
-  if (path === undefined) {
-    const configDir = environment.env("DOCKER_CONFIG") ??
-      `${environment.env("HOME") ?? ""}/.docker`;
-    path = `${configDir}/config.json`;
+  if (args.passwordStdin) {
+    // As `docker login --password-stdin`: one trailing newline (LF or CRLF) is not part of it.
+    password = (await environment.readStdin(MAX_PASSWORD_BYTES)).replace(/\r?\n$/, "");
   }
-  let text: string;
-  try {
-    text = await environment.readTextFile(path);
-  } catch (error) {
-    const code = errorCode(error);
-    const why = code === "ENOENT"
-      ? "no such file or directory"
-      : code === "EACCES"
-      ? "permission denied"
-      : String(error);
-    throw new MetadataError(code, `Cannot read credentials "${path}": ${why}`, { path });
-  }
-  return credentialsFromConfig(text, path);
+  return await credentialResolver({
+    configFile: args.authFile,
+    username: args.username,
+    password,
+    identityToken: args.identityToken,
+    registryToken: args.registryToken,
+  }, environment);
 }
 
 /**
@@ -205,17 +212,22 @@ async function credentials(
  * @returns The exit status: 0 ok, 1 not found or problems found, 2 usage error or failure.
  */
 export async function runCli(environment: CliEnvironment): Promise<number> {
-  const print = (line: string) => environment.stdout(`${line}\n`);
-  const warn = (line: string) => environment.stderr(`${line}\n`);
+  // Lines can hold names from the store: their control characters are shown escaped.
+  const print = (line: string) => environment.stdout(`${escapeControls(line)}\n`);
+  const warn = (line: string) => environment.stderr(`${escapeControls(line)}\n`);
+  const usageError = (error: unknown) => {
+    warn(`error: ${(error as Error).message}`);
+    environment.stderr(`\n${USAGE}\n`);
+  };
   let args: CliArgs;
   try {
     args = parseArgs(environment.args);
   } catch (error) {
-    warn(`error: ${(error as Error).message}\n\n${USAGE}`);
+    usageError(error);
     return USAGE_ERROR;
   }
   if (args.command === "help") {
-    print(USAGE);
+    environment.stdout(`${USAGE}\n`);
     return OK;
   }
   if (args.command === "version") {
@@ -263,16 +275,15 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
       case "metadata":
         return await metadataCommand(context);
       case "check":
-        context.credentials = await credentials(environment, args);
+        context.credentials = await credentials(environment, args, warn);
         return await checkCommand(context);
       case "verify":
         return await verifyCommand(context);
     }
   } catch (error) {
     progress.done();
-    if (error instanceof UsageError) {
-      warn(`error: ${error.message}\n\n${USAGE}`);
-    } else warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+    if (error instanceof UsageError) usageError(error);
+    else warn(`error: ${error instanceof Error ? error.message : String(error)}`);
     return USAGE_ERROR;
   } finally {
     progress.done();
