@@ -25,7 +25,7 @@ interface Env {
 let conformanceStorage: DurableObjectStorageLike | undefined;
 let stores = 0;
 testStoreConformance(
-  "DurableObjectMetadataStore in workerd",
+  "DurableObjectMetadataStore",
   () => DurableObjectMetadataStore.open(conformanceStorage!, { prefix: `test${++stores}:` }),
 );
 
