@@ -26,6 +26,14 @@ export interface ReadFileOptions {
   maxBytes?: number | undefined;
 }
 
+/** What {@linkcode FileSystem.openRead} gives: the file's size when opened, and its bytes. */
+export interface ReadStreamResult {
+  /** The size `fstat` reported when the file was opened. */
+  size: number;
+  /** The bytes, read as the consumer pulls them; cancelling it closes the file. */
+  stream: ReadableStream<Uint8Array>;
+}
+
 /**
  * Only the operations the store needs. Paths are absolute and use `/`.
  *
@@ -111,4 +119,24 @@ export interface FileSystem {
    * which uses it as a lock file.
    */
   createExclusive?(path: string, mode: number): void | Promise<void>;
+  /**
+   * Optional: a regular file as a stream, for files too big to hold in memory (the OCI layout
+   * store's blobs). Refuses what {@linkcode FileSystem.readFile} refuses, with the same codes,
+   * before a byte is read (`maxBytes` by the size `fstat` reports). The file stays open until
+   * the stream ends, fails or is cancelled.
+   */
+  openRead?(path: string, options?: ReadFileOptions): ReadStreamResult | Promise<ReadStreamResult>;
+  /**
+   * Optional: {@linkcode FileSystem.writeFileAtomic} for a stream: `tempPath` created
+   * exclusively (mode 0600), every chunk written as it arrives, fsync, chmod to `mode`, rename
+   * over `path`. When the stream errors (e.g. a digest check at its end) or a write fails,
+   * `tempPath` is removed and the error rethrown: `path` never holds a partial file.
+   * Resolves to the number of bytes written.
+   */
+  writeFileStream?(
+    path: string,
+    tempPath: string,
+    data: ReadableStream<Uint8Array>,
+    mode: number,
+  ): Promise<number>;
 }

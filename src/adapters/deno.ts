@@ -16,6 +16,7 @@
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
 import { readRegularFile } from "./_read_regular_file.ts";
+import { openReadStream, writeFileStream } from "./_stream_file.ts";
 
 const ops: AtomicWriteOps<Deno.FsFile> = {
   createExclusive: (path, mode) => Deno.openSync(path, { write: true, createNew: true, mode }),
@@ -71,4 +72,7 @@ export const denoFileSystem: FileSystem = {
   },
   readDir: (path) => Array.from(Deno.readDirSync(path), (entry) => entry.name),
   createExclusive: (path, mode) => ops.createExclusive(path, mode).close(),
+  // node:fs on every runtime: O_NOFOLLOW | O_NONBLOCK, async reads and writes of 1 MiB.
+  openRead: openReadStream,
+  writeFileStream,
 };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { FileInfo, FileSystem, ReadFileOptions } from "../file_system.ts";
+import type { FileInfo, FileSystem, ReadFileOptions, ReadStreamResult } from "../file_system.ts";
 import { fsError, tooBig } from "./_fs_error.ts";
 
 type Entry =
@@ -194,6 +194,57 @@ export class MemoryFileSystem implements FileSystem {
     if (this.#entries.has(path)) throw fsError("EEXIST", "file already exists", "open", path);
     this.#checkName(path, "open");
     this.#add(path, { kind: "file", mode: mode & ~this.#umask & 0o7777, data: new Uint8Array() });
+  }
+
+  /**
+   * A file as a stream of 1 MiB slices of a copy of its bytes.
+   *
+   * @param path An absolute path.
+   * @param options `maxBytes`: refuse a bigger file with `EFBIG`.
+   * @returns Its size and its bytes.
+   */
+  openRead(path: string, options?: ReadFileOptions): ReadStreamResult {
+    const data = this.readFile(path, options);
+    let offset = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (offset >= data.length) return controller.close();
+        controller.enqueue(data.subarray(offset, offset += 1 << 20));
+      },
+    }, { highWaterMark: 0 });
+    return { size: data.length, stream };
+  }
+
+  /**
+   * Collects a stream, then replaces `path` with it as {@linkcode MemoryFileSystem.writeFileAtomic}
+   * does; a stream that fails leaves `path` as it was.
+   *
+   * @param path An absolute path whose parent directory exists.
+   * @param tempPath The temp file name a disk would use; `EEXIST` when it exists.
+   * @param data The new contents.
+   * @param mode The file's permission bits.
+   * @returns The number of bytes written.
+   */
+  async writeFileStream(
+    path: string,
+    tempPath: string,
+    data: ReadableStream<Uint8Array>,
+    mode: number,
+  ): Promise<number> {
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    for await (const chunk of data) {
+      chunks.push(chunk.slice());
+      length += chunk.length;
+    }
+    const whole = new Uint8Array(length);
+    let offset = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    this.writeFileAtomic(path, tempPath, whole, mode);
+    return length;
   }
 
   #add(path: string, entry: Entry): void {

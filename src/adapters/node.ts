@@ -20,6 +20,7 @@ import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
 import { errorCode } from "../_map_error.ts";
 import { loadNodeFs } from "./_node_fs.ts";
 import { readRegularFile } from "./_read_regular_file.ts";
+import { openReadStream, writeFileStream } from "./_stream_file.ts";
 
 interface NodeStats {
   isFile(): boolean;
@@ -129,4 +130,7 @@ export const nodeFileSystem: FileSystem = {
   },
   readDir: (path) => nodeFs().readdirSync(path),
   createExclusive: (path, mode) => nodeFs().closeSync(ops.createExclusive(path, mode)),
+  // node:fs on every runtime: O_NOFOLLOW | O_NONBLOCK, async reads and writes of 1 MiB.
+  openRead: openReadStream,
+  writeFileStream,
 };
