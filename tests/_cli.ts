@@ -51,6 +51,7 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group, so the time limit ends the CLI with it
   });
+  child.stdin.on("error", () => {}); // a CLI that stops reading early closes the pipe
   child.stdin.end(options.stdin ?? "");
   const started = performance.now();
   let stdout = "";

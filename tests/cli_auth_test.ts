@@ -241,6 +241,14 @@ test("cli.ts check -u --password-stdin reads the password as docker login does, 
     { stdin: "hunter2\n\n" },
   );
   assert.equal(rows(twoNewlines)[1]![2], false);
+  const flood = await runCli(
+    ["--root", root, "check", "-u", "bob", "--password-stdin"],
+    { stdin: "x".repeat(65 * 1024) },
+  );
+  assert.deepEqual(
+    [flood.code, flood.stderr],
+    [2, "error: Cannot read stdin: it is over 65536 bytes\n"],
+  );
 });
 
 test("cli.ts check refuses conflicting credential options with the usage", async () => {
