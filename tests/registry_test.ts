@@ -49,6 +49,7 @@ function typed(code: RegistryErrorCode): (error: unknown) => boolean {
 test("./registry exports the curated API and nothing else", async () => {
   assert.deepEqual(Object.keys(await import("../src/registry/mod.ts")).sort(), [
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_RETRY",
     "LIMITS",
     "OciLayoutStore",
     "RegistryError",

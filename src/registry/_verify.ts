@@ -48,6 +48,9 @@ export const NATIVE_HASH: boolean = nodeCrypto !== null;
 /**
  * A pass-through stream that hashes what passes and errors with `DIGEST_INVALID` at the end
  * when it does not hash to `digest`, or with `TOO_LARGE` as soon as more than `maxBytes` pass.
+ * It holds back the latest chunk until the next one (or the check) lets it go, so a reader
+ * never has the whole of a blob that fails the check: a file written from it is incomplete, an
+ * upload of it never ends.
  */
 export function verifyingStream(
   digest: string,
@@ -58,6 +61,7 @@ export function verifyingStream(
   const hasher = createHasher(algorithm);
   const kept: Uint8Array[] = [];
   let length = 0;
+  let held: Uint8Array | null = null;
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(chunk, controller) {
       length += chunk.length;
@@ -70,12 +74,16 @@ export function verifyingStream(
       }
       if (hasher !== null) hasher.update(chunk);
       else kept.push(chunk.slice());
-      controller.enqueue(chunk);
+      if (held !== null) controller.enqueue(held);
+      held = chunk;
     },
-    async flush() {
-      if (hasher === null) return await verifyDigest(concat(kept), digest, what);
-      const actual = `${algorithm}:${hasher.hex()}`;
-      if (actual !== digest) throw digestMismatch(what, actual, digest);
+    async flush(controller) {
+      if (hasher === null) await verifyDigest(concat(kept), digest, what);
+      else {
+        const actual = `${algorithm}:${hasher.hex()}`;
+        if (actual !== digest) throw digestMismatch(what, actual, digest);
+      }
+      if (held !== null) controller.enqueue(held);
     },
   });
 }

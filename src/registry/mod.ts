@@ -6,6 +6,11 @@
  * references. Runs on `fetch`, Web streams and `crypto.subtle` (plus the runtime's
  * incremental SHA-256 when it has one), in any runtime.
  *
+ * Blobs stream end to end (registry → temp file → rename once verified, and file → one
+ * streamed `PUT`), so memory stays bounded whatever the layer size; layers move 3 (pull) or
+ * 5 (push) at once; failed requests are retried with backoff and cut downloads resumed
+ * ({@linkcode DEFAULT_RETRY}); `onProgress` hears every blob. See docs/registry.md.
+ *
  * Registries are servers nobody here controls: credentials go only to the registry's own
  * origin, every digest is checked, DiffIDs are recorded only when the layer's bytes prove
  * them, answers are bounded ({@linkcode LIMITS}), every call takes `signal` and fails a
@@ -43,11 +48,15 @@ export {
   type RegistryErrorOptions,
 } from "./errors.ts";
 export { DEFAULT_IDLE_TIMEOUT, LIMITS } from "./transport/limits.ts";
+export { DEFAULT_RETRY, type RetryPolicy } from "./transport/retry.ts";
 export type {
   BlobCreateOptions,
   BlobCreateResult,
+  BlobOpenOptions,
   BlobReadOptions,
   BlobService,
+  BlobSource,
+  BlobUploadOptions,
   BlobWriter,
   ContentStore,
   Descriptor,
@@ -61,6 +70,6 @@ export type {
   TagService,
   TransferProgress,
 } from "./types.ts";
-export type { FileInfo, FileSystem, ReadFileOptions } from "../file_system.ts";
+export type { FileInfo, FileSystem, ReadFileOptions, ReadStreamResult } from "../file_system.ts";
 export type { AuthConfig } from "../hmac.ts";
 export type { V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";

@@ -9,10 +9,11 @@ import type { FileSystem } from "../file_system.ts";
 import { mapError } from "../_map_error.ts";
 import { runtimeFileSystem } from "../_runtime_file_system.ts";
 import { MetadataError } from "../errors.ts";
-import { LIMITS, parseJson } from "./transport/limits.ts";
+import { LIMITS, parseJson, readAtMost } from "./transport/limits.ts";
 import { isDigest, verifyDigest } from "./_digest.ts";
+import { verifyingStream } from "./_verify.ts";
 import { RegistryError } from "./errors.ts";
-import type { BlobReadOptions, ContentStore, Descriptor } from "./types.ts";
+import type { BlobOpenOptions, BlobReadOptions, ContentStore, Descriptor } from "./types.ts";
 
 /** The annotation OCI layouts name images by (skopeo and oras write the tag there). */
 export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
@@ -100,9 +101,13 @@ export class OciLayoutStore implements ContentStore {
     }
   }
 
-  async #write(path: string, data: Uint8Array): Promise<void> {
+  #tempPath(path: string): string {
     const slash = path.lastIndexOf("/");
-    const temp = `${path.slice(0, slash)}/.tmp-${path.slice(slash + 1)}${randomDigits()}`;
+    return `${path.slice(0, slash)}/.tmp-${path.slice(slash + 1)}${randomDigits()}`;
+  }
+
+  async #write(path: string, data: Uint8Array): Promise<void> {
+    const temp = this.#tempPath(path);
     try {
       await this.#fs.writeFileAtomic(path, temp, data, FILE_MODE);
     } catch (error) {
@@ -150,6 +155,73 @@ export class OciLayoutStore implements ContentStore {
     if (await this.has(digest)) return;
     await this.#mkdir(path.slice(0, path.lastIndexOf("/")));
     await this.#write(path, data);
+  }
+
+  /**
+   * A blob as a stream, read from the file as the consumer pulls (a regular file: symlinks,
+   * FIFOs and devices are refused), checked against its digest unless `verify` is `false`.
+   * On a filesystem without `openRead` the file is read whole first.
+   *
+   * @param digest `sha256:<hex>`.
+   * @param options `maxBytes`: a bigger file is refused with `EFBIG` before it is read.
+   * @returns The bytes; `ENOENT` when absent.
+   */
+  async open(digest: string, options: BlobOpenOptions = {}): Promise<ReadableStream<Uint8Array>> {
+    const path = this.#blobPath(digest);
+    const readOptions = { maxBytes: options.maxBytes };
+    let stream: ReadableStream<Uint8Array>;
+    try {
+      if (this.#fs.openRead !== undefined) {
+        stream = (await this.#fs.openRead(path, readOptions)).stream;
+      } else {
+        const data = await this.#fs.readFile(path, readOptions);
+        stream = new ReadableStream({
+          start(controller) {
+            controller.enqueue(data);
+            controller.close();
+          },
+        });
+      }
+    } catch (error) {
+      throw mapError(error, "read", `blob ${digest}`, path);
+    }
+    if (options.verify === false) return stream;
+    return stream.pipeThrough(verifyingStream(digest, `blob "${digest}" in the content store`));
+  }
+
+  /**
+   * Stores a blob from a stream: written to a temp file as it arrives, checked against its
+   * digest, renamed to its name only once checked (a present blob is left alone). On a
+   * filesystem without `writeFileStream` the bytes are collected first.
+   *
+   * @param digest `sha256:<hex>`.
+   * @param data The bytes.
+   * @param options `maxBytes`: more bytes fail with `TOO_LARGE` (and nothing is stored).
+   * @returns Nothing.
+   */
+  async write(
+    digest: string,
+    data: ReadableStream<Uint8Array>,
+    options: BlobReadOptions = {},
+  ): Promise<void> {
+    const path = this.#blobPath(digest);
+    if (await this.has(digest)) {
+      await data.cancel().catch(() => {});
+      return;
+    }
+    await this.#mkdir(path.slice(0, path.lastIndexOf("/")));
+    const checked = data.pipeThrough(
+      verifyingStream(digest, `blob "${digest}"`, options.maxBytes ?? Infinity),
+    );
+    if (this.#fs.writeFileStream === undefined) {
+      return await this.#write(path, await readAtMost(checked, Infinity, `blob "${digest}"`));
+    }
+    try {
+      await this.#fs.writeFileStream(path, this.#tempPath(path), checked, FILE_MODE);
+    } catch (error) {
+      if (error instanceof RegistryError) throw error;
+      throw mapError(error, "write", "file", path);
+    }
   }
 
   /** `index.json`: at most `LIMITS.layoutIndex` bytes, a JSON object whose manifests are descriptors. */

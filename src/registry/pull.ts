@@ -6,10 +6,12 @@
  * @module
  */
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { LIMITS, readAtMost } from "./transport/limits.ts";
+import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { diffIDOf } from "./_verify.ts";
+import { limiter } from "./_limit.ts";
+import { tap } from "./_tap.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -27,6 +29,9 @@ import type {
 
 /** The platform pulled from an index when none is configured. */
 export const DEFAULT_PLATFORM: Platform = { os: "linux", architecture: "amd64" };
+
+/** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
+export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
 
 /** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback). */
 const FALLBACK_CODES = new Set(["UNAUTHORIZED", "MANIFEST_UNKNOWN", "NAME_UNKNOWN", "UNREACHABLE"]);
@@ -71,28 +76,41 @@ async function fetchConfig(
   return data;
 }
 
+/** Reads a stream to its end, keeping nothing (what reads it on the way does the work). */
+async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = stream.getReader();
+  while (!(await reader.read()).done);
+}
+
 /**
- * A layer into the store (fetched unless present, at most its declared size, digest verified),
- * and its DiffID computed from the same bytes as they pass (`null` when it cannot be).
+ * A layer into the store (fetched unless present, at most its declared size, digest verified
+ * as it streams to a temp file), and its DiffID computed from the same bytes as they pass
+ * (`null` when it cannot be).
  */
 async function fetchLayer(
   repo: Repository,
   store: ContentStore,
   layer: Descriptor,
+  stop: AbortSignal,
 ): Promise<string | null> {
-  if (await store.has(layer.digest)) {
-    const data = await readVerified(store, layer.digest, `layer "${layer.digest}"`);
-    // One chunk, not Blob.stream(), which copies the layer (0.3-0.6 s for 64 MiB here).
-    return await diffIDOf(new ReadableStream({ start: (c) => (c.enqueue(data), c.close()) }));
+  const diffID = tap(diffIDOf);
+  // `stop` cancels the source and fails the rest when another layer failed.
+  const options = { signal: stop };
+  try {
+    if (await store.has(layer.digest)) {
+      await drain((await store.open(layer.digest)).pipeThrough(diffID.stream, options));
+    } else {
+      // The store checks the digest and the size as the bytes land: no second hash here.
+      const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
+      await store.write(layer.digest, blob.pipeThrough(diffID.stream, options), {
+        maxBytes: layer.size,
+      });
+    }
+  } catch (error) {
+    diffID.abort(error);
+    throw error;
   }
-  const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size });
-  const [toStore, toHash] = blob.tee();
-  const [data, diffID] = await Promise.all([
-    readAtMost(toStore, Infinity, `layer "${layer.digest}"`),
-    diffIDOf(toHash),
-  ]);
-  await store.put(layer.digest, data);
-  return diffID;
+  return await diffID.result;
 }
 
 async function knownDiffID(service: V2MetadataService, digest: string): Promise<string | null> {
@@ -103,6 +121,108 @@ async function knownDiffID(service: V2MetadataService, digest: string): Promise<
   }
 }
 
+/** What became of one layer before anything is recorded for it. */
+type LayerOutcome = PulledLayer & { record: boolean };
+
+async function pullLayer(
+  repo: Repository,
+  store: ContentStore,
+  config: RegistryConfig,
+  service: V2MetadataService,
+  layer: Descriptor,
+  diffID: string,
+  stop: AbortSignal,
+): Promise<LayerOutcome> {
+  const { digest, size } = layer;
+  if (isForeign(layer) && !(await store.has(digest))) {
+    config.onProgress?.({ action: "skip", digest, current: 0, total: size });
+    return { digest, diffID, status: "foreign", record: false };
+  }
+  // dockerd: a layer it already has (known DiffID for this blob) is "Already exists" and
+  // records nothing; a downloaded layer is recorded once registered.
+  if (await store.has(digest) && await knownDiffID(service, digest) === diffID) {
+    config.onProgress?.({ action: "exists", digest, current: size, total: size });
+    return { digest, diffID, status: "exists", record: false };
+  }
+  const actual = await fetchLayer(repo, store, layer, stop);
+  // Record only a DiffID the bytes prove: a configuration claiming another image's DiffID
+  // would otherwise make every later push of that image mount this layer.
+  if (!isDigest(diffID)) return { digest, diffID, status: "invalid", record: false };
+  if (actual === null) return { digest, diffID, status: "unverifiable", record: false };
+  if (actual !== diffID) {
+    return { digest, diffID, status: "mismatch", actualDiffID: actual, record: false };
+  }
+  return { digest, diffID, status: "recorded", record: true };
+}
+
+/** One pull: the repository, the reference, where the blobs go, and the shared download slots. */
+interface PullContext {
+  repo: Repository;
+  ref: Reference;
+  shown: string;
+  store: ContentStore;
+  config: RegistryConfig;
+  service: V2MetadataService;
+  downloads: <T>(task: () => Promise<T>) => Promise<T>;
+}
+
+/**
+ * An image manifest's configuration and layers, up to `maxConcurrentDownloads` layers at once;
+ * each layer is recorded in manifest order once it and every layer before it are done, so the
+ * metadata sees the same calls in the same order as a pull of one layer at a time. On a
+ * failure the other downloads stop (their temp files removed) before it is thrown.
+ */
+async function pullImage(
+  ctx: PullContext,
+  manifest: Manifest,
+  digest: string,
+): Promise<PullResult> {
+  const { repo, store, config, service, shown } = ctx;
+  const [configDescriptor, ...layers] = manifest.references();
+  const configBytes = await fetchConfig(repo, store, configDescriptor!);
+  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+  const stop = new AbortController();
+  const tasks = pairs.map(({ layer, diffID }) =>
+    ctx.downloads(() => {
+      stop.signal.throwIfAborted();
+      return pullLayer(repo, store, config, service, layer, diffID, stop.signal);
+    })
+  );
+  for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
+  const results: PulledLayer[] = [];
+  try {
+    for (const task of tasks) {
+      const { record, ...outcome } = await task;
+      if (record) {
+        await service.tagAndAdd(outcome.diffID, config.hmacKey ?? null, {
+          digest: outcome.digest,
+          sourceRepository: ctx.ref.name,
+          hmac: "",
+        });
+      }
+      results.push(outcome);
+    }
+  } catch (error) {
+    stop.abort();
+    await Promise.allSettled(tasks);
+    throw error;
+  }
+  await store.put(digest, manifest.payload);
+  return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
+}
+
+/** The index entries to pull for `selection`: one, each of a list, or every one. */
+function selectEntries(
+  index: Manifest,
+  selection: Platform | Platform[] | "all",
+  shown: string,
+): Descriptor[] {
+  if (selection === "all") return index.references();
+  const wanted = Array.isArray(selection) ? selection : [selection];
+  const entries = wanted.map((platform) => pickPlatform(index, platform, shown));
+  return entries.filter((entry, i) => entries.findIndex((e) => e.digest === entry.digest) === i);
+}
+
 async function pullFrom(
   repo: Repository,
   ref: Reference,
@@ -110,80 +230,74 @@ async function pullFrom(
   config: RegistryConfig,
 ): Promise<PullResult> {
   const shown = formatReference(ref);
-  let manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
-  let digest = ref.digest ?? await digestOf(manifest.payload);
-  if (isIndexMediaType(manifest.mediaType)) {
-    const chosen = pickPlatform(manifest, config.platform ?? DEFAULT_PLATFORM, shown);
-    const child = await repo.manifests().get(chosen.digest);
+  const ctx: PullContext = {
+    repo,
+    ref,
+    shown,
+    store,
+    config,
+    service: config.metadataService ?? new V2MetadataService(null),
+    downloads: limiter(config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS),
+  };
+  const manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
+  const digest = ref.digest ?? await digestOf(manifest.payload);
+  const name = ref.tag ?? shown;
+  if (!isIndexMediaType(manifest.mediaType)) {
+    const result = await pullImage(ctx, manifest, digest);
+    await store.tag(name, result);
+    return result;
+  }
+  const selection = config.platform ?? DEFAULT_PLATFORM;
+  const images: PullResult[] = [];
+  for (const entry of selectEntries(manifest, selection, shown)) {
+    const child = await repo.manifests().get(entry.digest);
     // dockerd pulls only image manifests from a list; this also ends an index naming itself.
     if (isIndexMediaType(child.mediaType)) {
       throw new RegistryError(
         "UNSUPPORTED",
-        `Cannot pull "${shown}": index entry "${chosen.digest}" is an index, not an image manifest`,
+        `Cannot pull "${shown}": index entry "${entry.digest}" is an index, not an image manifest`,
         { url: shown },
       );
     }
-    await store.put(digest, manifest.payload);
-    manifest = child;
-    digest = chosen.digest;
-  }
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await fetchConfig(repo, store, configDescriptor!);
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
-  const service = config.metadataService ?? new V2MetadataService(null);
-  const results: PulledLayer[] = [];
-  for (const { layer, diffID } of pairs) {
-    const { digest: layerDigest, size } = layer;
-    if (isForeign(layer) && !(await store.has(layerDigest))) {
-      config.onProgress?.({ action: "skip", digest: layerDigest, current: 0, total: size });
-      results.push({ digest: layerDigest, diffID, status: "foreign" });
-      continue;
-    }
-    // dockerd: a layer it already has (known DiffID for this blob) is "Already exists" and
-    // records nothing; a downloaded layer is recorded once registered.
-    if (await store.has(layerDigest) && await knownDiffID(service, layerDigest) === diffID) {
-      config.onProgress?.({ action: "exists", digest: layerDigest, current: size, total: size });
-      results.push({ digest: layerDigest, diffID, status: "exists" });
-      continue;
-    }
-    const actual = await fetchLayer(repo, store, layer);
-    // Record only a DiffID the bytes prove: a configuration claiming another image's DiffID
-    // would otherwise make every later push of that image mount this layer.
-    if (!isDigest(diffID)) {
-      results.push({ digest: layerDigest, diffID, status: "invalid" });
-    } else if (actual === null) {
-      results.push({ digest: layerDigest, diffID, status: "unverifiable" });
-    } else if (actual !== diffID) {
-      results.push({ digest: layerDigest, diffID, status: "mismatch", actualDiffID: actual });
-    } else {
-      await service.tagAndAdd(diffID, config.hmacKey ?? null, {
-        digest: layerDigest,
-        sourceRepository: ref.name,
-        hmac: "",
-      });
-      results.push({ digest: layerDigest, diffID, status: "recorded" });
-    }
+    images.push(await pullImage(ctx, child, entry.digest));
   }
   await store.put(digest, manifest.payload);
+  if (selection !== "all" && !Array.isArray(selection)) {
+    const image = images[0]!;
+    await store.tag(name, { mediaType: image.mediaType, digest: image.digest, size: image.size });
+    return image;
+  }
   const descriptor = { mediaType: manifest.mediaType, digest, size: manifest.payload.length };
-  await store.tag(ref.tag ?? shown, descriptor);
-  return { ...descriptor, layers: results };
+  await store.tag(name, descriptor);
+  return { ...descriptor, layers: images.flatMap((image) => image.layers), manifests: images };
 }
 
 /**
- * Pulls an image into a content store, as `docker pull` does: the manifest (from an index,
- * the configured platform's), the configuration and every layer (digests verified while
- * streaming; blobs already in the store are not fetched again), then tags it in the store
- * under the reference's tag. Each layer's DiffID is computed from its bytes as they pass
- * (gzip decompressed); when it equals the configuration's `rootfs.diff_ids` entry, pull calls
- * `metadataService.tagAndAdd(diffID, hmacKey, {digest, sourceRepository, hmac: ""})` with the
- * repository's full name, as dockerd does; otherwise nothing is recorded for that layer and
- * the result says why. For Docker Hub references the mirrors are tried first.
+ * Pulls an image into a content store, as `docker pull` does: the manifest (from an index, the
+ * configured platform's, each of a list of platforms, or all of them), the configuration and
+ * every layer, up to `maxConcurrentDownloads` (default 3) at once. Each layer streams from the
+ * registry to a temp file of the store and lands under its name only once its digest is
+ * verified, so memory stays bounded whatever its size; blobs already in the store are not
+ * fetched again. A body cut or stalled midway resumes with a `Range` request; `408`, `429`
+ * (after its `Retry-After`) and `5xx` answers and network failures are retried with backoff
+ * (`config.retry`, 5 attempts by default). Each layer's DiffID is computed from its bytes as
+ * they pass (gzip decompressed); when it equals the configuration's `rootfs.diff_ids` entry,
+ * pull calls `metadataService.tagAndAdd(diffID, hmacKey, {digest, sourceRepository, hmac: ""})`
+ * with the repository's full name, as dockerd does, in manifest order; otherwise nothing is
+ * recorded for that layer and the result says why. For Docker Hub references the mirrors are
+ * tried first. `config.signal` stops everything promptly, leaving no partial blob and recording
+ * nothing for unfinished layers; `config.onProgress` hears every blob's bytes, skips, existing
+ * blobs and retries.
+ *
+ * With `platform` a list or `"all"`, the index and every image chosen are stored and the name is
+ * tagged as the index (the result's `manifests` lists each image); with one platform the name
+ * is tagged as that image, and the index is stored too.
  *
  * @param ref A Docker reference, e.g. `127.0.0.1:5000/team/app:1.0` or `busybox`.
  * @param store Where the blobs go, e.g. {@linkcode ociLayoutStore}.
- * @param config Credentials, metadata service, HMAC key, mirrors, transport, signal, progress.
- * @returns The descriptor of the image manifest stored, and what became of each layer.
+ * @param config Credentials, metadata service, HMAC key, mirrors, platforms, concurrency,
+ * retries, transport, signal, progress.
+ * @returns The descriptor of the manifest tagged, and what became of each layer.
  *
  * @example
  * ```ts ignore
@@ -192,8 +306,13 @@ async function pullFrom(
  *
  * const metadataService = new V2MetadataService(await FSMetadataStore.open("/tmp/dist"));
  * const store = await ociLayoutStore("/tmp/busybox");
- * const pulled = await pull("busybox", store, { metadataService, signal: AbortSignal.timeout(60_000) });
- * console.log(pulled.digest, pulled.layers.filter((l) => l.status !== "recorded"));
+ * const pulled = await pull("busybox", store, {
+ *   metadataService,
+ *   platform: "all",
+ *   onProgress: (event) => console.log(event.action, event.digest, event.current, event.total),
+ *   signal: AbortSignal.timeout(600_000),
+ * });
+ * console.log(pulled.digest, pulled.manifests?.length);
  * ```
  */
 export async function pull(

@@ -10,9 +10,8 @@ import { MetadataError } from "../errors.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { planImage, type PlannedManifest } from "./_plan.ts";
 import { isForeign } from "./_image.ts";
-import { readVerified } from "./_digest.ts";
 import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./push_candidates.ts";
-import { uploadBlob } from "./_upload.ts";
+import { limiter } from "./_limit.ts";
 import { isRegistryError } from "./errors.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
@@ -28,6 +27,28 @@ interface PushContext {
   config: RegistryConfig;
   /** DiffID → descriptor of layers known to be on the registry (dockerd's pushState.remoteLayers). */
   remoteLayers: Map<string, Descriptor>;
+  /** DiffID → the push of that layer under way (one per DiffID, however many images name it). */
+  pushing: Map<string, Promise<Descriptor>>;
+  /** Runs at most `maxConcurrentUploads` layer pushes at once. */
+  uploads: <T>(task: () => Promise<T>) => Promise<T>;
+}
+
+/** Layers pushed at once when `maxConcurrentUploads` is not set (dockerd's default). */
+export const DEFAULT_CONCURRENT_UPLOADS = 5;
+
+/**
+ * Reads a stored blob to its end through the store's digest check, before any of it is sent.
+ *
+ * @returns Its size.
+ */
+async function checkStored(store: ContentStore, digest: string): Promise<number> {
+  const reader = (await store.open(digest)).getReader();
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return size;
+    size += value.length;
+  }
 }
 
 async function ignore(promise: Promise<unknown>): Promise<void> {
@@ -87,7 +108,12 @@ async function layerAlreadyExists(
 }
 
 /** dockerd's v2PushDescriptor.Upload for one layer. */
-async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): Promise<Descriptor> {
+async function pushLayer(
+  ctx: PushContext,
+  diffID: string,
+  layer: Descriptor,
+  stop: AbortSignal,
+): Promise<Descriptor> {
   if (isForeign(layer)) {
     ctx.config.onProgress?.({
       action: "skip",
@@ -182,35 +208,71 @@ async function pushLayer(ctx: PushContext, diffID: string, layer: Descriptor): P
     }
   }
 
-  // The store's bytes must be the ones their name promises before any of them is sent.
-  let data: Uint8Array;
+  // The store's bytes must be the ones their name promises before any of them is sent: one
+  // read through the digest check, then a second, unchecked one to send (the registry checks
+  // the digest of what it receives; a file swapped in meanwhile is refused there).
+  const digest = layer.digest;
+  let size: number;
   try {
-    data = await readVerified(ctx.store, layer.digest, `layer "${layer.digest}"`);
+    size = await checkStored(ctx.store, digest);
   } catch (error) {
     if (upload !== null) await ignore(upload.cancel());
     throw error;
   }
-  if (upload === null) {
-    const created = await blobs.create();
-    if (created.kind !== "upload") throw new Error("unreachable: a plain upload cannot mount");
-    upload = created.writer;
-  }
-  const digest = layer.digest;
-  await uploadBlob(
-    upload,
-    data,
+  const onProgress = ctx.config.onProgress;
+  await blobs.upload({
     digest,
-    ctx.config.chunkSize,
-    (current) => ctx.config.onProgress?.({ action: "push", digest, current, total: data.length }),
-  );
+    size,
+    // `stop` ends the upload when another layer failed.
+    open: async () =>
+      (await ctx.store.open(digest, { verify: false })).pipeThrough(new TransformStream(), {
+        signal: stop,
+      }),
+  }, {
+    session: upload,
+    chunkSize: ctx.config.chunkSize,
+    onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
+    onRetry: (attempt, error) =>
+      onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
+  });
   await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
     digest,
     sourceRepository: ctx.target.name,
     hmac: "",
   });
-  const descriptor = { ...layer, size: data.length };
+  const descriptor = { ...layer, size };
   ctx.remoteLayers.set(diffID, descriptor);
   return descriptor;
+}
+
+/**
+ * Every layer of an image, up to `maxConcurrentUploads` at once, each DiffID once. On a
+ * failure the other uploads stop (their sessions cancelled) before it is thrown.
+ */
+async function pushLayers(
+  ctx: PushContext,
+  layers: { layer: Descriptor; diffID: string }[],
+): Promise<void> {
+  const stop = new AbortController();
+  const tasks = layers.map(({ layer, diffID }) => {
+    let task = ctx.pushing.get(diffID);
+    if (task === undefined) {
+      task = ctx.uploads(() => {
+        stop.signal.throwIfAborted();
+        return pushLayer(ctx, diffID, layer, stop.signal);
+      });
+      ctx.pushing.set(diffID, task);
+    }
+    return task;
+  });
+  for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
+  try {
+    for (const task of tasks) await task;
+  } catch (error) {
+    stop.abort();
+    await Promise.allSettled(tasks);
+    throw error;
+  }
 }
 
 /** The config blob (or any non-layer blob): HEAD, then upload when missing. */
@@ -249,7 +311,7 @@ async function pushManifest(
       if (!pushed.has(child.descriptor.digest)) await pushManifest(ctx, child, undefined, pushed);
     }
   } else {
-    for (const { layer, diffID } of node.layers) await pushLayer(ctx, diffID, layer);
+    await pushLayers(ctx, node.layers);
     await pushBlob(ctx, node.config, node.configBytes);
   }
   const digest = await ctx.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
@@ -259,19 +321,25 @@ async function pushManifest(
 
 /**
  * Pushes an image from a content store, as `docker push` does. The image is the manifest the
- * store has under the reference (full reference, tag, or digest). Per layer, dockerd's
- * algorithm: one existence check of the best-known digest; cross-repository mounts from other
- * repositories of the same registry the metadata knows, best first (credentials' HMAC, path
- * likeness, age), 1/3/4 attempts for layers up to 100 KiB / 10 MiB / bigger; a failed mount
- * forgets its entry when the entry's HMAC matches `hmacKey` or is empty; a few more
- * existence checks; then the upload (monolithic, or `PATCH` chunks of `config.chunkSize`).
- * Every layer found, mounted or uploaded is recorded with `tagAndAdd` under the target
- * repository's full name. Then the configuration blob and the manifest (unchanged bytes,
- * so the digest is the store's).
+ * store has under the reference (full reference, tag, or digest); for an index, each child
+ * manifest the store has is pushed, then the index. Layers go up to `maxConcurrentUploads`
+ * (default 5) at once, each by dockerd's algorithm: one existence check of the best-known
+ * digest; cross-repository mounts from other repositories of the same registry the metadata
+ * knows, best first (credentials' HMAC, path likeness, age), 1/3/4 attempts for layers up to
+ * 100 KiB / 10 MiB / bigger; a failed mount forgets its entry when the entry's HMAC matches
+ * `hmacKey` or is empty; a few more existence checks; then the upload. An upload reads the
+ * layer once through its digest check before a byte is sent, then streams it from the file in
+ * one `PUT` (or `PATCH` chunks of `config.chunkSize`), so memory stays bounded whatever its
+ * size; a failed attempt (no answer, a cut, `408`, `429`, `5xx`) cancels its session and starts
+ * again in a new one, within `config.retry`. Every layer found, mounted or uploaded is recorded
+ * with `tagAndAdd` under the target repository's full name. Then the configuration blob and,
+ * only after all its blobs, the manifest (unchanged bytes, so the digest is the store's).
+ * `config.signal` stops everything promptly and cancels the upload sessions.
  *
  * @param ref A Docker reference with a tag (or digest), e.g. `127.0.0.1:5000/team/app:1.0`.
  * @param store The content store holding the image.
- * @param config Credentials, metadata service, HMAC key, transport, progress, chunk size.
+ * @param config Credentials, metadata service, HMAC key, transport, concurrency, retries,
+ * progress, chunk size, signal.
  * @returns The descriptor of the pushed manifest.
  *
  * @example
@@ -284,6 +352,7 @@ async function pushManifest(
  *   auth,
  *   hmacKey: await computeV2MetadataHMACKey(auth),
  *   metadataService: new V2MetadataService(await FSMetadataStore.open("/tmp/dist")),
+ *   onProgress: (event) => console.log(event.action, event.digest, event.current, event.total),
  * });
  * console.log(pushed.digest);
  * ```
@@ -329,6 +398,8 @@ export async function push(
     hasAuthInfo: !!auth?.registrytoken || (!!auth?.username && !!auth?.password),
     config,
     remoteLayers: new Map(),
+    pushing: new Map(),
+    uploads: limiter(config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS),
   };
   return await pushManifest(ctx, plan, target.tag, new Set());
 }

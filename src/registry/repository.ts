@@ -12,14 +12,17 @@ import { LIMITS, parseJson, readAtMost } from "./transport/limits.ts";
 import { digestOf, isDigest, verifyDigest } from "./_digest.ts";
 import { verifyingStream } from "./_verify.ts";
 import { uploadBlob } from "./_upload.ts";
+import { isRetryable } from "./transport/retry.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { MANIFEST_ACCEPT, parseManifest } from "./manifest.ts";
 import { isValidTag } from "./reference.ts";
 import type {
   BlobCreateOptions,
   BlobCreateResult,
-  BlobReadOptions,
+  BlobOpenOptions,
   BlobService,
+  BlobSource,
+  BlobUploadOptions,
   BlobWriter,
   Descriptor,
   Manifest,
@@ -147,6 +150,7 @@ export class HttpRepository implements Repository {
       get: async (digest, options) =>
         readAtMost(await this.#openBlob(digest, options), Infinity, `blob "${digest}"`),
       put: (data, options) => this.#putBlob(data, options?.mediaType, options?.chunkSize),
+      upload: (source, options) => this.#upload(source, options),
       create: (options) => this.#createUpload(options),
     };
   }
@@ -301,32 +305,129 @@ export class HttpRepository implements Repository {
 
   async #openBlob(
     digest: string,
-    options: BlobReadOptions = {},
+    options: BlobOpenOptions = {},
   ): Promise<ReadableStream<Uint8Array>> {
-    const response = await this.#request("GET", this.#url("blobs", digest), {
-      notFound: "BLOB_UNKNOWN",
-    });
+    const url = this.#url("blobs", digest);
     const what = `blob "${digest}" from "${this.name}"`;
     const maxBytes = options.maxBytes ?? Infinity;
-    if (declaredLength(response) > maxBytes) {
+    const onProgress = this.#onProgress;
+    let received = 0;
+    let total = 0;
+    const onRetry = (attempt: number, error: Error) =>
+      onProgress?.({ action: "retry", digest, current: received, total, attempt, error });
+    const get = (headers: Record<string, string>) =>
+      this.#request("GET", url, { headers, notFound: "BLOB_UNKNOWN", onRetry });
+    let response = await get({});
+    total = declaredLength(response);
+    if (total > maxBytes) {
       await discard(response);
       throw tooLarge(what, maxBytes, response.url);
     }
-    const body = response.body ?? new ReadableStream({ start: (c) => c.close() });
-    const verified = body.pipeThrough(verifyingStream(digest, what, maxBytes));
-    const onProgress = this.#onProgress;
-    if (onProgress === undefined) return verified;
-    const total = declaredLength(response);
-    let current = 0;
-    return verified.pipeThrough(
-      new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, controller) {
-          current += chunk.length;
-          onProgress({ action: "pull", digest, current, total });
+    const client = this.client;
+    let reader = (response.body ?? emptyBody()).getReader();
+    let skip = 0; // bytes a restarted answer repeats
+    let attempts = 1;
+    let receivedAtFailure = -1;
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        for (;;) {
+          let chunk: Uint8Array;
+          try {
+            const result = await reader.read();
+            if (result.done) return controller.close();
+            chunk = result.value;
+          } catch (error) {
+            // A cut or stalled body resumes while attempts are left and each brings new bytes.
+            const again = isRetryable(error) && attempts < client.retry.attempts &&
+              received > receivedAtFailure;
+            if (!again) return controller.error(error);
+            receivedAtFailure = received;
+            onRetry(attempts, error);
+            try {
+              await client.backoff(attempts++, error);
+              response = await get(received > 0 ? { range: `bytes=${received}-` } : {});
+              skip = resumedAt(response, received, what);
+            } catch (failure) {
+              return controller.error(failure);
+            }
+            reader = (response.body ?? emptyBody()).getReader();
+            continue;
+          }
+          if (skip > 0) {
+            const dropped = Math.min(skip, chunk.length);
+            skip -= dropped;
+            chunk = chunk.subarray(dropped);
+            if (chunk.length === 0) continue;
+          }
+          received += chunk.length;
+          if (received > maxBytes) {
+            await reader.cancel().catch(() => {});
+            return controller.error(tooLarge(what, maxBytes, response.url));
+          }
           controller.enqueue(chunk);
-        },
-      }),
-    );
+          onProgress?.({ action: "pull", digest, current: received, total });
+          return;
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
+    if (options.verify === false) return body;
+    return body.pipeThrough(verifyingStream(digest, what, maxBytes));
+  }
+
+  async #upload(source: BlobSource, options: BlobUploadOptions = {}): Promise<Descriptor> {
+    let session = options.session ?? null;
+    let lastError: unknown = null;
+    for (let attempt = 1;; attempt++) {
+      let sourceError: unknown = null;
+      try {
+        if (session === null) {
+          const created = await this.#createUpload();
+          if (created.kind !== "upload") return created.descriptor;
+          session = created.writer;
+        }
+        // The source's own failure (a file error, a digest check) must not pass for the
+        // network's, which is how fetch reports it: it is remembered here and never retried.
+        let reader: ReadableStreamDefaultReader<Uint8Array>;
+        try {
+          reader = (await source.open()).getReader();
+        } catch (error) {
+          sourceError = error;
+          throw error;
+        }
+        let sent = 0;
+        const body = new ReadableStream<Uint8Array>({
+          async pull(controller) {
+            let result: ReadableStreamReadResult<Uint8Array>;
+            try {
+              result = await reader.read();
+            } catch (error) {
+              sourceError = error;
+              return controller.error(error);
+            }
+            if (result.done) return controller.close();
+            controller.enqueue(result.value);
+            sent += result.value.length;
+            options.onProgress?.(sent);
+          },
+          cancel: (reason) => reader.cancel(reason),
+        }, { highWaterMark: 0 });
+        return await sendBlob(session, body, source, options.chunkSize ?? 0);
+      } catch (error) {
+        if (session !== null) await session.cancel();
+        session = null;
+        const failure = sourceError ?? error;
+        // A registry that stalls twice in a row is not waited for again.
+        const stalledTwice = isRegistryError(error, "TIMEOUT") &&
+          isRegistryError(lastError, "TIMEOUT");
+        const again = sourceError === null && attempt < this.client.retry.attempts &&
+          !stalledTwice && (isRetryable(error) || isRegistryError(error, "BLOB_UPLOAD_UNKNOWN"));
+        if (!again) throw failure;
+        lastError = error;
+        options.onRetry?.(attempt, error as Error);
+        await this.client.backoff(attempt, error);
+      }
+    }
   }
 
   async #createUpload(options: BlobCreateOptions = {}): Promise<BlobCreateResult> {
@@ -381,6 +482,65 @@ export class HttpRepository implements Repository {
   }
 }
 
+function emptyBody(): ReadableStream<Uint8Array> {
+  return new ReadableStream({ start: (controller) => controller.close() });
+}
+
+/**
+ * Where an answer to a resumed download starts: a `206` must start at `received` (nothing to
+ * skip); any other answer is the whole blob again, whose first `received` bytes are skipped.
+ */
+function resumedAt(response: HttpResponse, received: number, what: string): number {
+  if (response.status !== 206) return received;
+  const range = /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(response.headers.get("content-range") ?? "");
+  if (range === null || Number(range[1]) !== received) {
+    throw new RegistryError(
+      "MALFORMED",
+      `Cannot resume ${what} at byte ${received}: the registry answered ` +
+        `Content-Range "${response.headers.get("content-range")}"`,
+      { status: 206, method: "GET", url: response.url },
+    );
+  }
+  return 0;
+}
+
+/** Re-cuts a stream into chunks of exactly `size` bytes (the last one shorter). */
+async function* rechunk(
+  stream: ReadableStream<Uint8Array>,
+  size: number,
+): AsyncGenerator<Uint8Array> {
+  let buffer = new Uint8Array(size);
+  let length = 0;
+  for await (const chunk of stream) {
+    for (let offset = 0; offset < chunk.length;) {
+      const taken = Math.min(size - length, chunk.length - offset);
+      buffer.set(chunk.subarray(offset, offset + taken), length);
+      length += taken;
+      offset += taken;
+      if (length === size) {
+        yield buffer;
+        buffer = new Uint8Array(size);
+        length = 0;
+      }
+    }
+  }
+  if (length > 0) yield buffer.subarray(0, length);
+}
+
+/** A blob's bytes through a session: `PATCH` chunks of `chunkSize`, or one streamed `PUT`. */
+async function sendBlob(
+  writer: BlobWriter,
+  body: ReadableStream<Uint8Array>,
+  source: BlobSource,
+  chunkSize: number,
+): Promise<Descriptor> {
+  if (chunkSize > 0 && source.size > chunkSize) {
+    for await (const chunk of rechunk(body, chunkSize)) await writer.write(chunk);
+    return await writer.commit(source.digest);
+  }
+  return await writer.commit(source.digest, body, source.size);
+}
+
 class HttpBlobWriter implements BlobWriter {
   #location: string;
   #size = 0;
@@ -409,7 +569,9 @@ class HttpBlobWriter implements BlobWriter {
   async write(chunk: Uint8Array): Promise<void> {
     if (chunk.length === 0) return;
     const start = this.#size;
+    // Not retried alone: the registry may hold part of it; the whole upload starts again.
     const response = await this.#client.request("PATCH", this.#location, {
+      once: true,
       scopes: this.#scopes,
       headers: {
         "content-type": OCTET_STREAM,
@@ -422,25 +584,42 @@ class HttpBlobWriter implements BlobWriter {
     this.#size += chunk.length;
   }
 
-  async commit(digest: string, last?: Uint8Array): Promise<Descriptor> {
+  async commit(
+    digest: string,
+    last?: Uint8Array | ReadableStream<Uint8Array>,
+    size?: number,
+  ): Promise<Descriptor> {
     const url = new URL(this.#location);
     url.searchParams.set("digest", digest);
     const options: RequestOptions = { scopes: this.#scopes, headers: {} };
-    if (last !== undefined && last.length > 0) {
+    const streamed = last instanceof ReadableStream;
+    if (streamed || (last !== undefined && last.length > 0)) {
       options.headers = { "content-type": OCTET_STREAM };
       options.body = last;
+      // Node and Bun then send the length (some registries refuse a chunked body); Deno's
+      // fetch streams chunked whatever the header says.
+      if (streamed && size !== undefined) {
+        options.bodySize = size;
+        options.headers["content-length"] = String(size);
+      }
     }
     const response = await this.#client.request("PUT", url.toString(), options);
     await discard(response);
     checkAnsweredDigest(response, digest, `the upload of "${digest}"`);
-    this.#size += last?.length ?? 0;
+    this.#size += streamed ? size ?? 0 : last?.length ?? 0;
     return { mediaType: OCTET_STREAM, size: this.#size, digest };
   }
 
   async cancel(): Promise<void> {
-    const response = await this.#client.request("DELETE", this.#location, {
-      scopes: this.#scopes,
-    });
-    await discard(response);
+    try {
+      const response = await this.#client.request("DELETE", this.#location, {
+        scopes: this.#scopes,
+        detached: true,
+        once: true,
+      });
+      await discard(response);
+    } catch {
+      // dockerd ignores a failed cancel too: the registry purges abandoned sessions
+    }
   }
 }

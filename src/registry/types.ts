@@ -6,6 +6,7 @@
  */
 import type { AuthConfig } from "../hmac.ts";
 import type { V2MetadataService } from "../v2_metadata_service.ts";
+import type { RetryPolicy } from "./transport/retry.ts";
 
 /** The platform an image runs on (OCI `platform`). */
 export interface Platform {
@@ -63,9 +64,19 @@ export interface BlobWriter {
   readonly size: number;
   /** Sends a chunk (`PATCH` with `Content-Range`). */
   write(chunk: Uint8Array): Promise<void>;
-  /** Finishes the upload (`PUT ?digest=`), optionally sending the last bytes with it. */
-  commit(digest: string, last?: Uint8Array): Promise<Descriptor>;
-  /** Abandons the session (`DELETE`). */
+  /**
+   * Finishes the upload (`PUT ?digest=`), optionally sending the last bytes with it: whole,
+   * or streamed as they are read (then `size` is how many, when known).
+   */
+  commit(
+    digest: string,
+    last?: Uint8Array | ReadableStream<Uint8Array>,
+    size?: number,
+  ): Promise<Descriptor>;
+  /**
+   * Abandons the session (`DELETE`), even after the call's signal aborted (within 5 s);
+   * failures are ignored.
+   */
   cancel(): Promise<void>;
 }
 
@@ -74,10 +85,42 @@ export type BlobCreateResult =
   | { kind: "mounted"; descriptor: Descriptor; status: number }
   | { kind: "upload"; writer: BlobWriter; status: number };
 
-/** Options of {@linkcode BlobService.open} and {@linkcode BlobService.get}. */
+/** Options of {@linkcode BlobService.get} and {@linkcode ContentStore.get}. */
 export interface BlobReadOptions {
   /** The most bytes accepted (e.g. the descriptor's size); more fail with `TOO_LARGE`. */
   maxBytes?: number;
+}
+
+/** Options of {@linkcode BlobService.open} and {@linkcode ContentStore.open}. */
+export interface BlobOpenOptions extends BlobReadOptions {
+  /**
+   * Check the bytes against the digest as they are read (default `true`): the stream errors
+   * with `DIGEST_INVALID` at its end, before its last chunk is delivered. `false` gives the
+   * bytes unchecked, for a reader that checks them itself (e.g. {@linkcode ContentStore.write}).
+   */
+  verify?: boolean;
+}
+
+/** A blob to upload, that can be read again from its start when an attempt fails. */
+export interface BlobSource {
+  /** Its digest (the registry checks it). */
+  digest: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Its bytes from the start; called once per attempt. */
+  open(): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Options of {@linkcode BlobService.upload}. */
+export interface BlobUploadOptions {
+  /** A session already opened (e.g. by a mount the registry answered with an upload). */
+  session?: BlobWriter | null;
+  /** Send in `PATCH` chunks of this many bytes (default: one streamed `PUT`). */
+  chunkSize?: number | undefined;
+  /** Bytes sent so far in the current attempt. */
+  onProgress?: ((sent: number) => void) | undefined;
+  /** Told before each new attempt. */
+  onRetry?: ((attempt: number, error: Error) => void) | undefined;
 }
 
 /** Blobs of one repository. */
@@ -89,13 +132,22 @@ export interface BlobService {
   stat(digest: string): Promise<Descriptor>;
   /**
    * The blob as a stream, checked as it is read: it errors with `DIGEST_INVALID` at the end on
-   * a mismatch, with `TOO_LARGE` past `maxBytes`.
+   * a mismatch (before its last chunk is delivered), with `TOO_LARGE` past `maxBytes`. A body
+   * cut or stalled midway is resumed with a `Range` request (or read again from its start and
+   * skipped to where it was), within the retry policy, as long as each attempt brings new bytes.
    */
-  open(digest: string, options?: BlobReadOptions): Promise<ReadableStream<Uint8Array>>;
+  open(digest: string, options?: BlobOpenOptions): Promise<ReadableStream<Uint8Array>>;
   /** The whole blob, checked as {@linkcode BlobService.open} checks it. */
   get(digest: string, options?: BlobReadOptions): Promise<Uint8Array>;
   /** Uploads a whole blob: monolithic, or in chunks of `chunkSize` bytes. */
   put(data: Uint8Array, options?: { mediaType?: string; chunkSize?: number }): Promise<Descriptor>;
+  /**
+   * Uploads a blob from a stream: one streamed `PUT`, or `PATCH` chunks of `chunkSize` (each
+   * held in memory while it is sent). A failure the policy retries (no answer, a cut, `408`,
+   * `429`, `5xx`, an expired session) cancels the session and starts again from
+   * `source.open()` in a new one; an error of the source itself is never retried.
+   */
+  upload(source: BlobSource, options?: BlobUploadOptions): Promise<Descriptor>;
   /**
    * Starts an upload, or mounts a blob from another repository; a mount answered for another
    * digest than the one asked fails with `DIGEST_INVALID`.
@@ -148,8 +200,12 @@ export interface Repository {
 
 /** Progress of one blob. */
 export interface TransferProgress {
-  /** What happens to the blob. */
-  action: "pull" | "push" | "mount" | "exists" | "skip";
+  /**
+   * What happens to the blob: `pull`/`push` bytes moved (`current` of `total`), `mount`ed from
+   * another repository, `exists` already (nothing moved), `skip`ped (foreign), or `retry`:
+   * an attempt failed and another follows (`attempt` made so far, `error` the failure).
+   */
+  action: "pull" | "push" | "mount" | "exists" | "skip" | "retry";
   /** The blob's digest. */
   digest: string;
   /** Bytes done. */
@@ -158,6 +214,10 @@ export interface TransferProgress {
   total: number;
   /** For `mount`: the repository it was mounted from. */
   from?: string;
+  /** For `retry`: the attempts made so far. */
+  attempt?: number;
+  /** For `retry`: why the last attempt failed. */
+  error?: Error;
 }
 
 /** How pull, push, tags and getRepositories reach the registry and record what they did. */
@@ -176,10 +236,22 @@ export interface RegistryConfig {
   fetch?: typeof fetch;
   /** Per blob: bytes done / total. */
   onProgress?: (event: TransferProgress) => void;
-  /** The platform pull picks from an image index (default `linux/amd64`). */
-  platform?: Platform;
-  /** Upload chunk size for push; blobs larger than it go up in `PATCH` chunks (default: monolithic). */
+  /**
+   * What pull takes from an image index: one platform (default `linux/amd64`, tagged as that
+   * image), a list, or `"all"` (then every image listed, and the name is tagged as the index).
+   */
+  platform?: Platform | Platform[] | "all";
+  /**
+   * Upload chunk size for push; blobs larger than it go up in `PATCH` chunks, each held in
+   * memory while it is sent (default: one streamed `PUT`).
+   */
   chunkSize?: number;
+  /** Layers downloaded at once by pull (default 3, as dockerd). */
+  maxConcurrentDownloads?: number;
+  /** Layers uploaded at once by push (default 5, as dockerd). */
+  maxConcurrentUploads?: number;
+  /** How failed requests and transfers are retried (default `DEFAULT_RETRY`: 5 attempts). */
+  retry?: RetryPolicy;
   /** Aborts the call: every request, wait and stream fails with `ABORTED`. */
   signal?: AbortSignal;
   /**
@@ -211,8 +283,13 @@ export interface PulledLayer {
 
 /** What {@linkcode pull} returns: the stored manifest's descriptor, and what became of each layer. */
 export interface PullResult extends Descriptor {
-  /** Each layer, in manifest order. */
+  /** Each layer, in manifest order (of every image pulled, for an index). */
   layers: PulledLayer[];
+  /**
+   * When the name was tagged as an image index (`platform` a list or `"all"`): each image
+   * pulled from it, in index order.
+   */
+  manifests?: PullResult[];
 }
 
 /** Local images: blobs by digest, and names pointing at manifests. */
@@ -226,6 +303,17 @@ export interface ContentStore {
   get(digest: string, options?: BlobReadOptions): Promise<Uint8Array>;
   /** Stores a blob; it is verified against `digest` first. */
   put(digest: string, data: Uint8Array): Promise<void>;
+  /**
+   * A blob as a stream (`ENOENT` when absent, `EFBIG` over `maxBytes` before a byte is read),
+   * checked against its digest as it is read unless `options.verify` is `false`.
+   */
+  open(digest: string, options?: BlobOpenOptions): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Stores a blob from a stream, checked as it passes; it lands under its name only once
+   * checked and complete, so a failed, corrupt or cancelled write leaves nothing. A blob
+   * already present is left alone (the stream is cancelled).
+   */
+  write(digest: string, data: ReadableStream<Uint8Array>, options?: BlobReadOptions): Promise<void>;
   /** The manifest descriptor a name (a tag or a full reference) points at, or `null`. */
   resolve(name: string): Promise<Descriptor | null>;
   /** Points a name at a manifest (replacing what it pointed at). */

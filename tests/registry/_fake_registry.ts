@@ -42,7 +42,14 @@ export function fakeRegistry(base = "http://fake.test"): FakeRegistry {
     blobs,
     manifests,
     hook: null,
-    fetch: (input, init) => Promise.resolve().then(() => handle(input, init)),
+    // A streamed body is read whole first, as a server would receive it.
+    fetch: async (input, init) =>
+      init?.body instanceof ReadableStream
+        ? handle(input, {
+          ...init,
+          body: new Uint8Array(await new Response(init.body).arrayBuffer()),
+        })
+        : await Promise.resolve().then(() => handle(input, init)),
   };
   const handle = (input: RequestInfo | URL, init?: RequestInit): Response => {
     {

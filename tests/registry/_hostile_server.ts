@@ -198,6 +198,20 @@ export async function startHostile(): Promise<HostileServer> {
     return answer.json(404, { errors: [{ code: "NAME_UNKNOWN" }] });
   };
 
+  // A chunked body (Deno's fetch streams a request body so): the bytes, or null until complete.
+  const dechunk = (data: Buffer): Uint8Array | null => {
+    const parts: Buffer[] = [];
+    for (let at = 0;;) {
+      const line = data.indexOf("\r\n", at);
+      if (line === -1) return null;
+      const size = parseInt(data.subarray(at, line).toString("latin1"), 16);
+      if (size === 0) return new Uint8Array(Buffer.concat(parts));
+      if (data.length < line + 2 + size + 2) return null;
+      parts.push(data.subarray(line + 2, line + 2 + size));
+      at = line + 2 + size + 2;
+    }
+  };
+
   const server = createServer((socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -210,10 +224,17 @@ export async function startHostile(): Promise<HostileServer> {
       const end = buffer.indexOf("\r\n\r\n");
       if (end === -1) return;
       const head = parseHead(buffer.subarray(0, end).toString("latin1"));
-      const length = Number(head.headers["content-length"] ?? 0);
-      if (buffer.length < end + 4 + length) return;
+      let body: Uint8Array;
+      if (/chunked/i.test(head.headers["transfer-encoding"] ?? "")) {
+        const decoded = dechunk(buffer.subarray(end + 4));
+        if (decoded === null) return;
+        body = decoded;
+      } else {
+        const length = Number(head.headers["content-length"] ?? 0);
+        if (buffer.length < end + 4 + length) return;
+        body = new Uint8Array(buffer.subarray(end + 4, end + 4 + length));
+      }
       handled = true;
-      const body = new Uint8Array(buffer.subarray(end + 4, end + 4 + length));
       const req: HostileRequest = {
         ...head,
         url: new URL(head.target, "http://127.0.0.1"),

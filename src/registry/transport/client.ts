@@ -12,17 +12,39 @@ import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
+import {
+  isRetryable,
+  parseRetryAfter,
+  retryDelay,
+  type RetryPolicy,
+  retryPolicy,
+  sleep,
+} from "./retry.ts";
 
 /** What a request needs besides its method and URL. */
 export interface RequestOptions {
   /** Extra headers. */
   headers?: Record<string, string>;
-  /** The body (kept whole, so the request can be sent again after a challenge). */
-  body?: Uint8Array | string;
+  /**
+   * The body: whole (sent again after a challenge or a retryable failure), or a stream (sent
+   * once: neither answered after a challenge nor retried here).
+   */
+  body?: Uint8Array | string | ReadableStream<Uint8Array>;
+  /** The size of a streamed body, when known. */
+  bodySize?: number;
   /** Token scopes, e.g. `repository:team/app:pull,push`. */
   scopes?: string[];
   /** The code a 404 without a registry code means here (default `UNKNOWN`). */
   notFound?: RegistryErrorCode;
+  /**
+   * Sent even when the call's signal has aborted, under its own 5 s idle timeout: for the
+   * clean-up of an upload session.
+   */
+  detached?: boolean;
+  /** Not retried here (the caller retries at its own level, e.g. a chunk of an upload). */
+  once?: boolean;
+  /** Told before each new attempt: the attempts made and the failure of the last one. */
+  onRetry?: (attempt: number, error: RegistryError) => void;
 }
 
 /** Options of a {@linkcode RegistryClient}. */
@@ -35,7 +57,15 @@ export interface RegistryClientOptions {
   signal?: AbortSignal | undefined;
   /** Milliseconds without a byte before `TIMEOUT` (default {@linkcode DEFAULT_IDLE_TIMEOUT}). */
   idleTimeout?: number | undefined;
+  /** How failed requests are retried (default {@linkcode DEFAULT_RETRY}). */
+  retry?: RetryPolicy | undefined;
 }
+
+/** The longest idle time of a detached request (an upload session's clean-up). */
+const DETACHED_IDLE_TIMEOUT = 5_000;
+
+/** The `Retry-After` of each error made from an answer that had one, in ms. */
+const retryAfterOf = new WeakMap<RegistryError, number>();
 
 /** A registry endpoint, e.g. `https://registry-1.docker.io` or `http://127.0.0.1:5000`. */
 export class RegistryClient {
@@ -44,6 +74,7 @@ export class RegistryClient {
   readonly #fetch: typeof fetch;
   readonly #limits: CallLimits;
   readonly #auth: Authenticator;
+  readonly #retry: Required<RetryPolicy>;
   #pinged = false;
 
   /**
@@ -59,6 +90,25 @@ export class RegistryClient {
       idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
     };
     this.#auth = new Authenticator(this.endpoint, options.auth, this.#fetch, this.#limits);
+    this.#retry = retryPolicy(options.retry);
+  }
+
+  /** How this client's requests, and the transfers built on them, are retried. */
+  get retry(): Required<RetryPolicy> {
+    return this.#retry;
+  }
+
+  /**
+   * Waits before attempt `attempt + 1` after `error`: backoff with jitter, at least the
+   * `Retry-After` of the answer it came from. Fails with `ABORTED` when the call aborts.
+   *
+   * @param attempt Attempts made so far.
+   * @param error The last failure.
+   * @returns When it is time.
+   */
+  backoff(attempt: number, error: unknown): Promise<void> {
+    const retryAfter = error instanceof RegistryError ? retryAfterOf.get(error) ?? null : null;
+    return sleep(retryDelay(this.#retry, attempt, retryAfter), this.#limits.signal);
   }
 
   /** The limits every request of this client runs under. */
@@ -89,7 +139,12 @@ export class RegistryClient {
    *
    * @param method The HTTP method.
    * @param pathOrUrl `/v2/...`, or an absolute URL.
-   * @param options Headers, body, scopes, and what a 404 means.
+   * A failure with no answer (`UNREACHABLE`) or a `408`, `429` or `5xx` answer is retried
+   * with backoff, per the client's retry policy, unless the body is a stream or `options.once`.
+   *
+   * @param method The HTTP method.
+   * @param pathOrUrl `/v2/...`, or an absolute URL.
+   * @param options Headers, body, scopes, what a 404 means, retries.
    * @returns The answer (status below 400); its body is still to be read.
    */
   async request(
@@ -99,7 +154,29 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     if (!this.#pinged) await this.ping();
     const url = resolveUrl(this.endpoint, pathOrUrl);
+    const retries = !options.once && !(options.body instanceof ReadableStream);
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await this.#exchange(method, url, options);
+      } catch (error) {
+        // A stall is not retried here: a request that never answers would hold the call for
+        // every attempt. Blob downloads resume after one (see the repository).
+        const again = retries && attempt < this.#retry.attempts && isRetryable(error) &&
+          error.code !== "TIMEOUT" && error.code !== "TRUNCATED";
+        if (!again) throw error;
+        options.onRetry?.(attempt, error);
+        await this.backoff(attempt, error);
+      }
+    }
+  }
+
+  /** One attempt, answering a 401 challenge once when the body can be sent again. */
+  async #exchange(method: string, url: string, options: RequestOptions): Promise<HttpResponse> {
+    const limits: CallLimits = options.detached
+      ? { idleTimeout: Math.min(this.#limits.idleTimeout, DETACHED_IDLE_TIMEOUT) }
+      : this.#limits;
     const scopes = [...options.scopes ?? []];
+    const replayable = !(options.body instanceof ReadableStream);
     for (let attempt = 0;; attempt++) {
       const headers: Record<string, string> = { ...options.headers };
       const authorization = await this.#auth.authorization(url, scopes);
@@ -109,8 +186,9 @@ export class RegistryClient {
         url,
         headers,
         ...(options.body === undefined ? {} : { body: options.body }),
-      }, this.#limits);
-      if (response.status === 401 && attempt === 0 && this.#auth.owns(url)) {
+        ...(options.bodySize === undefined ? {} : { bodySize: options.bodySize }),
+      }, limits);
+      if (response.status === 401 && attempt === 0 && replayable && this.#auth.owns(url)) {
         const challenges = parseAuthChallenges(response.headers.get("www-authenticate"));
         if (challenges.length > 0 && this.#auth.canAnswer(challenges)) {
           await discard(response);
@@ -121,7 +199,10 @@ export class RegistryClient {
         }
       }
       if (response.status < 400) return response;
-      throw await errorFromResponse(response, method, url, options.notFound ?? "UNKNOWN");
+      const error = await errorFromResponse(response, method, url, options.notFound ?? "UNKNOWN");
+      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
+      if (retryAfter !== null) retryAfterOf.set(error, retryAfter);
+      throw error;
     }
   }
 }

@@ -36,8 +36,13 @@ export interface HttpRequest {
   url: string;
   /** The headers. */
   headers?: Record<string, string>;
-  /** The body, kept whole so a request can be sent again after a challenge. */
-  body?: Uint8Array | string;
+  /**
+   * The body: whole (it can be sent again, after a challenge or a failure), or a stream (sent
+   * once, as it is read).
+   */
+  body?: Uint8Array | string | ReadableStream<Uint8Array>;
+  /** The size of a streamed body, when known (for the idle timeout's grace). */
+  bodySize?: number;
 }
 
 /**
@@ -69,15 +74,19 @@ export async function send(
   const what = `${method} "${url}"`;
   const idle = new IdleTimer(limits, what, { method, url });
   idle.check();
-  const bodySize = request.body === undefined
+  const payload = request.body;
+  const bodySize = payload === undefined
     ? 0
-    : typeof request.body === "string"
-    ? request.body.length
-    : request.body.length;
+    : payload instanceof ReadableStream
+    ? request.bodySize ?? 0
+    : payload.length;
   idle.arm(limits.idleTimeout + (bodySize / UPLOAD_GRACE_RATE) * 1000);
-  const init: RequestInit = { method, signal: idle.signal };
+  const init: RequestInit & { duplex?: "half" } = { method, signal: idle.signal };
   if (request.headers !== undefined) init.headers = request.headers;
-  if (request.body !== undefined) init.body = request.body as BodyInit;
+  if (payload !== undefined) init.body = payload as BodyInit;
+  // A streamed body goes out as it is read (fetch requires saying so, since the answer could
+  // otherwise start before the body ends).
+  if (payload instanceof ReadableStream) init.duplex = "half";
   let response: Response;
   try {
     response = await idle.race(fetchFn(url, init));
