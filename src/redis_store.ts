@@ -69,6 +69,12 @@ export interface RedisMetadataStoreOptions {
    * milliseconds (default 60000), before failing with `EBUSY`.
    */
   busyTimeoutMs?: number;
+  /**
+   * The largest value the store reads or writes, in bytes (default 1 MiB; dockerd's largest,
+   * 50 entries with 255-character names, is about 22 KiB): a larger one is `EFBIG`, refused
+   * by the server before it is sent, so a hostile value cannot exhaust the reader's memory.
+   */
+  maxValueBytes?: number;
 }
 
 /**
@@ -80,6 +86,14 @@ if (ARGV[1] == "1") ~= (old == false) then return 0 end
 if old and old ~= ARGV[2] then return 0 end
 if ARGV[3] == "del" then redis.call("DEL", KEYS[1]) else redis.call("SET", KEYS[1], ARGV[4]) end
 return 1`;
+
+/**
+ * GET, unless the value is longer than ARGV[1] bytes: then its length, as an integer. A key
+ * holding another type fails with WRONGTYPE.
+ */
+const GET_AT_MOST = `local size = redis.call("STRLEN", KEYS[1])
+if size > tonumber(ARGV[1]) then return size end
+return redis.call("GET", KEYS[1])`;
 
 /** RESP's bulk string type (`$`), which node-redis decodes to the type mapped here. */
 const BULK_STRING = 36;
@@ -127,7 +141,8 @@ function globEscape(text: string): string {
  * {@linkcode FSMetadataStore} does, so `..`, NUL, `\`, `.tmp-` and empty keys are `EINVAL`).
  * `update` reads the value, computes the new one, and writes it with a Lua script only if
  * the key still holds what was read, so concurrent writers on any machine never lose each
- * other's changes. Every command fails with `ETIMEDOUT` after `timeoutMs`; other failures
+ * other's changes. A value over `maxValueBytes` (1 MiB) is `EFBIG`, on reads before the
+ * server sends it. Every command fails with `ETIMEDOUT` after `timeoutMs`; other failures
  * of the client keep its errno (`ECONNREFUSED`, …) or are `EIO`, with the client's message.
  *
  * @example
@@ -147,17 +162,18 @@ export class RedisMetadataStore implements MetadataStore {
   readonly prefix: string;
   readonly #timeoutMs: number;
   readonly #busyTimeoutMs: number;
+  readonly #maxValueBytes: number;
 
   private constructor(
     client: RedisClient,
     prefix: string,
-    timeoutMs: number,
-    busyTimeoutMs: number,
+    limits: { timeoutMs: number; busyTimeoutMs: number; maxValueBytes: number },
   ) {
     this.client = client;
     this.prefix = prefix;
-    this.#timeoutMs = timeoutMs;
-    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#timeoutMs = limits.timeoutMs;
+    this.#busyTimeoutMs = limits.busyTimeoutMs;
+    this.#maxValueBytes = limits.maxValueBytes;
   }
 
   /**
@@ -181,18 +197,19 @@ export class RedisMetadataStore implements MetadataStore {
     client: RedisClient,
     options: RedisMetadataStoreOptions = {},
   ): Promise<RedisMetadataStore> {
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    const busyTimeoutMs = options.busyTimeoutMs ?? 60_000;
-    for (const [name, value] of [["timeoutMs", timeoutMs], ["busyTimeoutMs", busyTimeoutMs]]) {
-      if (!(Number(value) >= 0)) {
+    const limits = {
+      timeoutMs: options.timeoutMs ?? 10_000,
+      busyTimeoutMs: options.busyTimeoutMs ?? 60_000,
+      maxValueBytes: options.maxValueBytes ?? 1024 * 1024,
+    };
+    for (const [name, value] of Object.entries(limits)) {
+      if (!(value >= 0)) {
         return Promise.reject(
           new MetadataError("EINVAL", `Cannot open the Redis store: ${name} is ${value}`),
         );
       }
     }
-    return Promise.resolve(
-      new RedisMetadataStore(client, options.prefix ?? "", timeoutMs, busyTimeoutMs),
-    );
+    return Promise.resolve(new RedisMetadataStore(client, options.prefix ?? "", limits));
   }
 
   /**
@@ -205,7 +222,7 @@ export class RedisMetadataStore implements MetadataStore {
    *
    * @param namespace The kind of mapping, e.g. `diffid-by-digest`.
    * @param key The key, e.g. `sha256/<hex>`.
-   * @returns The stored bytes; `ENOENT` when absent.
+   * @returns The stored bytes; `ENOENT` when absent, `EFBIG` over `maxValueBytes`.
    */
   async get(namespace: string, key: string): Promise<Uint8Array> {
     const attempt = this.#begin("get", namespace, key);
@@ -224,10 +241,11 @@ export class RedisMetadataStore implements MetadataStore {
    *
    * @param namespace The kind of mapping.
    * @param key The key.
-   * @param value The bytes to store (may be empty).
+   * @param value The bytes to store (may be empty; at most `maxValueBytes`, else `EFBIG`).
    */
   async set(namespace: string, key: string, value: Uint8Array): Promise<void> {
     const attempt = this.#begin("set", namespace, key);
+    this.#checkSize(value.length, attempt);
     await this.#send(attempt, ["SET", attempt.path, asBuffer(value)]);
   }
 
@@ -276,6 +294,7 @@ export class RedisMetadataStore implements MetadataStore {
       const old = await this.#read(attempt);
       const next = fn(old === null ? null : old.slice());
       if (next === null ? old === null : old !== null && sameBytes(old, next)) return;
+      if (next !== null) this.#checkSize(next.length, attempt);
       const written = await this.#send(attempt, [
         "EVAL",
         COMPARE_AND_SET,
@@ -346,10 +365,27 @@ export class RedisMetadataStore implements MetadataStore {
     };
   }
 
-  /** GETs the value; `null` when absent. */
+  #checkSize(size: number, attempt: Attempt): void {
+    if (size <= this.#maxValueBytes) return;
+    throw new MetadataError(
+      "EFBIG",
+      `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": the value is ${size} ` +
+        `bytes, more than the store's maxValueBytes (${this.#maxValueBytes})`,
+      { path: attempt.path },
+    );
+  }
+
+  /** GETs the value, if not over `maxValueBytes`; `null` when absent. */
   async #read(attempt: Attempt): Promise<Uint8Array | null> {
-    const reply = await this.#send(attempt, ["GET", attempt.path]);
+    const reply = await this.#send(attempt, [
+      "EVAL",
+      GET_AT_MOST,
+      "1",
+      attempt.path,
+      String(this.#maxValueBytes),
+    ]);
     if (reply === null) return null;
+    if (typeof reply === "number") this.#checkSize(reply, attempt);
     if (!(reply instanceof Uint8Array)) throw this.#unexpected(attempt);
     // A copy the caller owns: the client's Buffer may be a view of its read buffer.
     return new Uint8Array(reply);

@@ -91,6 +91,25 @@ test("RedisMetadataStore: a key holding a Redis list is EBADMSG", async () => {
   await rejectsWithCode(store.get("ns", "list"), "EBADMSG");
 });
 
+test("RedisMetadataStore: a value over maxValueBytes is EFBIG, read or written", async () => {
+  const client = await sharedClient();
+  const store = await freshStore(client, { maxValueBytes: 1024 });
+  // Written by someone else: 2 MiB, which the server never sends.
+  await client.set(`${store.prefix}ns/huge`, "x".repeat(2 * 1024 * 1024));
+  await assert.rejects(store.get("ns", "huge"), {
+    name: "MetadataError",
+    code: "EFBIG",
+    message: `Cannot get "ns/huge" at "${store.prefix}ns/huge": the value is 2097152 bytes, ` +
+      "more than the store's maxValueBytes (1024)",
+  });
+  await rejectsWithCode(store.update("ns", "huge", () => null), "EFBIG");
+  await rejectsWithCode(store.set("ns", "key", new Uint8Array(1025)), "EFBIG");
+  await rejectsWithCode(store.update("ns", "key", () => new Uint8Array(1025)), "EFBIG");
+  await rejectsWithCode(store.get("ns", "key"), "ENOENT");
+  await store.set("ns", "key", new Uint8Array(1024));
+  assert.equal((await store.get("ns", "key")).length, 1024);
+});
+
 test("RedisMetadataStore.update() calls in flight on one key lose nothing", async () => {
   const store = await freshStore(await sharedClient());
   await Promise.all(
