@@ -6,12 +6,25 @@
  *
  * Runs on Deno (`deno run --allow-read --allow-env cli.ts`), Bun (`bun cli.ts`) and Node
  * (`npx distribution-metadata` from the npm package). Without `--root` it uses the store of
- * the local dockerd, `/var/lib/docker/image/<driver>/distribution`.
+ * the local dockerd, `/var/lib/docker/image/<driver>/distribution`. A store may be hostile:
+ * see docs/security.md for what the CLI guarantees then.
+ *
+ * `check` takes credentials as the docker CLI does: from `~/.docker/config.json` and the
+ * credential helpers it names (on Deno, allow each with `--allow-run=docker-credential-<name>`),
+ * or `-u <user> --password-stdin`.
  *
  * @example List the local dockerd's store
  * ```sh
  * deno run --allow-read --allow-env jsr:@distribution/metadata/cli ls
  * deno run --allow-read --allow-env jsr:@distribution/metadata/cli --root ./store verify --json
+ * ```
+ *
+ * @example Check with Docker Desktop's credentials, or a password from a file
+ * ```sh
+ * deno run --allow-read --allow-env --allow-run=docker-credential-desktop \
+ *   jsr:@distribution/metadata/cli check --target registry.example.com/team/app
+ * deno run --allow-read --allow-env jsr:@distribution/metadata/cli \
+ *   check -u ci --password-stdin < ci-password.txt
  * ```
  *
  * @module
