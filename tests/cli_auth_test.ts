@@ -136,6 +136,21 @@ esac`,
     ["docker.io/library/busybox", "none (helper bobs)", false],
   ]);
   assert.equal(existsSync(join(store, "asked")), false, "credsStore was not asked");
+  // An empty credHelpers entry means no helper for that host: its auths entry, not credsStore.
+  const emptyEntry = dockerConfig({
+    auths: { "127.0.0.1:5000": { auth: btoa("ci:secret") } },
+    credsStore: "store",
+    credHelpers: { "127.0.0.1:5000": "" },
+  });
+  const fromFile = await runCli(["--root", root, "--json", "check"], {
+    ...RUN,
+    env: withHelpers(store, emptyEntry),
+  });
+  assert.deepEqual(rows(fromFile), [
+    ["127.0.0.1:5000/team/app", "config.json", true],
+    ["127.0.0.1:5000/bob/app", "config.json", false],
+    ["docker.io/library/busybox", "helper store", true],
+  ]);
 });
 
 test("cli.ts check refuses helper names that could run another program, running nothing", async () => {

@@ -196,8 +196,9 @@ export function credentialsFromConfig(
   return async (host) => {
     const key = configKey(host);
     const entry = entryFor(key);
-    const named = helpers[key];
-    const helper = typeof named === "string" && named !== "" ? named : store;
+    // An entry in credHelpers wins even when empty (no helper then), as in the docker CLI.
+    const named = Object.hasOwn(helpers, key) ? helpers[key] : store;
+    const helper = typeof named === "string" && named !== "" ? named : undefined;
     if (helper === undefined) {
       const found = entry !== undefined && Object.keys(entry).length > 0;
       return found ? { auth: entry, source: "config.json" } : { auth: null, source: "none" };
