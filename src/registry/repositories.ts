@@ -77,6 +77,7 @@ export async function openRepository(
     fetch: config.fetch,
     signal: config.signal,
     idleTimeout: config.idleTimeout,
+    retry: config.retry,
   });
   await client.ping();
   return new HttpRepository(client, {
