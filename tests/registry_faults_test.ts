@@ -256,7 +256,7 @@ test("push gives up after the last attempt with a typed error; no manifest, noth
 });
 
 test("signal aborts a stalled pull promptly: ABORTED, no partial blob, nothing recorded", async () => {
-  const seen = fresh();
+  fresh();
   proxy.plan({ method: "GET", path: blobPath(big()), fault: { kind: "stall", ms: 20_000 } });
   const dir = tempDir();
   const { service } = await metadata();
