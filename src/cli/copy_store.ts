@@ -30,6 +30,8 @@ export interface NamespaceCopy {
   merged: number;
   /** Keys the destination already held as the source does (or, for lists, a superset). */
   unchanged: number;
+  /** Keys removed from the source between listing and reading (a live store). */
+  gone: number;
   /** Values the destination holds differently; left as they are. */
   conflicts: string[];
   /** Keys that could not be read from the source or written, with why. */
@@ -58,8 +60,14 @@ async function copyKey(
   destination: MetadataStore,
   namespace: string,
   key: string,
-): Promise<"copied" | "merged" | "unchanged" | "conflict"> {
-  const bytes = await source.get(namespace, key);
+): Promise<"copied" | "merged" | "unchanged" | "conflict" | "gone"> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await source.get(namespace, key);
+  } catch (error) {
+    if (errorCode(error) === "ENOENT") return "gone";
+    throw error;
+  }
   let outcome: "copied" | "merged" | "unchanged" | "conflict" = "unchanged";
   if (namespace === BY_DIFFID) {
     // A corrupt source list is reported, not copied.
@@ -121,6 +129,7 @@ export async function copyStore(
       copied: 0,
       merged: 0,
       unchanged: 0,
+      gone: 0,
       conflicts: [],
       failures: [],
     };

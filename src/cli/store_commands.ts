@@ -164,9 +164,12 @@ export async function copyStoreCommand(context: StoreCommandContext): Promise<nu
   if (args.json) {
     printJson(context, { source: shown(from), destination: shown(to), namespaces: results });
   } else {
-    for (const { namespace, keys, copied, merged, unchanged, conflicts, failures } of results) {
+    for (
+      const { namespace, keys, copied, merged, unchanged, gone, conflicts, failures } of results
+    ) {
       context.print(
         `${namespace}: ${keys} keys, ${copied} copied, ${merged} merged, ${unchanged} unchanged` +
+          (gone ? `, ${gone} gone from the source meanwhile` : "") +
           (conflicts.length ? `, ${conflicts.length} conflicting` : "") +
           (failures.length ? `, ${failures.length} failed` : ""),
       );
