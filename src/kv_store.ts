@@ -5,7 +5,9 @@
  * entries, wherever they run.
  *
  * The module uses no `Deno` global: it takes the KV handle as a parameter, typed by the few
- * methods it calls ({@linkcode Kv}), so it loads and type-checks in any runtime.
+ * methods it calls ({@linkcode Kv}), so it loads and type-checks in any runtime. On Node and
+ * Bun, pass the handle of the `@deno/kv` package (`openKv(path or KV Connect URL)`; on Bun
+ * with `{ encodeV8, decodeV8 }` from `node:v8`): the same SQLite files, read and written alike.
  *
  * @example
  * ```ts ignore
