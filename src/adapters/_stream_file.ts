@@ -38,7 +38,7 @@ interface StreamFs {
 }
 
 /** The size of each read: large enough to keep hashing and sockets busy, small for memory. */
-const READ_CHUNK = 1 << 20;
+const READ_CHUNK = 256 << 10;
 
 const fs = () => loadNodeFs<StreamFs>();
 
@@ -147,15 +147,22 @@ export async function writeFileStream(
   let open = true;
   let written = 0;
   const reader = data.getReader();
+  const writeAll = async (chunk: Uint8Array, position: number) => {
+    for (let offset = 0; offset < chunk.length;) {
+      offset += await call<number>((done) =>
+        nodeFs.write(fd, chunk, offset, chunk.length - offset, position + offset, done)
+      );
+    }
+  };
+  // One write in flight while the next chunk is read: the disk and the source overlap.
+  let writing: Promise<void> = Promise.resolve();
   try {
     for (;;) {
       const { done, value } = await reader.read();
+      await writing;
       if (done) break;
-      for (let offset = 0; offset < value.length;) {
-        offset += await call<number>((done) =>
-          nodeFs.write(fd, value, offset, value.length - offset, written + offset, done)
-        );
-      }
+      writing = writeAll(value, written);
+      writing.catch(() => {}); // awaited on the next turn
       written += value.length;
     }
     await call<void>((done) => nodeFs.fsync(fd, (error) => done(error, undefined)));

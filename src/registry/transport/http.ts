@@ -164,7 +164,6 @@ class IdleTimer {
   readonly #outer: AbortSignal | undefined;
   readonly #what: string;
   readonly #where: { method: string; url: string };
-  readonly #aborted: Promise<never>;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ms = 0;
   #timedOut = false;
@@ -176,13 +175,6 @@ class IdleTimer {
     this.signal = limits.signal === undefined
       ? this.#controller.signal
       : AbortSignal.any([this.#controller.signal, limits.signal]);
-    // A transport that ignores the signal must not hold the call: every wait races this.
-    this.#aborted = new Promise<never>((_, reject) => {
-      const fire = () => reject(this.signal.reason);
-      if (this.signal.aborted) fire();
-      else this.signal.addEventListener("abort", fire, { once: true });
-    });
-    this.#aborted.catch(() => {});
   }
 
   check(): void {
@@ -204,8 +196,31 @@ class IdleTimer {
     clearTimeout(this.#timer);
   }
 
+  /**
+   * `promise`, or the signal's reason as soon as it aborts: a transport that ignores the
+   * signal must not hold the call. Each wait listens only while it waits (racing one
+   * long-lived promise instead would keep every chunk ever read reachable from it).
+   */
   race<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.#aborted]);
+    const signal = this.signal;
+    if (signal.aborted) {
+      promise.catch(() => {});
+      return Promise.reject(signal.reason);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const aborted = () => reject(signal.reason);
+      signal.addEventListener("abort", aborted, { once: true });
+      promise.then(
+        (value) => {
+          signal.removeEventListener("abort", aborted);
+          resolve(value);
+        },
+        (error) => {
+          signal.removeEventListener("abort", aborted);
+          reject(error);
+        },
+      );
+    });
   }
 
   failure(
