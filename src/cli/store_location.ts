@@ -114,12 +114,11 @@ async function openDenoKv(path: string): Promise<ClosableKv> {
     openKv(path: string, options: Record<string, unknown>): Promise<ClosableKv>;
   }>("@deno/kv", `Deno KV "${path}"`);
   // @deno/kv refuses to run on Bun unless given value serializers: Bun's own node:v8.
-  const process = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process;
-  const options = "Bun" in globalThis
-    ? (({ serialize, deserialize }) => ({ encodeV8: serialize, decodeV8: deserialize }))(
-      process!.getBuiltinModule!("node:v8") as { serialize: unknown; deserialize: unknown },
-    )
-    : {};
+  const v8 = "Bun" in globalThis
+    ? (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
+      ?.getBuiltinModule?.("node:v8") as { serialize: unknown; deserialize: unknown }
+    : undefined;
+  const options = v8 ? { encodeV8: v8.serialize, decodeV8: v8.deserialize } : {};
   return await retryWhileLocked(() => openKv(path, options));
 }
 
