@@ -133,6 +133,15 @@ for (
     await check();
   });
 
+  test(`${label}: keys() pages through 2 500 keys (list() gives 1 000 at a time)`, async () => {
+    assert.equal((await workerd.call("/fill?object=keys&count=2500", {})).status, 204);
+    const keys: string[] = await (await workerd.call("/keys?object=keys&namespace=many")).json();
+    assert.deepEqual(
+      keys,
+      Array.from({ length: 2500 }, (_, n) => `k${String(n).padStart(5, "0")}`),
+    );
+  });
+
   test(`${label}: a missing DiffID is ENOENT`, async () => {
     const response = await workerd.call(`/metadata?diffID=${fakeDigest(0xdead)}`);
     assert.equal(response.status, 404);

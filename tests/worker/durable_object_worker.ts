@@ -6,6 +6,8 @@
 //   POST /add {diffID, metadata} V2MetadataService.add in the object
 //   GET  /metadata?diffID=…      V2MetadataService.getMetadata
 //   GET  /diffid?digest=…        V2MetadataService.getDiffID
+//   POST /fill?count=n           n keys in the namespace "many" (of a store of its own)
+//   GET  /keys?namespace=…       that store's keys() of the namespace
 import { MetadataError, type V2Metadata, V2MetadataService } from "../../mod.ts";
 import {
   DurableObjectMetadataStore,
@@ -70,6 +72,18 @@ export class MetadataObject {
           return new Response(
             await (await this.#service).getDiffID(url.searchParams.get("digest")!),
           );
+        case "POST /fill": {
+          const store = await DurableObjectMetadataStore.open(this.#storage, { prefix: "fill:" });
+          const count = Number(url.searchParams.get("count"));
+          for (let n = 0; n < count; n++) {
+            await store.set("many", `k${String(n).padStart(5, "0")}`, new Uint8Array([n % 256]));
+          }
+          return new Response(null, { status: 204 });
+        }
+        case "GET /keys": {
+          const store = await DurableObjectMetadataStore.open(this.#storage, { prefix: "fill:" });
+          return Response.json(await store.keys(url.searchParams.get("namespace")!));
+        }
         default:
           return new Response("not found", { status: 404 });
       }
