@@ -219,7 +219,14 @@ export class OciLayoutStore implements ContentStore {
     try {
       await this.#fs.writeFileStream(path, this.#tempPath(path), checked, FILE_MODE);
     } catch (error) {
-      if (error instanceof RegistryError) throw error;
+      // The filesystem's failures carry an errno code; the stream's own (a digest check, a
+      // cut download, an abort) pass through as they are.
+      const code = (error as { code?: unknown } | null)?.code;
+      if (
+        error instanceof RegistryError || typeof code !== "string" || !/^E[A-Z0-9]+$/.test(code)
+      ) {
+        throw error;
+      }
       throw mapError(error, "write", "file", path);
     }
   }
