@@ -213,24 +213,41 @@ test("DenoKvMetadataStore.get() of an entry it did not write is EBADMSG", async 
   await rejectsWithCode(store.get("ns", "key"), "EBADMSG");
 });
 
-/** Runs _kv_writer.ts in another process of this runtime; its JSON report. */
-function runWriter(args: string[]): Promise<{ locked: number }> {
+/** A _kv_writer.ts process of this runtime: the adds it acknowledged, and its end. */
+function startWriter(args: string[], onAck: (n: number) => void = () => {}) {
   const script = fileURLToPath(new URL("./_kv_writer.ts", import.meta.url));
   let [command, commandArgs] = runtimeCommand(script, args);
   // Deno KV is unstable on Deno.
   if (runtimeName === "deno") commandArgs = ["run", "--unstable-kv", ...commandArgs.slice(1)];
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => stdout += chunk);
-    child.stderr.on("data", (chunk) => stderr += chunk);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) resolve(JSON.parse(stdout));
-      else reject(new Error(`the writer exited with ${code}: ${stderr}`));
-    });
+  const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
+  const acked: number[] = [];
+  let report = "";
+  let pending = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => {
+    const lines = (pending + chunk).split("\n");
+    pending = lines.pop()!;
+    for (const line of lines) {
+      if (line.startsWith("ack ")) {
+        acked.push(Number(line.slice(4)));
+        onAck(Number(line.slice(4)));
+      } else report = line;
+    }
   });
+  child.stderr.on("data", (chunk) => stderr += chunk);
+  const done = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal }));
+  });
+  return { child, acked, done, report: () => report, stderr: () => stderr };
+}
+
+/** Runs a writer to its end; its report. */
+async function runWriter(args: string[]): Promise<{ locked: number; acked: number[] }> {
+  const writer = startWriter(args);
+  const { code } = await writer.done;
+  if (code !== 0) throw new Error(`the writer exited with ${code}: ${writer.stderr()}`);
+  return { ...JSON.parse(writer.report()), acked: writer.acked };
 }
 
 test(`DenoKvMetadataStore: two ${runtimeName} processes adding to one DiffID lose nothing`, async () => {
@@ -256,6 +273,36 @@ test(`DenoKvMetadataStore: two ${runtimeName} processes adding to one DiffID los
     const list = await service.getMetadata(diffID);
     assert.deepEqual(list.map((m) => m.digest).sort(), expected.sort());
     for (const digest of expected) assert.equal(await service.getDiffID(digest), diffID);
+  } finally {
+    kv.close();
+  }
+});
+
+test(`DenoKvMetadataStore: a ${runtimeName} writer killed mid-run (SIGKILL) loses none of its acknowledged adds`, async () => {
+  const path = join(tempDir("dm-kv-kill-"), "shared.sqlite");
+  const diffID = fakeDigest(9100);
+  // The victim adds each entry to a DiffID of its own; the survivor adds to one DiffID.
+  const victim = startWriter([path, "disjoint", "0", "500"], () => {
+    if (victim.acked.length === 40) victim.child.kill("SIGKILL");
+  });
+  const survivor = runWriter([path, diffID, "2000", "25"]);
+  assert.deepEqual(await victim.done, { code: null, signal: "SIGKILL" });
+  const { acked } = await survivor;
+  assert.equal(acked.length, 25);
+  assert.ok(victim.acked.length >= 40 && victim.acked.length < 500, `${victim.acked.length}`);
+
+  const kv = await openKv(path);
+  try {
+    const service = new V2MetadataService(await DenoKvMetadataStore.open(kv));
+    for (const n of victim.acked) {
+      const own = fakeDigest(1_000_000 + n);
+      assert.deepEqual((await service.getMetadata(own)).map((m) => m.digest), [fakeDigest(n)]);
+      assert.equal(await service.getDiffID(fakeDigest(n)), own);
+    }
+    assert.deepEqual(
+      (await service.getMetadata(diffID)).map((m) => m.digest).sort(),
+      acked.map((n) => fakeDigest(n)).sort(),
+    );
   } finally {
     kv.close();
   }
