@@ -1,20 +1,14 @@
 // The fault proxy (tests/registry/_fault_proxy.ts) does what the pull and push fault tests will
 // rely on, against a real docker-registry on 127.0.0.1: cuts at exactly N bytes (responses and
 // uploads), bursts of injected statuses then the registry's own answer, a stall between head
-// and body, dropped connections, and a request log. Without the registry binary these tests
-// FAIL, unless ALLOW_SKIP_REGISTRY=1 is set.
+// and body, dropped connections, and a request log.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type AddressInfo, connect, createServer } from "node:net";
 import { type FaultProxy, startFaultProxy } from "./registry/_fault_proxy.ts";
-import {
-  registryAvailability,
-  type RegistryServer,
-  startRegistry,
-} from "./registry/_registry_server.ts";
+import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
 
-const { skip } = registryAvailability();
 const BLOB = new Uint8Array(256 * 1024).map((_, i) => (i * 7919) % 251);
 const DIGEST = "sha256:" + createHash("sha256").update(BLOB).digest("hex");
 const BLOB_PATH = `/v2/proxy/test/blobs/${DIGEST}`;
@@ -59,7 +53,7 @@ function rawGet(host: string, path: string): Promise<{ head: string; body: Uint8
   });
 }
 
-test("fault proxy: requests pass through unchanged and are logged", { skip }, async () => {
+test("fault proxy: requests pass through unchanged and are logged", async () => {
   const { proxy } = await setup();
   proxy.clear();
   const before = proxy.count({ method: "GET", path: /\/blobs\/sha256:/ });
@@ -73,9 +67,7 @@ test("fault proxy: requests pass through unchanged and are logged", { skip }, as
   assert.deepEqual(proxy.requests.at(-1), { method: "HEAD", path: BLOB_PATH, status: 200 });
 });
 
-test("fault proxy: a cut ends the N-th matching response after exactly N bytes", {
-  skip,
-}, async () => {
+test("fault proxy: a cut ends the N-th matching response after exactly N bytes", async () => {
   const { proxy } = await setup();
   proxy.clear();
   proxy.plan({
@@ -96,7 +88,7 @@ test("fault proxy: a cut ends the N-th matching response after exactly N bytes",
   assert.deepEqual((await rawGet(proxy.host, BLOB_PATH)).body, BLOB);
 });
 
-test("fault proxy: fetch sees a cut response as a failed body read", { skip }, async () => {
+test("fault proxy: fetch sees a cut response as a failed body read", async () => {
   const { proxy } = await setup();
   proxy.clear();
   proxy.plan({ path: /\/blobs\//, fault: { kind: "cut", afterBytes: 4096 } });
@@ -118,7 +110,6 @@ test("fault proxy: fetch sees a cut response as a failed body read", { skip }, a
 
 test(
   "fault proxy: a burst of 503 with Retry-After, then the registry answers",
-  { skip },
   async () => {
     const { proxy } = await setup();
     proxy.clear();
@@ -145,7 +136,7 @@ test(
   },
 );
 
-test("fault proxy: 429 and 408 without Retry-After, on uploads too", { skip }, async () => {
+test("fault proxy: 429 and 408 without Retry-After, on uploads too", async () => {
   const { proxy } = await setup();
   proxy.clear();
   proxy.plan(
@@ -169,7 +160,7 @@ test("fault proxy: 429 and 408 without Retry-After, on uploads too", { skip }, a
   assert.equal(new URL(begun.headers.get("location")!, proxy.url).host, proxy.host);
 });
 
-test("fault proxy: a stall holds the body back for T ms after the head", { skip }, async () => {
+test("fault proxy: a stall holds the body back for T ms after the head", async () => {
   const { proxy } = await setup();
   proxy.clear();
   const STALL_MS = 1500;
@@ -185,7 +176,7 @@ test("fault proxy: a stall holds the body back for T ms after the head", { skip 
   assert.ok(bodyAfter >= STALL_MS - 20, `body after ${bodyAfter} ms`);
 });
 
-test("fault proxy: a stall after N body bytes holds the rest back for T ms", { skip }, async () => {
+test("fault proxy: a stall after N body bytes holds the rest back for T ms", async () => {
   const { proxy } = await setup();
   proxy.clear();
   const STALL_MS = 1500;
@@ -213,7 +204,7 @@ test("fault proxy: a stall after N body bytes holds the rest back for T ms", { s
   assert.ok(pastStall >= STALL_MS - 20, `the rest after ${pastStall} ms`);
 });
 
-test("fault proxy: Range requests pass through (the registry answers 206)", { skip }, async () => {
+test("fault proxy: Range requests pass through (the registry answers 206)", async () => {
   const { proxy } = await setup();
   proxy.clear();
   const response = await fetch(`${proxy.url}${BLOB_PATH}`, { headers: { range: "bytes=1000-" } });
@@ -225,9 +216,7 @@ test("fault proxy: Range requests pass through (the registry answers 206)", { sk
   assert.deepEqual(new Uint8Array(await response.arrayBuffer()), BLOB.subarray(1000));
 });
 
-test("fault proxy: an upload cut after N bytes never completes at the registry", {
-  skip,
-}, async () => {
+test("fault proxy: an upload cut after N bytes never completes at the registry", async () => {
   const { proxy, registry } = await setup();
   proxy.clear();
   const data = new Uint8Array(1024 * 1024).fill(7);
@@ -293,7 +282,7 @@ test("fault proxy: an upload cut after N bytes delivers exactly N body bytes", a
   }
 });
 
-test("fault proxy: a dropped connection gets no answer", { skip }, async () => {
+test("fault proxy: a dropped connection gets no answer", async () => {
   const { proxy } = await setup();
   proxy.clear();
   proxy.plan({ method: "GET", path: /\/v2\/$/, fault: { kind: "drop" } });
@@ -309,7 +298,7 @@ test("fault proxy: a dropped connection gets no answer", { skip }, async () => {
   assert.equal(again.status, 200);
 });
 
-test("fault proxy: stop the proxy and the registry", { skip }, async () => {
+test("fault proxy: stop the proxy and the registry", async () => {
   const { proxy, registry } = await setup();
   await proxy.stop();
   await registry.stop();

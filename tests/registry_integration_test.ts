@@ -1,6 +1,6 @@
 // Integration tests of the registry side against the real Distribution registry server
-// (Debian's `docker-registry`, /usr/bin/docker-registry), started on 127.0.0.1 by the tests.
-// Without the binary these tests FAIL, unless ALLOW_SKIP_REGISTRY=1 is set.
+// (Debian's `docker-registry`, /usr/bin/docker-registry), started on 127.0.0.1 by the tests
+// (the test set-up installs it).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
@@ -25,14 +25,7 @@ import {
   tags,
 } from "../src/registry/mod.ts";
 import { buildImage, noise } from "./registry/_image_builder.ts";
-import {
-  registryAvailability,
-  type RegistryServer,
-  startRegistry,
-  USERS,
-} from "./registry/_registry_server.ts";
-
-const { skip } = registryAvailability();
+import { type RegistryServer, startRegistry, USERS } from "./registry/_registry_server.ts";
 
 /** An assert.rejects check: a RegistryError with this code. */
 function typed(code: RegistryErrorCode): (error: unknown) => boolean {
@@ -138,7 +131,7 @@ const smallLayers = [
   [{ name: "usr/bin/tool", data: noise(4096, 7) }],
 ];
 
-test("push() uploads an image and pull() brings it back byte-identical", { skip }, async () => {
+test("push() uploads an image and pull() brings it back byte-identical", async () => {
   const registry = await server("open");
   const source = await layout();
   const image = await buildImage(source, "1.0", smallLayers);
@@ -184,7 +177,7 @@ test("push() uploads an image and pull() brings it back byte-identical", { skip 
   assert.deepEqual([...tree(pushed.root).keys()].sort(), [...tree(pulled.root).keys()].sort());
 });
 
-test("pull() into an OCI layout matches the pushed layout file for file", { skip }, async () => {
+test("pull() into an OCI layout matches the pushed layout file for file", async () => {
   const registry = await server("open");
   const source = await layout();
   const image = await buildImage(source, "oci", smallLayers, "oci");
@@ -201,7 +194,7 @@ test("pull() into an OCI layout matches the pushed layout file for file", { skip
   assert.equal((await target.resolve("oci"))?.mediaType, image.manifest.mediaType);
 });
 
-test("tags() lists every tag of a repository", { skip }, async () => {
+test("tags() lists every tag of a repository", async () => {
   const registry = await server("open");
   const source = await layout();
   await buildImage(source, "a", smallLayers);
@@ -220,7 +213,7 @@ test("tags() lists every tag of a repository", { skip }, async () => {
   );
 });
 
-test("push() mounts known layers into a second repository: 201, no upload", { skip }, async () => {
+test("push() mounts known layers into a second repository: 201, no upload", async () => {
   const registry = await server("open");
   const source = await layout();
   const image = await buildImage(source, "1.0", smallLayers);
@@ -272,7 +265,7 @@ test("push() mounts known layers into a second repository: 201, no upload", { sk
   assert.ok(!log.some((r) => r.method === "POST"), JSON.stringify(log));
 });
 
-test("push() uploads in chunks when chunkSize is set", { skip }, async () => {
+test("push() uploads in chunks when chunkSize is set", async () => {
   const registry = await server("open");
   const source = await layout();
   const image = await buildImage(
@@ -298,7 +291,7 @@ test("push() uploads in chunks when chunkSize is set", { skip }, async () => {
   );
 });
 
-test("push() with credentials records the HMAC dockerd computes", { skip }, async () => {
+test("push() with credentials records the HMAC dockerd computes", async () => {
   const registry = await server("htpasswd");
   const source = await layout();
   const image = await buildImage(source, "1.0", smallLayers);
@@ -319,9 +312,7 @@ test("push() with credentials records the HMAC dockerd computes", { skip }, asyn
   );
 });
 
-test("a failed mount removes a stale entry only when its HMAC is the current user's or empty", {
-  skip,
-}, async () => {
+test("a failed mount removes a stale entry only when its HMAC is the current user's or empty", async () => {
   const registry = await server("htpasswd");
   const source = await layout();
   // > 100 KiB compressed: a middle-sized layer, 3 mount attempts.
@@ -376,7 +367,7 @@ test("a failed mount removes a stale entry only when its HMAC is the current use
   );
 });
 
-test("a mount refused for lack of credentials forgets nothing", { skip }, async () => {
+test("a mount refused for lack of credentials forgets nothing", async () => {
   const registry = await server("htpasswd");
   const source = await layout();
   const image = await buildImage(source, "1.0", [smallLayers[0]!]);
@@ -397,7 +388,7 @@ test("a mount refused for lack of credentials forgets nothing", { skip }, async 
   );
 });
 
-test("wrong credentials fail with UNAUTHORIZED", { skip }, async () => {
+test("wrong credentials fail with UNAUTHORIZED", async () => {
   const registry = await server("htpasswd");
   const source = await layout();
   await buildImage(source, "1.0", smallLayers);
@@ -416,7 +407,7 @@ test("wrong credentials fail with UNAUTHORIZED", { skip }, async () => {
   );
 });
 
-test("unknown tags and repositories fail with typed errors", { skip }, async () => {
+test("unknown tags and repositories fail with typed errors", async () => {
   const registry = await server("open");
   const source = await layout();
   await buildImage(source, "1.0", smallLayers);
@@ -434,7 +425,7 @@ test("unknown tags and repositories fail with typed errors", { skip }, async () 
   await assert.rejects(repo!.tags().get("nope"), { code: "TAG_UNKNOWN" });
 });
 
-test("a read-only registry refuses pushes with UNSUPPORTED", { skip }, async () => {
+test("a read-only registry refuses pushes with UNSUPPORTED", async () => {
   const registry = await server("readonly");
   const source = await layout();
   await buildImage(source, "1.0", smallLayers);
@@ -444,7 +435,7 @@ test("a read-only registry refuses pushes with UNSUPPORTED", { skip }, async () 
   );
 });
 
-test("stop the registries and remove temporary files", { skip }, async () => {
+test("stop the registries and remove temporary files", async () => {
   for (const started of servers.values()) {
     const running = await started.catch(() => null);
     await running?.stop();

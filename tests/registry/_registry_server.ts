@@ -24,16 +24,6 @@ const PRECOMPUTED_HTPASSWD = [
   "bob:$2y$05$gGb/wfKpZuUC5j3lIqPW0eNOBdHAgZV3VAcOxZXbF7P3AWLakHcVe",
 ];
 
-/** Whether the integration tests can run; when not, they fail unless ALLOW_SKIP_REGISTRY=1. */
-export function registryAvailability(): { available: boolean; skip: string | false } {
-  const available = existsSync(REGISTRY_BINARY);
-  if (available) return { available, skip: false };
-  if (process.env.ALLOW_SKIP_REGISTRY === "1") {
-    return { available, skip: `${REGISTRY_BINARY} is missing (ALLOW_SKIP_REGISTRY=1)` };
-  }
-  return { available, skip: false };
-}
-
 /** One line of the registry's access log. */
 export interface LoggedRequest {
   method: string;
@@ -123,8 +113,8 @@ export async function startRegistry(
 ): Promise<RegistryServer> {
   if (!existsSync(REGISTRY_BINARY)) {
     throw new Error(
-      `${REGISTRY_BINARY} is missing: install it with "apt-get install -y docker-registry" ` +
-        "(or set ALLOW_SKIP_REGISTRY=1 to skip the integration tests)",
+      `${REGISTRY_BINARY} is missing: the test set-up (node tests/run_all.mjs) installs it ` +
+        '("apt-get install -y docker-registry")',
     );
   }
   const dir = mkdtempSync(join(tmpdir(), "registry-test-"));
