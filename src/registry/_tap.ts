@@ -51,35 +51,3 @@ export function tap<T>(consume: (stream: ReadableStream<Uint8Array>) => Promise<
     },
   };
 }
-
-/**
- * Gathers small chunks (a socket's 16–64 KiB) into chunks of `size` bytes, so every stage
- * after it (hashing, decompressing, writing) runs a few times per MiB instead of dozens. Each
- * chunk is a new buffer: whoever receives it may keep it.
- *
- * @param size The size of the chunks passed on (the last one may be shorter).
- * @returns The stream.
- */
-export function coalesce(size: number): TransformStream<Uint8Array, Uint8Array> {
-  let buffer = new Uint8Array(size);
-  let length = 0;
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      if (length === 0 && chunk.length >= size) return controller.enqueue(chunk);
-      for (let offset = 0; offset < chunk.length;) {
-        const taken = Math.min(size - length, chunk.length - offset);
-        buffer.set(chunk.subarray(offset, offset + taken), length);
-        length += taken;
-        offset += taken;
-        if (length === size) {
-          controller.enqueue(buffer);
-          buffer = new Uint8Array(size);
-          length = 0;
-        }
-      }
-    },
-    flush(controller) {
-      if (length > 0) controller.enqueue(buffer.subarray(0, length));
-    },
-  });
-}

@@ -11,7 +11,7 @@ import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { diffIDOf } from "./_verify.ts";
 import { limiter } from "./_limit.ts";
-import { coalesce, tap } from "./_tap.ts";
+import { tap } from "./_tap.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -76,9 +76,6 @@ async function fetchConfig(
   return data;
 }
 
-/** The chunk size layers move in on their way to disk. */
-const CHUNK_SIZE = 256 << 10;
-
 /** Reads a stream to its end, keeping nothing (what reads it on the way does the work). */
 async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
   const reader = stream.getReader();
@@ -105,8 +102,7 @@ async function fetchLayer(
     } else {
       // The store checks the digest and the size as the bytes land: no second hash here.
       const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
-      const chunks = blob.pipeThrough(coalesce(CHUNK_SIZE));
-      await store.write(layer.digest, chunks.pipeThrough(diffID.stream, options), {
+      await store.write(layer.digest, blob.pipeThrough(diffID.stream, options), {
         maxBytes: layer.size,
       });
     }
