@@ -54,11 +54,11 @@ test("tools/check_cycles.ts fails on a planted cycle and names its modules", () 
     result.stderr,
     /^Import cycle: src\/_go_json\.ts ↔ src\/hmac\.ts ↔ src\/v2_metadata_service\.ts\n/,
   );
-  assert.match(result.stderr, /  src\/_go_json\.ts imports src\/v2_metadata_service\.ts\n/);
-  assert.match(result.stderr, /  src\/hmac\.ts imports src\/_go_json\.ts\n/);
+  assert.match(result.stderr, / {2}src\/_go_json\.ts imports src\/v2_metadata_service\.ts\n/);
+  assert.match(result.stderr, / {2}src\/hmac\.ts imports src\/_go_json\.ts\n/);
   assert.match(
     result.stderr,
-    /  src\/v2_metadata_service\.ts imports src\/_go_json\.ts, src\/hmac\.ts\n/,
+    / {2}src\/v2_metadata_service\.ts imports src\/_go_json\.ts, src\/hmac\.ts\n/,
   );
 });
 
