@@ -1,17 +1,22 @@
 #!/usr/bin/env -S deno run --allow-read --allow-env
 /**
- * A read-only command-line tool for Docker's distribution metadata store: list what
- * dockerd remembers about layers, look up digests and DiffIDs, check which entries a set
- * of credentials may mount from on push, and verify the store's consistency.
+ * A command-line tool for Docker's distribution metadata store: list what dockerd remembers
+ * about layers, look up digests and DiffIDs, check which entries a set of credentials may
+ * mount from on push, and verify the store's consistency (all read-only); copy a store
+ * (`copy-store`), and copy images between registries and OCI layouts (`copy`), recording
+ * where their layers went as dockerd does.
  *
  * Runs on Deno (`deno run --allow-read --allow-env cli.ts`), Bun (`bun cli.ts`) and Node
  * (`npx distribution-metadata` from the npm package). Without `--root` it uses the store of
  * the local dockerd, `/var/lib/docker/image/<driver>/distribution`. A store may be hostile:
  * see docs/security.md for what the CLI guarantees then.
  *
- * `check` takes credentials as the docker CLI does: from `~/.docker/config.json` and the
- * credential helpers it names (on Deno, allow each with `--allow-run=docker-credential-<name>`),
- * or `-u <user> --password-stdin`.
+ * `check` and `copy` take credentials as the docker CLI does: from `~/.docker/config.json` and
+ * the credential helpers it names (on Deno, allow each with
+ * `--allow-run=docker-credential-<name>`), or `-u <user> --password-stdin`. `copy` records into
+ * `--root`/`--store`, by default the user's own store
+ * (`$XDG_DATA_HOME/distribution-metadata/distribution`), never dockerd's unless named; on Deno
+ * it also needs `--allow-write` and `--allow-net`. See docs/cli.md.
  *
  * @example List the local dockerd's store
  * ```sh
@@ -25,6 +30,12 @@
  *   jsr:@distribution/metadata/cli check --target registry.example.com/team/app
  * deno run --allow-read --allow-env jsr:@distribution/metadata/cli \
  *   check -u ci --password-stdin < ci-password.txt
+ * ```
+ *
+ * @example Push an OCI layout to a registry on this machine (plain http), with JSON events
+ * ```sh
+ * deno run --allow-read --allow-write --allow-env --allow-net=127.0.0.1:5000 \
+ *   jsr:@distribution/metadata/cli copy --json oci:./app:1.0 docker://127.0.0.1:5000/team/app:1.0
  * ```
  *
  * @module
@@ -41,6 +52,10 @@ interface DenoGlobal {
   stdout: { writeSync(data: Uint8Array): number };
   stderr: { writeSync(data: Uint8Array): number; isTerminal(): boolean };
   readTextFile(path: string): Promise<string>;
+  cwd(): string;
+  exit(code: number): never;
+  addSignalListener(signal: "SIGINT", listener: () => void): void;
+  removeSignalListener(signal: "SIGINT", listener: () => void): void;
   Command: new (program: string, options: {
     args: string[];
     stdin: "piped";
@@ -75,6 +90,10 @@ interface NodeProcess {
     on(event: "error", listener: (error: { code?: string }) => void): void;
   };
   stderr: { write(text: string): boolean; isTTY?: boolean };
+  cwd(): string;
+  exit(code: number): never;
+  on(event: "SIGINT", listener: () => void): void;
+  off(event: "SIGINT", listener: () => void): void;
   getBuiltinModule(name: "node:fs"): {
     promises: { readFile(path: string, encoding: "utf8"): Promise<string> };
   };
@@ -142,6 +161,27 @@ function writeAll(stream: { writeSync(data: Uint8Array): number }, text: string)
   }
 }
 
+/**
+ * Ctrl-C while `copy` runs: the first aborts it (it cleans up and exits 130), a second ends
+ * the process at once.
+ */
+function interruptHandler(
+  listen: (listener: () => void) => void,
+  unlisten: (listener: () => void) => void,
+  exit: (code: number) => never,
+): (listener: () => void) => () => void {
+  return (listener) => {
+    let interrupted = false;
+    const onSignal = () => {
+      if (interrupted) exit(130);
+      interrupted = true;
+      listener();
+    };
+    listen(onSignal);
+    return () => unlisten(onSignal);
+  };
+}
+
 if (deno) {
   deno.exitCode = await runCli({
     args: deno.args,
@@ -176,6 +216,12 @@ if (deno) {
       );
       return { status: (await child.status).code, stdout, stderr };
     },
+    cwd: deno.cwd(),
+    onInterrupt: interruptHandler(
+      (listener) => deno.addSignalListener("SIGINT", listener),
+      (listener) => deno.removeSignalListener("SIGINT", listener),
+      (code) => deno.exit(code),
+    ),
     version: VERSION,
   });
 } else if (node) {
@@ -217,6 +263,12 @@ if (deno) {
       );
       return { status: await exited, stdout, stderr };
     },
+    cwd: node.cwd(),
+    onInterrupt: interruptHandler(
+      (listener) => node.on("SIGINT", listener),
+      (listener) => node.off("SIGINT", listener),
+      (code) => node.exit(code),
+    ),
     version: VERSION,
   });
 } else {

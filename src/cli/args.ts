@@ -9,19 +9,20 @@ export type CommandName =
   | "check"
   | "verify"
   | "copy-store"
+  | "copy"
   | "help"
   | "version";
 
 /** What the command line asked for. */
 export interface CliArgs {
   command: CommandName;
-  /** The positional argument of `diffid` and `metadata`. */
+  /** The positional argument of `diffid` and `metadata`, the source of `copy` and `copy-store`. */
   argument: string | undefined;
   /** `--root`: the store directory; `undefined` means "find dockerd's". */
   root: string | undefined;
   /** `--store`: a directory, a Deno KV path or URL, or a Redis URL (store_location.ts). */
   store: string | undefined;
-  /** The second positional argument of `copy-store`: the destination store. */
+  /** The second positional argument of `copy` and `copy-store`: the destination. */
   destination: string | undefined;
   json: boolean;
   /** `--no-trunc`: full digests in tables. */
@@ -38,6 +39,13 @@ export interface CliArgs {
   registryToken: string | undefined;
   /** `--target <repository>` for `check`: the repository being pushed to. */
   target: string | undefined;
+  /**
+   * `copy`: `--plain-http` (every registry over http), `--no-plain-http` (every one over
+   * https); `undefined` means http for loopback hosts only.
+   */
+  plainHttp: boolean | undefined;
+  /** `copy --all`: every image of an index, not only linux/amd64. */
+  all: boolean;
 }
 
 /** A command line the CLI cannot run; the message says why. */
@@ -60,6 +68,7 @@ const COMMANDS: readonly CommandName[] = [
   "check",
   "verify",
   "copy-store",
+  "copy",
   "help",
 ];
 const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
@@ -80,7 +89,8 @@ const VALUE_OPTIONS = {
 /** The usage text printed by `help`, `--help` and after a usage error. */
 export const USAGE = `Usage: distribution-metadata [options] <command> [argument]
 
-Reads Docker's distribution metadata store (read-only).
+Reads Docker's distribution metadata store (read-only), and copies images between
+registries and OCI layouts, recording where their layers went.
 
 Commands:
   ls                    every DiffID with its blob digests, source repositories and HMAC state
@@ -89,27 +99,35 @@ Commands:
   check                 which entries the given credentials may mount from, as dockerd decides
   verify                consistency report; exit status 1 when problems are found
   copy-store <src> <dst> copy every entry into another store (missing keys and list entries only;
-                        run again to resume); the one command that writes
+                        run again to resume)
+  copy <src> <dst>      copy an image: docker://REF or oci:DIR[:TAG] on either side, recording
+                        into the metadata store (--root or --store; default: the user's own,
+                        $XDG_DATA_HOME/distribution-metadata/distribution)
 
 Options:
-  -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution)
+  -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
+                        the data-root of /etc/docker/daemon.json when it names one)
   --store <location>    any store: a directory, a Deno KV file or URL (kv:<path>, https://…),
                         or redis://host:port[/db][?prefix=p] (ls, diffid and metadata)
-  --json                machine-readable output
+  --json                machine-readable output (copy: one JSON event per line)
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
   --no-progress         no progress output
-  --auth <config.json>  check: credentials from a docker config.json (default: ~/.docker/config.json)
-  -u, --username <name> check: credentials given as fields instead
-  -p, --password <pw>   check: (with --username; shows in the process list)
-  --password-stdin      check: the password from stdin (with --username)
-  --identity-token <t>  check: an identity token
-  --registry-token <t>  check: a registry token
+  --auth <config.json>  check, copy: credentials from a docker config.json and its helpers
+                        (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)
+  -u, --username <name> check, copy: credentials given as fields instead (for every registry)
+  --password-stdin      check, copy: the password from stdin (with --username)
+  -p, --password <pw>   check, copy: the password (shows in the process list; prefer the above)
+  --identity-token <t>  check, copy: an identity token
+  --registry-token <t>  check, copy: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
+  --plain-http          copy: every registry over http (default: only 127.0.0.1, localhost, [::1])
+  --no-plain-http       copy: every registry over https, loopback ones too
+  --all                 copy: every image of an index (default: linux/amd64 only)
   -h, --help            this text
   -v, --version         the version
 
-Exit status: 0 ok, 1 not found or problems found, 2 usage error or unreadable store.`;
+Exit status: 0 ok, 1 not found or problems found, 2 usage error or failure, 130 interrupted.`;
 
 /**
  * Parses the arguments after the script name.
@@ -134,6 +152,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     identityToken: undefined,
     registryToken: undefined,
     target: undefined,
+    plainHttp: undefined,
+    all: false,
   };
   const positional: string[] = [];
   let help = false;
@@ -174,6 +194,15 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case "--no-progress":
         args.progress = false;
         break;
+      case "--plain-http":
+        args.plainHttp = true;
+        break;
+      case "--no-plain-http":
+        args.plainHttp = false;
+        break;
+      case "--all":
+        args.all = true;
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -194,10 +223,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     throw new UsageError(`Unknown command "${command}"`);
   }
   args.command = command as CommandName;
-  if (args.command === "copy-store" && rest.length < 2) {
-    throw new UsageError(`Command "copy-store" needs a source and a destination store`);
+  const copying = args.command === "copy-store" || args.command === "copy";
+  if (copying && rest.length < 2) {
+    const what = args.command === "copy" ? "image" : "store";
+    throw new UsageError(`Command "${command}" needs a source and a destination ${what}`);
   }
-  const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : args.command === "copy-store" ? 2 : 0;
+  const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : copying ? 2 : 0;
   if (rest.length < wanted) {
     throw new UsageError(
       `Command "${command}" needs a ${command === "diffid" ? "digest" : "DiffID"}`,

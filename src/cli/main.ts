@@ -6,6 +6,8 @@ import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, parseArgs, USAGE, UsageError } from "./args.ts";
 import { type CredentialResolver, credentialResolver } from "./auth.ts";
+import { copyCommand } from "./copy_command.ts";
+import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
 import type { ProgramRunner } from "./credential_helper.ts";
 import { escapeControls } from "./escape.ts";
 import { readOnlyFileSystem } from "./read_only_file_system.ts";
@@ -41,6 +43,13 @@ export interface CliEnvironment {
   readStdin(maxBytes: number): Promise<string>;
   /** Runs a program found on PATH, without a shell (for docker's credential helpers). */
   runProgram: ProgramRunner;
+  /** The working directory (relative `oci:` paths of `copy`). */
+  cwd: string;
+  /**
+   * Calls `listener` on Ctrl-C (SIGINT) until the returned function is called; `copy` aborts
+   * then (a second Ctrl-C ends the process at once).
+   */
+  onInterrupt(listener: () => void): () => void;
   /** The package version. */
   version: string;
 }
@@ -49,7 +58,10 @@ export interface CliEnvironment {
 const OK = 0;
 const USAGE_ERROR = 2;
 
-/** Where dockerd keeps its data, most likely first. */
+/**
+ * Where dockerd keeps its data: the `data-root` of /etc/docker/daemon.json (which replaces
+ * /var/lib/docker for dockerd too), else /var/lib/docker; then a rootless dockerd's.
+ */
 async function dataRoots(environment: CliEnvironment): Promise<string[]> {
   const roots: string[] = [];
   try {
@@ -57,9 +69,9 @@ async function dataRoots(environment: CliEnvironment): Promise<string[]> {
     const root = daemon?.["data-root"] ?? daemon?.graph;
     if (typeof root === "string" && root.startsWith("/")) roots.push(root.replace(/\/+$/, ""));
   } catch {
-    // No daemon.json, or not readable: the defaults below.
+    // No daemon.json, or not readable: the default below.
   }
-  roots.push("/var/lib/docker");
+  if (roots.length === 0) roots.push("/var/lib/docker");
   const home = environment.env("HOME");
   const dataHome = environment.env("XDG_DATA_HOME") ?? (home ? `${home}/.local/share` : undefined);
   if (dataHome) roots.push(`${dataHome}/docker`); // rootless dockerd
@@ -71,7 +83,8 @@ async function findStore(environment: CliEnvironment): Promise<string> {
   const { fs } = environment;
   const found: string[] = [];
   const denied: string[] = [];
-  for (const dataRoot of await dataRoots(environment)) {
+  const roots = await dataRoots(environment);
+  for (const dataRoot of roots) {
     const images = `${dataRoot}/image`;
     let drivers: string[];
     try {
@@ -107,10 +120,8 @@ async function findStore(environment: CliEnvironment): Promise<string> {
       { path: denied[0]! },
     );
   }
-  throw new MetadataError(
-    "ENOENT",
-    "Cannot find dockerd's store: no /var/lib/docker/image/<driver>/distribution (pass --root)",
-  );
+  const looked = roots.map((root) => `${root}/image/<driver>/distribution`).join(" nor ");
+  throw new MetadataError("ENOENT", `Cannot find dockerd's store: no ${looked} (pass --root)`);
 }
 
 /**
@@ -177,6 +188,39 @@ function progressReporter(environment: CliEnvironment, args: CliArgs): {
       shown = false;
     },
   };
+}
+
+/** How `copy` shows progress: JSON events, bars on a terminal, lines with --progress. */
+function copyProgressMode(environment: CliEnvironment, args: CliArgs): CopyProgressMode {
+  if (args.json) return "json";
+  if (!(args.progress ?? environment.stderrIsTerminal)) return "none";
+  return environment.stderrIsTerminal ? "terminal" : "lines";
+}
+
+/** `copy`, aborted through its signal on Ctrl-C. */
+async function runCopy(
+  environment: CliEnvironment,
+  args: CliArgs,
+  print: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<number> {
+  const controller = new AbortController();
+  const stopListening = environment.onInterrupt(() => controller.abort());
+  try {
+    return await copyCommand({
+      args,
+      fs: environment.fs,
+      cwd: environment.cwd,
+      env: environment.env,
+      credentials: () => credentials(environment, args, warn),
+      progress: copyProgress(copyProgressMode(environment, args), environment),
+      print,
+      warn,
+      signal: controller.signal,
+    });
+  } finally {
+    stopListening();
+  }
 }
 
 /** The longest password `--password-stdin` takes: identity tokens are a few KiB. */
@@ -246,6 +290,7 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
       progress: progress.report,
     };
     if (args.command === "copy-store") return await copyStoreCommand(stores);
+    if (args.command === "copy") return await runCopy(environment, args, print, warn);
     const location = args.store === undefined
       ? undefined
       : await parseStoreLocation(args.store, environment.fs, true);

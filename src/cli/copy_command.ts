@@ -1,0 +1,277 @@
+// `copy SRC DST`: an image from an OCI layout to a registry (push), from a registry to a
+// layout (pull), or between registries (pull into a temp layout, then push), recording
+// where its layers went in a metadata store, as dockerd records it.
+import { MetadataError } from "../errors.ts";
+import type { FileSystem } from "../file_system.ts";
+import { FSMetadataStore } from "../fs_store.ts";
+import { computeV2MetadataHMACKey } from "../hmac.ts";
+import {
+  type ContentStore,
+  type Descriptor,
+  formatReference,
+  type OciLayoutStore,
+  ociLayoutStore,
+  pull,
+  type PullResult,
+  push,
+  type RegistryConfig,
+} from "../registry/mod.ts";
+import { V2MetadataService } from "../v2_metadata_service.ts";
+import { type CliArgs, UsageError } from "./args.ts";
+import type { CredentialResolver } from "./auth.ts";
+import type { CopyProgress } from "./copy_progress.ts";
+import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
+import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
+
+/** What `copy` needs from the CLI. */
+export interface CopyContext {
+  args: CliArgs;
+  fs: FileSystem;
+  /** The working directory, for relative `oci:` paths. */
+  cwd: string;
+  /** An environment variable (`XDG_DATA_HOME`, `HOME`, `TMPDIR`). */
+  env(name: string): string | undefined;
+  /** The credentials per registry host, read when first needed. */
+  credentials(): Promise<CredentialResolver>;
+  progress: CopyProgress;
+  /** Prints one line of the result on stdout. */
+  print(line: string): void;
+  /** Prints a warning on stderr. */
+  warn(line: string): void;
+  /** Aborted on Ctrl-C. */
+  signal: AbortSignal;
+}
+
+/** The exit status of a copy stopped by Ctrl-C, as shells report SIGINT (128 + 2). */
+export const INTERRUPTED = 130;
+
+/**
+ * The metadata store `copy` records into when given neither `--root` nor `--store`: the
+ * user's own, never dockerd's (a copy must not change what dockerd mounts from unless asked).
+ *
+ * @param env Environment variables.
+ * @returns `$XDG_DATA_HOME/distribution-metadata/distribution`, by default under
+ * `~/.local/share`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { defaultCopyStore } from "./copy_command.ts";
+ *
+ * equal(
+ *   defaultCopyStore((name) => name === "HOME" ? "/home/ci" : undefined),
+ *   "/home/ci/.local/share/distribution-metadata/distribution",
+ * );
+ * ```
+ */
+export function defaultCopyStore(env: (name: string) => string | undefined): string {
+  const home = env("HOME");
+  const dataHome = env("XDG_DATA_HOME") || (home ? `${home}/.local/share` : undefined);
+  if (dataHome === undefined) {
+    throw new MetadataError("ENOENT", "Cannot find a metadata store: no HOME; pass --root");
+  }
+  return `${dataHome}/distribution-metadata/distribution`;
+}
+
+/** Hosts a registry runs on without TLS by default: this machine. */
+function isLoopback(domain: string): boolean {
+  const host = domain.replace(/:\d+$/, "");
+  return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
+  const { fs, args } = context;
+  const writable = (path: string) => FSMetadataStore.open(path, { fs, lock: true });
+  if (args.store !== undefined) {
+    return await openStoreLocation(await parseStoreLocation(args.store, fs, false), writable);
+  }
+  const path = args.root ?? defaultCopyStore(context.env);
+  await fs.mkdir(path, 0o700);
+  return { store: await writable(path), close: () => Promise.resolve() };
+}
+
+/** A layout that already holds an image: `copy` never creates a source. */
+async function existingLayout(context: CopyContext, dir: string, shown: string) {
+  if (await context.fs.stat(`${dir}/index.json`) === null) {
+    throw new MetadataError("ENOENT", `Cannot copy "${shown}": no OCI layout (no index.json)`, {
+      path: dir,
+    });
+  }
+  return await ociLayoutStore(dir, { fs: context.fs });
+}
+
+/** The manifest `oci:DIR[:TAG]` names: the tag's, or the only one the layout holds. */
+async function sourceManifest(
+  layout: OciLayoutStore,
+  tag: string | undefined,
+  shown: string,
+): Promise<Descriptor> {
+  if (tag !== undefined) {
+    const found = await layout.resolve(tag);
+    if (found === null) {
+      throw new MetadataError("ENOENT", `Cannot copy "${shown}": no image tagged "${tag}"`, {
+        path: shown,
+      });
+    }
+    return found;
+  }
+  const all = await layout.list();
+  if (all.length !== 1) {
+    throw new UsageError(
+      `Cannot copy "${shown}": the layout holds ${all.length} images; name one as oci:DIR:TAG`,
+    );
+  }
+  return all[0]!;
+}
+
+/**
+ * A content store that answers every name with one manifest (push looks the target's tag
+ * up; the source may call it otherwise) and tags what is stored under `tag` when given.
+ */
+function namedStore(
+  store: ContentStore,
+  names: { manifest?: Descriptor; tag?: string | undefined },
+): ContentStore {
+  return {
+    has: (digest) => store.has(digest),
+    get: (digest, options) => store.get(digest, options),
+    put: (digest, data) => store.put(digest, data),
+    open: (digest, options) => store.open(digest, options),
+    write: (digest, data, options) => store.write(digest, data, options),
+    resolve: (name) =>
+      names.manifest === undefined ? store.resolve(name) : Promise.resolve({ ...names.manifest }),
+    tag: (name, descriptor) => store.tag(names.tag ?? name, descriptor),
+  };
+}
+
+/** Removes a directory tree this command created (the temp layout). */
+async function removeTree(fs: FileSystem, path: string): Promise<void> {
+  const info = await fs.stat(path);
+  if (info === null) return;
+  if (info.kind === "directory") {
+    for (const name of await fs.readDir(path)) await removeTree(fs, `${path}/${name}`);
+  }
+  await fs.remove(path);
+}
+
+/** A fresh private directory under `$TMPDIR` (default `/tmp`) for a registry-to-registry copy. */
+async function makeTempDir(context: CopyContext): Promise<string> {
+  const base = (context.env("TMPDIR") || "/tmp").replace(/\/+$/, "");
+  const path = `${base}/distribution-metadata-copy-${crypto.randomUUID()}`;
+  if (await context.fs.stat(path) !== null) {
+    throw new MetadataError("EEXIST", `Cannot create "${path}": it exists`, { path });
+  }
+  await context.fs.mkdir(path, 0o700);
+  return path;
+}
+
+/** Warns about layers whose DiffID pull could not prove: they are stored, not recorded. */
+function warnUnrecorded(context: CopyContext, result: PullResult): void {
+  for (const layer of result.layers) {
+    if (layer.status === "recorded" || layer.status === "exists" || layer.status === "foreign") {
+      continue;
+    }
+    context.warn(`warning: layer ${layer.digest} not recorded: its DiffID is ${layer.status}`);
+  }
+}
+
+/**
+ * Runs `copy SRC DST`.
+ *
+ * @param context The options, output, credentials and signal.
+ * @returns The exit status: 0 copied, 2 failed, {@linkcode INTERRUPTED} on Ctrl-C.
+ */
+export async function copyCommand(context: CopyContext): Promise<number> {
+  const { args } = context;
+  const source = parseImageLocation(args.argument!, context.cwd);
+  const destination = parseImageLocation(args.destination!, context.cwd);
+  if (source.kind === "oci" && destination.kind === "oci") {
+    throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
+  }
+  const opened = await openMetadataStore(context);
+  const metadataService = new V2MetadataService(opened.store);
+  let resolver: CredentialResolver | undefined;
+  const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => {
+    resolver ??= await context.credentials();
+    const { auth } = await resolver(side.reference.domain);
+    return {
+      ...(auth === null ? {} : { auth }),
+      // dockerd hashes the AuthConfig it was given; no credentials is the empty one.
+      hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
+      metadataService,
+      plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
+      signal: context.signal,
+      onProgress: (event) => context.progress.onProgress(event),
+      ...(args.all ? { platform: "all" as const } : {}),
+    };
+  };
+  let temp: string | undefined;
+  try {
+    let copied: Descriptor;
+    if (source.kind === "oci" && destination.kind === "docker") {
+      const layout = await existingLayout(context, source.dir, source.text);
+      const manifest = await sourceManifest(layout, source.tag, source.text);
+      context.progress.step("push");
+      copied = await push(
+        formatReference(destination.reference),
+        namedStore(layout, { manifest }),
+        await configFor(destination),
+      );
+    } else if (source.kind === "docker" && destination.kind === "oci") {
+      const layout = await ociLayoutStore(destination.dir, { fs: context.fs });
+      context.progress.step("pull");
+      const result = await pull(
+        formatReference(source.reference),
+        namedStore(layout, { tag: destination.tag }),
+        await configFor(source),
+      );
+      warnUnrecorded(context, result);
+      copied = result;
+    } else if (source.kind === "docker" && destination.kind === "docker") {
+      // No registry-to-registry copy in the registry API: through a private temp layout.
+      temp = await makeTempDir(context);
+      const layout = await ociLayoutStore(temp, { fs: context.fs });
+      context.progress.step("pull");
+      const result = await pull(
+        formatReference(source.reference),
+        layout,
+        await configFor(source),
+      );
+      warnUnrecorded(context, result);
+      context.progress.step("push");
+      const { mediaType, digest, size } = result;
+      copied = await push(
+        formatReference(destination.reference),
+        namedStore(layout, { manifest: { mediaType, digest, size } }),
+        await configFor(destination),
+      );
+    } else {
+      throw new Error("unreachable: two layouts are refused above");
+    }
+    context.progress.finish();
+    const from = showImageLocation(source);
+    const to = showImageLocation(destination);
+    if (args.json) {
+      const { mediaType, digest, size } = copied;
+      context.print(
+        JSON.stringify({ event: "copied", source: from, destination: to, mediaType, digest, size }),
+      );
+    } else context.print(`Copied ${from} to ${to} (${copied.digest})`);
+    return 0;
+  } catch (error) {
+    context.progress.finish();
+    // Once Ctrl-C aborted the signal, whatever failed failed because of it.
+    if (context.signal.aborted) {
+      context.warn("error: interrupted; nothing was recorded for unfinished layers");
+      return INTERRUPTED;
+    }
+    throw error;
+  } finally {
+    if (temp !== undefined) {
+      await removeTree(context.fs, temp).catch((error) => {
+        context.warn(`warning: could not remove "${temp}": ${error}`);
+      });
+    }
+    await opened.close();
+  }
+}

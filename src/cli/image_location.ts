@@ -1,0 +1,76 @@
+// The two sides of `copy`, as skopeo names them: `docker://REF` (a registry) and
+// `oci:DIR[:TAG]` (an OCI image layout directory). Names are read by the registry's
+// reference module, the one place Docker names are normalised.
+import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import { UsageError } from "./args.ts";
+
+/** Where `copy` reads or writes an image. */
+export type ImageLocation =
+  | { kind: "docker"; reference: Reference; text: string }
+  | { kind: "oci"; dir: string; tag: string | undefined; text: string };
+
+/** A tag or digest: what may follow the last `:` of `oci:DIR:TAG` (skopeo's rule). */
+const OCI_TAG = /^[\w][\w.-]{0,127}$/;
+
+/**
+ * Reads one side of `copy`.
+ *
+ * @param text e.g. `docker://127.0.0.1:5000/team/app:1.0`, `oci:/tmp/app:1.0`, `oci:/tmp/app`.
+ * @param cwd The directory a relative `oci:` path is taken from.
+ * @returns The location; a bad one is a {@linkcode UsageError} naming it.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { parseImageLocation } from "./image_location.ts";
+ *
+ * const side = parseImageLocation("docker://busybox", "/");
+ * equal(side.kind === "docker" && side.reference.name, "docker.io/library/busybox");
+ * ```
+ */
+export function parseImageLocation(text: string, cwd: string): ImageLocation {
+  if (text.startsWith("docker://")) {
+    let reference: Reference;
+    try {
+      reference = parseReference(text.slice("docker://".length));
+    } catch (error) {
+      throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
+    }
+    return { kind: "docker", reference, text };
+  }
+  if (text.startsWith("oci:")) {
+    let dir = text.slice("oci:".length);
+    let tag: string | undefined;
+    const colon = dir.lastIndexOf(":");
+    if (colon >= 0 && !dir.slice(colon + 1).includes("/")) {
+      tag = dir.slice(colon + 1);
+      dir = dir.slice(0, colon);
+      if (!OCI_TAG.test(tag)) throw new UsageError(`Cannot copy "${text}": "${tag}" is not a tag`);
+    }
+    if (dir === "") throw new UsageError(`Cannot copy "${text}": no directory`);
+    if (!dir.startsWith("/")) dir = `${cwd.replace(/\/+$/, "")}/${dir}`;
+    return { kind: "oci", dir, tag, text };
+  }
+  throw new UsageError(
+    `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG]`,
+  );
+}
+
+/**
+ * A location as shown in messages and events: `docker://` with the full reference.
+ *
+ * @param location A side of `copy`.
+ * @returns e.g. `docker://docker.io/library/busybox:latest`, `oci:/tmp/app:1.0`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { parseImageLocation, showImageLocation } from "./image_location.ts";
+ *
+ * equal(showImageLocation(parseImageLocation("docker://busybox", "/")), "docker://docker.io/library/busybox:latest");
+ * ```
+ */
+export function showImageLocation(location: ImageLocation): string {
+  if (location.kind === "docker") return `docker://${formatReference(location.reference)}`;
+  return `oci:${location.dir}${location.tag === undefined ? "" : `:${location.tag}`}`;
+}
