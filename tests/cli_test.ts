@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -542,11 +543,95 @@ test("cli.ts exits 2 with the usage on unknown commands and options", async () =
   assert.match(help.stdout, /^Usage: distribution-metadata/);
 });
 
-test("cli.ts without --root names the dockerd store it looked for", async () => {
-  const result = await runCli(["ls"]);
-  if (existsSync("/var/lib/docker/image")) return; // a real dockerd: not ours to read
+/**
+ * Runs cli.ts in a private mount namespace (`unshare --mount`, mounts private: nothing outside
+ * sees them) where /etc/docker is an empty tmpfs, holding `daemonJson` as daemon.json when
+ * given, and /var/lib/docker, when this machine has one, an empty tmpfs: whatever dockerd
+ * this machine runs, the CLI sees exactly the dockerd files the test makes. Needs root, or
+ * user namespaces for `--map-root-user`; without either the test fails, it never skips.
+ */
+function runCliWithoutDockerd(
+  args: string[],
+  home: string,
+  daemonJson?: unknown,
+): Promise<CliResult> {
+  const [command, commandArgs] = runtimeCommand(cli, args);
+  if (runtimeName === "deno") commandArgs.splice(1, 1, "--allow-read", "--allow-env");
+  const script = [
+    "set -e",
+    "[ -d /etc/docker ] || mkdir /etc/docker",
+    "mount -t tmpfs tmpfs /etc/docker",
+    "if [ -d /var/lib/docker ]; then mount -t tmpfs tmpfs /var/lib/docker; fi",
+    'if [ -n "$DAEMON_JSON" ]; then printf %s "$DAEMON_JSON" > /etc/docker/daemon.json; fi',
+    'exec "$@"',
+  ].join("\n");
+  const asRoot = process.getuid?.() === 0 ? [] : ["--map-root-user"];
+  const child = spawn(
+    "unshare",
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      ...asRoot,
+      "sh",
+      "-c",
+      script,
+      "sh",
+      command,
+      ...commandArgs,
+    ],
+    {
+      cwd: repo,
+      env: {
+        ...process.env,
+        HOME: home,
+        NO_COLOR: "1",
+        DAEMON_JSON: daemonJson === undefined ? "" : JSON.stringify(daemonJson),
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => stdout += chunk);
+  child.stderr.on("data", (chunk) => stderr += chunk);
+  return new Promise((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test("cli.ts without --root names the dockerd stores it looked for", async () => {
+  const home = tempDir();
+  const result = await runCliWithoutDockerd(["ls"], home);
+  assert.equal(result.stdout, "");
+  assert.equal(
+    result.stderr,
+    "error: Cannot find dockerd's store: no /var/lib/docker/image/<driver>/distribution nor " +
+      `${home}/.local/share/docker/image/<driver>/distribution (pass --root)\n`,
+  );
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /\/var\/lib\/docker\/image\/<driver>\/distribution \(pass --root\)/);
+});
+
+test("cli.ts without --root reads the store under daemon.json's data-root, instead of /var/lib/docker", async () => {
+  const home = tempDir();
+  const dataRoot = tempDir();
+  const missing = await runCliWithoutDockerd(["ls"], home, { "data-root": `${dataRoot}/` });
+  assert.equal(
+    missing.stderr,
+    `error: Cannot find dockerd's store: no ${dataRoot}/image/<driver>/distribution nor ` +
+      `${home}/.local/share/docker/image/<driver>/distribution (pass --root)\n`,
+  );
+  assert.equal(missing.code, 2);
+
+  const store = join(dataRoot, "image", "overlay2", "distribution");
+  mkdirSync(join(dataRoot, "image", "overlay2"), { recursive: true });
+  renameSync(await libraryStore(), store);
+  const found = await runCliWithoutDockerd(["--json", "ls"], home, { "data-root": dataRoot });
+  assert.equal(found.code, 0, found.stderr);
+  assert.equal(JSON.parse(found.stdout).root, store);
+  const expected = await runCli(["--root", store, "--json", "ls"]);
+  assert.equal(found.stdout, expected.stdout);
 });
 
 test("materialise() keeps modes of recorded trees", () => {
