@@ -87,14 +87,14 @@ test("pull resumes a cut layer with Range, rides out 503s, a 429 and a stall; di
     {
       method: "GET",
       path: blobPath(source.image.layers[2]!.digest),
-      fault: { kind: "stall", ms: 3_000 },
+      fault: { kind: "stall", ms: 5_000 },
     },
   );
   const dir = tempDir();
   const { service } = await metadata();
   const { events, onProgress } = progressLog();
   const result = await pull(`${proxy.host}/faults/app:1.0`, await ociLayoutStore(dir), {
-    ...config({ idleTimeout: 500 }),
+    ...config({ idleTimeout: 1_500 }),
     metadataService: service,
     onProgress,
   });
