@@ -378,6 +378,57 @@ test("cli.ts check --username/--password and --target number candidates in docke
   );
 });
 
+test("cli.ts check reads source repositories by the registry's reference rules: dockerd never mounts from a name that is not canonical", async () => {
+  const root = join(tempDir(), "distribution");
+  const service = new V2MetadataService(await FSMetadataStore.open(root, { fs: nodeFileSystem }));
+  const bob = await computeV2MetadataHMACKey(BOB);
+  for (
+    const sourceRepository of [
+      "127.0.0.1:5000/team/base",
+      "busybox", // docker.io/library/busybox, written short
+      "index.docker.io/library/busybox", // the old name of Docker Hub
+      "Not A Name",
+      "127.0.0.1:5000/team/web",
+    ]
+  ) {
+    await service.tagAndAdd(DIFF_1, bob, { digest: digest(101), sourceRepository, hmac: "" });
+  }
+  const result = await runCli([
+    "--root",
+    root,
+    "--json",
+    "check",
+    "-u",
+    BOB.username,
+    "-p",
+    BOB.password,
+    "--target",
+    "127.0.0.1:5000/team/app",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(
+    JSON.parse(result.stdout).entries.map((entry: Record<string, unknown>) => [
+      entry.sourceRepository,
+      entry.registry,
+      entry.credentials,
+      entry.hmacMatches,
+      entry.verdict,
+      entry.order,
+    ]),
+    [
+      // As push_candidates.ts orders them for push: youngest first, canonical names only.
+      ["127.0.0.1:5000/team/web", "127.0.0.1:5000", "options", true, "preferred", 1],
+      ["127.0.0.1:5000/team/base", "127.0.0.1:5000", "options", true, "preferred", 2],
+      ["busybox", "docker.io", "options", true, "not-canonical", null],
+      ["index.docker.io/library/busybox", "docker.io", "options", true, "not-canonical", null],
+      ["Not A Name", "-", "-", false, "not-canonical", null],
+    ],
+  );
+  const bad = await runCli(["--root", root, "check", "--target", "Team/App"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: Cannot use "--target": .*must be lowercase\n\nUsage:/);
+});
+
 test("cli.ts check reads ~/.docker/config.json by default; without one there are no credentials", async () => {
   const root = await libraryStore();
   const home = tempDir();

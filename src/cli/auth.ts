@@ -17,51 +17,14 @@ export interface HostCredentials {
   source: string;
 }
 
-/** Resolves the credentials for a registry host, e.g. `127.0.0.1:5000` or `docker.io`. */
+/**
+ * Resolves the credentials for a registry host, e.g. `127.0.0.1:5000` or `docker.io`: a
+ * `Reference`'s `domain` from the registry's reference module, where names are normalised.
+ */
 export type CredentialResolver = (host: string) => Promise<HostCredentials>;
-
-/** Docker Hub's host names, as repositories name it and as `docker login` stores it. */
-const DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 
 /** The key the docker CLI stores Docker Hub's credentials under (`registry.IndexServer`). */
 const DOCKER_HUB_KEY = "https://index.docker.io/v1/";
-
-/**
- * The registry host of a repository name, by Docker's rule: the first component when it
- * has a `.` or `:` or is `localhost`, else `docker.io`.
- *
- * @param repository A repository name, e.g. `127.0.0.1:5000/team/app` or `library/busybox`.
- * @returns The host, e.g. `127.0.0.1:5000` or `docker.io`.
- */
-export function registryHost(repository: string): string {
-  const slash = repository.indexOf("/");
-  const first = slash < 0 ? "" : repository.slice(0, slash);
-  if (first.includes(".") || first.includes(":") || first === "localhost") {
-    return DOCKER_HUB.includes(first) ? "docker.io" : first;
-  }
-  return "docker.io";
-}
-
-/**
- * A repository as dockerd names it: host added, `library/` for official Docker Hub images,
- * a tag or digest dropped (`busybox:1.36` → `docker.io/library/busybox`).
- *
- * @param reference What the user typed.
- * @returns The full repository name.
- */
-export function normalizeRepository(reference: string): string {
-  let name = reference.replace(/@.*$/s, "");
-  const lastSlash = name.lastIndexOf("/");
-  const colon = name.lastIndexOf(":");
-  if (colon > lastSlash) name = name.slice(0, colon);
-  const slash = name.indexOf("/");
-  const first = slash < 0 ? "" : name.slice(0, slash);
-  const explicitHost = first.includes(".") || first.includes(":") || first === "localhost";
-  const host = registryHost(name);
-  let path = explicitHost ? name.slice(slash + 1) : name;
-  if (host === "docker.io" && !path.includes("/")) path = `library/${path}`;
-  return `${host}/${path}`;
-}
 
 /**
  * The key the docker CLI looks a host up by, in `auths`, in `credHelpers` and as the

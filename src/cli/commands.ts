@@ -6,8 +6,9 @@ import type { FSMetadataStore } from "../fs_store.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
 import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
-import type { CliArgs } from "./args.ts";
-import { type CredentialResolver, normalizeRepository, registryHost } from "./auth.ts";
+import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import { type CliArgs, UsageError } from "./args.ts";
+import type { CredentialResolver } from "./auth.ts";
 import {
   type ListRecord,
   type ProgressCallback,
@@ -160,7 +161,38 @@ export async function metadataCommand(context: CommandContext): Promise<number> 
 }
 
 /** How dockerd would treat an entry on push, for `check`. */
-type Verdict = "preferred" | "candidate" | "other-credentials" | "target" | "other-registry";
+type Verdict =
+  | "preferred"
+  | "candidate"
+  | "other-credentials"
+  | "target"
+  | "other-registry"
+  | "not-canonical";
+
+/**
+ * A recorded source repository read by the registry's reference rules: its registry (`null`
+ * when it is no Docker name at all), and whether dockerd's push can use it. Push reads it with
+ * Go's `reference.ParseNamed`, which takes only a canonical name: `docker.io/library/busybox`,
+ * never `busybox`.
+ */
+function sourceRegistry(repository: string): { registry: string | null; canonical: boolean } {
+  let reference: Reference;
+  try {
+    reference = parseReference(repository, { defaultTag: false });
+  } catch {
+    return { registry: null, canonical: false };
+  }
+  return { registry: reference.domain, canonical: formatReference(reference) === repository };
+}
+
+/** `--target`, read as a Docker name (`app:1.0` → `docker.io/library/app`). */
+function targetReference(text: string): Reference {
+  try {
+    return parseReference(text, { defaultTag: false });
+  } catch (error) {
+    throw new UsageError(`Cannot use "--target": ${(error as Error).message}`);
+  }
+}
 
 /** One row of `check`. */
 interface CheckedEntry {
@@ -187,10 +219,10 @@ export async function checkCommand(context: CommandContext): Promise<number> {
   const scan = await scanStore(context.store, context.progress, false);
   const { lists } = scan;
   const resolve = context.credentials!;
-  const target = context.args.target === undefined
+  const targetRef = context.args.target === undefined
     ? undefined
-    : normalizeRepository(context.args.target);
-  const targetHost = target === undefined ? undefined : registryHost(target);
+    : targetReference(context.args.target);
+  const target = targetRef?.name;
   const keys = new Map<string, Promise<{ key: Uint8Array | null; source: string }>>();
   const keyFor = (registry: string) => {
     let key = keys.get(registry);
@@ -210,22 +242,23 @@ export async function checkCommand(context: CommandContext): Promise<number> {
     // All of a list at once: a WebCrypto call's cost is its thread round trip, which
     // calls in flight together share.
     const checked = await Promise.all(list.entries.map(async (entry): Promise<CheckedEntry> => {
-      const registry = registryHost(entry.sourceRepository);
-      const key = await keyFor(registry);
-      const hmacMatches = await checkV2MetadataHMAC(entry, key.key);
+      const { registry, canonical } = sourceRegistry(entry.sourceRepository);
+      const key = registry === null ? { key: null, source: "-" } : await keyFor(registry);
+      const hmacMatches = key.key !== null && await checkV2MetadataHMAC(entry, key.key);
       let verdict: Verdict = hmacMatches
         ? "preferred"
         : entry.hmac === ""
         ? "candidate"
         : "other-credentials";
-      if (target !== undefined) {
-        if (registry !== targetHost) verdict = "other-registry";
+      if (!canonical) verdict = "not-canonical";
+      else if (targetRef !== undefined) {
+        if (registry !== targetRef.domain) verdict = "other-registry";
         else if (entry.sourceRepository === target) verdict = "target";
       }
       return {
         diffID: list.diffID,
         entry,
-        registry,
+        registry: registry ?? "-",
         credentials: key.source,
         hmacMatches,
         verdict,
@@ -235,7 +268,10 @@ export async function checkCommand(context: CommandContext): Promise<number> {
     if (target !== undefined) {
       const candidates = orderByLikenessAndAge(
         target,
-        checked.filter((row) => row.verdict !== "target" && row.verdict !== "other-registry"),
+        checked.filter((row) =>
+          row.verdict !== "target" && row.verdict !== "other-registry" &&
+          row.verdict !== "not-canonical"
+        ),
       );
       candidates.forEach((row, i) => row.order = i + 1);
       const rest = checked.filter((row) => row.order === null);
