@@ -15,6 +15,7 @@ import { type CliRun, repo, runCli, tempDir } from "./_cli.ts";
 import { runtimeCommand } from "./_runtime.ts";
 import { buildImage, type BuiltImage, noise } from "./registry/_image_builder.ts";
 import { startFaultProxy } from "./registry/_fault_proxy.ts";
+import { copyProgress } from "../src/cli/copy_progress.ts";
 import { type RegistryServer, startRegistry, USERS } from "./registry/_registry_server.ts";
 
 const ALICE = USERS.alice!;
@@ -348,6 +349,63 @@ test("cli.ts copy stops on Ctrl-C mid-download: exit 130, the layer neither stor
     if (running) process.kill(-child.pid!, "SIGKILL");
     await proxy.stop();
   }
+});
+
+test("copy progress: bars redrawn in place on a terminal, a line per finished blob otherwise", () => {
+  const a = "sha256:" + "a".repeat(64);
+  const b = "sha256:" + "b".repeat(64);
+  let clock = 0;
+  let terminal = "";
+  let lines = "";
+  const bars = copyProgress(
+    "terminal",
+    { stdout: () => {}, stderr: (t) => terminal += t },
+    () => clock,
+  );
+  const plain = copyProgress("lines", { stdout: () => {}, stderr: (t) => lines += t }, () => clock);
+  for (const progress of [bars, plain]) {
+    progress.step("push");
+    progress.onProgress({ action: "push", digest: a, current: 0, total: 2048 });
+    clock += 150;
+    progress.onProgress({ action: "mount", digest: b, current: 10, total: 10, from: "team/app" });
+    clock += 150;
+    progress.onProgress({ action: "push", digest: a, current: 1024, total: 2048 });
+    progress.onProgress({
+      action: "retry",
+      digest: a,
+      current: 0,
+      total: 2048,
+      attempt: 1,
+      error: new Error("cut\x1b[2J"),
+    });
+    clock += 150;
+    progress.onProgress({ action: "push", digest: a, current: 2048, total: 2048 });
+    progress.finish();
+  }
+  const blank = " ".repeat(30);
+  assert.equal(
+    terminal,
+    // Nothing in the first 100 ms; a finished blob is drawn at once.
+    `\rpush aaaaaaaaaaaa: Uploading [${blank}] 0 B/2.0 KiB\x1b[K\n` +
+      "\rpush bbbbbbbbbbbb: Mounted from team/app\x1b[K\n" +
+      "\x1b[2A" +
+      `\rpush aaaaaaaaaaaa: Uploading [${"=".repeat(14)}>${
+        " ".repeat(15)
+      }] 1.0 KiB/2.0 KiB\x1b[K\n` +
+      "\rpush bbbbbbbbbbbb: Mounted from team/app\x1b[K\n" +
+      "\x1b[2A" +
+      "\rpush aaaaaaaaaaaa: Pushed 2.0 KiB\x1b[K\n" +
+      "\rpush bbbbbbbbbbbb: Mounted from team/app\x1b[K\n" +
+      "\x1b[2A" +
+      "\rpush aaaaaaaaaaaa: Pushed 2.0 KiB\x1b[K\n" +
+      "\rpush bbbbbbbbbbbb: Mounted from team/app\x1b[K\n",
+  );
+  assert.equal(
+    lines,
+    "push bbbbbbbbbbbb: Mounted from team/app\n" +
+      "push aaaaaaaaaaaa: Retrying (attempt 2): cut\\u001b[2J\n" +
+      "push aaaaaaaaaaaa: Pushed 2.0 KiB\n",
+  );
 });
 
 test("cli.ts copy: stop the registry and remove temporary files", async () => {
