@@ -248,6 +248,30 @@ test("cli.ts copy without --root records into the user's own store, never docker
   ]);
 });
 
+test("cli.ts copy speaks https to a loopback registry with --no-plain-http, and fails (exit 2) naming the request", async () => {
+  const server = await registry();
+  const { dir } = await layoutWithImage(5);
+  const root = join(scratch(), "metadata");
+  const run = await runCli(
+    [
+      "copy",
+      "--no-plain-http",
+      "--root",
+      root,
+      `oci:${dir}:1.0`,
+      `docker://${server.host}/team/tls:1.0`,
+    ],
+    COPY,
+  );
+  assert.equal(run.code, 2);
+  assert.equal(run.stdout, "");
+  assert.match(
+    run.stderr,
+    new RegExp(`^error: .*https://${server.host.replace(/\./g, "\\.")}/v2/`),
+  );
+  assert.ok(!(await server.requests()).some((r) => r.url.includes("/team/tls/")));
+});
+
 test("cli.ts copy: bad references and sides are usage errors (exit 2)", async () => {
   const cases: [string[], RegExp][] = [
     [["copy", "docker://UPPER/app", "oci:/tmp/x"], /repository name must be lowercase/],
