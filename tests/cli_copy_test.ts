@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { computeV2MetadataHMAC, computeV2MetadataHMACKey, FSMetadataStore } from "../mod.ts";
 import { type V2Metadata, V2MetadataService } from "../src/v2_metadata_service.ts";
@@ -318,7 +318,8 @@ test("cli.ts copy stops on Ctrl-C mid-download: exit 130, the layer neither stor
     fault: { kind: "stall", ms: 60_000, afterBytes: 1000 },
   });
   const fresh = join(scratch(), "metadata");
-  const out = join(scratch(), "out");
+  // An existing directory: the copy did not create it, so keeps what it wrote there.
+  const out = scratch();
   const [command, args] = runtimeCommand(join(repo, "cli.ts"), [
     "copy",
     "--json",
@@ -373,6 +374,31 @@ test("cli.ts copy stops on Ctrl-C mid-download: exit 130, the layer neither stor
     if (running) process.kill(-child.pid!, "SIGKILL");
     await proxy.stop();
   }
+});
+
+test("cli.ts copy: a failed pull removes the layout it created, never a directory that existed", async () => {
+  const server = await registry();
+  const root = join(scratch(), "metadata");
+  const parent = scratch();
+  const args = ["copy", "--root", root, "-u", "alice", "--password-stdin"];
+  const missing = `docker://${server.host}/team/missing:1.0`;
+
+  const created = join(parent, "new", "layout");
+  const fresh = await runCli([...args, missing, `oci:${created}`], { ...COPY, stdin: ALICE });
+  assert.equal(fresh.code, 2);
+  assert.match(
+    fresh.stderr,
+    /^error: Cannot GET ".*\/team\/missing\/manifests\/1\.0": manifest unknown/,
+  );
+  assert.deepEqual(readdirSync(parent), [], "the layout and the ancestor it created stay");
+
+  const existing = join(parent, "existing");
+  mkdirSync(existing);
+  writeFileSync(join(existing, "mine"), "kept");
+  const into = await runCli([...args, missing, `oci:${existing}`], { ...COPY, stdin: ALICE });
+  assert.equal(into.code, 2);
+  assert.deepEqual(readdirSync(existing).sort(), ["blobs", "index.json", "mine", "oci-layout"]);
+  assert.equal(readFileSync(join(existing, "mine"), "utf8"), "kept");
 });
 
 test("copy progress: bars redrawn in place on a terminal, a line per finished blob otherwise", () => {

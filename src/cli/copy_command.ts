@@ -144,7 +144,7 @@ function namedStore(
   };
 }
 
-/** Removes a directory tree this command created (the temp layout). */
+/** Removes a directory tree: the temp layout, or a destination layout a failed pull created. */
 async function removeTree(fs: FileSystem, path: string): Promise<void> {
   const info = await fs.stat(path);
   if (info === null) return;
@@ -152,6 +152,26 @@ async function removeTree(fs: FileSystem, path: string): Promise<void> {
     for (const name of await fs.readDir(path)) await removeTree(fs, `${path}/${name}`);
   }
   await fs.remove(path);
+}
+
+/**
+ * The outermost of `dir` and its ancestors that does not exist yet: what creating `dir`
+ * creates, to remove if the copy fails (`undefined` when `dir` exists).
+ */
+async function firstMissing(fs: FileSystem, dir: string): Promise<string | undefined> {
+  let missing: string | undefined;
+  for (let path = dir; path !== "" && await fs.stat(path) === null;) {
+    missing = path;
+    path = path.slice(0, path.lastIndexOf("/"));
+  }
+  return missing;
+}
+
+/** Removes a directory tree this command created, warning if it cannot. */
+async function removeCreated(context: CopyContext, path: string): Promise<void> {
+  await removeTree(context.fs, path).catch((error) => {
+    context.warn(`warning: could not remove "${path}": ${error}`);
+  });
 }
 
 /** A fresh private directory under `$TMPDIR` (default `/tmp`) for a registry-to-registry copy. */
@@ -206,6 +226,8 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     };
   };
   let temp: string | undefined;
+  // What a failed pull leaves behind, when it created the destination layout.
+  let created: string | undefined;
   try {
     let copied: Descriptor;
     if (source.kind === "oci" && destination.kind === "docker") {
@@ -218,6 +240,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         await configFor(destination),
       );
     } else if (source.kind === "docker" && destination.kind === "oci") {
+      created = await firstMissing(context.fs, destination.dir);
       const layout = await ociLayoutStore(destination.dir, { fs: context.fs });
       context.progress.step("pull");
       const result = await pull(
@@ -260,6 +283,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     return 0;
   } catch (error) {
     context.progress.finish();
+    if (created !== undefined) await removeCreated(context, created);
     // Once Ctrl-C aborted the signal, whatever failed failed because of it.
     if (context.signal.aborted) {
       context.warn("error: interrupted; nothing was recorded for unfinished layers");
@@ -267,11 +291,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     }
     throw error;
   } finally {
-    if (temp !== undefined) {
-      await removeTree(context.fs, temp).catch((error) => {
-        context.warn(`warning: could not remove "${temp}": ${error}`);
-      });
-    }
+    if (temp !== undefined) await removeCreated(context, temp);
     await opened.close();
   }
 }
