@@ -52,24 +52,29 @@ interface NodeGunzip {
   once(event: "drain", listener: () => void): unknown;
 }
 
+/** Bytes node:zlib inflates per call: its 16 KiB default made Node's pull 20% slower. */
+const GUNZIP_CHUNK = 256 << 10;
+
 /**
- * node:zlib's gunzip on Node only: Node's `DecompressionStream` (20 and 22) reads its input
+ * node:zlib's gunzip, on Node and Deno: Node's `DecompressionStream` (20 and 22) reads its input
  * without backpressure, so a 256 MiB layer cost 360 MiB there; its zlib stream waits for
- * `drain` and inflates on the thread pool. Deno's and Bun's `DecompressionStream` are faster
- * than their node:zlib and bounded.
+ * `drain`. Deno's node:zlib, fed chunk by chunk, pulled the issue's image ~10% faster than its
+ * `DecompressionStream` (two stream hops fewer per chunk). Bun's `DecompressionStream` is faster
+ * than its node:zlib.
  */
 const nodeGunzip: (() => NodeGunzip) | null = (() => {
   const globals = globalThis as {
-    Deno?: unknown;
     Bun?: unknown;
     process?: { getBuiltinModule?: (name: string) => unknown };
   };
-  if (globals.Deno !== undefined || globals.Bun !== undefined) return null;
+  if (globals.Bun !== undefined) return null;
   try {
     const zlib = globals.process?.getBuiltinModule?.("node:zlib") as
-      | { createGunzip?: () => NodeGunzip }
+      | { createGunzip?: (options: { chunkSize: number }) => NodeGunzip }
       | undefined;
-    return typeof zlib?.createGunzip === "function" ? () => zlib.createGunzip!() : null;
+    return typeof zlib?.createGunzip === "function"
+      ? () => zlib.createGunzip!({ chunkSize: GUNZIP_CHUNK })
+      : null;
   } catch {
     return null;
   }
@@ -171,8 +176,8 @@ function startsWith(head: Uint8Array, magic: number[]): boolean {
 
 /**
  * The DiffID of a layer: `sha256` of its uncompressed bytes. gzip (sniffed from its first bytes,
- * as dockerd does, not trusted from the media type) is decompressed with `DecompressionStream`
- * (node:zlib on Node); anything else not compressed is hashed as is.
+ * as dockerd does, not trusted from the media type) is decompressed with node:zlib (on Node and
+ * Deno) or `DecompressionStream`; anything else not compressed is hashed as is.
  *
  * @returns The DiffID, or `null` when it cannot be computed: a compression this runtime cannot
  * open, or a stream that fails (corrupt gzip, or the blob's own digest check).
