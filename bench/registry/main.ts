@@ -7,7 +7,8 @@
  * peak RSS, ratios against skopeo and against the goals.
  *
  *     node --import tsx bench/registry/main.ts [--runs 3] [--scale 1] [--big]
- *       [--tools deno,bun,node,skopeo] [--image DIR] [--timeout 900] [--json]
+ *       [--tools deno,bun,node,skopeo] [--node-loader bundle|tsx] [--image DIR] [--timeout 900]
+ *       [--json]
  *
  * (`npm run bench:registry -- --scale 0.1` for a quick run.)
  *
@@ -27,7 +28,7 @@ import { BIG_LAYER_MIB, ISSUE_LAYERS_MIB, writeImage } from "./image.ts";
 import { measure, TIME_BINARY } from "./measure.ts";
 import { REGISTRY_BINARY } from "./registry_server.ts";
 import { formatReport, summarize } from "./report.ts";
-import { runRound, RUNTIME_COMMANDS, type Step, type StepResult, TOOLS } from "./rounds.ts";
+import { runRound, runtimeCommands, type Step, type StepResult, TOOLS } from "./rounds.ts";
 
 const MiB = 1 << 20;
 const { values: flags } = parseArgs({
@@ -42,6 +43,7 @@ const { values: flags } = parseArgs({
         ? `${process.env.BENCH_RUNTIMES},skopeo`
         : TOOLS.join(","),
     },
+    "node-loader": { type: "string", default: "bundle" },
     image: { type: "string" },
     timeout: { type: "string", default: "900" },
     json: { type: "boolean", default: false },
@@ -53,6 +55,10 @@ const timeoutSeconds = Number(flags.timeout);
 if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error("--runs takes 1 to 20");
 if (!(scale > 0 && scale <= 4)) throw new Error("--scale takes a number in (0, 4]");
 if (!(timeoutSeconds > 0)) throw new Error("--timeout takes seconds");
+const nodeLoader = flags["node-loader"];
+if (nodeLoader !== "bundle" && nodeLoader !== "tsx") {
+  throw new Error("--node-loader takes bundle or tsx");
+}
 for (const [what, path] of [["docker-registry", REGISTRY_BINARY], ["GNU time", TIME_BINARY]]) {
   if (!existsSync(path!)) throw new Error(`${what} is missing at ${path}: apt-get install it`);
 }
@@ -70,7 +76,9 @@ const sizes = layersMiB.map((mib) => Math.max(1, Math.round(mib * scale * MiB)))
 const imageDir = flags.image !== undefined
   ? resolve(flags.image)
   : mkdtempSync(join(tmpdir(), "registry-bench-image-"));
+const bundleDir = mkdtempSync(join(tmpdir(), "registry-bench-bundle-"));
 try {
+  const commands = runtimeCommands(bundleDir, nodeLoader);
   let started = performance.now();
   const image = await writeImage(imageDir, sizes);
   const totalMiB = image.layers.reduce((n, layer) => n + layer.size, 0) / MiB;
@@ -82,9 +90,9 @@ try {
 
   // One untimed start per runtime fills its compile caches; the second is its start-up time.
   const startup: Record<string, { wall: number; rssMiB: number }> = {};
-  for (const tool of tools.filter((tool) => tool in RUNTIME_COMMANDS)) {
+  for (const tool of tools.filter((tool) => tool in commands)) {
     for (let i = 0; i < 2; i++) {
-      const run = await measure([...RUNTIME_COMMANDS[tool]!, "noop"], {
+      const run = await measure([...commands[tool]!, "noop"], {
         cwd: process.cwd(),
         timeoutSeconds: 120,
       });
@@ -100,7 +108,7 @@ try {
     for (let i = 0; i < tools.length; i++) {
       const tool = tools[(i + run) % tools.length]!;
       started = performance.now();
-      const result = await runRound(tool, image, timeoutSeconds);
+      const result = await runRound(tool, image, commands, timeoutSeconds);
       rounds[tool]!.push(result);
       const shown = Object.entries(result).map(([step, r]) =>
         `${step} ${r.error ? "FAILED" : `${r.wall.toFixed(2)} s ${Math.round(r.rssMiB)} MiB`}`
@@ -115,7 +123,9 @@ try {
       layersMiB.map((mib) => +(mib * scale).toFixed(2)).join(", ")
     } MiB of file each), ${totalMiB.toFixed(1)} MiB gzip'd; median of ${runs} run${
       runs === 1 ? "" : "s"
-    }; a fresh docker-registry on 127.0.0.1 per tool and run.\n`,
+    }; a fresh docker-registry on 127.0.0.1 per tool and run; Node runs ${
+      nodeLoader === "bundle" ? "transfer.ts bundled by esbuild" : "through tsx"
+    }.\n`,
   );
   console.log(formatReport(summary, image.layers.length));
   console.log(
@@ -127,5 +137,6 @@ try {
   );
   if (flags.json) console.log(JSON.stringify({ scale, runs, startup, summary }));
 } finally {
+  rmSync(bundleDir, { recursive: true, force: true });
   if (flags.image === undefined) rmSync(imageDir, { recursive: true, force: true });
 }

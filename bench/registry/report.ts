@@ -54,7 +54,7 @@ export function summarize(rounds: Record<string, Partial<Record<Step, StepResult
   const summary: Summary = {};
   for (const [tool, results] of Object.entries(rounds)) {
     summary[tool] = {};
-    for (const step of STEPS) {
+    for (const step of [...STEPS, "floor"] as const) {
       const tried = results.map((round) => round[step]).filter((r) => r !== undefined);
       if (tried.length === 0) continue;
       const ok = tried.filter((r) => r.error === undefined);
@@ -156,8 +156,22 @@ export function formatReport(summary: Summary, layerCount: number): string {
         ).join("; ") + ".",
     );
   }
+  const floors = runtimes.filter((tool) => summary[tool]!.floor?.completed);
+  if (floors.length > 0) {
+    lines.push(
+      "",
+      "Floor, every layer fetched bare to a file (3 at a time, nothing checked), s and peak RSS " +
+        "MiB, against the pull: " +
+        floors.map((tool) => {
+          const { floor, pull } = summary[tool]!;
+          return `${tool} ${seconds(floor)} s ${mib(floor)} MiB (pull ${seconds(pull)} s ${
+            mib(pull)
+          } MiB)`;
+        }).join("; ") + ".",
+    );
+  }
   for (const [tool, steps] of Object.entries(summary)) {
-    for (const step of STEPS) {
+    for (const step of [...STEPS, "floor"] as const) {
       const s = steps[step];
       if (s?.error !== undefined) {
         lines.push(`\n${tool} ${step}: ${s.completed}/${s.tried} rounds completed; ${s.error}`);

@@ -1,13 +1,15 @@
 /**
  * One measured round of one tool: cold push to a fresh registry, pull into an empty layout,
  * then a push of the same image to a second repository of that registry, which should mount
- * every layer from the first. Each step is its own process, measured by {@linkcode measure},
- * and checked: the pushed manifest's digest, the pulled layers' sizes, the blobs the
- * registry's log says were mounted.
+ * every layer from the first; for a runtime, also its floor: every layer fetched bare to a file.
+ * Each step is its own process, measured by {@linkcode measure}, and checked: the pushed
+ * manifest's digest, the pulled (and fetched) layers' sizes, the blobs the registry's log says
+ * were mounted.
  *
  * @module
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -15,10 +17,13 @@ import { type BenchImage, IMAGE_TAG } from "./image.ts";
 import { measure, type Measured } from "./measure.ts";
 import { type BenchRegistry, startBenchRegistry } from "./registry_server.ts";
 
-/** The steps of a round, in order. */
+/** The steps of a round, in order, that the goals are about. */
 export const STEPS = ["push", "pull", "mount"] as const;
-/** A step of a round. */
-export type Step = typeof STEPS[number];
+/**
+ * A step of a round; `floor` (runtimes only, after `pull`) is no transfer of the library's: the
+ * same layers fetched with a bare `fetch` to files, what the runtime costs before any check.
+ */
+export type Step = typeof STEPS[number] | "floor";
 
 /** One step's outcome. */
 export interface StepResult {
@@ -38,26 +43,68 @@ const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const TRANSFER = join(root, "bench", "registry", "transfer.ts");
 
-/** How each runtime runs bench/registry/transfer.ts. */
-export const RUNTIME_COMMANDS: Record<string, string[]> = {
-  deno: [bin("deno"), "run", "-A", TRANSFER],
-  bun: [bin("bun"), TRANSFER],
-  node: ["node", "--import", "tsx", TRANSFER],
-};
-
 /** Every tool the benchmark knows: the runtimes, then skopeo. */
-export const TOOLS: readonly string[] = [...Object.keys(RUNTIME_COMMANDS), "skopeo"];
+export const TOOLS: readonly string[] = ["deno", "bun", "node", "skopeo"];
+
+/**
+ * How each runtime runs bench/registry/transfer.ts. Node runs JavaScript, as users of the npm
+ * package do (its `dist/` is compiled): transfer.ts bundled with esbuild into `dir`; with
+ * `nodeLoader` `"tsx"`, through the tsx loader instead (a dev tool: ~40 MiB and, loaded, up to
+ * 1.5× the call's time more).
+ *
+ * @param dir A directory for Node's bundle.
+ * @param nodeLoader `"bundle"` or `"tsx"`.
+ * @returns The command per runtime, without transfer.ts's arguments.
+ *
+ * @example
+ * ```ts ignore
+ * const commands = runtimeCommands(mkdtempSync(join(tmpdir(), "bundle-")), "bundle");
+ * ```
+ */
+export function runtimeCommands(dir: string, nodeLoader: "bundle" | "tsx"): RuntimeCommands {
+  const commands: RuntimeCommands = {
+    deno: [bin("deno"), "run", "-A", TRANSFER],
+    bun: [bin("bun"), TRANSFER],
+    node: ["node", "--import", "tsx", TRANSFER],
+  };
+  if (nodeLoader === "bundle") {
+    const bundle = join(dir, "transfer.mjs");
+    const built = spawnSync(bin("esbuild"), [
+      TRANSFER,
+      "--bundle",
+      "--platform=node",
+      "--format=esm",
+      "--target=node20",
+      "--log-level=warning",
+      `--outfile=${bundle}`,
+    ], { encoding: "utf8" });
+    if (built.status !== 0) throw new Error(`esbuild cannot bundle transfer.ts: ${built.stderr}`);
+    commands.node = ["node", bundle];
+  }
+  return commands;
+}
+
+/** The command that runs transfer.ts, per runtime. */
+export type RuntimeCommands = Record<string, string[]>;
 
 interface Round {
   tool: string;
+  commands: RuntimeCommands;
   image: BenchImage;
   registry: BenchRegistry;
   work: string;
 }
 
 function commandFor(round: Round, step: Step, ref: string): string[] {
-  const { tool, image, work } = round;
+  const { tool, image, work, commands } = round;
   const pulled = join(work, "pulled");
+  if (step === "floor") {
+    const base = `http://${round.registry.host}/v2/${
+      ref.slice(ref.indexOf("/") + 1, ref.lastIndexOf(":"))
+    }`;
+    const urls = image.layers.map((layer) => `${base}/blobs/${layer.digest}`);
+    return [...commands[tool]!, "fetch", join(work, "fetched"), ...urls];
+  }
   if (tool === "skopeo") {
     const layout = `oci:${image.dir}:${IMAGE_TAG}`;
     return step === "pull"
@@ -83,7 +130,7 @@ function commandFor(round: Round, step: Step, ref: string): string[] {
   const [layout, metadata] = step === "pull"
     ? [pulled, join(work, "metadata-pull")]
     : [image.dir, join(work, "metadata-push")];
-  return [...RUNTIME_COMMANDS[tool]!, step === "pull" ? "pull" : "push", ref, layout, metadata];
+  return [...commands[tool]!, step === "pull" ? "pull" : "push", ref, layout, metadata];
 }
 
 /** Why a finished step's result is wrong, or `undefined`. */
@@ -91,6 +138,11 @@ function check(round: Round, step: Step, run: Measured, pushedDigest: string): s
   if (run.code !== 0) {
     const last = run.stderr.trim().split("\n").filter((l) => l.trim() !== "").slice(-3).join(" / ");
     return `exit ${run.code}${run.code === 124 ? " (timed out)" : ""}: ${last.slice(0, 300)}`;
+  }
+  if (step === "floor") {
+    const sizes = lastLine(run)?.sizes as number[] | undefined;
+    const ok = round.image.layers.every((layer, i) => sizes?.[i] === layer.size);
+    return ok ? undefined : `fetched sizes ${JSON.stringify(sizes)} are not the layers'`;
   }
   if (pushedDigest !== round.image.manifestDigest && step !== "pull") {
     return `pushed manifest ${pushedDigest}, expected ${round.image.manifestDigest}`;
@@ -106,25 +158,27 @@ function check(round: Round, step: Step, run: Measured, pushedDigest: string): s
   return undefined;
 }
 
+/** The JSON line transfer.ts printed last, if any. */
+function lastLine(run: Measured): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    return undefined;
+  }
+}
+
 function pushedDigestOf(round: Round, step: Step, run: Measured): string {
   if (round.tool === "skopeo") {
     const file = join(round.work, `${step}.digest`);
     return existsSync(file) ? readFileSync(file, "utf8").trim() : "";
   }
-  try {
-    return JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "").digest ?? "";
-  } catch {
-    return "";
-  }
+  const digest = lastLine(run)?.digest;
+  return typeof digest === "string" ? digest : "";
 }
 
 function callSeconds(run: Measured): number | undefined {
-  try {
-    const ms = JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "").ms;
-    return typeof ms === "number" ? ms / 1000 : undefined;
-  } catch {
-    return undefined;
-  }
+  const ms = lastLine(run)?.ms;
+  return typeof ms === "number" ? ms / 1000 : undefined;
 }
 
 /**
@@ -132,26 +186,30 @@ function callSeconds(run: Measured): number | undefined {
  *
  * @param tool `deno`, `bun`, `node` or `skopeo`.
  * @param image The image to move.
+ * @param commands From {@linkcode runtimeCommands}.
  * @param timeoutSeconds After this, a step's process group is ended and the step fails.
  * @returns Each step's result; a step after a failed one is not run.
  *
  * @example
  * ```ts ignore
- * const results = await runRound("deno", image, 600);
+ * const results = await runRound("deno", image, runtimeCommands(dir, "bundle"), 600);
  * console.log(results.push?.wall);
  * ```
  */
 export async function runRound(
   tool: string,
   image: BenchImage,
+  commands: RuntimeCommands,
   timeoutSeconds: number,
 ): Promise<Partial<Record<Step, StepResult>>> {
   const registry = await startBenchRegistry();
   const work = mkdtempSync(join(tmpdir(), "registry-bench-round-"));
-  const round: Round = { tool, image, registry, work };
+  mkdirSync(join(work, "fetched"));
+  const round: Round = { tool, commands, image, registry, work };
   const results: Partial<Record<Step, StepResult>> = {};
+  const steps: Step[] = tool in commands ? ["push", "pull", "floor", "mount"] : [...STEPS];
   try {
-    for (const step of STEPS) {
+    for (const step of steps) {
       const repository = step === "mount" ? "bench/second" : "bench/first";
       const ref = `${registry.host}/${repository}:${IMAGE_TAG}`;
       const run = await measure(commandFor(round, step, ref), { cwd: root, timeoutSeconds });
@@ -169,6 +227,8 @@ export async function runRound(
         ...(error === undefined ? {} : { error }),
       };
       if (error !== undefined) break;
+      // The floor's files are not needed, and page cache is better left to the next step.
+      if (step === "floor") rmSync(join(work, "fetched"), { recursive: true, force: true });
     }
   } finally {
     await registry.stop();
