@@ -155,18 +155,21 @@ test("copy-store: a list the destination has gains the missing entries; a differ
   assert.equal(await fleet.getDiffID(entry(2, 1).digest), "sha256:elsewhere");
 });
 
-test("--store: ls, metadata and diffid on Redis and on Deno KV print what they print for the directory", async () => {
+test("--store: ls, metadata, diffid, verify and check on Redis and on Deno KV print what they print for the directory", async () => {
   const source = await sourceDirectory();
   const redis = await freshRedis();
   const kv = join(tempDir("dm-cli-kv-"), "fleet.sqlite");
   assert.equal((await cli(["copy-store", source, redis.url])).code, 0);
   assert.equal((await cli(["copy-store", source, kv])).code, 0);
   for (
-    const command of [["ls"], ["metadata", diffIDs[2]!], ["diffid", entry(1, 1).digest], [
-      "--no-trunc",
-      "metadata",
-      diffIDs[0]!,
-    ]]
+    const command of [
+      ["ls"],
+      ["metadata", diffIDs[2]!],
+      ["diffid", entry(1, 1).digest],
+      ["--no-trunc", "metadata", diffIDs[0]!],
+      ["verify"],
+      ["check", "--target", "docker.io/library/app2", "-u", "ci", "-p", "secret"],
+    ]
   ) {
     const expected = await cli(["--root", source, ...command]);
     assert.equal(expected.code, 0, expected.stderr);
@@ -185,7 +188,10 @@ test("--store: a missing key is exit status 1, a Redis server that is not there 
   const redis = await freshRedis();
   const missing = await cli(["--store", redis.url, "diffid", fakeDigest(0x404)]);
   assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /^error: Cannot get "diffid-by-digest\/sha256\/0+404"/);
+  assert.match(
+    missing.stderr,
+    /^No DiffID is recorded for "sha256:0+404"\nerror: Cannot get "diffid-by-digest\/sha256\/0+404"/,
+  );
 
   const port = await freePort();
   const down = await cli(["--store", `redis://ci:s3cret@127.0.0.1:${port}`, "ls"]);
@@ -197,11 +203,32 @@ test("--store: a missing key is exit status 1, a Redis server that is not there 
   assert.ok(down.elapsedMs < 10_000, `${down.elapsedMs} ms`);
 });
 
-test("--store and copy-store refuse what they cannot do", async () => {
+test("--store: verify finds corrupt lists and mappings and mappings without a list through keys(), as in a directory", async () => {
   const redis = await freshRedis();
-  const check = await cli(["--store", redis.url, "verify"]);
-  assert.equal(check.code, 2);
-  assert.match(check.stderr, /^error: Command "verify" reads a dockerd directory/);
+  const encode = (text: string) => new TextEncoder().encode(text);
+  const [good, bad] = diffIDs.map((id) => id.replace(":", "/"));
+  await redis.store.set("v2metadata-by-diffid", good!, encode("[]"));
+  await redis.store.set("v2metadata-by-diffid", bad!, encode("[{"));
+  await redis.store.set("diffid-by-digest", "sha256/" + "e".repeat(64), encode("nodiffid"));
+  await redis.store.set("diffid-by-digest", "sha256/" + "f".repeat(64), encode(diffIDs[2]!));
+  const run = await cli(["--store", redis.url, "--json", "verify"]);
+  assert.equal(run.code, 1, run.stderr);
+  const report = JSON.parse(run.stdout);
+  assert.equal(report.root, redis.url.replace(/\?prefix=.*/, ""));
+  assert.deepEqual(
+    report.problems.map((p: { kind: string; relative: string }) => [p.kind, p.relative]),
+    [
+      ["corrupt-list", `v2metadata-by-diffid/${bad}`],
+      ["corrupt-mapping", `diffid-by-digest/sha256/${"e".repeat(64)}`],
+      ["missing-list", `diffid-by-digest/sha256/${"f".repeat(64)}`],
+    ],
+  );
+  assert.equal(report.lists, 2);
+  assert.equal(report.mappings, 2);
+});
+
+test("--store and copy-store refuse what they cannot do (usage errors, a missing source)", async () => {
+  const redis = await freshRedis();
   const both = await cli(["--store", redis.url, "--root", "/tmp", "ls"]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /^error: Pass either "--root" or "--store", not both/);

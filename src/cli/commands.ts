@@ -1,9 +1,10 @@
 // The CLI's commands. Each reads the store (never writes), prints through `CommandContext`
-// and returns the exit status.
+// and returns the exit status. A store is a dockerd directory or any store with keys()
+// (Deno KV, Redis); see scan.ts for what only a directory can show.
 import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "../_keys.ts";
 import { errorCode } from "../_map_error.ts";
-import type { FSMetadataStore } from "../fs_store.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
+import type { MetadataStore } from "../metadata_store.ts";
 import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
@@ -20,7 +21,9 @@ import { formatTable, shortDigest } from "./table.ts";
 
 /** What a command needs: the store, the options, and where to print. */
 export interface CommandContext {
-  store: FSMetadataStore;
+  store: MetadataStore;
+  /** The store as output names it (JSON's `root`): a directory, a file, a redacted URL. */
+  where: string;
   args: CliArgs;
   /** Prints one line of the result on stdout. */
   print(line: string): void;
@@ -80,7 +83,7 @@ export async function listCommand(context: CommandContext): Promise<number> {
   const { json, noTrunc } = context.args;
   if (json) {
     printJson(context, {
-      root: context.store.root,
+      root: context.where,
       diffIDs: lists.map((list) => ({
         diffID: list.diffID,
         path: list.file.path,
@@ -281,7 +284,7 @@ export async function checkCommand(context: CommandContext): Promise<number> {
   }
   if (context.args.json) {
     printJson(context, {
-      root: context.store.root,
+      root: context.where,
       target: target ?? null,
       entries: rows.map((row) => ({
         diffID: row.diffID,
@@ -345,14 +348,15 @@ export interface Problem {
 
 /**
  * `verify`: unreadable or corrupt lists and mappings, digests whose DiffID has no list,
- * lists longer than dockerd's 50, stray temp files. Exit status 1 when anything is found.
+ * lists longer than dockerd's 50; in a directory also stray and temp files, unreadable
+ * directories and names that are not UTF-8. Exit status 1 when anything is found.
  *
  * @param context The store, options and output.
  * @returns The exit status.
  */
 export async function verifyCommand(context: CommandContext): Promise<number> {
   const scan = await scanStore(context.store, context.progress, true);
-  const root = context.store.root;
+  const root = context.where;
   const problems: Problem[] = [];
   const add = (
     kind: Problem["kind"],

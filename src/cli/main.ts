@@ -4,7 +4,7 @@ import { errorCode } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
-import { type CliArgs, parseArgs, USAGE, UsageError } from "./args.ts";
+import { type CliArgs, type CommandName, parseArgs, USAGE, UsageError } from "./args.ts";
 import { type CredentialResolver, credentialResolver } from "./auth.ts";
 import { copyCommand } from "./copy_command.ts";
 import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
@@ -20,8 +20,13 @@ import {
   verifyCommand,
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
-import { copyStoreCommand, storeLocationCommand } from "./store_commands.ts";
-import { parseStoreLocation } from "./store_location.ts";
+import { copyStoreCommand } from "./copy_store_command.ts";
+import {
+  openStoreLocation,
+  parseStoreLocation,
+  showStoreLocation,
+  type StoreLocation,
+} from "./store_location.ts";
 
 /** What cli.ts provides from the runtime. */
 export interface CliEnvironment {
@@ -249,6 +254,29 @@ async function credentials(
   }, environment);
 }
 
+/** The commands that read one store. */
+type StoreCommandName = Exclude<CommandName, "copy" | "copy-store" | "help" | "version">;
+
+/** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
+async function storeCommand(
+  environment: CliEnvironment,
+  context: CommandContext & { args: { command: StoreCommandName } },
+): Promise<number> {
+  switch (context.args.command) {
+    case "ls":
+      return await listCommand(context);
+    case "diffid":
+      return await diffIDCommand(context);
+    case "metadata":
+      return await metadataCommand(context);
+    case "check":
+      context.credentials = await credentials(environment, context.args, context.warn);
+      return await checkCommand(context);
+    case "verify":
+      return await verifyCommand(context);
+  }
+}
+
 /**
  * Runs the CLI.
  *
@@ -279,51 +307,32 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
     return OK;
   }
   const progress = progressReporter(environment, args);
+  const command = args.command;
+  // A line of output first clears the progress line.
+  const output = {
+    print: (line: string) => (progress.done(), print(line)),
+    warn: (line: string) => (progress.done(), warn(line)),
+    progress: progress.report,
+  };
+  const openDirectory = (path: string) => openExisting(environment.fs, path);
   try {
-    // copy-store, and --store naming a Deno KV database or a Redis server: store_commands.ts.
-    const stores = {
-      args,
-      fs: environment.fs,
-      openDirectory: (path: string) => openExisting(environment.fs, path),
-      print: (line: string) => (progress.done(), print(line)),
-      warn: (line: string) => (progress.done(), warn(line)),
-      progress: progress.report,
-    };
-    if (args.command === "copy-store") return await copyStoreCommand(stores);
-    if (args.command === "copy") return await runCopy(environment, args, print, warn);
-    const location = args.store === undefined
-      ? undefined
-      : await parseStoreLocation(args.store, environment.fs, true);
-    if (location && location.kind !== "directory") {
-      return await storeLocationCommand(stores, location);
+    if (command === "copy-store") {
+      return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
-    const root = location?.path ?? args.root ?? await findStore(environment);
-    const store = await openExisting(environment.fs, root);
-    const context: CommandContext = {
-      store,
-      args,
-      print: (line) => {
-        progress.done();
-        print(line);
-      },
-      warn: (line) => {
-        progress.done();
-        warn(line);
-      },
-      progress: progress.report,
-    };
-    switch (args.command) {
-      case "ls":
-        return await listCommand(context);
-      case "diffid":
-        return await diffIDCommand(context);
-      case "metadata":
-        return await metadataCommand(context);
-      case "check":
-        context.credentials = await credentials(environment, args, warn);
-        return await checkCommand(context);
-      case "verify":
-        return await verifyCommand(context);
+    if (command === "copy") return await runCopy(environment, args, print, warn);
+    const location: StoreLocation = args.store === undefined
+      ? { kind: "directory", path: args.root ?? await findStore(environment) }
+      : await parseStoreLocation(args.store, environment.fs, true);
+    const opened = await openStoreLocation(location, openDirectory);
+    try {
+      return await storeCommand(environment, {
+        store: opened.store,
+        where: showStoreLocation(location),
+        args: { ...args, command },
+        ...output,
+      });
+    } finally {
+      await opened.close();
     }
   } catch (error) {
     progress.done();

@@ -1,18 +1,26 @@
-// Walks a store with its FileSystem's readDir/stat and reads every list and digest mapping
-// through FSMetadataStore, so the CLI sees exactly what the library would.
+// Finds every list and digest mapping of a store and reads each through the store, so the
+// CLI sees exactly what the library would: a directory by walking it with its FileSystem's
+// readDir/stat (which also finds temp files, strays and undecodable names), any other store
+// through keys().
 import { decodeV2MetadataList } from "../_go_json.ts";
 import { BY_DIFFID, BY_DIGEST, TEMP_PREFIX } from "../_keys.ts";
 import { errorCode, mapError } from "../_map_error.ts";
+import { MetadataError } from "../errors.ts";
 import type { FileInfo } from "../file_system.ts";
-import type { FSMetadataStore } from "../fs_store.ts";
+import { FSMetadataStore } from "../fs_store.ts";
+import type { MetadataStore } from "../metadata_store.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
 
-/** A file found under the root. */
-export interface StoreFile {
+/** Where a value is kept. */
+export interface KeyLocation {
   /** The path relative to the root, e.g. `v2metadata-by-diffid/sha256/<hex>`. */
   relative: string;
-  /** The absolute path. */
+  /** The absolute path of a directory's file; in any other store, `relative`. */
   path: string;
+}
+
+/** A file found under the root. */
+export interface StoreFile extends KeyLocation {
   kind: FileInfo["kind"];
   size: number;
   mtimeMs: number | undefined;
@@ -30,7 +38,7 @@ export interface ReadFailure {
 /** One `v2metadata-by-diffid` file. */
 export interface ListRecord {
   diffID: string;
-  file: StoreFile;
+  file: KeyLocation;
   entries: V2Metadata[] | null;
   failure: ReadFailure | null;
 }
@@ -38,7 +46,7 @@ export interface ListRecord {
 /** One `diffid-by-digest` file. */
 export interface MappingRecord {
   digest: string;
-  file: StoreFile;
+  file: KeyLocation;
   diffID: string | null;
   failure: ReadFailure | null;
 }
@@ -47,6 +55,7 @@ export interface MappingRecord {
 export interface ScanResult {
   lists: ListRecord[];
   mappings: MappingRecord[];
+  // The rest is found in a directory only.
   /** Files named like Docker's atomic-write temp files (`.tmp-…`), anywhere. */
   tempFiles: StoreFile[];
   /** Files in the two namespaces that are no key (`<alg>/<encoded>`). */
@@ -149,48 +158,90 @@ export async function walkStore(
   return { files, unreadableDirectories, undecodableNames };
 }
 
-/**
- * Walks the store and reads every V2Metadata list in it, and every digest mapping when
- * `readMappings` (only `verify` looks at them; `mappings` is empty otherwise).
- *
- * @param store The open store.
- * @param onProgress Told how far the walk and the reads are.
- * @param readMappings Whether to read the `diffid-by-digest` files too.
- * @returns What was found, failures included.
- */
-export async function scanStore(
+/** A key to read, and where its value is. */
+interface FoundKey {
+  namespace: string;
+  key: string;
+  file: KeyLocation;
+}
+
+/** The keys of a directory store, found by walking it, and what else the walk found. */
+async function directoryKeys(
   store: FSMetadataStore,
   onProgress: ProgressCallback | undefined,
   readMappings: boolean,
-): Promise<ScanResult> {
+): Promise<{ keys: FoundKey[]; rest: Omit<ScanResult, "lists" | "mappings"> }> {
   const { files, unreadableDirectories, undecodableNames } = await walkStore(store, onProgress);
-  const result: ScanResult = {
-    lists: [],
-    mappings: [],
-    tempFiles: [],
-    strays: [],
+  const rest = {
+    tempFiles: [] as StoreFile[],
+    strays: [] as StoreFile[],
     unreadableDirectories,
     undecodableNames,
   };
-  const keyed: { namespace: string; key: string; file: StoreFile }[] = [];
+  const keys: FoundKey[] = [];
   for (const file of files) {
     const segments = file.relative.split("/");
     if (segments.some((segment) => segment.startsWith(TEMP_PREFIX))) {
-      result.tempFiles.push(file);
+      rest.tempFiles.push(file);
       continue;
     }
     const namespace = segments[0]!;
     if (namespace !== BY_DIFFID && (namespace !== BY_DIGEST || !readMappings)) continue;
     // Go writes a digest with an empty algorithm, ":<hex>", directly under the namespace.
     if (segments.length < 2) {
-      result.strays.push(file);
+      rest.strays.push(file);
       continue;
     }
-    keyed.push({ namespace, key: segments.slice(1).join("/"), file });
+    keys.push({ namespace, key: segments.slice(1).join("/"), file });
   }
+  return { keys, rest };
+}
+
+/** The keys of any other store, listed by its keys(). */
+async function listedKeys(store: MetadataStore, readMappings: boolean): Promise<FoundKey[]> {
+  if (store.keys === undefined) {
+    throw new MetadataError("ENOTSUP", "Cannot scan the store: it cannot list its keys");
+  }
+  const found: FoundKey[] = [];
+  for (const namespace of readMappings ? [BY_DIFFID, BY_DIGEST] : [BY_DIFFID]) {
+    for (const key of (await store.keys(namespace)).sort()) {
+      const relative = `${namespace}/${key}`;
+      found.push({ namespace, key, file: { relative, path: relative } });
+    }
+  }
+  return found;
+}
+
+/** ` at "<path>"` for a directory's file, nothing where the path is the key. */
+function at(file: KeyLocation): string {
+  return file.path === file.relative ? "" : ` at "${file.path}"`;
+}
+
+/**
+ * Finds every V2Metadata list in the store and reads it, and every digest mapping when
+ * `readMappings` (only `verify` looks at them; `mappings` is empty otherwise). A directory
+ * is walked; any other store is listed through keys().
+ *
+ * @param store The open store: an {@linkcode FSMetadataStore}, or a store with keys().
+ * @param onProgress Told how far the walk and the reads are.
+ * @param readMappings Whether to read the `diffid-by-digest` values too.
+ * @returns What was found, failures included.
+ */
+export async function scanStore(
+  store: MetadataStore,
+  onProgress: ProgressCallback | undefined,
+  readMappings: boolean,
+): Promise<ScanResult> {
+  const { keys, rest } = store instanceof FSMetadataStore
+    ? await directoryKeys(store, onProgress, readMappings)
+    : {
+      keys: await listedKeys(store, readMappings),
+      rest: { tempFiles: [], strays: [], unreadableDirectories: [], undecodableNames: [] },
+    };
+  const result: ScanResult = { lists: [], mappings: [], ...rest };
   let done = 0;
-  for (const { namespace, key, file } of keyed) {
-    onProgress?.("reading", ++done, keyed.length);
+  for (const { namespace, key, file } of keys) {
+    onProgress?.("reading", ++done, keys.length);
     let bytes: Uint8Array | null = null;
     let failure: ReadFailure | null = null;
     try {
@@ -207,7 +258,7 @@ export async function scanStore(
           failure = {
             kind: "corrupt",
             code: "EBADMSG",
-            message: `Cannot use "${namespace}/${key}" at "${file.path}": ${
+            message: `Cannot use "${namespace}/${key}"${at(file)}: ${
               text === "" ? "it is empty" : `"${text.slice(0, 80)}" is not a DiffID`
             }`,
           };
@@ -222,7 +273,7 @@ export async function scanStore(
         entries = decodeV2MetadataList(bytes);
       } catch (error) {
         failure = failureOf(error, "corrupt");
-        failure.message = `Cannot decode "${namespace}/${key}" at "${file.path}": ${
+        failure.message = `Cannot decode "${namespace}/${key}"${at(file)}: ${
           failure.message.replace(/^Cannot [^:]*: /, "")
         }`;
       }

@@ -37,6 +37,16 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * A location as output shows it: the path, or the URL without its password.
+ *
+ * @param location The location.
+ * @returns The text, e.g. `redis://ci:***@127.0.0.1:6379/`.
+ */
+export function showStoreLocation(location: StoreLocation): string {
+  return location.kind === "redis" ? redactUrl(location.url) : location.path;
+}
+
+/**
  * Reads a location: `redis://…` or `rediss://…` (a `?prefix=` parameter sets the key
  * prefix), `http(s)://…` (a KV Connect endpoint), `kv:<path>`, or a path: an existing
  * directory is a dockerd store, an existing file a Deno KV database; a new path ending in
