@@ -108,7 +108,7 @@ Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
                         the data-root of /etc/docker/daemon.json when it names one)
   --store <location>    any store: a directory, a Deno KV file or URL (kv:<path>, https://…),
-                        or redis://host:port[/db][?prefix=p] (ls, diffid and metadata)
+                        or redis://host:port[/db][?prefix=p]
   --json                machine-readable output (copy: one JSON event per line)
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
