@@ -29,6 +29,11 @@ export interface RunOptions {
   stdin?: string;
   /** Deno permissions beyond the documented `--allow-read --allow-env`. */
   denoPermissions?: string[];
+  /**
+   * A program and its arguments the runtime runs under, e.g. `setpriv` dropping capabilities
+   * or `unshare` giving it mounts of its own; it must end with the command it is given.
+   */
+  wrapper?: string[];
   /** Killed after this long (default 30 s): a blocked CLI fails the test, not the suite. */
   timeoutMs?: number;
 }
@@ -45,7 +50,8 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
   }
   const scratch = tempDir();
   const timeFile = join(scratch, "time");
-  const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, command, ...commandArgs], {
+  const wrapped = [...options.wrapper ?? [], command, ...commandArgs];
+  const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, ...wrapped], {
     cwd: repo,
     env: { ...process.env, HOME: scratch, NO_COLOR: "1", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],

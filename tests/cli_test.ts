@@ -3,12 +3,10 @@
 // by the library.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -16,9 +14,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
@@ -27,10 +23,8 @@ import {
   V2MetadataService,
 } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
-import { runtimeCommand, runtimeName } from "./_runtime.ts";
+import { type CliRun, repo, runCli as runCliProcess, tempDir } from "./_cli.ts";
 
-const repo = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(repo, "cli.ts");
 const goFixtures = join(repo, "tests", "fixtures", "go_metadata.json");
 
 /** A file tree as the Go fixtures record it, paths relative to the store root. */
@@ -41,49 +35,18 @@ interface TreeEntry {
   base64?: string;
 }
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), "cli-test-"));
-}
-
 /**
  * Runs cli.ts with `args` and an empty HOME; resolves when the process has exited.
  * `obeyModes` runs it, when the tests run as root (as in CI), through setpriv without the two
  * capabilities that let root ignore file modes: still root, so the checkout and the runtimes
  * stay readable wherever they live (another user could not enter a 0700 parent of the clone).
  */
-function runCli(
-  args: string[],
-  env: Record<string, string> = {},
-  obeyModes = false,
-): Promise<CliResult> {
-  let [command, commandArgs] = runtimeCommand(cli, args);
-  // On Deno, exactly the permissions the CLI documents: it must never need to write.
-  if (runtimeName === "deno") commandArgs.splice(1, 1, "--allow-read", "--allow-env");
-  const home = tempDir();
-  if (obeyModes && process.getuid?.() === 0) {
-    const drop = "-dac_override,-dac_read_search";
-    commandArgs = ["--bounding-set", drop, "--inh-caps", drop, command, ...commandArgs];
-    command = "setpriv";
-  }
-  const child = spawn(command, commandArgs, {
-    cwd: repo,
-    env: { ...process.env, HOME: home, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => stdout += chunk);
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
+function runCli(args: string[], env: Record<string, string> = {}, obeyModes = false) {
+  const drop = "-dac_override,-dac_read_search";
+  const wrapper = obeyModes && process.getuid?.() === 0
+    ? ["setpriv", "--bounding-set", drop, "--inh-caps", drop]
+    : [];
+  return runCliProcess(args, { env, wrapper });
 }
 
 /** Writes a recorded tree under `root` with the recorded modes. */
@@ -433,7 +396,7 @@ test("cli.ts check reads ~/.docker/config.json by default; without one there are
   const root = await libraryStore();
   const home = tempDir();
   mkdirSync(join(home, ".docker"));
-  const sources = (result: CliResult) => {
+  const sources = (result: CliRun) => {
     assert.equal(result.code, 0, result.stderr);
     return JSON.parse(result.stdout).entries.map((
       entry: { registry: string; credentials: string; hmacMatches: boolean },
@@ -605,9 +568,7 @@ function runCliWithoutDockerd(
   args: string[],
   home: string,
   daemonJson?: unknown,
-): Promise<CliResult> {
-  const [command, commandArgs] = runtimeCommand(cli, args);
-  if (runtimeName === "deno") commandArgs.splice(1, 1, "--allow-read", "--allow-env");
+): Promise<CliRun> {
   const script = [
     "set -e",
     "[ -d /etc/docker ] || mkdir /etc/docker",
@@ -617,9 +578,10 @@ function runCliWithoutDockerd(
     'exec "$@"',
   ].join("\n");
   const asRoot = process.getuid?.() === 0 ? [] : ["--map-root-user"];
-  const child = spawn(
-    "unshare",
-    [
+  return runCliProcess(args, {
+    env: { HOME: home, DAEMON_JSON: daemonJson === undefined ? "" : JSON.stringify(daemonJson) },
+    wrapper: [
+      "unshare",
       "--mount",
       "--propagation",
       "private",
@@ -628,27 +590,7 @@ function runCliWithoutDockerd(
       "-c",
       script,
       "sh",
-      command,
-      ...commandArgs,
     ],
-    {
-      cwd: repo,
-      env: {
-        ...process.env,
-        HOME: home,
-        NO_COLOR: "1",
-        DAEMON_JSON: daemonJson === undefined ? "" : JSON.stringify(daemonJson),
-      },
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => stdout += chunk);
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
 }
 

@@ -6,12 +6,10 @@
 // `docker load` of an archive built here, so no network is needed. Needs root, as dockerd does.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import {
   computeV2MetadataHMAC,
   computeV2MetadataHMACKey,
@@ -19,7 +17,7 @@ import {
   V2MetadataService,
 } from "../mod.ts";
 import { ociLayoutStore, pull, push, type RegistryConfig } from "../src/registry/mod.ts";
-import { runtimeCommand } from "./_runtime.ts";
+import { runCli } from "./_cli.ts";
 import { dockerArchive, type LayerFile } from "./registry/_docker_archive.ts";
 import { type Dockerd, startDockerd } from "./registry/_dockerd.ts";
 import { buildImage } from "./registry/_image_builder.ts";
@@ -32,7 +30,6 @@ import {
 } from "./registry/_registry_server.ts";
 
 const ALICE = { username: "alice", password: USERS.alice! };
-const cli = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const temps: string[] = [];
 let registryStarted: Promise<RegistryServer> | undefined;
 let dockerdStarted: Promise<Dockerd> | undefined;
@@ -111,20 +108,6 @@ function transfersOf(requests: LoggedRequest[], repository: string, digest: stri
       r.method === "PUT" && r.url.startsWith(uploads) && query(r).get("digest") === digest
     ),
   };
-}
-
-/** Runs cli.ts on the runtime under test. */
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const [command, commandArgs] = runtimeCommand(cli, args);
-  const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => stdout += chunk);
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
 }
 
 test("dockerd's push: the library reads its entries, reproduces its HMACs and mounts from them", async () => {
