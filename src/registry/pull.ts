@@ -9,9 +9,8 @@ import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
-import { diffIDOf } from "./_verify.ts";
+import { diffIDSink } from "./_diff_id.ts";
 import { limiter } from "./_limit.ts";
-import { tap } from "./_tap.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -85,7 +84,8 @@ async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
 /**
  * A layer into the store (fetched unless present, at most its declared size, digest verified
  * as it streams to a temp file), and its DiffID computed from the same bytes as they pass
- * (`null` when it cannot be).
+ * (`null` when it cannot be). Each chunk goes on to the store at once and into the DiffID while
+ * the store writes it; the next is read when both are done, so neither side queues.
  */
 async function fetchLayer(
   repo: Repository,
@@ -93,24 +93,30 @@ async function fetchLayer(
   layer: Descriptor,
   stop: AbortSignal,
 ): Promise<string | null> {
-  const diffID = tap(diffIDOf);
+  const diffID = diffIDSink();
+  const passing = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      controller.enqueue(chunk);
+      return diffID.write(chunk);
+    },
+  });
   // `stop` cancels the source and fails the rest when another layer failed.
   const options = { signal: stop };
   try {
     if (await store.has(layer.digest)) {
-      await drain((await store.open(layer.digest)).pipeThrough(diffID.stream, options));
+      await drain((await store.open(layer.digest)).pipeThrough(passing, options));
     } else {
       // The store checks the digest and the size as the bytes land: no second hash here.
       const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
-      await store.write(layer.digest, blob.pipeThrough(diffID.stream, options), {
+      await store.write(layer.digest, blob.pipeThrough(passing, options), {
         maxBytes: layer.size,
       });
     }
   } catch (error) {
-    diffID.abort(error);
+    diffID.abort();
     throw error;
   }
-  return await diffID.result;
+  return await diffID.close();
 }
 
 async function knownDiffID(service: V2MetadataService, digest: string): Promise<string | null> {
