@@ -10,25 +10,21 @@ import { loadNodeFs } from "./_node_fs.ts";
 
 type Callback<T> = (error: Error | null, value: T) => void;
 
+/** node:fs's read and write: `length` bytes at `offset` of `buffer`, at `position` in the file. */
+type PositionalIo = (
+  fd: number,
+  buffer: Uint8Array,
+  offset: number,
+  length: number,
+  position: number,
+  callback: Callback<number>,
+) => void;
+
 interface StreamFs {
   openSync(path: string, flags: number | string, mode?: number): number;
   fstatSync(fd: number): { isFile(): boolean; isDirectory(): boolean; size: number };
-  read(
-    fd: number,
-    buffer: Uint8Array,
-    offset: number,
-    length: number,
-    position: number,
-    callback: Callback<number>,
-  ): void;
-  write(
-    fd: number,
-    buffer: Uint8Array,
-    offset: number,
-    length: number,
-    position: number,
-    callback: Callback<number>,
-  ): void;
+  read: PositionalIo;
+  write: PositionalIo;
   fsync(fd: number, callback: (error: Error | null) => void): void;
   closeSync(fd: number): void;
   chmodSync(path: string, mode: number): void;
