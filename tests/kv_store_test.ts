@@ -1,15 +1,14 @@
-import { spawn } from "node:child_process";
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { V2MetadataService } from "../mod.ts";
 import { DenoKvMetadataStore } from "../src/kv_store.ts";
 import { tempDir } from "./_adapters.ts";
 import { fakeDigest, rejectsWithCode, testStoreConformance } from "./_conformance.ts";
 import { MemoryKv } from "./_memory_kv.ts";
 import { type ClosableKv, openKv } from "./_open_kv.ts";
-import { runtimeCommand, runtimeName } from "./_runtime.ts";
+import { runtimeName } from "./_runtime.ts";
+import { startWriter, writerResult } from "./_writer_process.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -213,41 +212,18 @@ test("DenoKvMetadataStore.get() of an entry it did not write is EBADMSG", async 
   await rejectsWithCode(store.get("ns", "key"), "EBADMSG");
 });
 
-/** A _kv_writer.ts process of this runtime: the adds it acknowledged, and its end. */
-function startWriter(args: string[], onAck: (n: number) => void = () => {}) {
-  const script = fileURLToPath(new URL("./_kv_writer.ts", import.meta.url));
-  let [command, commandArgs] = runtimeCommand(script, args);
-  // Deno KV is unstable on Deno.
-  if (runtimeName === "deno") commandArgs = ["run", "--unstable-kv", ...commandArgs.slice(1)];
-  const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
-  const acked: number[] = [];
-  let report = "";
-  let pending = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk) => {
-    const lines = (pending + chunk).split("\n");
-    pending = lines.pop()!;
-    for (const line of lines) {
-      if (line.startsWith("ack ")) {
-        acked.push(Number(line.slice(4)));
-        onAck(Number(line.slice(4)));
-      } else report = line;
-    }
+/** A _kv_writer.ts process of this runtime (Deno KV is unstable on Deno). */
+function startKvWriter(args: string[], onAck?: (n: number) => void) {
+  return startWriter("./_kv_writer.ts", args, {
+    denoFlags: ["--unstable-kv"],
+    ...onAck && { onAck },
   });
-  child.stderr.on("data", (chunk) => stderr += chunk);
-  const done = new Promise<{ code: number | null; signal: string | null }>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal }));
-  });
-  return { child, acked, done, report: () => report, stderr: () => stderr };
 }
 
 /** Runs a writer to its end; its report. */
 async function runWriter(args: string[]): Promise<{ locked: number; acked: number[] }> {
-  const writer = startWriter(args);
-  const { code } = await writer.done;
-  if (code !== 0) throw new Error(`the writer exited with ${code}: ${writer.stderr()}`);
-  return { ...JSON.parse(writer.report()), acked: writer.acked };
+  const { acked, report } = await writerResult(startKvWriter(args));
+  return { ...JSON.parse(report), acked };
 }
 
 test(`DenoKvMetadataStore: two ${runtimeName} processes adding to one DiffID lose nothing`, async () => {
@@ -282,7 +258,7 @@ test(`DenoKvMetadataStore: a ${runtimeName} writer killed mid-run (SIGKILL) lose
   const path = join(tempDir("dm-kv-kill-"), "shared.sqlite");
   const diffID = fakeDigest(9100);
   // The victim adds each entry to a DiffID of its own; the survivor adds to one DiffID.
-  const victim = startWriter([path, "disjoint", "0", "500"], () => {
+  const victim = startKvWriter([path, "disjoint", "0", "500"], () => {
     if (victim.acked.length === 40) victim.child.kill("SIGKILL");
   });
   const survivor = runWriter([path, diffID, "2000", "25"]);

@@ -1,14 +1,13 @@
 // RedisMetadataStore against a real redis-server started on 127.0.0.1 by the tests, with
 // node-redis as the client; writers in other processes of the running runtime.
-import { spawn } from "node:child_process";
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
 import { MetadataError, V2MetadataService } from "../mod.ts";
 import { RedisMetadataStore } from "../src/redis_store.ts";
 import { fakeDigest, rejectsWithCode, testStoreConformance } from "./_conformance.ts";
 import { connect, freshStore, RedisServer } from "./_redis_server.ts";
-import { runtimeCommand, runtimeName } from "./_runtime.ts";
+import { runtimeName } from "./_runtime.ts";
+import { startWriter, writerResult } from "./_writer_process.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -33,36 +32,14 @@ after(async () => {
 testStoreConformance("RedisMetadataStore", async () => freshStore(await sharedClient()));
 
 /** Runs _redis_writer.ts in another process of this runtime; the entries it acknowledged. */
-function runWriter(
+async function runWriter(
   args: string[],
-  onAck: (n: number) => void = () => {},
+  onAck?: (n: number) => void,
 ): Promise<{ acked: number[]; retries: number }> {
-  const script = fileURLToPath(new URL("./_redis_writer.ts", import.meta.url));
-  const [command, commandArgs] = runtimeCommand(script, args);
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"] });
-    const acked: number[] = [];
-    let retries = 0;
-    let pending = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk) => {
-      const lines = (pending + chunk).split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) {
-        const [word, number] = line.split(" ");
-        if (word === "ack") {
-          acked.push(Number(number));
-          onAck(Number(number));
-        } else if (word === "retries") retries = Number(number);
-      }
-    });
-    child.stderr.on("data", (chunk) => stderr += chunk);
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code === 0) resolve({ acked, retries });
-      else reject(new Error(`the writer exited with ${code}: ${stderr}`));
-    });
-  });
+  const writer = startWriter("./_redis_writer.ts", args, onAck && { onAck });
+  const { acked, report } = await writerResult(writer);
+  // "retries <n>"
+  return { acked, retries: Number(report.split(" ")[1]) };
 }
 
 test("RedisMetadataStore: values live at <prefix><cleaned path> as plain strings", async () => {
