@@ -94,9 +94,11 @@ export async function parseStoreLocation(
 
 /** A module found at run time; `ENOSYS` naming the package when it is not installed. */
 async function importPackage<T>(name: string, what: string): Promise<T> {
+  // Deno run from JSR has no package.json to resolve a bare name with: an npm: specifier.
+  const specifier = "Deno" in globalThis ? `npm:${name}` : name;
   try {
     // A specifier in a variable: bundlers and type checkers leave it alone.
-    return await import(name) as T;
+    return await import(specifier) as T;
   } catch (error) {
     throw new MetadataError(
       "ENOSYS",
