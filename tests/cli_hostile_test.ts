@@ -48,6 +48,25 @@ function problems(run: CliRun): [string, string, string][] {
   ) => [problem.kind, problem.relative, problem.message]);
 }
 
+/** `verify --json` reports list 2 and mapping 102 as unreadable, each refused with `why`. */
+async function verifyFindsBothRefused(root: string, why: string): Promise<void> {
+  const verified = await runCli(["--root", root, "--json", "verify"]);
+  assertBounded(verified, "verify");
+  assert.equal(verified.code, 1, verified.stderr);
+  assert.deepEqual(problems(verified), [
+    [
+      "unreadable-list",
+      `v2metadata-by-diffid/sha256/${hex(2)}`,
+      refusal(listPath(root, 2), why),
+    ],
+    [
+      "unreadable-mapping",
+      `diffid-by-digest/sha256/${hex(102)}`,
+      refusal(mappingPath(root, 102), why),
+    ],
+  ]);
+}
+
 test("cli.ts refuses a FIFO as a list or mapping file with EINVAL naming the path, without blocking", async () => {
   const root = await goodStore();
   execFileSync("mkfifo", [listPath(root, 2)]);
@@ -71,21 +90,7 @@ test("cli.ts refuses a FIFO as a list or mapping file with EINVAL naming the pat
   });
   assert.match(listed.stderr, /^warning: 1 list\(s\) could not be read/);
 
-  const verified = await runCli(["--root", root, "--json", "verify"]);
-  assertBounded(verified, "verify");
-  assert.equal(verified.code, 1, verified.stderr);
-  assert.deepEqual(problems(verified), [
-    [
-      "unreadable-list",
-      `v2metadata-by-diffid/sha256/${hex(2)}`,
-      refusal(listPath(root, 2), why),
-    ],
-    [
-      "unreadable-mapping",
-      `diffid-by-digest/sha256/${hex(102)}`,
-      refusal(mappingPath(root, 102), why),
-    ],
-  ]);
+  await verifyFindsBothRefused(root, why);
 
   const checked = await runCli(["--root", root, "--json", "check", "-u", "ci", "-p", "pw"]);
   assertBounded(checked, "check");
@@ -124,21 +129,7 @@ test("cli.ts reports a 1 GiB value file as EFBIG in bounded memory, and still re
   assert.match(listed.stdout, new RegExp(`\n${digest(2)} +\\(unreadable: EFBIG\\)\n`));
   assert.match(listed.stdout, /127\.0\.0\.1:5000\/team\/app/);
 
-  const verified = await runCli(["--root", root, "--json", "verify"]);
-  assertBounded(verified, "verify");
-  assert.equal(verified.code, 1, verified.stderr);
-  assert.deepEqual(problems(verified), [
-    [
-      "unreadable-list",
-      `v2metadata-by-diffid/sha256/${hex(2)}`,
-      refusal(listPath(root, 2), why),
-    ],
-    [
-      "unreadable-mapping",
-      `diffid-by-digest/sha256/${hex(102)}`,
-      refusal(mappingPath(root, 102), why),
-    ],
-  ]);
+  await verifyFindsBothRefused(root, why);
   const table = await runCli(["--root", root, "verify"]);
   assert.match(
     table.stdout,
