@@ -1,7 +1,7 @@
 // Builds the archive `docker save` writes and `docker load` reads, so dockerd gets images
 // without a network: manifest.json, the image configuration <hex>.json, one uncompressed
 // layer.tar per layer, and the legacy `repositories` file.
-import { sha256, tar } from "./_image_builder.ts";
+import { imageConfig, sha256, tar } from "./_image_builder.ts";
 
 const encoder = new TextEncoder();
 
@@ -32,13 +32,7 @@ export interface DockerArchive {
 export function dockerArchive(repoTag: string, layers: LayerFile[][]): DockerArchive {
   const tars = layers.map((files) => tar(files));
   const diffIDs = tars.map(sha256);
-  const config = encoder.encode(JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    config: { Cmd: ["/bin/true"] },
-    rootfs: { type: "layers", diff_ids: diffIDs },
-    history: layers.map((_, i) => ({ created_by: `layer ${i}` })),
-  }));
+  const config = imageConfig(diffIDs);
   const imageID = sha256(config);
   const configName = `${imageID.slice("sha256:".length)}.json`;
   // docker save names a layer's directory by its v1 ID; any unique name loads the same.

@@ -104,6 +104,23 @@ export interface BuiltImage {
 }
 
 /**
+ * The config of a linux/amd64 image whose layers have `diffIDs`, one history entry each: what
+ * {@linkcode buildImage} pushes and a `docker save` archive holds, byte for byte.
+ *
+ * @param diffIDs The layers' DiffIDs, base first.
+ * @returns The config's JSON bytes.
+ */
+export function imageConfig(diffIDs: string[]): Uint8Array {
+  return encoder.encode(JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config: { Cmd: ["/bin/true"] },
+    rootfs: { type: "layers", diff_ids: diffIDs },
+    history: diffIDs.map((_, i) => ({ created_by: `layer ${i}` })),
+  }));
+}
+
+/**
  * Builds an image of one layer per entry of `layers` (each a list of files) and tags it.
  *
  * @param store Where to put the blobs.
@@ -130,13 +147,7 @@ export async function buildImage(
     await store.put(digest, compressed);
     layerDescriptors.push({ mediaType: layerType, size: compressed.length, digest });
   }
-  const configBytes = encoder.encode(JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    config: { Cmd: ["/bin/true"] },
-    rootfs: { type: "layers", diff_ids: diffIDs },
-    history: layers.map((_, i) => ({ created_by: `layer ${i}` })),
-  }));
+  const configBytes = imageConfig(diffIDs);
   const config: Descriptor = {
     mediaType: format === "docker"
       ? "application/vnd.docker.container.image.v1+json"
