@@ -40,7 +40,16 @@ export function redactUrl(url: string): string {
  * A location as output shows it: the path, or the URL without its password.
  *
  * @param location The location.
- * @returns The text, e.g. `redis://ci:***@127.0.0.1:6379/`.
+ * @returns The text, e.g. `redis://ci:***@127.0.0.1:6379`.
+ *
+ * @example
+ * ```ts
+ * import { equal } from "node:assert/strict";
+ * import { showStoreLocation } from "./store_location.ts";
+ *
+ * const url = "redis://ci:s3cret@127.0.0.1:6379";
+ * equal(showStoreLocation({ kind: "redis", url, prefix: "" }), "redis://ci:***@127.0.0.1:6379");
+ * ```
  */
 export function showStoreLocation(location: StoreLocation): string {
   return location.kind === "redis" ? redactUrl(location.url) : location.path;
