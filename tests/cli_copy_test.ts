@@ -354,7 +354,9 @@ test("cli.ts copy stops on Ctrl-C mid-download: exit 130, the layer neither stor
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.ok(running, `the copy ended before Ctrl-C: ${stdout}\n${stderr}`);
     const cli = Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8"));
+    assert.ok(cli > 0, `no CLI process under /usr/bin/time: ${stderr}`); // never kill(0)
     const interrupted = performance.now();
     process.kill(cli, "SIGINT");
     await exited;
