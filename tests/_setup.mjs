@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The suite's set-up on a Debian machine: installs, as root through apt-get, the real programs
-// the integration tests start (docker-registry, htpasswd, dockerd, skopeo, redis-server) when
+// the integration tests start (docker-registry, htpasswd, dockerd, skopeo, redis-server, GNU time) when
 // any is missing. It starts nothing: each test file starts what it needs and stops it by PID.
 // When it cannot install (not root, no apt-get) it prints one line naming what is missing and
 // why, and exits 1. run_all.mjs runs it before the runtimes; `node tests/_setup.mjs` alone too.
@@ -20,6 +20,9 @@ export const REQUIREMENTS = [
   { program: "/usr/bin/skopeo", pkg: "skopeo" },
   { program: "/usr/bin/redis-server", pkg: "redis-server" },
   { program: "/usr/bin/setpriv", pkg: "util-linux" },
+  { program: "/usr/bin/unshare", pkg: "util-linux" },
+  // Peak RSS and the real exit status of a CLI run (tests/_cli.ts, cli_copy_test).
+  { program: "/usr/bin/time", pkg: "time" },
 ];
 
 /**
