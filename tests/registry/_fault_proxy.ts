@@ -190,6 +190,49 @@ function relay(
 }
 
 /**
+ * Relays `from` to `to`: the first `afterBytes` at once, then holds the rest until the release
+ * that `stall` is given is called, and ends `to` once `from` has ended and all is sent. The rest
+ * is held in memory rather than left unread in a paused `from`: Bun's node:net reports the close
+ * of a paused socket whose peer has finished at once, which ended the client's response early.
+ */
+function stallRelay(
+  from: Socket,
+  to: Socket,
+  first: Buffer,
+  afterBytes: number,
+  stall: (release: () => void) => void,
+): void {
+  let sent = 0;
+  let stalled = false;
+  let released = false;
+  let ended = false;
+  const held: Buffer[] = [];
+  const release = () => {
+    released = true;
+    for (const chunk of held.splice(0)) to.write(chunk);
+    if (ended || from.destroyed) to.end();
+  };
+  const push = (chunk: Buffer) => {
+    if (released) return void to.write(chunk);
+    const now = chunk.subarray(0, Math.max(0, afterBytes - sent));
+    sent += now.length;
+    if (now.length > 0) to.write(now);
+    if (now.length < chunk.length) held.push(chunk.subarray(now.length));
+    if (!stalled && sent >= afterBytes) {
+      stalled = true;
+      stall(release);
+    }
+  };
+  push(first);
+  from.on("data", push);
+  from.on("end", () => {
+    ended = true;
+    if (released) to.end();
+  });
+  from.resume();
+}
+
+/**
  * Starts a fault proxy in front of `upstream`.
  *
  * @param upstream The registry's base URL, `http://127.0.0.1:<port>`.
@@ -246,7 +289,8 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
         client.destroy();
         registry.destroy();
       };
-      registry.on("close", () => client.end());
+      let holding = false; // a stall holds bytes the client is still owed
+      registry.on("close", () => holding || client.end());
       client.on("close", () => registry.destroy());
       registry.write(closingHead(head));
       if (fault?.kind === "cut" && fault.direction === "request") {
@@ -264,10 +308,12 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
             registry.destroy();
           });
         } else if (fault?.kind === "stall") {
-          relay(registry, client, body, fault.afterBytes ?? 0, (rest) => {
+          holding = true;
+          stallRelay(registry, client, body, fault.afterBytes ?? 0, (release) => {
             const timer = setTimeout(() => {
               timers.delete(timer);
-              relay(registry, client, rest, Infinity);
+              holding = false;
+              release();
             }, fault.ms);
             timers.add(timer);
           });
