@@ -16,6 +16,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { tarHeader } from "../../tests/registry/_image_builder.ts";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGzip } from "node:zlib";
@@ -43,32 +44,9 @@ export interface BenchImage {
   layers: { digest: string; size: number }[];
 }
 
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, "0") + "\0";
-}
-
-/** A ustar header for one regular file `data` of `size` bytes (mode 0644, mtime 0). */
-function tarHeader(size: number): Uint8Array {
-  const header = new Uint8Array(BLOCK);
-  const put = (text: string, offset: number) => header.set(new TextEncoder().encode(text), offset);
-  put("data", 0);
-  put(octal(0o644, 8), 100);
-  put(octal(0, 8), 108);
-  put(octal(0, 8), 116);
-  put(octal(size, 12), 124);
-  put(octal(0, 12), 136);
-  put("        ", 148);
-  put("0", 156);
-  put("ustar\u000000", 257);
-  let sum = 0;
-  for (const byte of header) sum += byte;
-  put(octal(sum, 7) + " ", 148);
-  return header;
-}
-
 /** The layer's tar, a chunk at a time: header, keystream bytes, padding and the end blocks. */
 async function* tarStream(size: number, key: Uint8Array): AsyncGenerator<Uint8Array> {
-  yield tarHeader(size);
+  yield tarHeader("data", size);
   const cipher = createCipheriv("aes-128-ctr", key, new Uint8Array(16));
   for (let left = size; left > 0; left -= CHUNK) {
     yield new Uint8Array(cipher.update(ZEROS.subarray(0, Math.min(CHUNK, left))));

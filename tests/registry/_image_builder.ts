@@ -16,23 +16,29 @@ function octal(value: number, width: number): string {
 }
 
 /** A ustar archive of regular files. */
+/** The ustar header of one regular file `name` of `size` bytes (mode 0644, owner 0, mtime 0). */
+export function tarHeader(name: string, size: number): Uint8Array {
+  const header = new Uint8Array(512);
+  const put = (text: string, offset: number) => header.set(encoder.encode(text), offset);
+  put(name, 0);
+  put(octal(0o644, 8), 100);
+  put(octal(0, 8), 108);
+  put(octal(0, 8), 116);
+  put(octal(size, 12), 124);
+  put(octal(0, 12), 136);
+  put("        ", 148);
+  put("0", 156);
+  put("ustar\u000000", 257);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  put(octal(sum, 7) + " ", 148);
+  return header;
+}
+
 export function tar(files: { name: string; data: Uint8Array }[]): Uint8Array {
   const blocks: Uint8Array[] = [];
   for (const file of files) {
-    const header = new Uint8Array(512);
-    const put = (text: string, offset: number) => header.set(encoder.encode(text), offset);
-    put(file.name, 0);
-    put(octal(0o644, 8), 100);
-    put(octal(0, 8), 108);
-    put(octal(0, 8), 116);
-    put(octal(file.data.length, 12), 124);
-    put(octal(0, 12), 136);
-    put("        ", 148);
-    put("0", 156);
-    put("ustar\u000000", 257);
-    let sum = 0;
-    for (const byte of header) sum += byte;
-    put(octal(sum, 7) + " ", 148);
+    const header = tarHeader(file.name, file.data.length);
     blocks.push(header, file.data, new Uint8Array((512 - (file.data.length % 512)) % 512));
   }
   blocks.push(new Uint8Array(1024));
