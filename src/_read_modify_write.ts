@@ -5,7 +5,8 @@ import type { MetadataStore } from "./metadata_store.ts";
 
 /**
  * Reads `namespace/key` (`null` when absent), writes what `fn` returns (`null` deletes) and
- * skips a write that would change nothing. The caller holds whatever lock makes it atomic.
+ * skips a write that would change nothing: `null` for an absent key leaves it absent, as every
+ * store's own `update` does. The caller holds whatever lock makes it atomic.
  *
  * A directory in the way reads as corrupt (empty), as in Go, and the write then fails with
  * EEXIST. Other read failures (EIO, EACCES, a symlink) are passed on: Go reads them as an
@@ -27,6 +28,7 @@ export async function readModifyWrite(
     else throw error;
   }
   const next = fn(old);
-  if (next === null) await store.delete(namespace, key);
-  else if (old === null || !sameBytes(old, next)) await store.set(namespace, key, next);
+  if (next === null) {
+    if (old !== null) await store.delete(namespace, key);
+  } else if (old === null || !sameBytes(old, next)) await store.set(namespace, key, next);
 }

@@ -35,12 +35,12 @@ function entry(n: number, repository = "docker.io/library/busybox", hmac = ""): 
 
 /**
  * Registers the conformance tests for a store backend. `open` returns a fresh, empty store
- * for each test.
+ * for each test; `update: true` says the backend has update(), and adds its contract's cases.
  */
 export function testStoreConformance(
   label: string,
   open: () => Promise<MetadataStore>,
-  options: { skip?: boolean | string } = {},
+  options: { skip?: boolean | string; update?: boolean } = {},
 ): void {
   const it = (name: string, fn: (store: MetadataStore) => Promise<void>) =>
     test(`${label}: ${name}`, { skip: options.skip ?? false }, async () => fn(await open()));
@@ -244,6 +244,42 @@ export function testStoreConformance(
     assert.ok(await checkV2MetadataHMAC(tagged!, key));
     assert.ok(!(await checkV2MetadataHMAC(tagged!, await computeV2MetadataHMACKey({}))));
   });
+
+  if (options.update) {
+    /** The store's update(), which this backend must have. */
+    const updateOf = (store: MetadataStore) => {
+      assert.equal(typeof store.update, "function", "the store has no update()");
+      return store.update!.bind(store);
+    };
+
+    it("update() passes null for a missing key and deletes on null", async (store) => {
+      const update = updateOf(store);
+      const seen: (string | null)[] = [];
+      const remember = (old: Uint8Array | null) => {
+        seen.push(old === null ? null : decoder.decode(old));
+        return old === null ? encoder.encode("first") : null;
+      };
+      await update("ns", "key", remember);
+      assert.equal(decoder.decode(await store.get("ns", "key")), "first");
+      await update("ns", "key", remember);
+      await rejectsWithCode(store.get("ns", "key"), "ENOENT");
+      assert.deepEqual(seen, [null, "first"]);
+      await update("ns", "key", () => null);
+      await rejectsWithCode(store.get("ns", "key"), "ENOENT");
+    });
+
+    it("update() leaves the value alone when fn throws", async (store) => {
+      const update = updateOf(store);
+      await store.set("ns", "key", encoder.encode("kept"));
+      await assert.rejects(
+        update("ns", "key", () => {
+          throw new Error("abort");
+        }),
+        { message: "abort" },
+      );
+      assert.equal(decoder.decode(await store.get("ns", "key")), "kept");
+    });
+  }
 
   it("V2MetadataService.add() calls in flight on one DiffID lose nothing", async (store) => {
     const service = new V2MetadataService(store);

@@ -35,7 +35,7 @@ for (const adapter of adapters) {
   testStoreConformance(`FSMetadataStore with lock on ${adapter.name}`, () => {
     const { fs, root } = adapter.fresh();
     return FSMetadataStore.open(root, { fs, lock: true });
-  });
+  }, { update: true });
 
   const it = (name: string, fn: (store: FSMetadataStore) => Promise<void>) =>
     test(`FSMetadataStore on ${adapter.name}: ${name}`, async () => fn(await open()));

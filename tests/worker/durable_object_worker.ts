@@ -29,6 +29,7 @@ let stores = 0;
 testStoreConformance(
   "DurableObjectMetadataStore",
   () => DurableObjectMetadataStore.open(conformanceStorage!, { prefix: `test${++stores}:` }),
+  { update: true },
 );
 
 export class MetadataObject {
