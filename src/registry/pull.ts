@@ -32,8 +32,13 @@ export const DEFAULT_PLATFORM: Platform = { os: "linux", architecture: "amd64" }
 /** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
 export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
 
-/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback). */
-const FALLBACK_CODES = new Set(["UNAUTHORIZED", "MANIFEST_UNKNOWN", "NAME_UNKNOWN", "UNREACHABLE"]);
+/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback); copy reads them too. */
+export const FALLBACK_CODES: ReadonlySet<string> = new Set([
+  "UNAUTHORIZED",
+  "MANIFEST_UNKNOWN",
+  "NAME_UNKNOWN",
+  "UNREACHABLE",
+]);
 
 function pickPlatform(index: Manifest, platform: Platform, ref: string): Descriptor {
   const entries = index.references();
@@ -217,8 +222,15 @@ async function pullImage(
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
 }
 
-/** The index entries to pull for `selection`: one, each of a list, or every one. */
-function selectEntries(
+/**
+ * The index entries to pull (or copy) for `selection`: one, each of a list, or every one.
+ *
+ * @param index The image index.
+ * @param selection One platform, a list, or `"all"`.
+ * @param shown The reference, for messages.
+ * @returns The entries, each digest once; `MANIFEST_UNKNOWN` when a platform has none.
+ */
+export function selectEntries(
   index: Manifest,
   selection: Platform | Platform[] | "all",
   shown: string,
