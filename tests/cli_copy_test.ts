@@ -153,8 +153,8 @@ test("cli.ts copy pushes an OCI layout with a helper's credentials, pulls it bac
     [[image.manifest.digest, "v1"]],
   );
 
-  // docker → docker: through a temp layout under TMPDIR, removed after; layers mounted from
-  // team/app, which the metadata names, as the registry's access log shows.
+  // docker → docker: streamed, nothing under TMPDIR; every blob (layers and configuration)
+  // mounted from team/app on the same registry, as the registry's access log shows.
   const tmp = scratch();
   const copied = events(
     await runCli(
@@ -176,11 +176,11 @@ test("cli.ts copy pushes an OCI layout with a helper's credentials, pulls it bac
   ).map((r) => new URL(r.url, "http://x").searchParams);
   assert.deepEqual(
     mounts.map((params) => [params.get("from"), params.get("mount")]).sort(),
-    image.layers.map((layer) => ["team/app", layer.digest]).sort(),
+    [image.config, ...image.layers].map((blob) => ["team/app", blob.digest]).sort(),
   );
   assert.deepEqual(
     copied.filter((e) => e.action === "mount").map((e) => [e.digest, e.from]).sort(),
-    image.layers.map((layer) => [layer.digest, target]).sort(),
+    [image.config, ...image.layers].map((blob) => [blob.digest, target]).sort(),
   );
   const afterCopy = await recorded(root, image.diffIDs);
   for (const [i, entries] of afterCopy.entries()) {

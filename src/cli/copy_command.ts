@@ -1,18 +1,20 @@
 // `copy SRC DST`: an image from an OCI layout to a registry (push), from a registry to a
-// layout (pull), or between registries (pull into a temp layout, then push), recording
-// where its layers went in a metadata store, as dockerd records it.
+// layout (pull), or between registries (streamed straight through, nothing on disk),
+// recording where its layers went in a metadata store, as dockerd records it.
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { computeV2MetadataHMACKey } from "../hmac.ts";
 import {
   type ContentStore,
+  copy,
+  type CopyConfig,
+  type CopySide,
   type Descriptor,
   formatReference,
   type OciLayoutStore,
   ociLayoutStore,
   pull,
-  type PullResult,
   push,
   type RegistryConfig,
 } from "../registry/mod.ts";
@@ -29,7 +31,7 @@ export interface CopyContext {
   fs: FileSystem;
   /** The working directory, for relative `oci:` paths. */
   cwd: string;
-  /** An environment variable (`XDG_DATA_HOME`, `HOME`, `TMPDIR`). */
+  /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
   env(name: string): string | undefined;
   /** The credentials per registry host, read when first needed. */
   credentials(): Promise<CredentialResolver>;
@@ -144,7 +146,7 @@ function namedStore(
   };
 }
 
-/** Removes a directory tree: the temp layout, or a destination layout a failed pull created. */
+/** Removes a directory tree: a destination layout a failed pull created. */
 async function removeTree(fs: FileSystem, path: string): Promise<void> {
   const info = await fs.stat(path);
   if (info === null) return;
@@ -174,23 +176,16 @@ async function removeCreated(context: CopyContext, path: string): Promise<void> 
   });
 }
 
-/** A fresh private directory under `$TMPDIR` (default `/tmp`) for a registry-to-registry copy. */
-async function makeTempDir(context: CopyContext): Promise<string> {
-  const base = (context.env("TMPDIR") || "/tmp").replace(/\/+$/, "");
-  const path = `${base}/distribution-metadata-copy-${crypto.randomUUID()}`;
-  if (await context.fs.stat(path) !== null) {
-    throw new MetadataError("EEXIST", `Cannot create "${path}": it exists`, { path });
-  }
-  await context.fs.mkdir(path, 0o700);
-  return path;
-}
+/** Layers whose DiffID the bytes that passed disproved, or could not prove. */
+const UNPROVEN = new Set(["mismatch", "unverifiable", "invalid"]);
 
-/** Warns about layers whose DiffID pull could not prove: they are stored, not recorded. */
-function warnUnrecorded(context: CopyContext, result: PullResult): void {
+/** Warns about layers whose DiffID pull or copy could not prove: they moved, not recorded. */
+function warnUnrecorded(
+  context: CopyContext,
+  result: { layers: { digest: string; status: string }[] },
+): void {
   for (const layer of result.layers) {
-    if (layer.status === "recorded" || layer.status === "exists" || layer.status === "foreign") {
-      continue;
-    }
+    if (!UNPROVEN.has(layer.status)) continue;
     context.warn(`warning: layer ${layer.digest} not recorded: its DiffID is ${layer.status}`);
   }
 }
@@ -211,21 +206,27 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);
   let resolver: CredentialResolver | undefined;
-  const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => {
+  /** One side's own way in: its credentials, their HMAC key, http or https. */
+  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
     resolver ??= await context.credentials();
     const { auth } = await resolver(side.reference.domain);
     return {
       ...(auth === null ? {} : { auth }),
       // dockerd hashes the AuthConfig it was given; no credentials is the empty one.
       hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
-      metadataService,
       plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
-      signal: context.signal,
-      onProgress: (event) => context.progress.onProgress(event),
-      ...(args.all ? { platform: "all" as const } : {}),
     };
   };
-  let temp: string | undefined;
+  const shared: CopyConfig = {
+    metadataService,
+    signal: context.signal,
+    onProgress: (event) => context.progress.onProgress(event),
+    ...(args.all ? { platform: "all" as const } : {}),
+  };
+  const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => ({
+    ...shared,
+    ...await sideFor(side),
+  });
   // What a failed pull leaves behind, when it created the destination layout.
   let created: string | undefined;
   try {
@@ -251,23 +252,15 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       warnUnrecorded(context, result);
       copied = result;
     } else if (source.kind === "docker" && destination.kind === "docker") {
-      // No registry-to-registry copy in the registry API: through a private temp layout.
-      temp = await makeTempDir(context);
-      const layout = await ociLayoutStore(temp, { fs: context.fs });
-      context.progress.step("pull");
-      const result = await pull(
+      // Streamed registry to registry: each side with its own credentials and HMAC key.
+      context.progress.step("push");
+      const result = await copy(
         formatReference(source.reference),
-        layout,
-        await configFor(source),
+        formatReference(destination.reference),
+        { ...shared, source: await sideFor(source), destination: await sideFor(destination) },
       );
       warnUnrecorded(context, result);
-      context.progress.step("push");
-      const { mediaType, digest, size } = result;
-      copied = await push(
-        formatReference(destination.reference),
-        namedStore(layout, { manifest: { mediaType, digest, size } }),
-        await configFor(destination),
-      );
+      copied = result;
     } else {
       throw new Error("unreachable: two layouts are refused above");
     }
@@ -291,7 +284,6 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     }
     throw error;
   } finally {
-    if (temp !== undefined) await removeCreated(context, temp);
     await opened.close();
   }
 }
