@@ -56,6 +56,36 @@ export function verifyingStream(
   what: string,
   maxBytes = Infinity,
 ): TransformStream<Uint8Array, Uint8Array> {
+  return checkingStream(digest, what, maxBytes, null);
+}
+
+/**
+ * {@linkcode verifyingStream} for bytes whose size is known (a blob to upload): it errors with
+ * `SIZE_INVALID` as soon as more than `size` bytes pass, or at the end when fewer did, before
+ * its last chunk is let go, so an upload streamed from it cannot end with other bytes than the
+ * ones `digest` names, whatever the registry checks.
+ */
+export function verifyingSizedStream(
+  digest: string,
+  size: number,
+  what: string,
+): TransformStream<Uint8Array, Uint8Array> {
+  return checkingStream(digest, what, size, size);
+}
+
+function sizeInvalid(what: string, detail: string, size: number, digest: string): RegistryError {
+  return new RegistryError("SIZE_INVALID", `Cannot accept ${what}: it ${detail} ${size} bytes`, {
+    url: digest,
+    reason: `${detail} ${size} bytes`,
+  });
+}
+
+function checkingStream(
+  digest: string,
+  what: string,
+  maxBytes: number,
+  size: number | null,
+): TransformStream<Uint8Array, Uint8Array> {
   const algorithm = digest.slice(0, digest.indexOf(":"));
   const hasher = createHasher(algorithm);
   const kept: Uint8Array[] = [];
@@ -65,6 +95,7 @@ export function verifyingStream(
     transform(chunk, controller) {
       length += chunk.length;
       if (length > maxBytes) {
+        if (size !== null) throw sizeInvalid(what, "has more than its", size, digest);
         throw new RegistryError(
           "TOO_LARGE",
           `Cannot accept ${what}: larger than the ${maxBytes} bytes expected`,
@@ -77,6 +108,9 @@ export function verifyingStream(
       held = chunk;
     },
     async flush(controller) {
+      if (size !== null && length !== size) {
+        throw sizeInvalid(what, `ended after ${length} of its`, size, digest);
+      }
       if (hasher === null) await verifyDigest(concat(kept), digest, what);
       else {
         const actual = `${algorithm}:${hasher.hex()}`;

@@ -127,6 +127,31 @@ export class OciLayoutStore implements ContentStore {
   }
 
   /**
+   * A blob's size, from the filesystem's `stat` (nothing is read).
+   *
+   * @param digest `sha256:<hex>`.
+   * @returns Its size; `ENOENT` when absent, `EINVAL` when not a regular file.
+   */
+  async stat(digest: string): Promise<{ size: number }> {
+    const path = this.#blobPath(digest);
+    let info;
+    try {
+      info = await this.#fs.stat(path);
+    } catch (error) {
+      throw mapError(error, "read", `blob ${digest}`, path);
+    }
+    if (info === null || info.kind !== "file") {
+      const [code, reason] = info === null
+        ? ["ENOENT", "no such file or directory"]
+        : ["EINVAL", "not a regular file"];
+      throw new MetadataError(code, `Cannot read "blob ${digest}" at "${path}": ${reason}`, {
+        path,
+      });
+    }
+    return { size: info.size };
+  }
+
+  /**
    * Reads a blob (a regular file: symlinks, FIFOs and devices are refused).
    *
    * @param digest `sha256:<hex>`.

@@ -12,6 +12,7 @@ import { planImage, type PlannedManifest } from "./_plan.ts";
 import { isForeign } from "./_image.ts";
 import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
+import { verifyingSizedStream } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
@@ -36,19 +37,9 @@ interface PushContext {
 /** Layers pushed at once when `maxConcurrentUploads` is not set (dockerd's default). */
 export const DEFAULT_CONCURRENT_UPLOADS = 5;
 
-/**
- * Reads a stored blob to its end through the store's digest check, before any of it is sent.
- *
- * @returns Its size.
- */
-async function checkStored(store: ContentStore, digest: string): Promise<number> {
-  const reader = (await store.open(digest)).getReader();
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return size;
-    size += value.length;
-  }
+/** A stored layer's size: the store's stat when it has one, else its manifest's word. */
+async function storedSize(store: ContentStore, layer: Descriptor): Promise<number> {
+  return store.stat === undefined ? layer.size : (await store.stat(layer.digest)).size;
 }
 
 async function ignore(promise: Promise<unknown>): Promise<void> {
@@ -208,13 +199,14 @@ async function pushLayer(
     }
   }
 
-  // The store's bytes must be the ones their name promises before any of them is sent: one
-  // read through the digest check, then a second, unchecked one to send (the registry checks
-  // the digest of what it receives; a file swapped in meanwhile is refused there).
+  // Each layer is read once, checked as it is sent: the check holds back the last chunk
+  // until the bytes proved to be `size` and to hash to `digest`, and errors the body
+  // otherwise, so the request cannot complete (the session is cancelled) and no registry,
+  // checking or not, ever has other bytes under this name.
   const digest = layer.digest;
   let size: number;
   try {
-    size = await checkStored(ctx.store, digest);
+    size = await storedSize(ctx.store, layer);
   } catch (error) {
     if (upload !== null) await ignore(upload.cancel());
     throw error;
@@ -225,9 +217,10 @@ async function pushLayer(
     size,
     // `stop` ends the upload when another layer failed.
     open: async () =>
-      (await ctx.store.open(digest, { verify: false })).pipeThrough(new TransformStream(), {
-        signal: stop,
-      }),
+      (await ctx.store.open(digest, { verify: false })).pipeThrough(
+        verifyingSizedStream(digest, size, `blob "${digest}" in the content store`),
+        { signal: stop },
+      ),
   }, {
     session: upload,
     chunkSize: ctx.config.chunkSize,
@@ -246,20 +239,31 @@ async function pushLayer(
 }
 
 /**
- * Every layer of an image, up to `maxConcurrentUploads` at once, each DiffID once. On a
- * failure the other uploads stop (their sessions cancelled) before it is thrown.
+ * Every layer of an image, up to `maxConcurrentUploads` at once, each DiffID once. The first
+ * failure stops the other uploads at once (their sessions cancelled, the layers still waiting
+ * never started), and is thrown once they all ended.
  */
 async function pushLayers(
   ctx: PushContext,
   layers: { layer: Descriptor; diffID: string }[],
 ): Promise<void> {
   const stop = new AbortController();
+  // Set by the tasks, which TypeScript does not follow.
+  let first = null as { error: unknown } | null;
   const tasks = layers.map(({ layer, diffID }) => {
     let task = ctx.pushing.get(diffID);
     if (task === undefined) {
-      task = ctx.uploads(() => {
+      task = ctx.uploads(async () => {
         stop.signal.throwIfAborted();
-        return pushLayer(ctx, diffID, layer, stop.signal);
+        try {
+          return await pushLayer(ctx, diffID, layer, stop.signal);
+        } catch (error) {
+          if (!stop.signal.aborted) {
+            first = { error };
+            stop.abort();
+          }
+          throw error;
+        }
       });
       ctx.pushing.set(diffID, task);
     }
@@ -271,7 +275,7 @@ async function pushLayers(
   } catch (error) {
     stop.abort();
     await Promise.allSettled(tasks);
-    throw error;
+    throw first?.error ?? error;
   }
 }
 
@@ -327,13 +331,16 @@ async function pushManifest(
  * digest; cross-repository mounts from other repositories of the same registry the metadata
  * knows, best first (credentials' HMAC, path likeness, age), 1/3/4 attempts for layers up to
  * 100 KiB / 10 MiB / bigger; a failed mount forgets its entry when the entry's HMAC matches
- * `hmacKey` or is empty; a few more existence checks; then the upload. An upload reads the
- * layer once through its digest check before a byte is sent, then streams it from the file in
- * one `PUT` (or `PATCH` chunks of `config.chunkSize`), so memory stays bounded whatever its
- * size; a failed attempt (no answer, a cut, `408`, `429`, `5xx`) cancels its session and starts
- * again in a new one, within `config.retry`. Every layer found, mounted or uploaded is recorded
- * with `tagAndAdd` under the target repository's full name. Then the configuration blob and,
- * only after all its blobs, the manifest (unchanged bytes, so the digest is the store's).
+ * `hmacKey` or is empty; a few more existence checks; then the upload. An upload streams the
+ * layer from the store once, in one `PUT` (or `PATCH` chunks of `config.chunkSize`), so memory
+ * stays bounded whatever its size, checked as it is read against its digest and its size (the
+ * store's `stat`): its last bytes go only once both hold, and a mismatch fails the request and
+ * cancels the session, so nothing is committed under a name its bytes do not match; a failed
+ * attempt (no answer, a cut, `408`, `429`, `5xx`) cancels its session and starts again in a
+ * new one, reading the layer again, within `config.retry`. Every layer found, mounted or
+ * uploaded is recorded with `tagAndAdd` under the target repository's full name. Then the
+ * configuration blob and, only after all its blobs, the manifest (unchanged bytes, so the
+ * digest is the store's).
  * `config.signal` stops everything promptly and cancels the upload sessions.
  *
  * @param ref A Docker reference with a tag (or digest), e.g. `127.0.0.1:5000/team/app:1.0`.

@@ -309,6 +309,12 @@ export interface ContentStore {
    */
   open(digest: string, options?: BlobOpenOptions): Promise<ReadableStream<Uint8Array>>;
   /**
+   * Optional: the blob's size without reading it (`ENOENT` when absent). `push` sends a layer
+   * with this length (else the one its manifest gives), checked as it is read: bytes that are
+   * not that many, or not the digest's, fail the upload before it can complete.
+   */
+  stat?(digest: string): Promise<{ size: number }>;
+  /**
    * Stores a blob from a stream, checked as it passes; it lands under its name only once
    * checked and complete, so a failed, corrupt or cancelled write leaves nothing. A blob
    * already present is left alone (the stream is cancelled).
