@@ -152,12 +152,15 @@ async function mountSources(
   return sources;
 }
 
-/** Reads through a stream into `sink` as each chunk passes, the next once the sink took it. */
-function tapInto(sink: DiffIDSink): TransformStream<Uint8Array, Uint8Array> {
+/**
+ * Passes chunks on, each also into `sink` when there is one (the next read once the sink took
+ * it): one stream hop, which the copy's `stop` signal also cuts.
+ */
+function passing(sink: DiffIDSink | null): TransformStream<Uint8Array, Uint8Array> {
   return new TransformStream({
     transform(chunk, controller) {
       controller.enqueue(chunk);
-      return sink.write(chunk);
+      return sink?.write(chunk);
     },
   });
 }
@@ -215,8 +218,7 @@ async function placeBlob(
       open: async () => {
         sink?.abort();
         sink = diffID === null ? null : diffIDSink();
-        const body = (await open()).pipeThrough(new TransformStream(), { signal: stop });
-        return sink === null ? body : body.pipeThrough(tapInto(sink));
+        return (await open()).pipeThrough(passing(sink), { signal: stop });
       },
     }, {
       session,
