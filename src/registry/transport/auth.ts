@@ -13,6 +13,7 @@ import { RegistryError } from "../errors.ts";
 import type { AuthChallenge } from "./challenge.ts";
 import { type CallLimits, discard, type HttpRequest, send } from "./http.ts";
 import { LIMITS, parseJson, readAtMost } from "./limits.ts";
+import type { Transport } from "./transport.ts";
 
 function base64(text: string): string {
   let binary = "";
@@ -25,7 +26,7 @@ export class Authenticator {
   /** The registry's origin, e.g. `https://registry.example.com:5000`: the only one authorised. */
   readonly origin: string;
   readonly #auth: AuthConfig | undefined;
-  readonly #fetch: typeof fetch;
+  readonly #transport: Transport;
   readonly #limits: CallLimits;
   #challenges: AuthChallenge[] = [];
   readonly #tokens = new Map<string, string>();
@@ -33,18 +34,18 @@ export class Authenticator {
   /**
    * @param endpoint The registry's base URL.
    * @param auth The credentials.
-   * @param fetchFn The transport for token requests.
+   * @param transport What carries token requests.
    * @param limits Signal and idle timeout of token requests.
    */
   constructor(
     endpoint: string,
     auth: AuthConfig | undefined,
-    fetchFn: typeof fetch,
+    transport: Transport,
     limits: CallLimits,
   ) {
     this.origin = new URL(endpoint).origin;
     this.#auth = auth;
-    this.#fetch = fetchFn;
+    this.#transport = transport;
     this.#limits = limits;
   }
 
@@ -128,7 +129,7 @@ export class Authenticator {
     const request = this.#auth?.identitytoken
       ? this.#tokenPost(realm, service, all, this.#auth.identitytoken)
       : this.#tokenGet(realm, service, all);
-    const response = await send(this.#fetch, request, this.#limits);
+    const response = await send(this.#transport, request, this.#limits);
     const where = `a token from "${realm}"`;
     if (response.status < 200 || response.status > 299) {
       await discard(response);

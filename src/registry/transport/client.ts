@@ -12,6 +12,8 @@ import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
+import { defaultTransport } from "./default_transport.ts";
+import { fetchTransport, type Transport } from "./transport.ts";
 import {
   isRetryable,
   parseRetryAfter,
@@ -51,7 +53,10 @@ export interface RequestOptions {
 export interface RegistryClientOptions {
   /** Credentials, for the endpoint's origin only. */
   auth?: AuthConfig | undefined;
-  /** The transport (default: the global `fetch`). */
+  /**
+   * The `fetch` every request goes through (default: `node:http` on Node, the global `fetch`
+   * elsewhere; see {@linkcode defaultTransport}).
+   */
   fetch?: typeof fetch | undefined;
   /** Aborts every request. */
   signal?: AbortSignal | undefined;
@@ -71,7 +76,7 @@ const retryAfterOf = new WeakMap<RegistryError, number>();
 export class RegistryClient {
   /** The base URL, without a trailing `/`. */
   readonly endpoint: string;
-  readonly #fetch: typeof fetch;
+  readonly #transport: Transport;
   readonly #limits: CallLimits;
   readonly #auth: Authenticator;
   readonly #retry: Required<RetryPolicy>;
@@ -83,13 +88,14 @@ export class RegistryClient {
    */
   constructor(endpoint: string, options: RegistryClientOptions = {}) {
     this.endpoint = endpoint.replace(/\/+$/, "");
-    const fetchFn = options.fetch;
-    this.#fetch = fetchFn ?? ((input, init) => globalThis.fetch(input, init));
+    this.#transport = options.fetch === undefined
+      ? defaultTransport()
+      : fetchTransport(options.fetch);
     this.#limits = {
       signal: options.signal,
       idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,
     };
-    this.#auth = new Authenticator(this.endpoint, options.auth, this.#fetch, this.#limits);
+    this.#auth = new Authenticator(this.endpoint, options.auth, this.#transport, this.#limits);
     this.#retry = retryPolicy(options.retry);
   }
 
@@ -119,7 +125,7 @@ export class RegistryClient {
   /** Pings `/v2/`: a 2xx, or a 401 whose challenges are kept, is a v2 registry. */
   async ping(): Promise<void> {
     const url = `${this.endpoint}/v2/`;
-    const response = await send(this.#fetch, { method: "GET", url }, this.#limits);
+    const response = await send(this.#transport, { method: "GET", url }, this.#limits);
     await discard(response);
     if (response.status === 401) {
       this.#auth.learn(parseAuthChallenges(response.headers.get("www-authenticate")));
@@ -181,7 +187,7 @@ export class RegistryClient {
       const headers: Record<string, string> = { ...options.headers };
       const authorization = await this.#auth.authorization(url, scopes);
       if (authorization !== null) headers["authorization"] = authorization;
-      const response = await send(this.#fetch, {
+      const response = await send(this.#transport, {
         method,
         url,
         headers,

@@ -7,6 +7,7 @@
  */
 import { RegistryError } from "../errors.ts";
 import { UPLOAD_GRACE_RATE } from "./limits.ts";
+import type { Transport, TransportResponse } from "./transport.ts";
 
 /** The limits one call runs under. */
 export interface CallLimits {
@@ -56,17 +57,17 @@ export async function discard(response: HttpResponse): Promise<void> {
 }
 
 /**
- * Sends a request with `fetchFn`, failing with `TIMEOUT` when no byte arrives for
+ * Sends a request with `transport`, failing with `TIMEOUT` when no byte arrives for
  * `limits.idleTimeout` ms (headers, then each body chunk) and with `ABORTED` when
  * `limits.signal` aborts; a network failure is `UNREACHABLE`.
  *
- * @param fetchFn The transport.
+ * @param transport What carries the request.
  * @param request Method, URL, headers and body.
  * @param limits Signal and idle timeout.
  * @returns The answer, whatever its status.
  */
 export async function send(
-  fetchFn: typeof fetch,
+  transport: Transport,
   request: HttpRequest,
   limits: CallLimits,
 ): Promise<HttpResponse> {
@@ -81,15 +82,15 @@ export async function send(
     ? request.bodySize ?? 0
     : payload.length;
   idle.arm(limits.idleTimeout + (bodySize / UPLOAD_GRACE_RATE) * 1000);
-  const init: RequestInit & { duplex?: "half" } = { method, signal: idle.signal };
-  if (request.headers !== undefined) init.headers = request.headers;
-  if (payload !== undefined) init.body = payload as BodyInit;
-  // A streamed body goes out as it is read (fetch requires saying so, since the answer could
-  // otherwise start before the body ends).
-  if (payload instanceof ReadableStream) init.duplex = "half";
-  let response: Response;
+  let response: TransportResponse;
   try {
-    response = await idle.race(fetchFn(url, init));
+    response = await idle.race(transport({
+      method,
+      url,
+      headers: request.headers ?? {},
+      body: payload,
+      signal: idle.signal,
+    }));
   } catch (cause) {
     idle.stop();
     throw idle.failure(cause, "UNREACHABLE", `Cannot ${what}: ${cause}`);
@@ -97,12 +98,12 @@ export async function send(
   const headers = response.headers;
   if (response.body === null) {
     idle.stop();
-    return { status: response.status, headers, url: response.url || url, body: null };
+    return { status: response.status, headers, url: response.url, body: null };
   }
   idle.arm(limits.idleTimeout);
   const reader = response.body.getReader();
-  // fetch decodes a Content-Encoding, after which Content-Length no longer counts the bytes.
-  const declared = headers.has("content-encoding") ? null : headers.get("content-length");
+  // A decoded Content-Encoding leaves a Content-Length that counts other bytes.
+  const declared = response.decoded ? null : headers.get("content-length");
   const expected = declared === null || !/^\d+$/.test(declared) ? null : Number(declared);
   let received = 0;
   const body = new ReadableStream<Uint8Array>({
@@ -154,7 +155,7 @@ export async function send(
       return reader.cancel(reason);
     },
   });
-  return { status: response.status, headers, url: response.url || url, body };
+  return { status: response.status, headers, url: response.url, body };
 }
 
 /** The abort controller of one exchange, fired by the caller's signal or by inactivity. */
