@@ -2,18 +2,17 @@
 // htpasswd): the same manifest digest and blobs, metadata for both sides under each side's
 // HMAC key, every blob mounted within one registry (its access log), a corrupt source blob
 // refused by digest with nothing under it at the destination, a cut download resumed, an
-// abort that cancels the upload sessions, each side's credentials sent to its own registry
-// only; then the CLI's `copy docker://… docker://…` with nothing written under TMPDIR.
+// abort that cancels the upload sessions, an index (one platform, or all), each side's
+// credentials sent to its own registry only; then the CLI's `copy docker://… docker://…` with nothing written under TMPDIR.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../mod.ts";
-import { copy, type CopyConfig, push, RegistryError } from "../src/registry/mod.ts";
+import { copy, type CopyConfig, ociLayoutStore, push, RegistryError } from "../src/registry/mod.ts";
 import { type FaultProxy, startFaultProxy } from "./registry/_fault_proxy.ts";
 import { type RegistryServer, startRegistry, USERS } from "./registry/_registry_server.ts";
-import { sha256 } from "./registry/_image_builder.ts";
-import type { BuiltImage } from "./registry/_image_builder.ts";
+import { buildImage, type BuiltImage, noise, sha256 } from "./registry/_image_builder.ts";
 import {
   layoutWithImage,
   metadata,
@@ -299,6 +298,63 @@ test("abort mid-copy: ABORTED, the upload session cancelled, no blob committed, 
   assert.deepEqual(requests.filter((r) => r.method === "PUT" && r.status < 300), []);
   assert.equal((await lockedBlob("abort/app", big))[0], 404);
   assert.equal(existsSync(blobDir(locked, big)), false);
+});
+
+test("an index: one platform by default (tagged as that image), or all (children, then the index)", async () => {
+  const INDEX = "application/vnd.oci.image.index.v1+json";
+  const store = await ociLayoutStore(tempDir());
+  const build = (seed: number) =>
+    buildImage(store, `seed-${seed}`, [[{ name: "a", data: noise(96 * 1024, seed) }]], "oci");
+  const images = { amd64: await build(80), arm64: await build(90) };
+  const payload = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: INDEX,
+    manifests: (["amd64", "arm64"] as const).map((architecture) => ({
+      ...images[architecture].manifest,
+      platform: { os: "linux", architecture },
+    })),
+  }));
+  const index = { mediaType: INDEX, digest: sha256(payload), size: payload.length };
+  await store.put(index.digest, payload);
+  await store.tag("multi", index);
+  await push(`${open.host}/team/multi:multi`, store, { plainHttp: true });
+  const tagged = async (repo: string) => {
+    const response = await fetch(`${locked.url}/v2/${repo}/manifests/multi`, {
+      headers: { authorization: BASIC, accept: `${INDEX}, ${images.amd64.manifest.mediaType}` },
+    });
+    await response.body?.cancel();
+    return response.headers.get("docker-content-digest");
+  };
+
+  const one = await copy(
+    `${open.host}/team/multi:multi`,
+    `${locked.host}/multi/one:multi`,
+    await config(),
+  );
+  assert.equal(one.digest, images.amd64.manifest.digest);
+  assert.equal(await tagged("multi/one"), images.amd64.manifest.digest);
+  assert.equal((await lockedBlob("multi/one", images.amd64.layers[0]!.digest))[0], 200);
+  assert.equal((await lockedBlob("multi/one", images.arm64.layers[0]!.digest))[0], 404);
+
+  const all = await copy(
+    `${open.host}/team/multi:multi`,
+    `${locked.host}/multi/all:multi`,
+    await config({ platform: "all" }),
+  );
+  assert.equal(all.digest, index.digest);
+  assert.deepEqual(all.manifests?.map((m) => m.digest), [
+    images.amd64.manifest.digest,
+    images.arm64.manifest.digest,
+  ]);
+  assert.equal(await tagged("multi/all"), index.digest);
+  const manifestPuts = (await locked.requests())
+    .filter((r) => r.method === "PUT" && r.url.startsWith("/v2/multi/all/manifests/"))
+    .map((r) => r.url);
+  assert.deepEqual(manifestPuts, [
+    `/v2/multi/all/manifests/${images.amd64.manifest.digest}`,
+    `/v2/multi/all/manifests/${images.arm64.manifest.digest}`,
+    "/v2/multi/all/manifests/multi",
+  ]);
 });
 
 test("each side's credentials go to its own registry only, both ways", async () => {
