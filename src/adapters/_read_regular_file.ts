@@ -75,8 +75,9 @@ function checkedSize(path: string, kind: Kind, maxBytes: number): number {
  * On Node and Bun the open file is fstat-ed. On Deno the path is lstat-ed just before the
  * open, and every read is a pread: a FIFO or socket swapped in between fails the pread
  * (ESPIPE) or the open (ENXIO) and is refused all the same, and a file replaced by a bigger
- * one (a rename) shows more bytes past the size checked, so the open file is fstat-ed after
- * all. So is an empty file on every runtime: procfs files say 0 and are read to their end.
+ * one (a rename) shows more bytes than the size checked, so the open file is fstat-ed after
+ * all. A file that grew past its fstat size is read to its end within the limit, as is an
+ * empty one on every runtime: procfs files say 0.
  */
 export function readRegularFile(path: string, options?: ReadFileOptions): Uint8Array {
   const fs = readFs();
@@ -90,10 +91,8 @@ export function readRegularFile(path: string, options?: ReadFileOptions): Uint8A
     throw errorCode(error) === "ENXIO" ? notRegular(path) : error;
   }
   try {
-    if (checked > 0) {
-      const bytes = readSize(fs, fd, path, checked);
-      if (bytes.length < checked || pread(fs, fd, probe, 0, checked, path) === 0) return bytes;
-    }
+    const bytes = checked > 0 ? readSize(fs, fd, path, checked) : null;
+    if (bytes) return bytes;
     const stats = fs.fstatSync(fd);
     const size = checkedSize(path, {
       isFile: stats.isFile(),
@@ -101,50 +100,61 @@ export function readRegularFile(path: string, options?: ReadFileOptions): Uint8A
       isSymlink: false, // O_NOFOLLOW: never opened
       size: stats.size,
     }, maxBytes);
-    return size > 0 ? readSize(fs, fd, path, size) : readToEnd(fs, fd, path, maxBytes);
+    return (size > 0 ? readSize(fs, fd, path, size) : null) ?? readToEnd(fs, fd, path, maxBytes);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Where Deno's read past the size checked lands. */
-const probe = new Uint8Array(1);
+/**
+ * Where files smaller than it are read, one byte more than their size asked for, before they
+ * are copied out into a buffer of their own (the copy costs less than a second read).
+ */
+const scratch = new Uint8Array(64 * 1024);
 
 /**
- * pread into `buffer` from `offset` to its end, of the file's bytes from `position`; ESPIPE
- * (a FIFO or socket) is refused as not a regular file.
+ * The file's bytes if it holds at most `size` of them (fewer: truncated meanwhile), or null
+ * if it holds more. Files in a store are replaced by rename, never rewritten in place, so a
+ * read that ends at the size checked is the end: a small file is asked for one byte more,
+ * which a bigger file fills in the same read; a big one gets a buffer of exactly its size
+ * and a read of one byte past it.
+ */
+function readSize(fs: ReadFs, fd: number, path: string, size: number): Uint8Array | null {
+  const small = size < scratch.length;
+  const buffer = small ? scratch : new Uint8Array(size);
+  const wanted = small ? size + 1 : size;
+  let length = 0;
+  while (length < size) {
+    const read = pread(fs, fd, path, buffer, length, wanted - length, length);
+    if (read === 0) break; // truncated meanwhile
+    length += read;
+  }
+  if (small) return length > size ? null : scratch.slice(0, length);
+  if (length < size) return buffer.slice(0, length);
+  return pread(fs, fd, path, scratch, 0, 1, size) === 0 ? buffer : null;
+}
+
+/**
+ * pread of `length` bytes from `position` into `buffer` at `offset`; ESPIPE (a FIFO or
+ * socket) is refused as not a regular file.
  */
 function pread(
   fs: ReadFs,
   fd: number,
+  path: string,
   buffer: Uint8Array,
   offset: number,
+  length: number,
   position: number,
-  path: string,
 ): number {
   try {
-    return fs.readSync(fd, buffer, offset, buffer.length - offset, position);
+    return fs.readSync(fd, buffer, offset, length, position);
   } catch (error) {
     throw errorCode(error) === "ESPIPE" ? notRegular(path) : error;
   }
 }
 
-/**
- * The first `size` bytes: all of a file not written meanwhile. Files in a store are replaced
- * by rename, never rewritten in place, so the size checked is the size, the buffer is
- * allocated once and no read past the end is needed to confirm it.
- */
-function readSize(fs: ReadFs, fd: number, path: string, size: number): Uint8Array {
-  const buffer = new Uint8Array(size);
-  for (let length = 0; length < size;) {
-    const read = pread(fs, fd, buffer, length, length, path);
-    if (read === 0) return buffer.slice(0, length); // truncated meanwhile
-    length += read;
-  }
-  return buffer;
-}
-
-/** A file whose size said 0, read until its end within the limit (procfs files say 0). */
+/** A file read until its end within the limit: one whose size said 0, or that grew. */
 function readToEnd(fs: ReadFs, fd: number, path: string, maxBytes: number): Uint8Array {
   let buffer = new Uint8Array(4096);
   let length = 0;
@@ -154,7 +164,7 @@ function readToEnd(fs: ReadFs, fd: number, path: string, maxBytes: number): Uint
       bigger.set(buffer);
       buffer = bigger;
     }
-    const read = pread(fs, fd, buffer, length, length, path);
+    const read = pread(fs, fd, path, buffer, length, buffer.length - length, length);
     if (read === 0) return buffer.slice(0, length);
     length += read;
     if (length > maxBytes) throw tooBig(path, length, maxBytes);
