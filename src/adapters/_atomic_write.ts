@@ -29,14 +29,30 @@ export async function writeAtomically<F>(
   data: Uint8Array,
   mode: number,
 ): Promise<void> {
+  writesInFlight++;
+  try {
+    // One turn of the microtask queue lets writes started together count themselves before
+    // any file is made: each then hands its fsync to a worker thread right after its write,
+    // so the disk starts on the first while the others are still being written.
+    await null;
+    await writeAndRename(ops, path, tempPath, data, mode);
+  } finally {
+    writesInFlight--;
+  }
+}
+
+async function writeAndRename<F>(
+  ops: AtomicWriteOps<F>,
+  path: string,
+  tempPath: string,
+  data: Uint8Array,
+  mode: number,
+): Promise<void> {
   // Not cleaned up on failure: a temp file of that name is someone else's.
   const file = ops.createExclusive(tempPath, 0o600);
   let open = true;
-  writesInFlight++;
   try {
     ops.writeAll(file, data);
-    // One turn of the microtask queue lets writes started together count themselves.
-    await null;
     if (writesInFlight === 1) ops.syncNow(file);
     else await ops.sync(file);
     open = false;
@@ -47,8 +63,6 @@ export async function writeAtomically<F>(
     if (open) ignoreError(() => ops.close(file));
     ignoreError(() => ops.remove(tempPath));
     throw error;
-  } finally {
-    writesInFlight--;
   }
 }
 
