@@ -3,7 +3,9 @@
 // this file with Deno). Every case runs in bench/interleaved.ts, a group per process, on each
 // runtime alike.
 // GOREF_BENCH=<path> points at goref-bench (default /tmp/goref/bin/goref-bench);
-// BENCH_RUNTIMES=deno,bun,node picks the runtimes.
+// BENCH_RUNTIMES=deno,bun,node picks the runtimes; BENCH_GROUPS=<regexp> the groups whose names
+// it matches, e.g. BENCH_GROUPS='^(get|set) ' (the first group is measured anyway, as its run
+// names the others; the memory count and Go's rows come only with the groups they belong to).
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -23,6 +25,8 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const runtimes = (process.env.BENCH_RUNTIMES ?? "deno,bun,node").split(",");
 const goref = process.env.GOREF_BENCH ?? "/tmp/goref/bin/goref-bench";
+const filter = process.env.BENCH_GROUPS;
+const selected = (group: string) => !filter || new RegExp(filter).test(group);
 
 // Deno.Command, not node:child_process: Deno's spawnSync takes the deno binary for a Node
 // script and tries to run it as one.
@@ -52,11 +56,11 @@ for (const runtime of runtimes) {
   const measure = (...group: string[]) =>
     JSON.parse(run("bench/interleaved.ts", ...group).trim().split("\n").at(-1)!);
   const first = measure();
-  for (const group of first.groups) {
+  for (const group of first.groups.filter(selected)) {
     const { results: measured } = group === first.groups[0] ? first : measure(group);
     for (const r of measured) results.push({ runtime, ...r, opsPerSec: (r.ops * 1e9) / r.avgNs });
   }
-  memory[runtime] = JSON.parse(run(...command.gc, "bench/memory.ts")).bytesPerEntry;
+  if (!filter) memory[runtime] = JSON.parse(run(...command.gc, "bench/memory.ts")).bytesPerEntry;
 }
 
 // Docker's own Go FSMetadataStore, same key shape, sizes and key count, when built. One run
@@ -64,7 +68,10 @@ for (const runtime of runtimes) {
 const GO_RUNS = 5;
 const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
 const go: Record<string, number> = {};
-if (existsSync(goref)) {
+if (
+  existsSync(goref) &&
+  SIZES.some((size) => ["get", "set"].some((op) => selected(`${op} ${sizeLabel(size)}`)))
+) {
   for (const size of SIZES) {
     const runs: { get_ops_per_sec: number; set_ops_per_sec: number }[] = [];
     for (let i = 0; i < GO_RUNS; i++) {
@@ -84,7 +91,7 @@ if (existsSync(goref)) {
 
 // How far this disk lets durable writes overlap at all, with no runtime in the way: Docker's
 // write sequence on 1 and on 16 goroutines (bench/fsync_ceiling.go), when Go is installed.
-for (const size of SIZES) {
+for (const size of SIZES.filter((size) => selected(`set ${sizeLabel(size)}`))) {
   const dir = mkdtempSync(join(tmpdir(), "fsync-ceiling-"));
   try {
     const { one, sixteen } = JSON.parse(
@@ -167,8 +174,10 @@ for (const r of results) {
   );
 }
 console.log(targetLines.join("\n"));
-console.log(
-  `\nMemory, 100k entries (71-byte values) in MemoryFileSystem: ${
-    Object.entries(memory).map(([rt, bytes]) => `${rt} ${Math.round(bytes)} B/entry`).join(", ")
-  }`,
-);
+if (!filter) {
+  console.log(
+    `\nMemory, 100k entries (71-byte values) in MemoryFileSystem: ${
+      Object.entries(memory).map(([rt, bytes]) => `${rt} ${Math.round(bytes)} B/entry`).join(", ")
+    }`,
+  );
+}
