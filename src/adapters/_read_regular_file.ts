@@ -76,8 +76,7 @@ function checkedSize(path: string, kind: Kind, maxBytes: number): number {
  * open, and every read is a pread: a FIFO or socket swapped in between fails the pread
  * (ESPIPE) or the open (ENXIO) and is refused all the same, and a file replaced by a bigger
  * one (a rename) shows more bytes than the size checked, so the open file is fstat-ed after
- * all. A file that grew past its fstat size is read to its end within the limit, as is an
- * empty one on every runtime: procfs files say 0.
+ * all. So is an empty file on every runtime: procfs files say 0 and are read to their end.
  */
 export function readRegularFile(path: string, options?: ReadFileOptions): Uint8Array {
   const fs = readFs();
@@ -91,7 +90,7 @@ export function readRegularFile(path: string, options?: ReadFileOptions): Uint8A
     throw errorCode(error) === "ENXIO" ? notRegular(path) : error;
   }
   try {
-    const bytes = checked > 0 ? readSize(fs, fd, path, checked) : null;
+    const bytes = checked > 0 ? readChecked(fs, fd, path, checked) : null;
     if (bytes) return bytes;
     const stats = fs.fstatSync(fd);
     const size = checkedSize(path, {
@@ -100,38 +99,60 @@ export function readRegularFile(path: string, options?: ReadFileOptions): Uint8A
       isSymlink: false, // O_NOFOLLOW: never opened
       size: stats.size,
     }, maxBytes);
-    return (size > 0 ? readSize(fs, fd, path, size) : null) ?? readToEnd(fs, fd, path, maxBytes);
+    return size > 0 ? readSize(fs, fd, path, size) : readToEnd(fs, fd, path, maxBytes);
   } finally {
     fs.closeSync(fd);
   }
 }
 
 /**
- * Where files smaller than it are read, one byte more than their size asked for, before they
- * are copied out into a buffer of their own (the copy costs less than a second read).
+ * The first `size` bytes: all of a file not written meanwhile. Files in a store are replaced
+ * by rename, never rewritten in place, so the size fstat gave is the size, the buffer is
+ * allocated once and no read past the end is needed to confirm it.
  */
+function readSize(fs: ReadFs, fd: number, path: string, size: number): Uint8Array {
+  const buffer = new Uint8Array(size);
+  const length = readInto(fs, fd, path, buffer, size, size);
+  return length < size ? buffer.slice(0, length) : buffer;
+}
+
+/** Where files smaller than it are read on Deno, before they are copied out. */
 const scratch = new Uint8Array(64 * 1024);
 
 /**
- * The file's bytes if it holds at most `size` of them (fewer: truncated meanwhile), or null
- * if it holds more. Files in a store are replaced by rename, never rewritten in place, so a
- * read that ends at the size checked is the end: a small file is asked for one byte more,
- * which a bigger file fills in the same read; a big one gets a buffer of exactly its size
- * and a read of one byte past it.
+ * The bytes of a file whose path said `size` before it was opened, or null if it holds more
+ * (a bigger file renamed in since). A small file is asked for one byte more than `size`, so
+ * the same read says it, and copied out of the scratch buffer into a buffer of its own (the
+ * copy costs less than a second read); a big one gets a read of one byte past it.
  */
-function readSize(fs: ReadFs, fd: number, path: string, size: number): Uint8Array | null {
-  const small = size < scratch.length;
-  const buffer = small ? scratch : new Uint8Array(size);
-  const wanted = small ? size + 1 : size;
+function readChecked(fs: ReadFs, fd: number, path: string, size: number): Uint8Array | null {
+  if (size >= scratch.length) {
+    const bytes = readSize(fs, fd, path, size);
+    return pread(fs, fd, path, scratch, 0, 1, size) === 0 ? bytes : null;
+  }
+  const length = readInto(fs, fd, path, scratch, size, size + 1);
+  return length > size ? null : scratch.slice(0, length);
+}
+
+/**
+ * preads from the start of the file into `buffer` until it holds at least `size` bytes or
+ * the file ends, asking for up to `wanted`; returns how many it holds.
+ */
+function readInto(
+  fs: ReadFs,
+  fd: number,
+  path: string,
+  buffer: Uint8Array,
+  size: number,
+  wanted: number,
+): number {
   let length = 0;
   while (length < size) {
     const read = pread(fs, fd, path, buffer, length, wanted - length, length);
     if (read === 0) break; // truncated meanwhile
     length += read;
   }
-  if (small) return length > size ? null : scratch.slice(0, length);
-  if (length < size) return buffer.slice(0, length);
-  return pread(fs, fd, path, scratch, 0, 1, size) === 0 ? buffer : null;
+  return length;
 }
 
 /**
@@ -154,7 +175,7 @@ function pread(
   }
 }
 
-/** A file read until its end within the limit: one whose size said 0, or that grew. */
+/** A file whose size said 0, read until its end within the limit (procfs files say 0). */
 function readToEnd(fs: ReadFs, fd: number, path: string, maxBytes: number): Uint8Array {
   let buffer = new Uint8Array(4096);
   let length = 0;
