@@ -1,9 +1,10 @@
 // copy() straight from one real docker-registry to another on 127.0.0.1 (the destination with
 // htpasswd): the same manifest digest and blobs, metadata for both sides under each side's
 // HMAC key, every blob mounted within one registry (its access log), a corrupt source blob
-// refused by digest with nothing under it at the destination, a cut download resumed, an
-// abort that cancels the upload sessions, an index (one platform, or all), each side's
-// credentials sent to its own registry only; then the CLI's `copy docker://… docker://…` with nothing written under TMPDIR.
+// refused by digest with nothing under it at the destination, a cut download resumed, a cut
+// upload started again from the source, an abort that cancels the upload sessions, an index
+// (one platform, or all), each side's credentials sent to its own registry only; then the
+// CLI's `copy docker://… docker://…` with nothing written under TMPDIR.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -261,6 +262,41 @@ test("a download cut mid-blob resumes with Range; the copy completes with correc
   assert.deepEqual(gets.map((r) => [r.status, r.fault]), [[200, "cut"], [206, undefined]]);
   assert.equal(events.filter((e) => e.action === "retry" && e.digest === big).length, 1);
   await assertCopied("cut/app", image);
+});
+
+test("an upload cut midway starts again in a new session, reading the source again", async () => {
+  const image = await sourceImage("team/retry", 8, [3 * MiB]);
+  const big = image.layers[0]!.digest;
+  const front = await startFaultProxy(locked.url);
+  try {
+    front.plan({
+      method: "PUT",
+      path: /\/blobs\/uploads\//,
+      fault: { kind: "cut", afterBytes: 512 * 1024, direction: "request" },
+    });
+    const { events, onProgress } = progressLog();
+    // One streamed PUT per attempt on every runtime (no PATCH chunks).
+    const base = await config({ onProgress, chunkSize: 0 });
+    const copied = await copy(`${open.host}/team/retry:1.0`, `${front.host}/retry/app:1.0`, base);
+    assert.equal(copied.digest, image.manifest.digest);
+    assert.deepEqual(copied.layers.map((l) => l.status), ["recorded"]);
+    const uploads = front.requests.filter((r) => r.path.includes("/blobs/uploads/"));
+    // The cut session is cancelled (the registry may have dropped it already: 404).
+    assert.deepEqual(
+      uploads.filter((r) => r.method !== "POST").map((r) =>
+        r.fault ?? (r.method === "DELETE" ? "DELETE" : `${r.method} ${r.status}`)
+      ),
+      ["cut", "DELETE", "PUT 201", "PUT 201"], // the layer cut, then whole; the configuration
+    );
+    const gets = (await open.requests()).filter((r) =>
+      r.method === "GET" && r.url === `/v2/team/retry/blobs/${big}`
+    );
+    assert.equal(gets.length, 2, "the source was not read again");
+    assert.equal(events.filter((e) => e.action === "retry" && e.digest === big).length, 1);
+    await assertCopied("retry/app", image);
+  } finally {
+    await front.stop();
+  }
 });
 
 test("abort mid-copy: ABORTED, the upload session cancelled, no blob committed, no manifest", async () => {
