@@ -232,7 +232,10 @@ export interface RegistryConfig {
   mirrors?: string[];
   /** Use `http://` (registries on 127.0.0.1 without TLS). */
   plainHttp?: boolean;
-  /** Injectable transport (defaults to the global `fetch`). */
+  /**
+   * The `fetch` every request goes through, token requests included (default: `node:http` on
+   * Node, the global `fetch` elsewhere; see docs/registry.md, "Transports").
+   */
   fetch?: typeof fetch;
   /** Per blob: bytes done / total. */
   onProgress?: (event: TransferProgress) => void;
