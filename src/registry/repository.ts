@@ -569,12 +569,15 @@ async function patchStreamed(
   for (let sent = 0; sent < source.size;) {
     const length = Math.min(chunkSize, source.size - sent);
     let given = 0;
+    let cancelled = false;
     const part = new ReadableStream<Uint8Array>({
       async pull(controller) {
         let chunk = rest;
         rest = null;
         if (chunk === null) {
           const result = await reader.read();
+          // A read pending when the failed request cancelled the part ends too: not the source's.
+          if (cancelled) return;
           if (result.done) {
             failure = sizeChanged(source, `ended after ${sent + given} of`);
             return controller.error(failure);
@@ -587,7 +590,10 @@ async function patchStreamed(
         given += taken;
         if (given === length) controller.close();
       },
-      cancel: (reason) => reader.cancel(reason),
+      cancel: (reason) => {
+        cancelled = true;
+        return reader.cancel(reason);
+      },
     }, { highWaterMark: 0 });
     try {
       await writer.writeStream(part, length);
