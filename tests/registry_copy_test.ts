@@ -155,6 +155,20 @@ test("copy streams an image to another registry: same digest and blobs, metadata
     ["exists", "recorded"],
     ["exists", "recorded"],
   ]);
+
+  // A destination named by digest: another digest is refused before anything moves.
+  const pinned = `${locked.host}/copy/pinned`;
+  const wrong = await copy(`${open.host}/team/app:1.0`, `${pinned}@${image.config.digest}`, {
+    ...await config(),
+  }).then(() => null, (e) => e);
+  rejectsWith(wrong, "DIGEST_INVALID");
+  assert.equal((await lockedBlob("copy/pinned", image.layers[0]!.digest))[0], 404);
+  const right = await copy(
+    `${open.host}/team/app:1.0`,
+    `${pinned}@${image.manifest.digest}`,
+    await config(),
+  );
+  assert.equal(right.digest, image.manifest.digest);
 });
 
 test("copy within one registry mounts every blob from the source repository", async () => {

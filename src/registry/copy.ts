@@ -355,16 +355,32 @@ async function copyImage(
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
 }
 
+/** A destination named by digest must be what the copy tags: refused before anything moves. */
+function checkTargetDigest(ctx: CopyContext, digest: string): void {
+  const wanted = ctx.target.digest;
+  if (wanted === undefined || wanted === digest) return;
+  throw new RegistryError(
+    "DIGEST_INVALID",
+    `Cannot copy "${ctx.shown}" to "${formatReference(ctx.target)}": it is ${digest}`,
+    { url: wanted, reason: `the image is ${digest}` },
+  );
+}
+
 async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
   const { from, source, target, shown } = ctx;
   const manifest = await from.manifests().get(source.digest ?? source.tag!);
   const digest = source.digest ?? await digestOf(manifest.payload);
   const tag = target.tag;
-  if (!isIndexMediaType(manifest.mediaType)) return await copyImage(ctx, manifest, digest, tag);
+  if (!isIndexMediaType(manifest.mediaType)) {
+    checkTargetDigest(ctx, digest);
+    return await copyImage(ctx, manifest, digest, tag);
+  }
   const selection = ctx.config.platform ?? DEFAULT_PLATFORM;
   const one = selection !== "all" && !Array.isArray(selection);
+  const entries = selectEntries(manifest, selection, shown);
+  checkTargetDigest(ctx, one ? entries[0]!.digest : digest);
   const images: CopyResult[] = [];
-  for (const entry of selectEntries(manifest, selection, shown)) {
+  for (const entry of entries) {
     const child = await from.manifests().get(entry.digest);
     // As pull: only image manifests from an index; this also ends an index naming itself.
     if (isIndexMediaType(child.mediaType)) {
