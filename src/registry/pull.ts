@@ -9,7 +9,7 @@ import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
-import { diffIDSink } from "./_diff_id.ts";
+import { type DiffIDSink, diffIDSink } from "./_diff_id.ts";
 import { limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
@@ -87,10 +87,50 @@ async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
 }
 
 /**
+ * `source` as a stream whose every chunk also goes into the DiffID: the chunk is handed on at
+ * once and the next one read only when the DiffID took it too, so neither side queues. A pulled
+ * stream of its own rather than a `TransformStream` piped through: one hop per chunk instead of
+ * a pipe's reads, writes and two queues. `stop` cancels `source` and fails the stream.
+ */
+function feeding(
+  source: ReadableStream<Uint8Array>,
+  diffID: DiffIDSink,
+  stop: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const reader = source.getReader();
+  const stopped = () => reader.cancel(stop.reason).catch(() => {});
+  stop.addEventListener("abort", stopped, { once: true });
+  const settle = () => stop.removeEventListener("abort", stopped);
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        stop.throwIfAborted();
+        result = await reader.read();
+        stop.throwIfAborted();
+      } catch (error) {
+        settle();
+        reader.cancel(error).catch(() => {});
+        throw error;
+      }
+      if (result.done) {
+        settle();
+        return controller.close();
+      }
+      controller.enqueue(result.value);
+      return diffID.write(result.value);
+    },
+    cancel(reason) {
+      settle();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
  * A layer into the store (fetched unless present, at most its declared size, digest verified
  * as it streams to a temp file), and its DiffID computed from the same bytes as they pass
- * (`null` when it cannot be). Each chunk goes on to the store at once and into the DiffID while
- * the store writes it; the next is read when both are done, so neither side queues.
+ * (`null` when it cannot be).
  */
 async function fetchLayer(
   repo: Repository,
@@ -99,23 +139,13 @@ async function fetchLayer(
   stop: AbortSignal,
 ): Promise<string | null> {
   const diffID = diffIDSink();
-  const passing = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      controller.enqueue(chunk);
-      return diffID.write(chunk);
-    },
-  });
-  // `stop` cancels the source and fails the rest when another layer failed.
-  const options = { signal: stop };
   try {
     if (await store.has(layer.digest)) {
-      await drain((await store.open(layer.digest)).pipeThrough(passing, options));
+      await drain(feeding(await store.open(layer.digest), diffID, stop));
     } else {
       // The store checks the digest and the size as the bytes land: no second hash here.
       const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
-      await store.write(layer.digest, blob.pipeThrough(passing, options), {
-        maxBytes: layer.size,
-      });
+      await store.write(layer.digest, feeding(blob, diffID, stop), { maxBytes: layer.size });
     }
   } catch (error) {
     diffID.abort();
