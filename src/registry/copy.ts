@@ -208,9 +208,13 @@ async function placeBlob(
     if (session !== null) await ignore(session.cancel());
     session = created.writer;
   }
+  if (stop.aborted) {
+    // Another blob failed meanwhile: a session a mount opened is not left behind.
+    if (session !== null) await ignore(session.cancel());
+    stop.throwIfAborted();
+  }
   let sink: DiffIDSink | null = null;
   try {
-    stop.throwIfAborted();
     await blobs.upload({
       digest,
       size,
