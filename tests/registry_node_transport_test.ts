@@ -556,3 +556,32 @@ if (runtimeName === "node") {
     }
   });
 }
+
+test(`a push given no chunkSize: one PUT, but 4 MiB PATCH chunks through a caller's fetch on Node (${runtimeName})`, async () => {
+  const registry = await startRegistry({ accessLog: true });
+  try {
+    const source = await ociLayoutStore(tempDir());
+    const image = await buildImage(source, "1.0", [[{ name: "big", data: noise(9 * MiB, 2) }]]);
+    const ownFetch: typeof fetch = (input, init) => fetch(input, init);
+    await push(`${registry.host}/default/own:1.0`, source, { plainHttp: true, fetch: ownFetch });
+    await push(`${registry.host}/default/built-in:1.0`, source, { plainHttp: true });
+    const logged = await registry.requests();
+    const patchesTo = (repo: string) =>
+      logged.filter((r) => r.method === "PATCH" && r.url.includes(`/default/${repo}/`)).length;
+    // undici reads a streamed body without backpressure: 9 MiB go up as 4 + 4 + 1 MiB.
+    assert.equal(patchesTo("own"), runtimeName === "node" ? 3 : 0);
+    assert.equal(patchesTo("built-in"), 0);
+    for (const repo of ["own", "built-in"]) {
+      const pulled = await pull(
+        `${registry.host}/default/${repo}:1.0`,
+        await ociLayoutStore(tempDir()),
+        {
+          plainHttp: true,
+        },
+      );
+      assert.equal(pulled.digest, image.manifest.digest);
+    }
+  } finally {
+    await registry.stop();
+  }
+});

@@ -3,8 +3,8 @@
  * that read and write the distribution metadata exactly where dockerd does (push mounts
  * layers from repositories the metadata knows, preferring entries tagged with the current
  * credentials), `tags`, `getRepositories`, an OCI image layout content store, and Docker
- * references. Runs on `fetch`, Web streams and `crypto.subtle` (plus the runtime's
- * incremental SHA-256 when it has one), in any runtime.
+ * references. Runs on `fetch` (`node:http` on Node), Web streams and `crypto.subtle` (plus the
+ * runtime's incremental SHA-256 when it has one), in any runtime.
  *
  * Blobs stream end to end (registry → temp file → rename once verified, and file → one
  * streamed `PUT`), so memory stays bounded whatever the layer size; layers move 3 (pull) or

@@ -48,22 +48,6 @@ export interface HttpRepositoryOptions {
 
 const OCTET_STREAM = "application/octet-stream";
 
-/**
- * The upload chunk size when none is set: 0 (one streamed `PUT`), except on Node, whose fetch
- * (undici) reads a streamed request body as fast as the file gives it, whatever the socket
- * takes (a 256 MiB `PUT` held 390 MiB there): there a blob goes up in `PATCH` chunks of 4 MiB.
- */
-const DEFAULT_CHUNK_SIZE = (() => {
-  const globals = globalThis as {
-    Deno?: unknown;
-    Bun?: unknown;
-    process?: { versions?: { node?: string } };
-  };
-  const node = globals.Deno === undefined && globals.Bun === undefined &&
-    globals.process?.versions?.node !== undefined;
-  return node ? 4 << 20 : 0;
-})();
-
 /** Throws `DIGEST_INVALID` when the registry's `Docker-Content-Digest` names another digest. */
 function checkAnsweredDigest(response: HttpResponse, asked: string, what: string): void {
   const answered = response.headers.get("docker-content-digest");
@@ -428,7 +412,12 @@ export class HttpRepository implements Repository {
           },
           cancel: (reason) => reader.cancel(reason),
         }, { highWaterMark: 0 });
-        return await sendBlob(session, body, source, options.chunkSize ?? DEFAULT_CHUNK_SIZE);
+        return await sendBlob(
+          session,
+          body,
+          source,
+          options.chunkSize ?? this.client.uploadChunkSize,
+        );
       } catch (error) {
         if (session !== null) await session.cancel();
         session = null;

@@ -12,7 +12,7 @@ import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
-import { defaultTransport } from "./default_transport.ts";
+import { defaultTransport, isNode } from "./default_transport.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
 import {
   isRetryable,
@@ -76,6 +76,12 @@ const retryAfterOf = new WeakMap<RegistryError, number>();
 export class RegistryClient {
   /** The base URL, without a trailing `/`. */
   readonly endpoint: string;
+  /**
+   * The `PATCH` chunk size of an upload given none: 0 (one streamed `PUT`), except with a
+   * caller's `fetch` on Node: undici reads a streamed body as fast as its source gives it,
+   * whatever the socket takes (a 256 MiB `PUT` held 390 MiB), and 4 MiB chunks bound that.
+   */
+  readonly uploadChunkSize: number;
   readonly #transport: Transport;
   readonly #limits: CallLimits;
   readonly #auth: Authenticator;
@@ -91,6 +97,7 @@ export class RegistryClient {
     this.#transport = options.fetch === undefined
       ? defaultTransport()
       : fetchTransport(options.fetch);
+    this.uploadChunkSize = options.fetch !== undefined && isNode() ? 4 << 20 : 0;
     this.#limits = {
       signal: options.signal,
       idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,

@@ -16,8 +16,10 @@ const globalFetchTransport: Transport = fetchTransport((input, init) =>
  * Whether this is Node itself: `navigator.userAgent` is `Node.js/…` from Node 21 and absent in
  * 20; Deno, Bun and workerd, which have a `process` too, name themselves (and their `fetch` is
  * fast and uploads a streamed body in bounded memory).
+ *
+ * @returns `true` on Node.
  */
-function isNode(): boolean {
+export function isNode(): boolean {
   const globals = globalThis as {
     Deno?: unknown;
     Bun?: unknown;
