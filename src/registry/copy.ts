@@ -19,6 +19,7 @@ import {
   DEFAULT_CONCURRENT_DOWNLOADS,
   DEFAULT_PLATFORM,
   FALLBACK_CODES,
+  knownDiffID,
   selectEntries,
 } from "./pull.ts";
 import { DEFAULT_CONCURRENT_UPLOADS } from "./push.ts";
@@ -257,14 +258,6 @@ function copyBlob(
     ctx.copying.set(blob.digest, copying);
   }
   return copying;
-}
-
-async function knownDiffID(service: V2MetadataService, digest: string): Promise<string | null> {
-  try {
-    return await service.getDiffID(digest);
-  } catch {
-    return null;
-  }
 }
 
 /**

@@ -154,7 +154,17 @@ async function fetchLayer(
   return await diffID.close();
 }
 
-async function knownDiffID(service: V2MetadataService, digest: string): Promise<string | null> {
+/**
+ * The DiffID the metadata knows for `digest`, or `null` (none, or a store that cannot tell).
+ *
+ * @param service The metadata service.
+ * @param digest A layer's digest.
+ * @returns Its DiffID, or `null`.
+ */
+export async function knownDiffID(
+  service: V2MetadataService,
+  digest: string,
+): Promise<string | null> {
   try {
     return await service.getDiffID(digest);
   } catch {
