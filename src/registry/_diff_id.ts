@@ -26,9 +26,10 @@ interface Inflater {
 }
 
 /**
- * The native half of a node:zlib stream, as Node's and Deno's zlib.js drive it for their *Sync
- * functions: `writeSync` inflates from `input` into `output` and leaves in `_writeState` the
- * output room and the input bytes left; a corrupt stream calls `onerror` instead.
+ * The native half of a node:zlib stream (`_handle`), as Node's and Deno's zlib.js drive it for
+ * their *Sync functions: `writeSync` inflates from `input` into `output` and leaves in the
+ * stream's `_writeState` the output room and the input bytes left; a corrupt stream calls
+ * `onerror` instead. Not public API: where it is missing, the stream's own API is used.
  */
 interface ZlibHandle {
   writeSync(
