@@ -53,6 +53,7 @@ test("./registry exports the curated API and nothing else", async () => {
     "LIMITS",
     "OciLayoutStore",
     "RegistryError",
+    "copy",
     "familiarName",
     "formatReference",
     "getRepositories",
