@@ -26,10 +26,10 @@ import { copy } from "../../src/registry/mod.ts";
 import { IMAGE_TAG, ISSUE_LAYERS_MIB, writeImage } from "./image.ts";
 import { measure } from "./measure.ts";
 import { startBenchRegistry } from "./registry_server.ts";
+import { runtimeCommands } from "./rounds.ts";
 
 const MiB = 1 << 20;
 const root = dirname(dirname(dirname(fileURLToPath(import.meta.url))));
-const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const self = fileURLToPath(import.meta.url);
 
 /** The child: one copy with the library, recording into a metadata store of its own. */
@@ -42,26 +42,6 @@ async function copyOnce(source: string, destination: string, metadataDir: string
   });
   const ms = performance.now() - started;
   console.log(JSON.stringify({ digest: copied.digest, ms }));
-}
-
-/** Each runtime's command for this file; Node runs it bundled, as the npm package's JavaScript. */
-function runtimeCommands(dir: string): Record<string, string[]> {
-  const bundle = join(dir, "copy_bench.mjs");
-  const built = spawnSync(bin("esbuild"), [
-    self,
-    "--bundle",
-    "--platform=node",
-    "--format=esm",
-    "--target=node20",
-    "--log-level=warning",
-    `--outfile=${bundle}`,
-  ], { encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`esbuild cannot bundle copy_bench.ts: ${built.stderr}`);
-  return {
-    deno: [bin("deno"), "run", "-A", self],
-    bun: [bin("bun"), self],
-    node: ["node", bundle],
-  };
 }
 
 function median(values: number[]): number {
@@ -99,7 +79,7 @@ async function main() {
     ], { encoding: "utf8" });
     if (pushed.status !== 0) throw new Error(`skopeo cannot push the image: ${pushed.stderr}`);
     say(`image: ${image.layers.length} layers, ${total.toFixed(1)} MiB gzip'd, at ${sourceRef}`);
-    const commands = runtimeCommands(work);
+    const commands = runtimeCommands(work, "bundle", self);
     const results: Record<string, { wall: number; rssMiB: number }[]> = {};
     for (let run = 0; run < runs; run++) {
       for (let i = 0; i < tools.length; i++) {

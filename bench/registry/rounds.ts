@@ -11,7 +11,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type BenchImage, IMAGE_TAG } from "./image.ts";
 import { measure, type Measured } from "./measure.ts";
@@ -47,30 +47,36 @@ const TRANSFER = join(root, "bench", "registry", "transfer.ts");
 export const TOOLS: readonly string[] = ["deno", "bun", "node", "skopeo"];
 
 /**
- * How each runtime runs bench/registry/transfer.ts. Node runs JavaScript, as users of the npm
- * package do (its `dist/` is compiled): transfer.ts bundled with esbuild into `dir`; with
- * `nodeLoader` `"tsx"`, through the tsx loader instead (a dev tool: ~40 MiB and, loaded, up to
- * 1.5× the call's time more).
+ * How each runtime runs a benchmark script (bench/registry/transfer.ts unless told). Node runs
+ * JavaScript, as users of the npm package do (its `dist/` is compiled): the script bundled with
+ * esbuild into `dir`; with `nodeLoader` `"tsx"`, through the tsx loader instead (a dev tool:
+ * ~40 MiB and, loaded, up to 1.5× the call's time more).
  *
  * @param dir A directory for Node's bundle.
  * @param nodeLoader `"bundle"` or `"tsx"`.
- * @returns The command per runtime, without transfer.ts's arguments.
+ * @param script The script's path.
+ * @returns The command per runtime, without the script's arguments.
  *
  * @example
  * ```ts ignore
  * const commands = runtimeCommands(mkdtempSync(join(tmpdir(), "bundle-")), "bundle");
  * ```
  */
-export function runtimeCommands(dir: string, nodeLoader: "bundle" | "tsx"): RuntimeCommands {
+export function runtimeCommands(
+  dir: string,
+  nodeLoader: "bundle" | "tsx",
+  script: string = TRANSFER,
+): RuntimeCommands {
   const commands: RuntimeCommands = {
-    deno: [bin("deno"), "run", "-A", TRANSFER],
-    bun: [bin("bun"), TRANSFER],
-    node: ["node", "--import", "tsx", TRANSFER],
+    deno: [bin("deno"), "run", "-A", script],
+    bun: [bin("bun"), script],
+    node: ["node", "--import", "tsx", script],
   };
   if (nodeLoader === "bundle") {
-    const bundle = join(dir, "transfer.mjs");
+    const name = basename(script, ".ts");
+    const bundle = join(dir, `${name}.mjs`);
     const built = spawnSync(bin("esbuild"), [
-      TRANSFER,
+      script,
       "--bundle",
       "--platform=node",
       "--format=esm",
@@ -78,7 +84,7 @@ export function runtimeCommands(dir: string, nodeLoader: "bundle" | "tsx"): Runt
       "--log-level=warning",
       `--outfile=${bundle}`,
     ], { encoding: "utf8" });
-    if (built.status !== 0) throw new Error(`esbuild cannot bundle transfer.ts: ${built.stderr}`);
+    if (built.status !== 0) throw new Error(`esbuild cannot bundle ${name}.ts: ${built.stderr}`);
     commands.node = ["node", bundle];
   }
   return commands;

@@ -120,14 +120,6 @@ interface Placed {
   actual?: string | null;
 }
 
-async function ignore(promise: Promise<unknown>): Promise<void> {
-  try {
-    await promise;
-  } catch {
-    // as push: failures of cancelling an upload session are the registry's to purge
-  }
-}
-
 /**
  * The repositories of the destination's registry to mount `digest` from, best first: the
  * source repository when both sides are one registry, then those the metadata knows for the
@@ -196,22 +188,22 @@ async function placeBlob(
     } catch (error) {
       // A registry that mounts another digest than the one asked is not believed further.
       if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
-        if (session !== null) await ignore(session.cancel());
+        if (session !== null) await session.cancel().catch(() => {});
         throw error;
       }
       continue;
     }
     if (created.kind === "mounted") {
-      if (session !== null) await ignore(session.cancel());
+      if (session !== null) await session.cancel().catch(() => {});
       onProgress?.({ action: "mount", digest, current: size, total: size, from: source.name });
       return { transfer: "mounted" };
     }
-    if (session !== null) await ignore(session.cancel());
+    if (session !== null) await session.cancel().catch(() => {});
     session = created.writer;
   }
   if (stop.aborted) {
     // Another blob failed meanwhile: a session a mount opened is not left behind.
-    if (session !== null) await ignore(session.cancel());
+    if (session !== null) await session.cancel().catch(() => {});
     stop.throwIfAborted();
   }
   let sink: DiffIDSink | null = null;
