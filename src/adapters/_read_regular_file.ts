@@ -107,7 +107,7 @@ export function readRegularFile(path: string, options?: ReadFileOptions): Uint8A
 
 /**
  * The first `size` bytes: all of a file not written meanwhile. Files in a store are replaced
- * by rename, never rewritten in place, so the size fstat gave is the size, the buffer is
+ * by rename, never rewritten in place, so the size checked is the size, the buffer is
  * allocated once and no read past the end is needed to confirm it.
  */
 function readSize(fs: ReadFs, fd: number, path: string, size: number): Uint8Array {
