@@ -105,45 +105,64 @@ export async function send(
   // A decoded Content-Encoding leaves a Content-Length that counts other bytes.
   const declared = response.decoded ? null : headers.get("content-length");
   const expected = declared === null || !/^\d+$/.test(declared) ? null : Number(declared);
+  const where = { method, url, status: response.status };
   let received = 0;
+  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let settled = false;
+  // Stops the timer and the abort listener once the body is closed, failed or cancelled.
+  const settle = () => {
+    settled = true;
+    idle.stop();
+    idle.signal.removeEventListener("abort", aborted);
+  };
+  const fail = (error: RegistryError) => {
+    if (settled) return;
+    settle();
+    reader.cancel(error).catch(() => {});
+    controller.error(error);
+  };
+  // One listener for the whole body, not a race per chunk: an abort or a timeout fails the body
+  // at once, even while a read waits on a transport that ignores the signal.
+  const aborted = () =>
+    fail(idle.failure(idle.signal.reason, "ABORTED", `Cannot read the answer to ${what}`));
   const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      idle.arm(limits.idleTimeout);
+    start(c) {
+      controller = c;
+      if (idle.signal.aborted) aborted();
+      else idle.signal.addEventListener("abort", aborted, { once: true });
+    },
+    async pull() {
+      idle.touch();
       let result: ReadableStreamReadResult<Uint8Array>;
       try {
-        result = await idle.race(reader.read());
+        result = await reader.read();
       } catch (cause) {
-        idle.stop();
-        reader.cancel().catch(() => {});
-        controller.error(
-          idle.failure(cause, "TRUNCATED", `Cannot read the answer to ${what}: ${cause}`),
-        );
+        fail(idle.failure(cause, "TRUNCATED", `Cannot read the answer to ${what}: ${cause}`));
         return;
       }
+      if (settled) return;
       if (result.done) {
-        idle.stop();
         if (expected !== null && received !== expected) {
-          controller.error(
+          fail(
             new RegistryError(
               "TRUNCATED",
               `Cannot read the answer to ${what}: ${received} bytes of ${expected}`,
-              { method, url, status: response.status },
+              where,
             ),
           );
           return;
         }
+        settle();
         controller.close();
         return;
       }
       received += result.value.length;
       if (expected !== null && received > expected) {
-        idle.stop();
-        reader.cancel().catch(() => {});
-        controller.error(
+        fail(
           new RegistryError(
             "TRUNCATED",
             `Cannot read the answer to ${what}: more than its ${expected} bytes`,
-            { method, url, status: response.status },
+            where,
           ),
         );
         return;
@@ -151,14 +170,19 @@ export async function send(
       controller.enqueue(result.value);
     },
     cancel(reason) {
-      idle.stop();
+      settle();
       return reader.cancel(reason);
     },
   });
   return { status: response.status, headers, url: response.url, body };
 }
 
-/** The abort controller of one exchange, fired by the caller's signal or by inactivity. */
+/**
+ * The abort controller of one exchange, fired by the caller's signal or by inactivity. Activity
+ * only stamps a time ({@linkcode IdleTimer.touch}); one timer wakes at the earliest moment the
+ * exchange could have been idle for its limit, so a busy transfer costs one timer per limit,
+ * not one per chunk.
+ */
 class IdleTimer {
   readonly signal: AbortSignal;
   readonly #controller = new AbortController();
@@ -167,6 +191,7 @@ class IdleTimer {
   readonly #where: { method: string; url: string };
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ms = 0;
+  #lastActive = 0;
   #timedOut = false;
 
   constructor(limits: CallLimits, what: string, where: { method: string; url: string }) {
@@ -182,10 +207,28 @@ class IdleTimer {
     if (this.#outer?.aborted) throw this.failure(this.#outer.reason, "ABORTED", "");
   }
 
+  /** Starts a wait of at most `ms` without activity, from now. */
   arm(ms: number): void {
-    clearTimeout(this.#timer);
     this.#ms = Math.round(ms);
+    this.#lastActive = performance.now();
+    this.stop();
+    this.#wake(this.#ms);
+  }
+
+  /** Records activity: the idle wait restarts from now. */
+  touch(): void {
+    this.#lastActive = performance.now();
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #wake(ms: number): void {
     this.#timer = setTimeout(() => {
+      const idle = performance.now() - this.#lastActive;
+      if (idle < this.#ms) return this.#wake(Math.ceil(this.#ms - idle));
       this.#timedOut = true;
       this.#controller.abort(new DOMException("idle timeout", "TimeoutError"));
     }, ms);
@@ -193,14 +236,9 @@ class IdleTimer {
     (this.#timer as { unref?: () => void }).unref?.();
   }
 
-  stop(): void {
-    clearTimeout(this.#timer);
-  }
-
   /**
-   * `promise`, or the signal's reason as soon as it aborts: a transport that ignores the
-   * signal must not hold the call. Each wait listens only while it waits (racing one
-   * long-lived promise instead would keep every chunk ever read reachable from it).
+   * `promise` (the answer's headers), or the signal's reason as soon as it aborts: a transport
+   * that ignores the signal must not hold the call.
    */
   race<T>(promise: Promise<T>): Promise<T> {
     const signal = this.signal;
