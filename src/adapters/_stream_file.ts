@@ -1,11 +1,13 @@
-// Streamed file I/O for the disk adapters (Deno, Node, Bun all through node:fs), for blobs too
-// big to hold whole: FileSystem.openRead and FileSystem.writeFileStream. Reading keeps
-// readFile's refusals (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing
-// keeps writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename) and removes
-// the temp file when the stream fails or is abandoned.
+// Streamed file I/O for the disk adapters, for blobs too big to hold whole: FileSystem.openRead
+// (node:fs on Deno, Node and Bun) and FileSystem.writeFileStream (node:fs on Node and Bun, the
+// runtime's own file on Deno, given as StreamWriteOps). Reading keeps readFile's refusals
+// (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing keeps
+// writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename) and removes the
+// temp file when the stream fails or is abandoned.
 import type { ReadFileOptions, ReadStreamResult } from "../file_system.ts";
 import { errorCode } from "../_map_error.ts";
 import { fsError, tooBig } from "./_fs_error.ts";
+import type { AtomicWriteOps } from "./_atomic_write.ts";
 import { loadNodeFs } from "./_node_fs.ts";
 
 type Callback<T> = (error: Error | null, value: T) => void;
@@ -121,26 +123,59 @@ export function openReadStream(path: string, options?: ReadFileOptions): ReadStr
 }
 
 /**
+ * The file operations a streamed write needs, on a handle type `F`: the atomic write's
+ * (createExclusive fails with `EEXIST` on anything already there, a symlink included), and
+ * an asynchronous write.
+ */
+export interface StreamWriteOps<F>
+  extends
+    Pick<AtomicWriteOps<F>, "createExclusive" | "sync" | "close" | "chmod" | "rename" | "remove"> {
+  /**
+   * Writes all of `chunk` at `position`, where the previous write ended (writes come one at a
+   * time, in order).
+   */
+  writeAll(file: F, chunk: Uint8Array, position: number): Promise<void>;
+}
+
+/** node:fs's descriptors, for Node and Bun. */
+const nodeStreamWriteOps: StreamWriteOps<number> = {
+  createExclusive: (path, mode) => fs().openSync(path, "wx", mode),
+  async writeAll(fd, chunk, position) {
+    for (let offset = 0; offset < chunk.length;) {
+      offset += await call<number>((done) =>
+        fs().write(fd, chunk, offset, chunk.length - offset, position + offset, done)
+      );
+    }
+  },
+  sync: (fd) => call<void>((done) => fs().fsync(fd, (error) => done(error, undefined))),
+  close: (fd) => fs().closeSync(fd),
+  chmod: (path, mode) => fs().chmodSync(path, mode),
+  rename: (from, to) => fs().renameSync(from, to),
+  remove: (path) => fs().unlinkSync(path),
+};
+
+/**
  * Writes a stream to `tempPath` (created exclusively, mode 0600), fsyncs, chmods to `mode` and
- * renames it over `path`: {@linkcode FileSystem.writeFileStream}'s contract.
+ * renames it over `path`, with `ops`: {@linkcode FileSystem.writeFileStream}'s contract.
  *
+ * @param ops The runtime's file operations.
  * @param path The final name.
  * @param tempPath The temp file's name, in the same directory.
  * @param data The bytes; an error from it removes the temp file and is rethrown.
  * @param mode The final permission bits.
  * @returns The number of bytes written.
  */
-export async function writeFileStream(
+export async function writeStreamAtomically<F>(
+  ops: StreamWriteOps<F>,
   path: string,
   tempPath: string,
   data: ReadableStream<Uint8Array>,
   mode: number,
 ): Promise<number> {
-  const nodeFs = fs();
-  let fd: number;
+  let file: F;
   try {
     // Not cleaned up on failure: a temp file of that name is someone else's.
-    fd = nodeFs.openSync(tempPath, "wx", 0o600);
+    file = ops.createExclusive(tempPath, 0o600);
   } catch (error) {
     await data.cancel(error).catch(() => {});
     throw error;
@@ -148,13 +183,6 @@ export async function writeFileStream(
   let open = true;
   let written = 0;
   const reader = data.getReader();
-  const writeAll = async (chunk: Uint8Array, position: number) => {
-    for (let offset = 0; offset < chunk.length;) {
-      offset += await call<number>((done) =>
-        nodeFs.write(fd, chunk, offset, chunk.length - offset, position + offset, done)
-      );
-    }
-  };
   // One write in flight while the next chunk is read: the disk and the source overlap.
   let writing: Promise<void> = Promise.resolve();
   try {
@@ -162,25 +190,49 @@ export async function writeFileStream(
       const { done, value } = await reader.read();
       await writing;
       if (done) break;
-      writing = writeAll(value, written);
+      writing = ops.writeAll(file, value, written);
       writing.catch(() => {}); // awaited on the next turn
       written += value.length;
     }
-    await call<void>((done) => nodeFs.fsync(fd, (error) => done(error, undefined)));
+    await ops.sync(file);
     open = false;
-    nodeFs.closeSync(fd);
-    nodeFs.chmodSync(tempPath, mode);
-    nodeFs.renameSync(tempPath, path);
+    ops.close(file);
+    ops.chmod(tempPath, mode);
+    ops.rename(tempPath, path);
     return written;
   } catch (error) {
     await reader.cancel(error).catch(() => {});
-    if (open) closeQuietly(fd);
-    try {
-      nodeFs.unlinkSync(tempPath);
-    } catch {
-      // gone already; the original error is the one worth reporting
-    }
+    if (open) ignoreError(() => ops.close(file));
+    // Gone already or not: the original error is the one worth reporting.
+    ignoreError(() => ops.remove(tempPath));
     throw error;
+  }
+}
+
+/**
+ * {@linkcode writeStreamAtomically} through node:fs (Node, Bun): {@linkcode
+ * FileSystem.writeFileStream}'s contract.
+ *
+ * @param path The final name.
+ * @param tempPath The temp file's name, in the same directory.
+ * @param data The bytes; an error from it removes the temp file and is rethrown.
+ * @param mode The final permission bits.
+ * @returns The number of bytes written.
+ */
+export function writeFileStream(
+  path: string,
+  tempPath: string,
+  data: ReadableStream<Uint8Array>,
+  mode: number,
+): Promise<number> {
+  return writeStreamAtomically(nodeStreamWriteOps, path, tempPath, data, mode);
+}
+
+function ignoreError(fn: () => void): void {
+  try {
+    fn();
+  } catch {
+    // The original error is the one worth reporting.
   }
 }
 

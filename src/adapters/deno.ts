@@ -16,7 +16,7 @@
 import type { FileInfo, FileSystem } from "../file_system.ts";
 import { type AtomicWriteOps, writeAtomically } from "./_atomic_write.ts";
 import { readRegularFile } from "./_read_regular_file.ts";
-import { openReadStream, writeFileStream } from "./_stream_file.ts";
+import { openReadStream, type StreamWriteOps, writeStreamAtomically } from "./_stream_file.ts";
 
 const ops: AtomicWriteOps<Deno.FsFile> = {
   createExclusive: (path, mode) => Deno.openSync(path, { write: true, createNew: true, mode }),
@@ -29,6 +29,19 @@ const ops: AtomicWriteOps<Deno.FsFile> = {
   chmod: (path, mode) => Deno.chmodSync(path, mode),
   rename: (from, to) => Deno.renameSync(from, to),
   remove: (path) => Deno.removeSync(path),
+};
+
+/**
+ * Streamed writes through Deno's own file: its write runs on a worker thread, where node:fs's
+ * runs on the main thread, which on a pull also hashes and inflates (a pull of the issue's
+ * 821 MiB image: main thread system CPU ~1.1-1.3 s -> ~0.6-0.7 s).
+ */
+const streamOps: StreamWriteOps<Deno.FsFile> = {
+  ...ops,
+  // Deno.FsFile writes at its own offset: writes come one at a time, so that is `position`.
+  async writeAll(file, chunk) {
+    for (let done = 0; done < chunk.length;) done += await file.write(chunk.subarray(done));
+  },
 };
 
 function kindOf(info: Deno.FileInfo): FileInfo["kind"] {
@@ -72,7 +85,8 @@ export const denoFileSystem: FileSystem = {
   },
   readDir: (path) => Array.from(Deno.readDirSync(path), (entry) => entry.name),
   createExclusive: (path, mode) => ops.createExclusive(path, mode).close(),
-  // node:fs on every runtime: O_NOFOLLOW | O_NONBLOCK, async reads and writes of 1 MiB.
+  // node:fs: O_NOFOLLOW | O_NONBLOCK, async reads of 64 KiB.
   openRead: openReadStream,
-  writeFileStream,
+  writeFileStream: (path, tempPath, data, mode) =>
+    writeStreamAtomically(streamOps, path, tempPath, data, mode),
 };
