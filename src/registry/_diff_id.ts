@@ -1,7 +1,7 @@
 // A layer's DiffID (the sha256 of its uncompressed tar) from the chunks of the layer as they
 // pass on their way to disk: handed over one by one, with backpressure, and no stream of its
 // own in between (a tee or a second stream cost Deno a second and ~40 MiB on the issue's image),
-// and on Node and Deno inflated without a buffer per chunk.
+// and inflated without a buffer per chunk where node:zlib has its native handle (Node, Deno, Bun).
 import { concat } from "./transport/limits.ts";
 import { createHasher } from "./_verify.ts";
 
@@ -60,17 +60,20 @@ interface NodeGunzip {
 const GUNZIP_CHUNK = 256 << 10;
 
 /**
- * node:zlib's gunzip, on Node and Deno: Node's `DecompressionStream` (20 and 22) reads its input
- * without backpressure, so a 256 MiB layer cost 360 MiB there; its zlib stream waits for
- * `drain`. Deno's inflates 64 MiB in 60 ms against 390 ms for its `DecompressionStream`. Bun's
- * `DecompressionStream` pulled faster than its node:zlib.
+ * Bun's `DecompressionStream` pulled faster than its node:zlib stream, so it stands in for the
+ * stream there when the native handle is missing.
+ */
+const IS_BUN = (globalThis as { Bun?: unknown }).Bun !== undefined;
+
+/**
+ * node:zlib's gunzip: Node's `DecompressionStream` (20 and 22) reads its input without
+ * backpressure, so a 256 MiB layer cost 360 MiB there; its zlib stream waits for `drain`.
+ * Deno's inflates 64 MiB in 60 ms against 390 ms for its `DecompressionStream`.
  */
 const nodeGunzip: (() => NodeGunzip) | null = (() => {
   const globals = globalThis as {
-    Bun?: unknown;
     process?: { getBuiltinModule?: (name: string) => unknown };
   };
-  if (globals.Bun !== undefined) return null;
   try {
     const zlib = globals.process?.getBuiltinModule?.("node:zlib") as
       | { createGunzip?: (options: { chunkSize: number }) => NodeGunzip }
@@ -133,7 +136,7 @@ function handleInflater(gunzip: NodeGunzip, update: (chunk: Uint8Array) => void)
 
 /**
  * gzip inflated by node:zlib into `update`: by its native handle when it has one, else by the
- * stream, `drain` by `drain`; `fail` hears a corrupt stream.
+ * stream, `drain` by `drain` (on Bun by `DecompressionStream`); `fail` hears a corrupt stream.
  */
 function zlibInflater(
   createGunzip: () => NodeGunzip,
@@ -143,6 +146,10 @@ function zlibInflater(
   const gunzip = createGunzip();
   const direct = handleInflater(gunzip, update);
   if (direct !== null) return direct;
+  if (IS_BUN) {
+    gunzip.destroy();
+    return webInflater(update, fail);
+  }
   let wake: (() => void) | null = null;
   const done = new Promise<void>((resolve, reject) => {
     gunzip.on("end", resolve);
@@ -208,7 +215,7 @@ function startsWith(head: Uint8Array, magic: number[]): boolean {
 
 /**
  * A DiffID computed from the chunks written to it. gzip (sniffed from the first bytes, as
- * dockerd does, not trusted from the media type) is inflated with node:zlib (Node, Deno) or
+ * dockerd does, not trusted from the media type) is inflated with node:zlib (Node, Deno, Bun) or
  * `DecompressionStream`; anything else not compressed is hashed as is.
  *
  * @returns The sink.
