@@ -18,7 +18,7 @@ import { isIndexMediaType } from "./manifest.ts";
 import {
   DEFAULT_CONCURRENT_DOWNLOADS,
   DEFAULT_PLATFORM,
-  FALLBACK_CODES,
+  fromFirstEndpoint,
   knownDiffID,
   selectEntries,
 } from "./pull.ts";
@@ -475,8 +475,8 @@ export async function copy(
     config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS,
     config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS,
   );
-  for (const [i, from] of repositories.entries()) {
-    const ctx: CopyContext = {
+  return await fromFirstEndpoint(repositories, (from) =>
+    copyFrom({
       from,
       to,
       source: parsedSource,
@@ -488,15 +488,5 @@ export async function copy(
       targetKey: config.destination?.hmacKey ?? null,
       slots: limiter(concurrency),
       copying: new Map(),
-    };
-    try {
-      return await copyFrom(ctx);
-    } catch (error) {
-      const more = i < repositories.length - 1;
-      const fallback = !isRegistryError(error, "ABORTED") &&
-        (from.mirror || (isRegistryError(error) && FALLBACK_CODES.has(error.code)));
-      if (!more || !fallback) throw error;
-    }
-  }
-  throw new Error("unreachable: getRepositories returns at least one repository");
+    }));
 }

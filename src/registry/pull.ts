@@ -32,13 +32,39 @@ export const DEFAULT_PLATFORM: Platform = { os: "linux", architecture: "amd64" }
 /** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
 export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
 
-/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback); copy reads them too. */
-export const FALLBACK_CODES: ReadonlySet<string> = new Set([
+/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback). */
+const FALLBACK_CODES: ReadonlySet<string> = new Set([
   "UNAUTHORIZED",
   "MANIFEST_UNKNOWN",
   "NAME_UNKNOWN",
   "UNREACHABLE",
 ]);
+
+/**
+ * `attempt` on each of the endpoints in turn (mirrors first, as `getRepositories` orders them),
+ * going on to the next after a mirror's failure or one dockerd falls back on, never after an
+ * abort; the last endpoint's failure is thrown.
+ *
+ * @param repositories The endpoints, from `getRepositories`.
+ * @param attempt The transfer from one endpoint.
+ * @returns The first endpoint's result that succeeds.
+ */
+export async function fromFirstEndpoint<T>(
+  repositories: Repository[],
+  attempt: (repo: Repository) => Promise<T>,
+): Promise<T> {
+  for (const [i, repo] of repositories.entries()) {
+    try {
+      return await attempt(repo);
+    } catch (error) {
+      const more = i < repositories.length - 1;
+      const fallback = !isRegistryError(error, "ABORTED") &&
+        (repo.mirror || (isRegistryError(error) && FALLBACK_CODES.has(error.code)));
+      if (!more || !fallback) throw error;
+    }
+  }
+  throw new Error("unreachable: getRepositories returns at least one repository");
+}
 
 function pickPlatform(index: Manifest, platform: Platform, ref: string): Descriptor {
   const entries = index.references();
@@ -380,15 +406,5 @@ export async function pull(
 ): Promise<PullResult> {
   const parsed = parseReference(ref);
   const repositories = await getRepositories(ref, config);
-  for (const [i, repo] of repositories.entries()) {
-    try {
-      return await pullFrom(repo, parsed, store, config);
-    } catch (error) {
-      const more = i < repositories.length - 1;
-      const fallback = !isRegistryError(error, "ABORTED") &&
-        (repo.mirror || (isRegistryError(error) && FALLBACK_CODES.has(error.code)));
-      if (!more || !fallback) throw error;
-    }
-  }
-  throw new Error("unreachable: getRepositories returns at least one repository");
+  return await fromFirstEndpoint(repositories, (repo) => pullFrom(repo, parsed, store, config));
 }
