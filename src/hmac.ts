@@ -7,6 +7,7 @@
 import { sameBytes, toHex } from "./_bytes.ts";
 import { goQuote } from "./_go_json.ts";
 import type { V2Metadata } from "./v2_metadata.ts";
+import { nodeBuiltin } from "./_builtin.ts";
 
 /**
  * Registry credentials, with Docker's field names (`registry.AuthConfig`). Only
@@ -106,17 +107,7 @@ interface NodeHmac {
  * this file loads anywhere: its `createHmac` signed 2–7× faster than `crypto.subtle.sign` with
  * an imported key on every runtime here, the promise and key lookup included.
  */
-const nodeHmac: NodeHmac | null = (() => {
-  try {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?: (name: string) => unknown };
-    }).process;
-    const crypto = process?.getBuiltinModule?.("node:crypto") as NodeHmac | undefined;
-    return typeof crypto?.createHmac === "function" ? crypto : null;
-  } catch {
-    return null;
-  }
-})();
+const nodeHmac = nodeBuiltin<NodeHmac>("node:crypto", "createHmac");
 
 /** Signs with a cached key, without waiting on its import once it is done. */
 function sign(bytes: Uint8Array, data: Uint8Array<ArrayBuffer>): Promise<ArrayBuffer> {

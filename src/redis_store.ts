@@ -30,6 +30,7 @@ import { keyPath, namespacePath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
+import { nodeBuiltin } from "./_builtin.ts";
 
 /**
  * The part of a Redis client the store uses: node-redis 5's `sendCommand`. Arguments are
@@ -115,10 +116,7 @@ let nodeBuffer: BufferConstructor | undefined;
 
 /** Node's `Buffer` (Node, Bun and Deno have it), which Redis clients want for bytes. */
 function bufferClass(): BufferConstructor {
-  const process = (globalThis as { process?: { getBuiltinModule?(id: string): unknown } })
-    .process;
-  nodeBuffer ??= (process?.getBuiltinModule?.("node:buffer") as { Buffer?: BufferConstructor })
-    ?.Buffer;
+  nodeBuffer ??= nodeBuiltin<{ Buffer: BufferConstructor }>("node:buffer", "Buffer")?.Buffer;
   if (!nodeBuffer) {
     throw new MetadataError("ENOSYS", "Cannot use Redis here: node:buffer is not available");
   }

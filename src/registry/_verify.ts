@@ -5,6 +5,7 @@ import { concat } from "./transport/limits.ts";
 import { digestMismatch, verifyDigest } from "./_digest.ts";
 import { RegistryError } from "./errors.ts";
 import { Sha256 } from "./_sha256.ts";
+import { nodeBuiltin } from "../_builtin.ts";
 
 interface Hasher {
   update(chunk: Uint8Array): void;
@@ -18,17 +19,7 @@ interface NodeCrypto {
   };
 }
 
-const nodeCrypto: NodeCrypto | null = (() => {
-  try {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?: (name: string) => unknown };
-    }).process;
-    const crypto = process?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
-    return typeof crypto?.createHash === "function" ? crypto : null;
-  } catch {
-    return null;
-  }
-})();
+const nodeCrypto = nodeBuiltin<NodeCrypto>("node:crypto", "createHash");
 
 /** An incremental hasher for `algorithm`, or `null` when none is at hand (then hash whole). */
 export function createHasher(algorithm: string): Hasher | null {

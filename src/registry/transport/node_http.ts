@@ -17,6 +17,7 @@
 import { concat } from "./limits.ts";
 import { MAX_REDIRECTS, redirectTarget } from "./redirect.ts";
 import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
+import { nodeBuiltin } from "../../_builtin.ts";
 
 type Listener = (...args: never[]) => void;
 
@@ -52,19 +53,6 @@ interface NodeHttpModule {
     options: { method: string; headers: Record<string, string>; agent: unknown },
   ): NodeRequest;
   Agent: new (options: { keepAlive: boolean; timeout: number }) => unknown;
-}
-
-/** A module of Node's, or `null` where there is none. */
-function builtin(name: string): NodeHttpModule | null {
-  try {
-    const process = (globalThis as {
-      process?: { getBuiltinModule?: (name: string) => unknown };
-    }).process;
-    const module = process?.getBuiltinModule?.(name) as NodeHttpModule | undefined;
-    return typeof module?.request === "function" ? module : null;
-  } catch {
-    return null;
-  }
 }
 
 /** One scheme's module and its agent, made on first use. */
@@ -366,6 +354,8 @@ function transportOn(http: NodeHttpModule, https: NodeHttpModule | null): Transp
  * ```
  */
 export const nodeHttpTransport: Transport | null = (() => {
-  const http = builtin("node:http");
-  return http === null ? null : transportOn(http, builtin("node:https"));
+  const http = nodeBuiltin<NodeHttpModule>("node:http", "request");
+  return http === null
+    ? null
+    : transportOn(http, nodeBuiltin<NodeHttpModule>("node:https", "request"));
 })();
