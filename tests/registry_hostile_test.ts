@@ -552,6 +552,42 @@ test("push() refuses indexes nested deeper than LIMITS.indexDepth", async () => 
 
 // 4. Every answer is bounded ----------------------------------------------------------------
 
+/**
+ * Asserts the client hung up on every answer within `ms`: an endless body stops at the client's
+ * limit, whatever its runtime had buffered ahead (Bun's fetch reads ahead of its reader, so the
+ * bytes the server got to write are not a measure of the client).
+ */
+async function assertHungUp(server: HostileServer, ms = 2_000): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (server.open() > 0 && performance.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(server.open(), 0, `connections still open ${ms} ms after the client gave up`);
+}
+
+/** A fetch whose answer bodies count the bytes their reader pulled, one chunk per pull. */
+function countingFetch() {
+  let read = 0;
+  let last = 0;
+  const counted: typeof fetch = async (input, init) => {
+    const answer = await fetch(input, init);
+    if (answer.body === null) return answer;
+    const reader = answer.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const { done, value } = await reader.read();
+        if (done) return controller.close();
+        read += value.length;
+        last = value.length;
+        controller.enqueue(value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
+    return new Response(body, answer);
+  };
+  return { fetch: counted, read: () => read, readBeforeLast: () => read - last };
+}
+
 const MiB = 1024 * 1024;
 const filler = encoder.encode(`{"x":"${"a".repeat(64 * 1024 - 8)}",`);
 
@@ -568,8 +604,20 @@ test("an endless manifest stops at LIMITS.manifest (4 MiB): TOO_LARGE, nothing s
       pull(`${server.host}/team/app:1.0`, await ociLayoutStore(dir), { plainHttp: true }),
       "TOO_LARGE",
     );
-    assert.ok(server.sent() < LIMITS.manifest + 16 * MiB, `server sent ${server.sent()} bytes`);
+    await assertHungUp(server);
     assert.equal(existsSync(join(dir, "blobs", "sha256")), false);
+    // Through a fetch that counts what the client pulled: not one chunk past the limit.
+    const counting = countingFetch();
+    await rejectsBounded(
+      pull(`${server.host}/team/app:1.0`, await ociLayoutStore(dir), {
+        plainHttp: true,
+        fetch: counting.fetch,
+      }),
+      "TOO_LARGE",
+    );
+    assert.ok(counting.read() > LIMITS.manifest, `read ${counting.read()} bytes`);
+    assert.ok(counting.readBeforeLast() <= LIMITS.manifest, `read ${counting.read()} bytes`);
+    await assertHungUp(server);
   });
 });
 
@@ -621,7 +669,7 @@ for (
         expected,
         { ms: 10_000 },
       );
-      assert.ok(server.sent() < LIMITS.tagList + 16 * MiB, `server sent ${server.sent()} bytes`);
+      await assertHungUp(server);
     });
   });
 }

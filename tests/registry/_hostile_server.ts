@@ -81,6 +81,8 @@ export interface HostileServer {
   log: HostileRequest[];
   /** Body bytes the server wrote, over all answers. */
   sent(): number;
+  /** Answers whose connection is still open. */
+  open(): number;
   blobs: Map<string, Uint8Array>;
   manifests: Map<string, { type: string; body: Uint8Array }>;
   /** Tried first; return true (or a promise) when it answered. */
@@ -119,6 +121,7 @@ export async function startHostile(): Promise<HostileServer> {
     host: "",
     log,
     sent: () => answers.reduce((n, a) => n + a.written, 0),
+    open: () => answers.filter((a) => !a.closed).length,
     blobs,
     manifests,
     handler: null,
