@@ -59,7 +59,7 @@ function loggingOps(options: { failBack?: Error; holdBack?: Promise<void> } = {}
         log.push("back done");
       }
     },
-    sync: async () => void log.push("sync"),
+    sync: () => Promise.resolve(void log.push("sync")),
     close: () => void log.push("close"),
     chmod: () => void log.push("chmod"),
     rename: () => void log.push("rename"),
