@@ -209,6 +209,39 @@ test("copy within one registry mounts every blob from the source repository", as
   assert.equal(sha256(new Uint8Array(await manifest.arrayBuffer())), image.manifest.digest);
 });
 
+test("a failed mount forgets the stale entry made with the destination's credentials or none, as push does", async () => {
+  const image = await sourceImage("team/stale", 21);
+  const { service } = await metadata();
+  const aliceKey = await computeV2MetadataHMACKey(ALICE);
+  const bobKey = await computeV2MetadataHMACKey({ username: "bob", password: "other" });
+  const diffID = image.diffIDs[0]!;
+  const digest = image.layers[0]!.digest;
+  // Three repositories of the destination that never held the layer (3 MiB: 3 mount attempts).
+  const stale = (path: string) => ({
+    digest,
+    sourceRepository: `${locked.host}/${path}`,
+    hmac: "",
+  });
+  await service.tagAndAdd(diffID, bobKey, stale("gone/bobs"));
+  await service.add(diffID, stale("gone/nobodys"));
+  await service.tagAndAdd(diffID, aliceKey, stale("gone/alices"));
+  const copied = await copy(`${open.host}/team/stale:1.0`, `${locked.host}/team/fresh:1.0`, {
+    ...(await config()),
+    metadataService: service,
+  });
+  assert.equal(copied.layers[0]!.transfer, "copied");
+  const mountedFrom = (await locked.requests())
+    .filter((r) => r.method === "POST" && r.url.startsWith("/v2/team/fresh/blobs/uploads/?"))
+    .map((r) => new URL(r.url, "http://x").searchParams)
+    .filter((params) => params.get("mount") === digest)
+    .map((params) => params.get("from"));
+  assert.deepEqual(mountedFrom, ["gone/alices", "gone/nobodys", "gone/bobs"]);
+  assert.deepEqual(
+    (await service.getMetadata(diffID)).map((e) => e.sourceRepository),
+    [`${locked.host}/gone/bobs`, `${open.host}/team/stale`, `${locked.host}/team/fresh`],
+  );
+});
+
 test("a corrupt source blob fails the copy naming its digest; the destination holds nothing under it", async () => {
   const image = await sourceImage("team/corrupt", 3, [2 * MiB]);
   const layer = image.layers[0]!.digest;

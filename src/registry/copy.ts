@@ -7,7 +7,7 @@
  * @module
  */
 import type { AuthConfig } from "../hmac.ts";
-import { V2MetadataService } from "../v2_metadata_service.ts";
+import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink } from "./_diff_id.ts";
@@ -19,11 +19,17 @@ import {
   DEFAULT_CONCURRENT_DOWNLOADS,
   DEFAULT_PLATFORM,
   fromFirstEndpoint,
+  imageOfIndex,
   knownDiffID,
   selectEntries,
 } from "./pull.ts";
 import { DEFAULT_CONCURRENT_UPLOADS } from "./push.ts";
-import { attemptBudget, mountCandidates } from "./push_candidates.ts";
+import {
+  attemptBudget,
+  forgetsFailedMount,
+  hasAuthInfo,
+  mountCandidates,
+} from "./push_candidates.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import {
   checkRepositoryName,
@@ -107,6 +113,8 @@ interface CopyContext {
   service: V2MetadataService;
   sourceKey: Uint8Array | null;
   targetKey: Uint8Array | null;
+  /** Whether the destination's credentials are given (push's `hasAuthInfo`). */
+  targetHasAuthInfo: boolean;
   /** Runs at most the concurrency's blob copies at once. */
   slots: <T>(task: () => Promise<T>) => Promise<T>;
   /** Digest → its copy under way or done (one per digest, however many images name it). */
@@ -120,6 +128,12 @@ interface Placed {
   actual?: string | null;
 }
 
+/** A repository to mount from, and the metadata entry that named it (none for the source). */
+interface MountSource {
+  repository: Reference;
+  entry: V2Metadata | null;
+}
+
 /**
  * The repositories of the destination's registry to mount `digest` from, best first: the
  * source repository when both sides are one registry, then those the metadata knows for the
@@ -130,15 +144,19 @@ async function mountSources(
   ctx: CopyContext,
   blob: Descriptor,
   diffID: string | null,
-): Promise<Reference[]> {
-  const sources = ctx.from.endpoint === ctx.to.endpoint ? [ctx.source] : [];
+): Promise<MountSource[]> {
+  const sources: MountSource[] = ctx.from.endpoint === ctx.to.endpoint
+    ? [{ repository: ctx.source, entry: null }]
+    : [];
   if (diffID !== null && isDigest(diffID)) {
     const entries = await ctx.service.getMetadata(diffID).catch(() => []);
     const budget = attemptBudget(blob.size);
     const candidates = await mountCandidates(ctx.target, ctx.targetKey, -1, entries);
-    for (const candidate of candidates.filter((c) => c.digest === blob.digest)) {
-      const source = parseReference(candidate.sourceRepository, { defaultTag: false });
-      if (!sources.some((known) => known.path === source.path)) sources.push(source);
+    for (const entry of candidates.filter((c) => c.digest === blob.digest)) {
+      const repository = parseReference(entry.sourceRepository, { defaultTag: false });
+      if (!sources.some((known) => known.repository.path === repository.path)) {
+        sources.push({ repository, entry });
+      }
     }
     sources.length = Math.min(sources.length, Math.max(budget.maxMountAttempts, 1));
   }
@@ -181,23 +199,32 @@ async function placeBlob(
     if (!isRegistryError(error, "BLOB_UNKNOWN")) throw error;
   }
   let session: BlobWriter | null = null;
-  for (const source of await mountSources(ctx, blob, diffID)) {
-    let created;
+  for (const { repository, entry } of await mountSources(ctx, blob, diffID)) {
+    let created = null;
+    let unauthorized = false;
     try {
-      created = await blobs.create({ mountFrom: { repository: source.path, digest } });
+      created = await blobs.create({ mountFrom: { repository: repository.path, digest } });
     } catch (error) {
       // A registry that mounts another digest than the one asked is not believed further.
       if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
         if (session !== null) await session.cancel().catch(() => {});
         throw error;
       }
-      continue;
+      unauthorized = isRegistryError(error, "UNAUTHORIZED");
     }
-    if (created.kind === "mounted") {
+    if (created?.kind === "mounted") {
       if (session !== null) await session.cancel().catch(() => {});
-      onProgress?.({ action: "mount", digest, current: size, total: size, from: source.name });
+      onProgress?.({ action: "mount", digest, current: size, total: size, from: repository.name });
       return { transfer: "mounted" };
     }
+    // A stale entry is forgotten as push forgets it (dockerd ignores a failure to).
+    if (
+      entry !== null &&
+      await forgetsFailedMount(entry, ctx.targetKey, unauthorized, ctx.targetHasAuthInfo)
+    ) {
+      await ctx.service.remove(entry).catch(() => {});
+    }
+    if (created === null) continue;
     if (session !== null) await session.cancel().catch(() => {});
     session = created.writer;
   }
@@ -370,15 +397,7 @@ async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
   checkTargetDigest(ctx, one ? entries[0]!.digest : digest);
   const images: CopyResult[] = [];
   for (const entry of entries) {
-    const child = await from.manifests().get(entry.digest);
-    // As pull: only image manifests from an index; this also ends an index naming itself.
-    if (isIndexMediaType(child.mediaType)) {
-      throw new RegistryError(
-        "UNSUPPORTED",
-        `Cannot copy "${shown}": index entry "${entry.digest}" is an index, not an image manifest`,
-        { url: shown },
-      );
-    }
+    const child = await imageOfIndex(from, entry, "copy", shown);
     images.push(await copyImage(ctx, child, entry.digest, one ? tag : undefined));
   }
   if (one) return images[0]!;
@@ -486,6 +505,7 @@ export async function copy(
       service: config.metadataService ?? new V2MetadataService(null),
       sourceKey: config.source?.hmacKey ?? null,
       targetKey: config.destination?.hmacKey ?? null,
+      targetHasAuthInfo: hasAuthInfo(targetConfig.auth),
       slots: limiter(concurrency),
       copying: new Map(),
     }));

@@ -289,6 +289,33 @@ async function pullImage(
 }
 
 /**
+ * The image manifest an index entry names; another index is `UNSUPPORTED`, as dockerd pulls
+ * only image manifests from a list (this also ends an index naming itself).
+ *
+ * @param repo The repository of the index.
+ * @param entry The entry.
+ * @param doing `"pull"` or `"copy"`, for the message.
+ * @param shown The reference, for messages.
+ * @returns The manifest.
+ */
+export async function imageOfIndex(
+  repo: Repository,
+  entry: Descriptor,
+  doing: "pull" | "copy",
+  shown: string,
+): Promise<Manifest> {
+  const child = await repo.manifests().get(entry.digest);
+  if (isIndexMediaType(child.mediaType)) {
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `Cannot ${doing} "${shown}": index entry "${entry.digest}" is an index, not an image manifest`,
+      { url: shown },
+    );
+  }
+  return child;
+}
+
+/**
  * The index entries to pull (or copy) for `selection`: one, each of a list, or every one.
  *
  * @param index The image index.
@@ -334,15 +361,7 @@ async function pullFrom(
   const selection = config.platform ?? DEFAULT_PLATFORM;
   const images: PullResult[] = [];
   for (const entry of selectEntries(manifest, selection, shown)) {
-    const child = await repo.manifests().get(entry.digest);
-    // dockerd pulls only image manifests from a list; this also ends an index naming itself.
-    if (isIndexMediaType(child.mediaType)) {
-      throw new RegistryError(
-        "UNSUPPORTED",
-        `Cannot pull "${shown}": index entry "${entry.digest}" is an index, not an image manifest`,
-        { url: shown },
-      );
-    }
+    const child = await imageOfIndex(repo, entry, "pull", shown);
     images.push(await pullImage(ctx, child, entry.digest));
   }
   await store.put(digest, manifest.payload);

@@ -10,7 +10,13 @@ import { MetadataError } from "../errors.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { planImage, type PlannedManifest } from "./_plan.ts";
 import { isForeign } from "./_image.ts";
-import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./push_candidates.ts";
+import {
+  attemptBudget,
+  forgetsFailedMount,
+  hasAuthInfo,
+  mountCandidates,
+  sortByLikenessAndAge,
+} from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
 import { verifyingSizedStream } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
@@ -169,12 +175,7 @@ async function pushLayer(
       if (upload !== null) await ignore(upload.cancel());
       return descriptor;
     }
-    // A failed mount forgets the entry only when it was made with these credentials (or with
-    // none), and not when the registry merely asked for credentials we do not have.
-    if (
-      candidate.sourceRepository.length > 0 && !(unauthorized && !ctx.hasAuthInfo) &&
-      (await checkV2MetadataHMAC(candidate, ctx.hmacKey) || candidate.hmac.length === 0)
-    ) {
+    if (await forgetsFailedMount(candidate, ctx.hmacKey, unauthorized, ctx.hasAuthInfo)) {
       await ignore(ctx.service.remove(candidate));
     }
     if (created?.kind === "upload") {
@@ -395,14 +396,13 @@ export async function push(
     "pull",
     "push",
   ]);
-  const auth = config.auth;
   const ctx: PushContext = {
     repo,
     target,
     store,
     service: config.metadataService ?? new V2MetadataService(null),
     hmacKey: config.hmacKey ?? null,
-    hasAuthInfo: !!auth?.registrytoken || (!!auth?.username && !!auth?.password),
+    hasAuthInfo: hasAuthInfo(config.auth),
     config,
     remoteLayers: new Map(),
     pushing: new Map(),

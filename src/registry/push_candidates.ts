@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { checkV2MetadataHMAC } from "../hmac.ts";
+import { type AuthConfig, checkV2MetadataHMAC } from "../hmac.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 
@@ -106,4 +106,24 @@ export async function mountCandidates(
   });
   const sorted = await sortByLikenessAndAge(target.name, hmacKey, candidates);
   return max >= 0 ? sorted.slice(0, max) : sorted;
+}
+
+/** dockerd's test for credentials to send: a registry token, or a username with a password. */
+export function hasAuthInfo(auth: AuthConfig | undefined): boolean {
+  return !!auth?.registrytoken || (!!auth?.username && !!auth?.password);
+}
+
+/**
+ * Whether a failed mount from `candidate` forgets it, as dockerd's push decides: the entry names
+ * a repository, was made with these credentials (or with none), and the registry did not merely
+ * ask for credentials the client has not got (`unauthorized` without `hasAuthInfo`).
+ */
+export async function forgetsFailedMount(
+  candidate: V2Metadata,
+  hmacKey: Uint8Array | null,
+  unauthorized: boolean,
+  hasAuthInfo: boolean,
+): Promise<boolean> {
+  return candidate.sourceRepository.length > 0 && !(unauthorized && !hasAuthInfo) &&
+    (candidate.hmac.length === 0 || await checkV2MetadataHMAC(candidate, hmacKey));
 }
