@@ -1,25 +1,12 @@
 // The write-back of a streamed write (src/adapters/_stream_file.ts): every 32 MiB the disk is
 // asked to write what came so far, one request at a time, without holding up the writes; its
-// failure fails the write and leaves no file; the final fsync still ends every write. And the
-// second descriptor Deno writes back through opens only the file that was made.
+// failure fails the write and leaves no file; the final fsync still ends every write.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import {
-  readdirSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  openWriteBack,
-  type StreamWriteOps,
-  writeStreamAtomically,
-} from "../src/adapters/_stream_file.ts";
-import { adapters, tempDir } from "./_adapters.ts";
+import { type StreamWriteOps, writeStreamAtomically } from "../src/adapters/_stream_file.ts";
+import { adapters } from "./_adapters.ts";
 
 const MiB = 1 << 20;
 
@@ -150,32 +137,3 @@ for (const adapter of adapters.filter((a) => a.real)) {
     assert.deepEqual(readdirSync(root), ["b"]);
   });
 }
-
-test("openWriteBack opens the file that was made, and syncs it", async () => {
-  const dir = tempDir();
-  const path = join(dir, "t");
-  writeFileSync(path, "x");
-  const { dev, ino } = statSync(path);
-  const back = openWriteBack(path, { dev, ino });
-  assert.notEqual(back, null);
-  await back!.writeBack();
-  back!.close();
-});
-
-test("openWriteBack refuses another file at the name: a swapped file, a symlink, a FIFO (without waiting)", () => {
-  const dir = tempDir();
-  const path = join(dir, "t");
-  writeFileSync(path, "mine");
-  const mine = statSync(path);
-  const identity = { dev: mine.dev, ino: mine.ino };
-  writeFileSync(join(dir, "other"), "theirs");
-  renameSync(join(dir, "other"), path);
-  assert.equal(openWriteBack(path, identity), null, "swapped");
-  const link = join(dir, "link");
-  symlinkSync(path, link);
-  assert.equal(openWriteBack(link, { dev: mine.dev, ino: statSync(path).ino }), null, "symlink");
-  const fifo = join(dir, "fifo");
-  execFileSync("mkfifo", [fifo]);
-  assert.equal(openWriteBack(fifo, identity), null, "fifo");
-  assert.equal(openWriteBack(join(dir, "gone"), identity), null, "missing");
-});

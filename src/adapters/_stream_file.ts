@@ -1,6 +1,5 @@
 // Streamed file I/O for the disk adapters, for blobs too big to hold whole: FileSystem.openRead
-// (node:fs on Deno, Node and Bun) and FileSystem.writeFileStream (node:fs on Node and Bun, the
-// runtime's own file on Deno, given as StreamWriteOps). Reading keeps readFile's refusals
+// and FileSystem.writeFileStream, through node:fs on Deno, Node and Bun. Reading keeps readFile's refusals
 // (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing keeps
 // writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename) and removes the
 // temp file when the stream fails or is abandoned.
@@ -24,9 +23,7 @@ type PositionalIo = (
 
 interface StreamFs {
   openSync(path: string, flags: number | string, mode?: number): number;
-  fstatSync(
-    fd: number,
-  ): { isFile(): boolean; isDirectory(): boolean; size: number; ino: number; dev: number };
+  fstatSync(fd: number): { isFile(): boolean; isDirectory(): boolean; size: number };
   read: PositionalIo;
   write: PositionalIo;
   fsync(fd: number, callback: (error: Error | null) => void): void;
@@ -243,39 +240,7 @@ export async function writeStreamAtomically<F>(
 }
 
 /**
- * A second, read-only descriptor of the file at `path` when it is still the file `identity`
- * names (device and inode), else `null`: opened without following a symlink or waiting on a
- * FIFO, so a temp file swapped meanwhile costs nothing but its write-back.
- *
- * @param path The file.
- * @param identity Its device and inode, from the descriptor that made it.
- * @returns node:fs's descriptor, its `fdatasync`, and `close`.
- */
-export function openWriteBack(
-  path: string,
-  identity: { dev: number; ino: number },
-): { writeBack(): Promise<void>; close(): void } | null {
-  const nodeFs = fs();
-  const { O_RDONLY, O_NOFOLLOW, O_NONBLOCK, O_NOCTTY } = nodeFs.constants;
-  let fd: number;
-  try {
-    fd = nodeFs.openSync(path, O_RDONLY! | O_NOFOLLOW! | O_NONBLOCK! | (O_NOCTTY ?? 0));
-  } catch {
-    return null;
-  }
-  const stats = nodeFs.fstatSync(fd);
-  if (stats.dev !== identity.dev || stats.ino !== identity.ino) {
-    closeQuietly(fd);
-    return null;
-  }
-  return {
-    writeBack: () => nodeStreamWriteOps.writeBack(fd),
-    close: () => closeQuietly(fd),
-  };
-}
-
-/**
- * {@linkcode writeStreamAtomically} through node:fs (Node, Bun): {@linkcode
+ * {@linkcode writeStreamAtomically} through node:fs (Node, Bun, Deno): {@linkcode
  * FileSystem.writeFileStream}'s contract.
  *
  * @param path The final name.
