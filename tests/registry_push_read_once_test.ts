@@ -23,8 +23,8 @@ import { layoutWithImage, metadata, QUICK_RETRY, removeTempDirs } from "./regist
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-/** The layout store's smallest read size (src/adapters/_stream_file.ts: 64 KiB on Deno). */
-const READ = 64 * KiB;
+/** The layout store's smallest read size (src/adapters/_stream_file.ts: 32 KiB on Deno). */
+const READ = 32 * KiB;
 /** Layers of several reads, one read, and less than one. */
 const SIZES = [MiB + 3 * KiB, 300 * KiB, 5 * KiB];
 

@@ -37,11 +37,13 @@ interface StreamFs {
 
 /**
  * The size of each read: large enough to keep hashing and sockets busy, small for memory. Deno
- * reads 64 KiB: its `fetch` streaming a request body of 256 KiB chunks held ~45 MiB more (a bare
- * `PUT` of a 512 MiB file peaked at 110 MiB against 65, a push of the 821 MiB benchmark image at
- * 133–155 against 99–112) and was no faster. Bun's push peaks at 76–79 MiB with either size.
+ * reads 32 KiB: its `fetch` holds more of a streamed request body the larger its chunks, once per
+ * upload under way (256 KiB against 64 KiB: a bare `PUT` of a 512 MiB file peaked at 110 MiB
+ * against 65; 64 KiB against 32 KiB: a push of the benchmark image with a 2 GiB layer peaked at
+ * 104–146 MiB against 90–94, of the 821 MiB one at 102–111 against 90–91, 4% slower). Bun's push
+ * peaks at 76–79 MiB with 64 or 256 KiB.
  */
-const READ_CHUNK = (globalThis as { Deno?: unknown }).Deno === undefined ? 256 << 10 : 64 << 10;
+const READ_CHUNK = (globalThis as { Deno?: unknown }).Deno === undefined ? 256 << 10 : 32 << 10;
 
 const fs = () => loadNodeFs<StreamFs>();
 
@@ -72,7 +74,7 @@ function closeQuietly(fd: number): void {
  *
  * @param path The file.
  * @param options `maxBytes`: a bigger file is `EFBIG` before a byte is read.
- * @returns Its size when opened, and a stream of its bytes (reads of 256 KiB, 64 KiB on Deno).
+ * @returns Its size when opened, and a stream of its bytes (reads of 256 KiB, 32 KiB on Deno).
  */
 export function openReadStream(path: string, options?: ReadFileOptions): ReadStreamResult {
   const nodeFs = fs();
