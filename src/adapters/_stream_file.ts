@@ -1,8 +1,8 @@
 // Streamed file I/O for the disk adapters, for blobs too big to hold whole: FileSystem.openRead
-// and FileSystem.writeFileStream, through node:fs on Deno, Node and Bun. Reading keeps readFile's refusals
-// (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing keeps
-// writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename) and removes the
-// temp file when the stream fails or is abandoned.
+// and FileSystem.writeFileStream, through node:fs on Deno, Node and Bun. Reading keeps readFile's
+// refusals (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing keeps
+// writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename), starting the disk
+// on what came every 32 MiB, and removes the temp file when the stream fails or is abandoned.
 import type { ReadFileOptions, ReadStreamResult } from "../file_system.ts";
 import { errorCode } from "../_map_error.ts";
 import { fsError, tooBig } from "./_fs_error.ts";
@@ -152,7 +152,7 @@ export interface StreamWriteOps<F>
   writeBack(file: F): Promise<void>;
 }
 
-/** node:fs's descriptors, for Node and Bun. */
+/** node:fs's descriptors, on every runtime. */
 const nodeStreamWriteOps: StreamWriteOps<number> = {
   createExclusive: (path, mode) => fs().openSync(path, "wx", mode),
   async writeAll(fd, chunk, position) {
