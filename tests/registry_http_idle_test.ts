@@ -42,6 +42,14 @@ async function serve(handler: (res: ServerResponse) => void | Promise<void>): Pr
   };
 }
 
+/** A server whose answer promises 100 bytes, sends 3 and then nothing. */
+function serveStalled(): Promise<Served> {
+  return serve((res) => {
+    res.writeHead(200, { "content-length": "100" });
+    res.write(new Uint8Array([1, 2, 3]));
+  });
+}
+
 /** Reads `body` to its end, noting when each chunk arrived. */
 async function readAll(body: ReadableStream<Uint8Array>, times: number[] = []) {
   const bytes: number[] = [];
@@ -81,10 +89,7 @@ test("a body that trickles a byte every idleTimeout/2 ms never times out", async
 });
 
 test("a body that stops fails with TIMEOUT about idleTimeout after its last byte", async () => {
-  const server = await serve((res) => {
-    res.writeHead(200, { "content-length": "100" });
-    res.write(new Uint8Array([1, 2, 3]));
-  });
+  const server = await serveStalled();
   try {
     const response = await send(transport, { method: "GET", url: server.url }, {
       idleTimeout: 400,
@@ -103,10 +108,7 @@ test("a body that stops fails with TIMEOUT about idleTimeout after its last byte
 });
 
 test("the caller's signal fails a pending read at once with ABORTED, and closes the connection", async () => {
-  const server = await serve((res) => {
-    res.writeHead(200, { "content-length": "100" });
-    res.write(new Uint8Array([1, 2, 3]));
-  });
+  const server = await serveStalled();
   try {
     const controller = new AbortController();
     const response = await send(transport, { method: "GET", url: server.url }, {
@@ -166,10 +168,7 @@ test("a body longer than its Content-Length (a caller's transport) is TRUNCATED"
 });
 
 test("cancelling the body reaches the server: its connection closes", async () => {
-  const server = await serve((res) => {
-    res.writeHead(200, { "content-length": "100" });
-    res.write(new Uint8Array([1, 2, 3]));
-  });
+  const server = await serveStalled();
   try {
     const response = await send(transport, { method: "GET", url: server.url }, {
       idleTimeout: 30_000,
