@@ -8,6 +8,7 @@ import { errorCode } from "../_map_error.ts";
 import { fsError, tooBig } from "./_fs_error.ts";
 import type { AtomicWriteOps } from "./_atomic_write.ts";
 import { loadNodeFs } from "./_node_fs.ts";
+import { byobReader } from "../_relay.ts";
 
 type Callback<T> = (error: Error | null, value: T) => void;
 
@@ -44,6 +45,9 @@ interface StreamFs {
  * peaks at 76–79 MiB with 64 or 256 KiB.
  */
 const READ_CHUNK = (globalThis as { Deno?: unknown }).Deno === undefined ? 256 << 10 : 32 << 10;
+
+/** Each of the two buffers a byte stream is read into when written to a file. */
+const WRITE_BUFFER = 256 << 10;
 
 const fs = () => loadNodeFs<StreamFs>();
 
@@ -199,7 +203,17 @@ export async function writeStreamAtomically<F>(
   }
   let open = true;
   let written = 0;
-  const reader = data.getReader();
+  const byob = byobReader(data);
+  const reader = byob ?? data.getReader();
+  // A byte stream fills two buffers of ours in turn: the next bytes land in one while the other
+  // is written, and no read allocates.
+  let buffers: Uint8Array[] = byob === null
+    ? []
+    : [new Uint8Array(WRITE_BUFFER), new Uint8Array(WRITE_BUFFER)];
+  const read = (): Promise<ReadableStreamReadResult<Uint8Array>> =>
+    byob === null
+      ? (reader as ReadableStreamDefaultReader<Uint8Array>).read()
+      : byob.read(buffers[0]!);
   // One write in flight while the next chunk is read: the disk and the source overlap.
   let writing: Promise<void> = Promise.resolve();
   // At most one write-back in flight; awaited before the final fsync, which reports its error.
@@ -208,10 +222,12 @@ export async function writeStreamAtomically<F>(
   let writtenBack = 0;
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await read();
       await writing;
       if (failedBack !== null) throw failedBack;
       if (done) break;
+      // The one just written is free for the next read; the one just read is written next.
+      if (byob !== null) buffers = [buffers[1]!, new Uint8Array(value.buffer)];
       writing = ops.writeAll(file, value, written);
       writing.catch(() => {}); // awaited on the next turn
       written += value.length;

@@ -8,7 +8,10 @@ import { nodeBuiltin } from "../_builtin.ts";
 
 /** Takes a layer's chunks in order and tells its DiffID. */
 export interface DiffIDSink {
-  /** The next chunk; wait for the promise, if any, before the next (never rejects). */
+  /**
+   * The next chunk; wait for the promise, if any, before the next (never rejects). The sink is
+   * done with the chunk's bytes when it returns: the caller may overwrite them.
+   */
   write(chunk: Uint8Array): Promise<void> | void;
   /**
    * The DiffID once every chunk is written, or `null` when it cannot be computed: a compression
@@ -156,7 +159,7 @@ function zlibInflater(
   gunzip.on("data", update);
   return {
     write(chunk: Uint8Array): Promise<void> | void {
-      if (gunzip.write(chunk)) return;
+      if (gunzip.write(chunk.slice())) return; // queued: a copy, as the caller's may change
       return new Promise<void>((resolve) => {
         wake = resolve;
         gunzip.once("drain", resolve);
@@ -186,7 +189,8 @@ function webInflater(update: (chunk: Uint8Array) => void, fail: () => void): Inf
   return {
     async write(chunk) {
       await writer.ready;
-      writer.write(chunk).catch(() => {}); // its failure fails `done`
+      // Queued, so a copy (the caller's may change); its failure fails `done`.
+      writer.write(chunk.slice()).catch(() => {});
     },
     async end() {
       await writer.close();
@@ -251,7 +255,7 @@ export function diffIDSink(): DiffIDSink {
     write(chunk) {
       if (failed || chunk.length === 0) return;
       if (inflater !== undefined) return inflater === null ? undefined : send(chunk);
-      head.push(chunk);
+      head.push(chunk.slice());
       headLength += chunk.length;
       if (headLength >= 4) return start(concat(head, headLength));
     },

@@ -5,6 +5,7 @@ import { concat } from "./transport/limits.ts";
 import { digestMismatch, verifyDigest } from "./_digest.ts";
 import { RegistryError } from "./errors.ts";
 import { Sha256 } from "./_sha256.ts";
+import { ReadTarget, type Relayed, relaySource, relayStream } from "../_relay.ts";
 import { nodeBuiltin } from "../_builtin.ts";
 
 interface Hasher {
@@ -36,32 +37,36 @@ export function createHasher(algorithm: string): Hasher | null {
 export const NATIVE_HASH: boolean = nodeCrypto !== null;
 
 /**
- * A pass-through stream that hashes what passes and errors with `DIGEST_INVALID` at the end
- * when it does not hash to `digest`, or with `TOO_LARGE` as soon as more than `maxBytes` pass.
- * It holds back the latest chunk until the next one (or the check) lets it go, so a reader
- * never has the whole of a blob that fails the check: a file written from it is incomplete, an
- * upload of it never ends.
+ * `source`, hashed as it passes: it errors with `DIGEST_INVALID` at the end when it does not
+ * hash to `digest`, or with `TOO_LARGE` as soon as more than `maxBytes` pass. It holds back the
+ * latest bytes until the next ones (or the check) let them go, so a reader never has the whole
+ * of a blob that fails the check: a file written from it is incomplete, an upload of it never
+ * ends. A byte stream when `source` is one (see `_relay.ts`).
  */
-export function verifyingStream(
+export function verifying(
+  source: ReadableStream<Uint8Array>,
   digest: string,
   what: string,
   maxBytes = Infinity,
-): TransformStream<Uint8Array, Uint8Array> {
-  return checkingStream(digest, what, maxBytes, null);
+): ReadableStream<Uint8Array> {
+  return checking(source, digest, what, maxBytes, null);
 }
 
 /**
- * {@linkcode verifyingStream} for bytes whose size is known (a blob to upload): it errors with
+ * {@linkcode verifying} for bytes whose size is known (a blob to upload): it errors with
  * `SIZE_INVALID` as soon as more than `size` bytes pass, or at the end when fewer did, before
- * its last chunk is let go, so an upload streamed from it cannot end with other bytes than the
- * ones `digest` names, whatever the registry checks.
+ * its last bytes are let go, so an upload streamed from it cannot end with other bytes than the
+ * ones `digest` names, whatever the registry checks. `signal` cancels `source` and fails the
+ * stream with its reason.
  */
-export function verifyingSizedStream(
+export function verifyingSized(
+  source: ReadableStream<Uint8Array>,
   digest: string,
   size: number,
   what: string,
-): TransformStream<Uint8Array, Uint8Array> {
-  return checkingStream(digest, what, size, size);
+  signal?: AbortSignal,
+): ReadableStream<Uint8Array> {
+  return checking(source, digest, what, size, size, signal);
 }
 
 function sizeInvalid(what: string, detail: string, size: number, digest: string): RegistryError {
@@ -71,43 +76,144 @@ function sizeInvalid(what: string, detail: string, size: number, digest: string)
   });
 }
 
-function checkingStream(
+/** The checks of one blob as its bytes pass: size bounds, then the digest at the end. */
+class BlobCheck {
+  readonly #digest: string;
+  readonly #what: string;
+  readonly #maxBytes: number;
+  readonly #size: number | null;
+  readonly #algorithm: string;
+  readonly #hasher: Hasher | null;
+  readonly #kept: Uint8Array[] = [];
+  #length = 0;
+
+  constructor(digest: string, what: string, maxBytes: number, size: number | null) {
+    this.#digest = digest;
+    this.#what = what;
+    this.#maxBytes = maxBytes;
+    this.#size = size;
+    this.#algorithm = digest.slice(0, digest.indexOf(":"));
+    this.#hasher = createHasher(this.#algorithm);
+  }
+
+  /** Takes the next bytes (read, not kept: they may be overwritten afterwards). */
+  update(chunk: Uint8Array): void {
+    const size = this.#size;
+    this.#length += chunk.length;
+    if (this.#length > this.#maxBytes) {
+      if (size !== null) throw sizeInvalid(this.#what, "has more than its", size, this.#digest);
+      throw new RegistryError(
+        "TOO_LARGE",
+        `Cannot accept ${this.#what}: larger than the ${this.#maxBytes} bytes expected`,
+        { url: this.#digest, reason: `limit ${this.#maxBytes} bytes` },
+      );
+    }
+    if (this.#hasher !== null) this.#hasher.update(chunk);
+    else this.#kept.push(chunk.slice());
+  }
+
+  /** Throws unless every byte came and they hash to the digest. */
+  async end(): Promise<void> {
+    const size = this.#size;
+    if (size !== null && this.#length !== size) {
+      throw sizeInvalid(this.#what, `ended after ${this.#length} of its`, size, this.#digest);
+    }
+    if (this.#hasher === null) await verifyDigest(concat(this.#kept), this.#digest, this.#what);
+    else {
+      const actual = `${this.#algorithm}:${this.#hasher.hex()}`;
+      if (actual !== this.#digest) throw digestMismatch(this.#what, actual, this.#digest);
+    }
+  }
+}
+
+function checking(
+  stream: ReadableStream<Uint8Array>,
   digest: string,
   what: string,
   maxBytes: number,
   size: number | null,
-): TransformStream<Uint8Array, Uint8Array> {
-  const algorithm = digest.slice(0, digest.indexOf(":"));
-  const hasher = createHasher(algorithm);
-  const kept: Uint8Array[] = [];
-  let length = 0;
-  let held: Uint8Array | null = null;
-  return new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      length += chunk.length;
-      if (length > maxBytes) {
-        if (size !== null) throw sizeInvalid(what, "has more than its", size, digest);
-        throw new RegistryError(
-          "TOO_LARGE",
-          `Cannot accept ${what}: larger than the ${maxBytes} bytes expected`,
-          { url: digest, reason: `limit ${maxBytes} bytes` },
-        );
+  signal?: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const check = new BlobCheck(digest, what, maxBytes, size);
+  const source = relaySource(stream);
+  const fail = (error: unknown) => {
+    settle();
+    source.cancel(error).catch(() => {});
+    throw error;
+  };
+  let stopped = () => {};
+  const settle = () => signal?.removeEventListener("abort", stopped);
+  // Its own chunks: the latest one is held back whole.
+  let heldChunk: Uint8Array | null = null;
+  let ended = false;
+  const end = async () => {
+    ended = true;
+    await check.end().catch(fail);
+    settle();
+  };
+  const pullChunk = async (): Promise<Relayed> => {
+    for (;;) {
+      if (ended) return { done: true, value: undefined };
+      const result = await source.read();
+      if (result.done) {
+        await end();
+        const last = heldChunk;
+        heldChunk = null;
+        return last === null ? result : { done: false, value: last };
       }
-      if (hasher !== null) hasher.update(chunk);
-      else kept.push(chunk.slice());
-      if (held !== null) controller.enqueue(held);
-      held = chunk;
+      try {
+        check.update(result.value);
+      } catch (error) {
+        fail(error);
+      }
+      const last = heldChunk;
+      heldChunk = result.value;
+      if (last !== null) return { done: false, value: last };
+    }
+  };
+  // The reader's buffers: the latest byte is held back, copied to the front of the next one.
+  let heldByte: number | null = null;
+  const pullInto = async (into: Uint8Array): Promise<Relayed> => {
+    const target = new ReadTarget(into);
+    for (;;) {
+      if (ended) return { done: true, value: undefined };
+      const front = heldByte === null ? 0 : 1;
+      const result = await source.read(into.subarray(front));
+      // Only the bytes read are in the memory that comes back (a read that failed and was
+      // retried may bring other memory), so the held byte goes in after the read.
+      const filled = result.value && target.again(result.value);
+      if (heldByte !== null && filled !== undefined) filled[0] = heldByte;
+      if (result.done) {
+        await end();
+        if (heldByte === null || filled === undefined) return { done: true, value: filled };
+        heldByte = null;
+        return { done: false, value: filled.subarray(0, 1) };
+      }
+      try {
+        check.update(result.value);
+      } catch (error) {
+        fail(error);
+      }
+      const passed = front + result.value.length - 1;
+      heldByte = filled![passed]!;
+      if (passed > 0) return { done: false, value: filled!.subarray(0, passed) };
+      into = filled!;
+    }
+  };
+  return relayStream(source.byob, {
+    start(controller) {
+      if (signal === undefined) return;
+      stopped = () => {
+        controller.error(signal.reason);
+        source.cancel(signal.reason).catch(() => {});
+      };
+      if (signal.aborted) stopped();
+      else signal.addEventListener("abort", stopped, { once: true });
     },
-    async flush(controller) {
-      if (size !== null && length !== size) {
-        throw sizeInvalid(what, `ended after ${length} of its`, size, digest);
-      }
-      if (hasher === null) await verifyDigest(concat(kept), digest, what);
-      else {
-        const actual = `${algorithm}:${hasher.hex()}`;
-        if (actual !== digest) throw digestMismatch(what, actual, digest);
-      }
-      if (held !== null) controller.enqueue(held);
+    pull: (into) => into === undefined ? pullChunk() : pullInto(into),
+    cancel(reason) {
+      settle();
+      return source.cancel(reason);
     },
   });
 }

@@ -11,7 +11,7 @@ import { runtimeFileSystem } from "../_runtime_file_system.ts";
 import { MetadataError } from "../errors.ts";
 import { LIMITS, parseJson, readAtMost } from "./transport/limits.ts";
 import { isDigest, verifyDigest } from "./_digest.ts";
-import { verifyingStream } from "./_verify.ts";
+import { verifying } from "./_verify.ts";
 import { RegistryError } from "./errors.ts";
 import type { BlobOpenOptions, BlobReadOptions, ContentStore, Descriptor } from "./types.ts";
 
@@ -211,7 +211,7 @@ export class OciLayoutStore implements ContentStore {
       throw mapError(error, "read", `blob ${digest}`, path);
     }
     if (options.verify === false) return stream;
-    return stream.pipeThrough(verifyingStream(digest, `blob "${digest}" in the content store`));
+    return verifying(stream, digest, `blob "${digest}" in the content store`);
   }
 
   /**
@@ -235,9 +235,7 @@ export class OciLayoutStore implements ContentStore {
       return;
     }
     await this.#mkdir(path.slice(0, path.lastIndexOf("/")));
-    const checked = data.pipeThrough(
-      verifyingStream(digest, `blob "${digest}"`, options.maxBytes ?? Infinity),
-    );
+    const checked = verifying(data, digest, `blob "${digest}"`, options.maxBytes ?? Infinity);
     if (this.#fs.writeFileStream === undefined) {
       return await this.#write(path, await readAtMost(checked, Infinity, `blob "${digest}"`));
     }

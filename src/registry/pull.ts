@@ -11,6 +11,7 @@ import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { type DiffIDSink, diffIDSink } from "./_diff_id.ts";
 import { limiter } from "./_limit.ts";
+import { type Relayed, relaySource, relayStream } from "../_relay.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -113,44 +114,41 @@ async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
 }
 
 /**
- * `source` as a stream whose every chunk also goes into the DiffID: the chunk is handed on at
- * once and the next one read only when the DiffID took it too, so neither side queues. A pulled
- * stream of its own rather than a `TransformStream` piped through: one hop per chunk instead of
- * a pipe's reads, writes and two queues. `stop` cancels `source` and fails the stream.
+ * `stream`, its every chunk also going into the DiffID: the DiffID takes the bytes
+ * before they are handed on (a byte stream's reader may reuse its buffer at once), and the next
+ * ones are read only when it is done with them, so neither side queues. `stop` cancels `source`
+ * and fails the stream.
  */
 function feeding(
-  source: ReadableStream<Uint8Array>,
+  stream: ReadableStream<Uint8Array>,
   diffID: DiffIDSink,
   stop: AbortSignal,
 ): ReadableStream<Uint8Array> {
-  const reader = source.getReader();
-  const stopped = () => reader.cancel(stop.reason).catch(() => {});
+  const source = relaySource(stream);
+  const stopped = () => source.cancel(stop.reason).catch(() => {});
   stop.addEventListener("abort", stopped, { once: true });
   const settle = () => stop.removeEventListener("abort", stopped);
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let result: ReadableStreamReadResult<Uint8Array>;
+  return relayStream(source.byob, {
+    async pull(into) {
+      let result: Relayed;
       try {
         stop.throwIfAborted();
-        result = await reader.read();
+        result = await source.read(into);
         stop.throwIfAborted();
       } catch (error) {
         settle();
-        reader.cancel(error).catch(() => {});
+        source.cancel(error).catch(() => {});
         throw error;
       }
-      if (result.done) {
-        settle();
-        return controller.close();
-      }
-      controller.enqueue(result.value);
-      return diffID.write(result.value);
+      if (result.done) settle();
+      else await diffID.write(result.value);
+      return result;
     },
     cancel(reason) {
       settle();
-      return reader.cancel(reason);
+      return source.cancel(reason);
     },
-  }, { highWaterMark: 0 });
+  });
 }
 
 /**

@@ -18,7 +18,7 @@ import {
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
-import { verifyingSizedStream } from "./_verify.ts";
+import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
@@ -218,9 +218,12 @@ async function pushLayer(
     size,
     // `stop` ends the upload when another layer failed.
     open: async () =>
-      (await ctx.store.open(digest, { verify: false })).pipeThrough(
-        verifyingSizedStream(digest, size, `blob "${digest}" in the content store`),
-        { signal: stop },
+      verifyingSized(
+        await ctx.store.open(digest, { verify: false }),
+        digest,
+        size,
+        `blob "${digest}" in the content store`,
+        stop,
       ),
   }, {
     session: upload,

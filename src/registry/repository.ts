@@ -10,7 +10,8 @@ import type { RegistryClient, RequestOptions } from "./transport/client.ts";
 import { discard, type HttpResponse } from "./transport/http.ts";
 import { LIMITS, parseJson, readAtMost } from "./transport/limits.ts";
 import { digestOf, isDigest, verifyDigest } from "./_digest.ts";
-import { verifyingStream } from "./_verify.ts";
+import { verifying } from "./_verify.ts";
+import { ReadTarget, type Relayed, relaySource, relayStream } from "../_relay.ts";
 import { uploadBlob } from "./_upload.ts";
 import { isRetryable } from "./transport/retry.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
@@ -324,55 +325,58 @@ export class HttpRepository implements Repository {
       throw tooLarge(what, maxBytes, response.url);
     }
     const client = this.client;
-    let reader = (response.body ?? emptyBody()).getReader();
+    let source = relaySource(response.body ?? emptyBody());
     let skip = 0; // bytes a restarted answer repeats
     let attempts = 1;
     let receivedAtFailure = -1;
-    const body = new ReadableStream<Uint8Array>({
-      async pull(controller) {
+    const body = relayStream(source.byob, {
+      async pull(into): Promise<Relayed> {
+        const target = into && new ReadTarget(into);
         for (;;) {
-          let chunk: Uint8Array;
+          let result: Relayed;
           try {
-            const result = await reader.read();
-            if (result.done) return controller.close();
-            chunk = result.value;
+            result = await source.read(into);
+            if (result.done) return result;
           } catch (error) {
             // A cut or stalled body resumes while attempts are left and each brings new bytes.
             const again = isRetryable(error) && attempts < client.retry.attempts &&
               received > receivedAtFailure;
-            if (!again) return controller.error(error);
+            if (!again) throw error;
             receivedAtFailure = received;
             onRetry(attempts, error);
-            try {
-              await client.backoff(attempts++, error);
-              response = await get(received > 0 ? { range: `bytes=${received}-` } : {});
-              skip = resumedAt(response, received, what);
-            } catch (failure) {
-              return controller.error(failure);
-            }
-            reader = (response.body ?? emptyBody()).getReader();
+            await client.backoff(attempts++, error);
+            response = await get(received > 0 ? { range: `bytes=${received}-` } : {});
+            skip = resumedAt(response, received, what);
+            source = relaySource(response.body ?? emptyBody());
+            into = target?.again();
             continue;
           }
+          let chunk = result.value;
           if (skip > 0) {
             const dropped = Math.min(skip, chunk.length);
             skip -= dropped;
-            chunk = chunk.subarray(dropped);
-            if (chunk.length === 0) continue;
+            // A reader's buffer is handed back from its start: the kept bytes move there.
+            chunk = target === undefined
+              ? chunk.subarray(dropped)
+              : chunk.copyWithin(0, dropped).subarray(0, chunk.length - dropped);
+            if (chunk.length === 0) {
+              into = target?.again(chunk);
+              continue;
+            }
           }
           received += chunk.length;
           if (received > maxBytes) {
-            await reader.cancel().catch(() => {});
-            return controller.error(tooLarge(what, maxBytes, response.url));
+            await source.cancel().catch(() => {});
+            throw tooLarge(what, maxBytes, response.url);
           }
-          controller.enqueue(chunk);
           onProgress?.({ action: "pull", digest, current: received, total });
-          return;
+          return { done: false, value: chunk };
         }
       },
-      cancel: (reason) => reader.cancel(reason),
-    }, { highWaterMark: 0 });
+      cancel: (reason) => source.cancel(reason),
+    });
     if (options.verify === false) return body;
-    return body.pipeThrough(verifyingStream(digest, what, maxBytes));
+    return verifying(body, digest, what, maxBytes);
   }
 
   async #upload(source: BlobSource, options: BlobUploadOptions = {}): Promise<Descriptor> {

@@ -8,6 +8,7 @@
 import { RegistryError } from "../errors.ts";
 import { UPLOAD_GRACE_RATE } from "./limits.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
+import { type Relayed, relaySource, relayStream } from "../../_relay.ts";
 
 /** The limits one call runs under. */
 export interface CallLimits {
@@ -101,77 +102,66 @@ export async function send(
     return { status: response.status, headers, url: response.url, body: null };
   }
   idle.arm(limits.idleTimeout);
-  const reader = response.body.getReader();
+  const source = relaySource(response.body);
   // A decoded Content-Encoding leaves a Content-Length that counts other bytes.
   const declared = response.decoded ? null : headers.get("content-length");
   const expected = declared === null || !/^\d+$/.test(declared) ? null : Number(declared);
   const where = { method, url, status: response.status };
   let received = 0;
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
+  let controller!: { error(reason: unknown): void };
   let settled = false;
+  let failure: unknown; // what failed the body: a read that was under way when it did throws it
   // Stops the timer and the abort listener once the body is closed, failed or cancelled.
   const settle = () => {
     settled = true;
     idle.stop();
     idle.signal.removeEventListener("abort", aborted);
   };
-  const fail = (error: RegistryError) => {
-    if (settled) return;
+  const fail = (error: RegistryError): unknown => {
+    if (settled) return failure;
     settle();
-    reader.cancel(error).catch(() => {});
+    failure = error;
+    source.cancel(error).catch(() => {});
     controller.error(error);
+    return error;
   };
   // One listener for the whole body, not a race per chunk: an abort or a timeout fails the body
   // at once, even while a read waits on a transport that ignores the signal.
   const aborted = () =>
     fail(idle.failure(idle.signal.reason, "ABORTED", `Cannot read the answer to ${what}`));
-  const body = new ReadableStream<Uint8Array>({
+  const truncated = (detail: string) =>
+    new RegistryError("TRUNCATED", `Cannot read the answer to ${what}: ${detail}`, where);
+  const body = relayStream(source.byob, {
     start(c) {
       controller = c;
       if (idle.signal.aborted) aborted();
       else idle.signal.addEventListener("abort", aborted, { once: true });
     },
-    async pull() {
+    async pull(into): Promise<Relayed> {
       idle.touch();
-      let result: ReadableStreamReadResult<Uint8Array>;
+      let result: Relayed;
       try {
-        result = await reader.read();
+        result = await source.read(into);
       } catch (cause) {
-        fail(idle.failure(cause, "TRUNCATED", `Cannot read the answer to ${what}: ${cause}`));
-        return;
+        throw fail(idle.failure(cause, "TRUNCATED", `Cannot read the answer to ${what}: ${cause}`));
       }
-      if (settled) return;
+      if (settled) throw failure;
       if (result.done) {
         if (expected !== null && received !== expected) {
-          fail(
-            new RegistryError(
-              "TRUNCATED",
-              `Cannot read the answer to ${what}: ${received} bytes of ${expected}`,
-              where,
-            ),
-          );
-          return;
+          throw fail(truncated(`${received} bytes of ${expected}`));
         }
         settle();
-        controller.close();
-        return;
+        return result;
       }
       received += result.value.length;
       if (expected !== null && received > expected) {
-        fail(
-          new RegistryError(
-            "TRUNCATED",
-            `Cannot read the answer to ${what}: more than its ${expected} bytes`,
-            where,
-          ),
-        );
-        return;
+        throw fail(truncated(`more than its ${expected} bytes`));
       }
-      controller.enqueue(result.value);
+      return result;
     },
     cancel(reason) {
       settle();
-      return reader.cancel(reason);
+      return source.cancel(reason);
     },
   });
   return { status: response.status, headers, url: response.url, body };
