@@ -267,7 +267,7 @@ function copyBlob(
 ): Promise<Placed> {
   let copying = ctx.copying.get(blob.digest);
   if (copying === undefined) {
-    // The source's bytes, checked as they pass; the last chunk is held back until they
+    // The source's bytes, checked as they pass; the last bytes are held back until they
     // match their digest, so the destination never receives all of a blob that does not.
     const open = () => ctx.from.blobs().open(blob.digest, { maxBytes: blob.size });
     copying = ctx.slots(() => {
@@ -434,7 +434,7 @@ function sideConfig(config: CopyConfig, side: CopySide = {}, heard: boolean): Re
  * metadata knows for its DiffID, as push chooses them), and otherwise streamed from the
  * source's `GET` into the destination's upload, one read, up to the lower of
  * `maxConcurrentDownloads` (3) and `maxConcurrentUploads` (5) blobs at once, so 3 by default.
- * Its digest is checked as it passes and its last chunk held back until it matches, so the
+ * Its digest is checked as it passes and its last bytes held back until it matches, so the
  * destination never receives the whole of a blob that is not what its name says (the copy
  * fails with `DIGEST_INVALID` naming it). A cut download resumes with `Range` (or restarts);
  * a failed upload cancels its session and starts again in a new one, reading the source

@@ -200,7 +200,7 @@ async function pushLayer(
     }
   }
 
-  // Each layer is read once, checked as it is sent: the check holds back the last chunk
+  // Each layer is read once, checked as it is sent: the check holds back the last bytes
   // until the bytes proved to be `size` and to hash to `digest`, and errors the body
   // otherwise, so the request cannot complete (the session is cancelled) and no registry,
   // checking or not, ever has other bytes under this name.

@@ -95,7 +95,7 @@ export interface BlobReadOptions {
 export interface BlobOpenOptions extends BlobReadOptions {
   /**
    * Check the bytes against the digest as they are read (default `true`): the stream errors
-   * with `DIGEST_INVALID` at its end, before its last chunk is delivered. `false` gives the
+   * with `DIGEST_INVALID` at its end, before its last bytes are delivered. `false` gives the
    * bytes unchecked, for a reader that checks them itself (e.g. {@linkcode ContentStore.write}).
    */
   verify?: boolean;
@@ -132,7 +132,7 @@ export interface BlobService {
   stat(digest: string): Promise<Descriptor>;
   /**
    * The blob as a stream, checked as it is read: it errors with `DIGEST_INVALID` at the end on
-   * a mismatch (before its last chunk is delivered), with `TOO_LARGE` past `maxBytes`. A body
+   * a mismatch (before its last bytes are delivered), with `TOO_LARGE` past `maxBytes`. A body
    * cut or stalled midway is resumed with a `Range` request (or read again from its start and
    * skipped to where it was), within the retry policy, as long as each attempt brings new bytes.
    */
