@@ -8,6 +8,7 @@ import { createHash } from "node:crypto";
 import { relaySource, relayStream } from "../src/_relay.ts";
 import { verifying } from "../src/registry/_verify.ts";
 import { RegistryError } from "../src/registry/errors.ts";
+import { concat } from "../src/registry/transport/limits.ts";
 import { type StreamWriteOps, writeStreamAtomically } from "../src/adapters/_stream_file.ts";
 
 /** Deterministic bytes: `length` of them, from `seed`. */
@@ -70,17 +71,7 @@ async function readReusing(stream: ReadableStream<Uint8Array>, size: number) {
     parts.push(value.slice());
     buffer = value.buffer as ArrayBuffer;
   }
-  return join(parts);
-}
-
-function join(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 /** A relay that only passes the bytes on. */
@@ -106,7 +97,7 @@ test("a relay of a byte stream read the usual way hands out chunks of the reader
   for await (const chunk of passThrough(byteSource(data, 30_000).stream)) kept.push(chunk);
   assert.ok(kept.length >= 7);
   assert.equal(new Set(kept.map((chunk) => chunk.buffer)).size, kept.length);
-  assert.deepEqual(join(kept), data);
+  assert.deepEqual(concat(kept), data);
 });
 
 test("a relay of a default stream stays one; reads into a buffer copy, keeping the rest", async () => {
@@ -130,7 +121,7 @@ test("a relay of a default stream stays one; reads into a buffer copy, keeping t
     got.push(result.value.slice());
   }
   assert.deepEqual(lengths, [4, 4, 2, 3]);
-  assert.deepEqual(join(got), join([bytes(10, 1), bytes(3, 2)]));
+  assert.deepEqual(concat(got), concat([bytes(10, 1), bytes(3, 2)]));
 });
 
 test("verifying a byte stream into one reused buffer: every byte, and the digest checked", async () => {
@@ -198,6 +189,6 @@ test("the file writer reads a byte stream into two buffers, never one still bein
   };
   const written = await writeStreamAtomically(ops, "/f", "/f.tmp", stream, 0o644);
   assert.equal(written, data.length);
-  assert.deepEqual(join(file), data);
+  assert.deepEqual(concat(file), data);
   assert.ok(seen.every((length) => length === 256 << 10), seen.join());
 });
