@@ -25,7 +25,9 @@ export interface RelaySource {
   readonly byob: boolean;
   /**
    * The next bytes. With `into`, they are read into its memory, at its offset: `into` itself
-   * may be detached (a BYOB read transfers its buffer), the result views the same memory.
+   * may be detached (a BYOB read transfers its buffer), the result views that memory, or memory
+   * of the same shape that took its place (a relay whose read failed and was retried). Only the
+   * bytes read are defined there: write nothing into `into` before the read.
    */
   read(into?: Uint8Array): Promise<Relayed>;
   /** Cancels the stream. */
