@@ -136,24 +136,19 @@ function checking(
 ): ReadableStream<Uint8Array> {
   const check = new BlobCheck(digest, what, maxBytes, size);
   const source = relaySource(stream);
-  const fail = (error: unknown) => {
-    settle();
-    source.cancel(error).catch(() => {});
-    throw error;
-  };
   let stopped = () => {};
   const settle = () => signal?.removeEventListener("abort", stopped);
-  // Its own chunks: the latest one is held back whole.
-  let heldChunk: Uint8Array | null = null;
   let ended = false;
   const end = async () => {
     ended = true;
-    await check.end().catch(fail);
+    await check.end();
     settle();
   };
+  // Its own chunks: the latest one is held back whole.
+  let heldChunk: Uint8Array | null = null;
   const pullChunk = async (): Promise<Relayed> => {
     for (;;) {
-      if (ended) return { done: true, value: undefined };
+      if (ended) return { done: true };
       const result = await source.read();
       if (result.done) {
         await end();
@@ -161,44 +156,42 @@ function checking(
         heldChunk = null;
         return last === null ? result : { done: false, value: last };
       }
-      try {
-        check.update(result.value);
-      } catch (error) {
-        fail(error);
-      }
+      check.update(result.value);
       const last = heldChunk;
       heldChunk = result.value;
       if (last !== null) return { done: false, value: last };
     }
   };
-  // The reader's buffers: the latest byte is held back, copied to the front of the next one.
+  // The reader's buffers: the latest byte is held back, put in front of the next read's bytes
+  // once that read is done (a read that failed and was retried may bring other memory, with
+  // only the bytes read in it).
   let heldByte: number | null = null;
   const pullInto = async (into: Uint8Array): Promise<Relayed> => {
     const target = new ReadTarget(into);
     for (;;) {
-      if (ended) return { done: true, value: undefined };
+      if (ended) return { done: true };
       const front = heldByte === null ? 0 : 1;
       const result = await source.read(into.subarray(front));
-      // Only the bytes read are in the memory that comes back (a read that failed and was
-      // retried may bring other memory), so the held byte goes in after the read.
-      const filled = result.value && target.again(result.value);
-      if (heldByte !== null && filled !== undefined) filled[0] = heldByte;
+      const filled = target.again(result.value);
+      if (heldByte !== null) filled[0] = heldByte;
       if (result.done) {
         await end();
-        if (heldByte === null || filled === undefined) return { done: true, value: filled };
+        if (heldByte === null) return { done: true, value: filled };
         heldByte = null;
         return { done: false, value: filled.subarray(0, 1) };
       }
-      try {
-        check.update(result.value);
-      } catch (error) {
-        fail(error);
-      }
+      check.update(result.value);
       const passed = front + result.value.length - 1;
-      heldByte = filled![passed]!;
-      if (passed > 0) return { done: false, value: filled!.subarray(0, passed) };
-      into = filled!;
+      heldByte = filled[passed]!;
+      if (passed > 0) return { done: false, value: filled.subarray(0, passed) };
+      into = filled;
     }
+  };
+  // Any failure (the source's, a check's) also cancels the source and drops the listener.
+  const fail = (error: unknown): never => {
+    settle();
+    source.cancel(error).catch(() => {});
+    throw error;
   };
   return relayStream(source.byob, {
     start(controller) {
@@ -210,7 +203,7 @@ function checking(
       if (signal.aborted) stopped();
       else signal.addEventListener("abort", stopped, { once: true });
     },
-    pull: (into) => into === undefined ? pullChunk() : pullInto(into),
+    pull: (into) => (into === undefined ? pullChunk() : pullInto(into)).catch(fail),
     cancel(reason) {
       settle();
       return source.cancel(reason);
