@@ -17,6 +17,7 @@ import {
   tempDir,
 } from "./registry/_engine.ts";
 import type { BuiltImage } from "./registry/_image_builder.ts";
+import { byteStreamFetch } from "./registry/_byte_stream_fetch.ts";
 
 const MiB = 1 << 20;
 let registry: RegistryServer;
@@ -36,41 +37,6 @@ after(async () => {
   await registry?.stop();
   removeTempDirs();
 });
-
-/**
- * The runtime's `fetch`, its answers' bodies handed on as byte streams; `byobReads` counts the
- * reads that came with a reader's buffer, `largest` the largest such buffer.
- */
-function byteStreamFetch() {
-  const seen = { byobReads: 0, largest: 0 };
-  const fetchBytes = async (input: RequestInfo | URL, init?: RequestInit) => {
-    const response = await fetch(input, init);
-    const inner = response.body?.getReader();
-    const body = inner && new ReadableStream({
-      type: "bytes",
-      async pull(controller) {
-        const view = controller.byobRequest?.view;
-        if (view) {
-          seen.byobReads++;
-          seen.largest = Math.max(seen.largest, view.byteLength);
-        }
-        const { done, value } = await inner.read();
-        if (done) {
-          controller.close();
-          controller.byobRequest?.respond(0);
-        } else controller.enqueue(value.slice());
-      },
-      cancel: (reason) => inner.cancel(reason),
-    });
-    return {
-      status: response.status,
-      headers: response.headers,
-      url: response.url,
-      body: body ?? null,
-    } as Response;
-  };
-  return { fetch: fetchBytes as typeof fetch, seen };
-}
 
 test("a pull of byte-stream answers fills the writer's buffers, resumes a cut layer, keeps every byte", async () => {
   proxy.clear();
