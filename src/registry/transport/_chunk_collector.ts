@@ -2,7 +2,7 @@
 // not byte streams, so the bytes cannot land in the reader's buffers as they do on Deno), and the
 // chunks alive while they pass from stage to stage outlive Bun's young collections: they wait for
 // a full one, which came late enough that a pull of a 2 GiB layer peaked at 127–142 MiB, 25–35 MiB
-// of it dead chunks. A full collection after every 32 MiB of such bodies held it at 102–106 MiB.
+// of it dead chunks. A full collection after every 32 MiB of such bodies held it at 100–112 MiB.
 
 /** Counts the bytes of a body read in chunks of their own, and collects when enough are dead. */
 export type ChunkCounter = (bytes: number) => void;
