@@ -5,6 +5,7 @@
 import { concat } from "./transport/limits.ts";
 import { createHasher } from "./_verify.ts";
 import { nodeBuiltin } from "../_builtin.ts";
+import { type Relayed, relaySource, relayStream } from "../_relay.ts";
 
 /** Takes a layer's chunks in order and tells its DiffID. */
 export interface DiffIDSink {
@@ -271,4 +272,47 @@ export function diffIDSink(): DiffIDSink {
     },
     abort: fail,
   };
+}
+
+/**
+ * `stream`, its every chunk also going into `diffID` when there is one: the DiffID takes the
+ * bytes before they are handed on (a byte stream's reader may reuse its buffer at once), and the
+ * next ones are read only when it is done with them, so neither side queues. `stop` cancels
+ * `stream` and fails the one returned.
+ *
+ * @param stream A layer's bytes, nobody reading them yet.
+ * @param diffID Where the bytes also go, or `null`.
+ * @param stop Ends the stream.
+ * @returns The same bytes, a byte stream when `stream` is one.
+ */
+export function feeding(
+  stream: ReadableStream<Uint8Array>,
+  diffID: DiffIDSink | null,
+  stop: AbortSignal,
+): ReadableStream<Uint8Array> {
+  const source = relaySource(stream);
+  const stopped = () => source.cancel(stop.reason).catch(() => {});
+  stop.addEventListener("abort", stopped, { once: true });
+  const settle = () => stop.removeEventListener("abort", stopped);
+  return relayStream(source.byob, {
+    async pull(into) {
+      let result: Relayed;
+      try {
+        stop.throwIfAborted();
+        result = await source.read(into);
+        stop.throwIfAborted();
+      } catch (error) {
+        settle();
+        source.cancel(error).catch(() => {});
+        throw error;
+      }
+      if (result.done) settle();
+      else await diffID?.write(result.value);
+      return result;
+    },
+    cancel(reason) {
+      settle();
+      return source.cancel(reason);
+    },
+  });
 }

@@ -10,7 +10,7 @@ import type { AuthConfig } from "../hmac.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest } from "./_digest.ts";
-import { type DiffIDSink, diffIDSink } from "./_diff_id.ts";
+import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
@@ -164,19 +164,6 @@ async function mountSources(
 }
 
 /**
- * Passes chunks on, each also into `sink` when there is one (the next read once the sink took
- * it): one stream hop, which the copy's `stop` signal also cuts.
- */
-function passing(sink: DiffIDSink | null): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream({
-    transform(chunk, controller) {
-      controller.enqueue(chunk);
-      return sink?.write(chunk);
-    },
-  });
-}
-
-/**
  * One blob onto the destination: nothing when it has it (`HEAD`), a mount when it can, else
  * streamed from the source (`open`, once per upload attempt) into an upload session. When
  * `diffID` is given, the DiffID of the bytes that pass is computed on the way.
@@ -242,7 +229,7 @@ async function placeBlob(
       open: async () => {
         sink?.abort();
         sink = diffID === null ? null : diffIDSink();
-        return (await open()).pipeThrough(passing(sink), { signal: stop });
+        return feeding(await open(), sink, stop);
       },
     }, {
       session,

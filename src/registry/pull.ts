@@ -9,9 +9,8 @@ import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest, readVerified } from "./_digest.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
-import { type DiffIDSink, diffIDSink } from "./_diff_id.ts";
+import { diffIDSink, feeding } from "./_diff_id.ts";
 import { limiter } from "./_limit.ts";
-import { type Relayed, relaySource, relayStream } from "../_relay.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -111,44 +110,6 @@ async function fetchConfig(
 async function drain(stream: ReadableStream<Uint8Array>): Promise<void> {
   const reader = stream.getReader();
   while (!(await reader.read()).done);
-}
-
-/**
- * `stream`, its every chunk also going into the DiffID: the DiffID takes the bytes
- * before they are handed on (a byte stream's reader may reuse its buffer at once), and the next
- * ones are read only when it is done with them, so neither side queues. `stop` cancels `source`
- * and fails the stream.
- */
-function feeding(
-  stream: ReadableStream<Uint8Array>,
-  diffID: DiffIDSink,
-  stop: AbortSignal,
-): ReadableStream<Uint8Array> {
-  const source = relaySource(stream);
-  const stopped = () => source.cancel(stop.reason).catch(() => {});
-  stop.addEventListener("abort", stopped, { once: true });
-  const settle = () => stop.removeEventListener("abort", stopped);
-  return relayStream(source.byob, {
-    async pull(into) {
-      let result: Relayed;
-      try {
-        stop.throwIfAborted();
-        result = await source.read(into);
-        stop.throwIfAborted();
-      } catch (error) {
-        settle();
-        source.cancel(error).catch(() => {});
-        throw error;
-      }
-      if (result.done) settle();
-      else await diffID.write(result.value);
-      return result;
-    },
-    cancel(reason) {
-      settle();
-      return source.cancel(reason);
-    },
-  });
 }
 
 /**
