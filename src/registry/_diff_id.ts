@@ -1,7 +1,8 @@
 // A layer's DiffID (the sha256 of its uncompressed tar) from the chunks of the layer as they
-// pass on their way to disk: handed over one by one, with backpressure, and no stream of its
-// own in between (a tee or a second stream cost Deno a second and ~40 MiB on the issue's image),
-// and inflated without a buffer per chunk where node:zlib has its native handle (Node, Deno, Bun).
+// pass on their way to disk or to another registry (`feeding`): handed over one by one, with
+// backpressure, and no stream of its own in between (a tee or a second stream cost Deno a second
+// and ~40 MiB on the issue's image), and inflated without a buffer per chunk where node:zlib has
+// its native handle (Node, Deno, Bun).
 import { concat } from "./transport/limits.ts";
 import { createHasher } from "./_verify.ts";
 import { nodeBuiltin } from "../_builtin.ts";
