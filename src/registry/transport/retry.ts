@@ -179,7 +179,7 @@ export class RetryBudget {
     const left = policy.maxWait - this.#waited;
     const asked = error.retryAfter;
     if (asked !== undefined && asked > Math.min(MAX_RETRY_AFTER, left)) {
-      return `the registry asks to wait ${seconds(asked)}, more than the ${
+      return `as the registry asks to wait ${seconds(asked)}, more than the ${
         seconds(Math.min(MAX_RETRY_AFTER, left))
       } ${asked > MAX_RETRY_AFTER ? "honoured" : "of waiting left"}`;
     }
