@@ -72,6 +72,18 @@ async function rejectsWithin(
   return error;
 }
 
+/** Makes every upload start matching `path` answer 503 (with `retryAfter`); counts as fresh(). */
+function uploadStartsFail(path: RegExp, retryAfter?: string): ReturnType<typeof fresh> {
+  const seen = fresh();
+  proxy.plan({
+    method: "POST",
+    path,
+    times: Infinity,
+    fault: { kind: "status", status: 503, ...(retryAfter === undefined ? {} : { retryAfter }) },
+  });
+  return seen;
+}
+
 function config(extra: RegistryConfig = {}): RegistryConfig {
   return { plainHttp: true, retry: QUICK_RETRY, ...extra };
 }
@@ -84,13 +96,7 @@ async function oneLayer(seed: number) {
 // 1. Retries counted once however they nest ------------------------------------------------
 
 test("push() to an upload start answering 503 for ever sends `attempts` POSTs in all", async () => {
-  const seen = fresh();
-  proxy.plan({
-    method: "POST",
-    path: UPLOADS,
-    times: Infinity,
-    fault: { kind: "status", status: 503 },
-  });
+  const seen = uploadStartsFail(UPLOADS);
   const { events, onProgress } = progressLog();
   const error = await rejectsWithin(
     push(`${proxy.host}/retry/down:1.0`, await oneLayer(41), config({ onProgress })),
@@ -107,13 +113,7 @@ test("push() to an upload start answering 503 for ever sends `attempts` POSTs in
 });
 
 test("push() gives up at once on a Retry-After past the 60 s honoured: one POST, no wait", async () => {
-  const seen = fresh();
-  proxy.plan({
-    method: "POST",
-    path: UPLOADS,
-    times: Infinity,
-    fault: { kind: "status", status: 503, retryAfter: "999999" },
-  });
+  const seen = uploadStartsFail(UPLOADS, "999999");
   const error = await rejectsWithin(
     push(`${proxy.host}/retry/later:1.0`, await oneLayer(43), config()),
     "UNKNOWN",
@@ -125,13 +125,7 @@ test("push() gives up at once on a Retry-After past the 60 s honoured: one POST,
 });
 
 test("maxWait bounds the waiting of one upload: Retry-After 1 s twice, then no time left", async () => {
-  const seen = fresh();
-  proxy.plan({
-    method: "POST",
-    path: UPLOADS,
-    times: Infinity,
-    fault: { kind: "status", status: 503, retryAfter: "1" },
-  });
+  const seen = uploadStartsFail(UPLOADS, "1");
   const started = performance.now();
   const error = await rejectsWithin(
     push(`${proxy.host}/retry/slow:1.0`, await oneLayer(47), {
@@ -147,13 +141,7 @@ test("maxWait bounds the waiting of one upload: Retry-After 1 s twice, then no t
 });
 
 test("copy() to a destination whose upload start answers 503 for ever sends `attempts` POSTs", async () => {
-  const seen = fresh();
-  proxy.plan({
-    method: "POST",
-    path: /\/retry\/copied\/blobs\/uploads\/$/,
-    times: Infinity,
-    fault: { kind: "status", status: 503 },
-  });
+  const seen = uploadStartsFail(/\/retry\/copied\/blobs\/uploads\/$/);
   const error = await rejectsWithin(
     copy(`${registry.host}/retry/app:1.0`, `${proxy.host}/retry/copied:1.0`, {
       source: { plainHttp: true },
