@@ -7,7 +7,7 @@
 import { sameBytes, toHex } from "./_bytes.ts";
 import { goQuote } from "./_go_json.ts";
 import type { V2Metadata } from "./v2_metadata.ts";
-import { nodeBuiltin } from "./_builtin.ts";
+import { nodeBuiltin } from "./_runtime.ts";
 
 /**
  * Registry credentials, with Docker's field names (`registry.AuthConfig`). Only

@@ -30,7 +30,7 @@ import { keyPath, namespacePath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
-import { nodeBuiltin } from "./_builtin.ts";
+import { nodeBuiltin } from "./_runtime.ts";
 
 /**
  * The part of a Redis client the store uses: node-redis 5's `sendCommand`. Arguments are

@@ -1,12 +1,13 @@
 /**
  * The registry benchmark (`npm run bench:registry`): builds the issue's image (8 gzip'd
- * layers of 1–512 MiB, 821 MiB; `--scale` shrinks it, `--big` adds a 2 GiB layer), then for
- * each tool — Deno, Bun and Node running the library, and skopeo when installed — times a
- * cold push, a pull and a push to a second repository (which should mount every layer), each
- * in its own process against a fresh docker-registry on 127.0.0.1, and prints the medians with
- * peak RSS, ratios against skopeo and against the goals.
+ * layers of 1–512 MiB, 821 MiB; `--scale` shrinks it, `--big` adds a 2 GiB layer, `--layers`
+ * replaces them), then for each tool — Deno, Bun and Node running the library, and skopeo when
+ * installed — times a cold push, a pull and a push to a second repository (which should mount
+ * every layer), and for each runtime its bare fetch-and-hash of the layers, each in its own
+ * process against a fresh docker-registry on 127.0.0.1, and prints the medians with peak RSS,
+ * ratios against skopeo and against the goals.
  *
- *     node --import tsx bench/registry/main.ts [--runs 3] [--scale 1] [--big]
+ *     node --import tsx bench/registry/main.ts [--runs 3] [--scale 1] [--big] [--layers 2048]
  *       [--tools deno,bun,node,skopeo] [--node-loader bundle|tsx] [--image DIR] [--timeout 900]
  *       [--json]
  *
@@ -36,6 +37,7 @@ const { values: flags } = parseArgs({
     runs: { type: "string", default: "3" },
     scale: { type: "string", default: "1" },
     big: { type: "boolean", default: false },
+    layers: { type: "string" },
     // bench/main.ts's BENCH_RUNTIMES picks the runtimes here too; skopeo always joins.
     tools: {
       type: "string",
@@ -71,7 +73,12 @@ if (requested.includes("skopeo") && !hasSkopeo) console.error("skopeo is not ins
 const tools = requested.filter((tool) => tool !== "skopeo" || hasSkopeo);
 const say = (text: string) => console.error(`[bench:registry] ${text}`);
 
-const layersMiB = [...ISSUE_LAYERS_MIB, ...(flags.big ? [BIG_LAYER_MIB] : [])];
+const layersMiB = flags.layers !== undefined
+  ? flags.layers.split(",").map(Number)
+  : [...ISSUE_LAYERS_MIB, ...(flags.big ? [BIG_LAYER_MIB] : [])];
+if (!layersMiB.every((mib) => mib > 0 && mib <= 8192)) {
+  throw new Error("--layers takes sizes in MiB, comma-separated, each in (0, 8192]");
+}
 const sizes = layersMiB.map((mib) => Math.max(1, Math.round(mib * scale * MiB)));
 const imageDir = flags.image !== undefined
   ? resolve(flags.image)

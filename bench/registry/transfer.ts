@@ -16,27 +16,30 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { FSMetadataStore, V2MetadataService } from "../../mod.ts";
 import { ociLayoutStore, pull, push, type TransferProgress } from "../../src/registry/mod.ts";
 
-/** Writes the body of `url` to `path` as it arrives, the plainest way; returns its bytes. */
-async function fetchToFile(url: string, path: string): Promise<number> {
+/** Writes the body of `url` to `path` as it arrives and hashes it, the plainest way. */
+async function fetchToFile(url: string, path: string): Promise<{ size: number; digest: string }> {
   const response = await fetch(url);
   if (!response.ok || response.body === null) throw new Error(`${url}: ${response.status}`);
   const file = await open(path, "w");
-  let bytes = 0;
+  const hash = createHash("sha256");
+  let size = 0;
   try {
     for await (const chunk of response.body) {
+      hash.update(chunk);
       await file.write(chunk);
-      bytes += chunk.length;
+      size += chunk.length;
     }
   } finally {
     await file.close();
   }
-  return bytes;
+  return { size, digest: `sha256:${hash.digest("hex")}` };
 }
 
 const [operation, ref, layoutDir, metadataDir] = process.argv.slice(2);
@@ -44,16 +47,16 @@ if (operation === "noop") {
   console.log("{}");
 } else if (operation === "fetch" && ref !== undefined) {
   const urls = process.argv.slice(4);
-  const sizes: number[] = [];
+  const blobs: { size: number; digest: string }[] = [];
   let next = 0;
   const start = performance.now();
   const worker = async () => {
     for (let i = next++; i < urls.length; i = next++) {
-      sizes[i] = await fetchToFile(urls[i]!, join(ref, String(i)));
+      blobs[i] = await fetchToFile(urls[i]!, join(ref, String(i)));
     }
   };
   await Promise.all([worker(), worker(), worker()]);
-  console.log(JSON.stringify({ ms: performance.now() - start, sizes }));
+  console.log(JSON.stringify({ ms: performance.now() - start, blobs }));
 } else if ((operation === "push" || operation === "pull") && metadataDir !== undefined) {
   const actions: Record<string, Set<string>> = {};
   const onProgress = (event: TransferProgress) => {

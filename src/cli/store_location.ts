@@ -1,6 +1,6 @@
 // Turns the CLI's `--store` and `copy-store` arguments into a store: a dockerd directory,
 // a Deno KV database (SQLite file or KV Connect URL) or a Redis server. The Deno KV and
-// Redis clients are found at run time (Deno.openKv, or the @deno/kv and redis packages),
+// Redis clients are loaded when first used (Deno.openKv, or the @deno/kv and redis packages),
 // so the CLI needs neither unless asked to use one.
 import { errorCode } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
@@ -8,6 +8,7 @@ import type { FileSystem } from "../file_system.ts";
 import { DenoKvMetadataStore, type Kv, retryWhileLocked } from "../kv_store.ts";
 import type { MetadataStore } from "../metadata_store.ts";
 import { type RedisClient, RedisMetadataStore } from "../redis_store.ts";
+import { denoNamespace, nodeBuiltin, runtimeName } from "../_runtime.ts";
 
 /** Where a store is, as the command line names it. */
 export type StoreLocation =
@@ -101,13 +102,18 @@ export async function parseStoreLocation(
   throw new MetadataError("EINVAL", `Cannot use store "${text}": it is a ${kind}`, { path: text });
 }
 
-/** A module found at run time; `ENOSYS` naming the package when it is not installed. */
-async function importPackage<T>(name: string, what: string): Promise<T> {
-  // Deno run from JSR has no package.json to resolve a bare name with: an npm: specifier.
-  const specifier = "Deno" in globalThis ? `npm:${name}` : name;
+/**
+ * A package loaded when first needed, by `load` (an `import()` of its bare name, which
+ * `deno publish` rewrites to an `npm:` specifier, so the CLI from JSR brings the package along);
+ * `ENOSYS` naming the package when it is not installed.
+ */
+async function importPackage<T>(
+  name: string,
+  what: string,
+  load: () => Promise<unknown>,
+): Promise<T> {
   try {
-    // A specifier in a variable: bundlers and type checkers leave it alone.
-    return await import(specifier) as T;
+    return await load() as T;
   } catch (error) {
     throw new MetadataError(
       "ENOSYS",
@@ -121,7 +127,7 @@ type ClosableKv = Kv & { close(): void };
 
 /** Deno.openKv on Deno (needs --unstable-kv), @deno/kv on Node and Bun. */
 async function openDenoKv(path: string): Promise<ClosableKv> {
-  const deno = (globalThis as { Deno?: { openKv?(path: string): Promise<ClosableKv> } }).Deno;
+  const deno = denoNamespace<{ openKv?(path: string): Promise<ClosableKv> }>();
   if (deno) {
     if (typeof deno.openKv !== "function") {
       throw new MetadataError(
@@ -133,12 +139,11 @@ async function openDenoKv(path: string): Promise<ClosableKv> {
   }
   const { openKv } = await importPackage<{
     openKv(path: string, options: Record<string, unknown>): Promise<ClosableKv>;
-  }>("@deno/kv", `Deno KV "${path}"`);
+  }>("@deno/kv", `Deno KV "${path}"`, () => import("@deno/kv"));
   // @deno/kv refuses to run on Bun unless given value serializers: Bun's own node:v8.
-  const v8 = "Bun" in globalThis
-    ? (globalThis as { process?: { getBuiltinModule?(id: string): unknown } }).process
-      ?.getBuiltinModule?.("node:v8") as { serialize: unknown; deserialize: unknown }
-    : undefined;
+  const v8 = runtimeName() === "bun"
+    ? nodeBuiltin<{ serialize: unknown; deserialize: unknown }>("node:v8", "serialize")
+    : null;
   const options = v8 ? { encodeV8: v8.serialize, decodeV8: v8.deserialize } : {};
   return await retryWhileLocked(() => openKv(path, options));
 }
@@ -156,7 +161,7 @@ async function connectRedis(url: string): Promise<NodeRedisClient> {
   const shown = redactUrl(url);
   const { createClient } = await importPackage<{
     createClient(options: Record<string, unknown>): NodeRedisClient;
-  }>("redis", `Redis at "${shown}"`);
+  }>("redis", `Redis at "${shown}"`, () => import("redis"));
   const client = createClient({
     url,
     socket: { reconnectStrategy: false, connectTimeout: 5_000 },

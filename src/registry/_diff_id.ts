@@ -5,7 +5,7 @@
 // its native handle (Node, Deno, Bun).
 import { concat } from "./transport/limits.ts";
 import { createHasher } from "./_verify.ts";
-import { nodeBuiltin } from "../_builtin.ts";
+import { nodeBuiltin, runtimeName } from "../_runtime.ts";
 import { type Relayed, relaySource, relayStream } from "../_relay.ts";
 
 /** Takes a layer's chunks in order and tells its DiffID. */
@@ -69,7 +69,7 @@ const GUNZIP_CHUNK = 256 << 10;
  * Bun's `DecompressionStream` pulled faster than its node:zlib stream, so it stands in for the
  * stream there when the native handle is missing.
  */
-const IS_BUN = (globalThis as { Bun?: unknown }).Bun !== undefined;
+const IS_BUN = runtimeName() === "bun";
 
 /**
  * node:zlib's gunzip: Node's `DecompressionStream` (20 and 22) reads its input without

@@ -6,7 +6,7 @@ import { digestMismatch, verifyDigest } from "./_digest.ts";
 import { RegistryError } from "./errors.ts";
 import { Sha256 } from "./_sha256.ts";
 import { ReadTarget, type Relayed, relaySource, relayStream } from "../_relay.ts";
-import { nodeBuiltin } from "../_builtin.ts";
+import { nodeBuiltin } from "../_runtime.ts";
 
 interface Hasher {
   update(chunk: Uint8Array): void;

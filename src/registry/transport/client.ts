@@ -13,7 +13,8 @@ import { parseAuthChallenges } from "./challenge.ts";
 import { errorFromResponse } from "./error_answer.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT } from "./limits.ts";
-import { defaultTransport, isNode } from "./default_transport.ts";
+import { defaultTransport } from "./default_transport.ts";
+import { runtimeName } from "../../_runtime.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
 import { isRetryable, type OnRetry, RetryBudget, type RetryPolicy, retryPolicy } from "./retry.ts";
 import { answeredUrl } from "./url.ts";
@@ -95,7 +96,7 @@ export class RegistryClient {
     this.#transport = options.fetch === undefined
       ? defaultTransport()
       : fetchTransport(options.fetch);
-    this.uploadChunkSize = options.fetch !== undefined && isNode() ? 4 << 20 : 0;
+    this.uploadChunkSize = options.fetch !== undefined && runtimeName() === "node" ? 4 << 20 : 0;
     this.#limits = {
       signal: options.signal,
       idleTimeout: options.idleTimeout ?? DEFAULT_IDLE_TIMEOUT,

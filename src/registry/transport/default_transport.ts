@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { runtimeName } from "../../_runtime.ts";
 import { nodeHttpTransport } from "./node_http.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
 
@@ -11,26 +12,6 @@ import { fetchTransport, type Transport } from "./transport.ts";
 const globalFetchTransport: Transport = fetchTransport((input, init) =>
   globalThis.fetch(input, init)
 );
-
-/**
- * Whether this is Node itself: `navigator.userAgent` is `Node.js/…` from Node 21 and absent in
- * 20; Deno, Bun and workerd, which have a `process` too, name themselves (and their `fetch` is
- * fast and uploads a streamed body in bounded memory).
- *
- * @returns `true` on Node.
- */
-export function isNode(): boolean {
-  const globals = globalThis as {
-    Deno?: unknown;
-    Bun?: unknown;
-    navigator?: { userAgent?: string };
-    process?: { versions?: { node?: string } };
-  };
-  if (globals.Deno !== undefined || globals.Bun !== undefined) return false;
-  const agent = globals.navigator?.userAgent;
-  return typeof globals.process?.versions?.node === "string" &&
-    (agent === undefined || agent.startsWith("Node.js/"));
-}
 
 /**
  * The transport a client uses when given no `fetch`: `node:http` on Node (whose `fetch` moved
@@ -47,5 +28,7 @@ export function isNode(): boolean {
  * ```
  */
 export function defaultTransport(): Transport {
-  return isNode() && nodeHttpTransport !== null ? nodeHttpTransport : globalFetchTransport;
+  return runtimeName() === "node" && nodeHttpTransport !== null
+    ? nodeHttpTransport
+    : globalFetchTransport;
 }

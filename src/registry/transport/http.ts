@@ -9,10 +9,6 @@ import { RegistryError } from "../errors.ts";
 import { UPLOAD_GRACE_RATE } from "./limits.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 import { type Relayed, relaySource, relayStream } from "../../_relay.ts";
-import { runtimeChunkCollector } from "./_chunk_collector.ts";
-
-/** Every body read in chunks of its own counts toward Bun's next full collection. */
-const countChunks = runtimeChunkCollector();
 
 /** The limits one call runs under. */
 export interface CallLimits {
@@ -107,8 +103,6 @@ export async function send(
   }
   idle.arm(limits.idleTimeout);
   const source = relaySource(response.body);
-  // A byte stream reads into its reader's buffers, leaving nothing to collect.
-  const count = source.byob ? null : countChunks;
   // A decoded Content-Encoding leaves a Content-Length that counts other bytes.
   const declared = response.decoded ? null : headers.get("content-length");
   const expected = declared === null || !/^\d+$/.test(declared) ? null : Number(declared);
@@ -160,7 +154,6 @@ export async function send(
         return result;
       }
       received += result.value.length;
-      count?.(result.value.length);
       if (expected !== null && received > expected) {
         throw fail(truncated(`more than its ${expected} bytes`));
       }

@@ -17,7 +17,7 @@
 import { concat } from "./limits.ts";
 import { MAX_REDIRECTS, redirectTarget } from "./redirect.ts";
 import type { Transport, TransportRequest, TransportResponse } from "./transport.ts";
-import { nodeBuiltin } from "../../_builtin.ts";
+import { nodeBuiltin } from "../../_runtime.ts";
 
 type Listener = (...args: never[]) => void;
 
