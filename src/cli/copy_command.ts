@@ -4,7 +4,6 @@
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
-import { computeV2MetadataHMACKey } from "../hmac.ts";
 import {
   type ContentStore,
   copy,
@@ -20,7 +19,7 @@ import {
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { type CliArgs, UsageError } from "./args.ts";
-import type { CredentialResolver } from "./auth.ts";
+import type { CommandCredentials } from "./auth.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
@@ -33,8 +32,8 @@ export interface CopyContext {
   cwd: string;
   /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
   env(name: string): string | undefined;
-  /** The credentials per registry host, read when first needed. */
-  credentials(): Promise<CredentialResolver>;
+  /** The keychains of the command's registries, made when first needed. */
+  credentials: CommandCredentials;
   progress: CopyProgress;
   /** Prints one line of the result on stdout. */
   print(line: string): void;
@@ -203,20 +202,26 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
+  if (
+    source.kind === "docker" && destination.kind === "docker" &&
+    source.reference.domain !== destination.reference.domain && context.credentials.hasFields
+  ) {
+    throw new UsageError(
+      `Cannot send "--username" credentials to both "${source.reference.domain}" and "${destination.reference.domain}": pass "--src-creds" and "--dest-creds"`,
+    );
+  }
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);
-  let resolver: CredentialResolver | undefined;
-  /** One side's own way in: its credentials, their HMAC key, http or https. */
-  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
-    resolver ??= await context.credentials();
-    const { auth } = await resolver(side.reference.domain);
-    return {
-      ...(auth === null ? {} : { auth }),
-      // dockerd hashes the AuthConfig it was given; no credentials is the empty one.
-      hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
-      plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
-    };
-  };
+  /**
+   * One side's own way in: its keychain (the library derives the HMAC key from what it
+   * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
+   */
+  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => ({
+    keychain: side === source
+      ? await context.credentials.side(args.sourceCredentials, "src")
+      : await context.credentials.side(args.destinationCredentials, "dest"),
+    plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
+  });
   const shared: CopyConfig = {
     metadataService,
     signal: context.signal,

@@ -7,6 +7,7 @@
 import { RegistryClient } from "./transport/client.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { DEFAULT_DOMAIN, familiarName, parseReference, type Reference } from "./reference.ts";
+import { withCredentials } from "./keychain.ts";
 import { HttpRepository } from "./repository.ts";
 import type { RegistryConfig, Repository } from "./types.ts";
 
@@ -111,6 +112,7 @@ export async function getRepositories(
 ): Promise<Repository[]> {
   const parsed = parseReference(ref);
   checkRepositoryName(parsed);
+  config = await withCredentials(parsed.domain, config);
   const repositories: Repository[] = [];
   let lastError: unknown = null;
   for (const endpoint of endpointsFor(parsed, config)) {

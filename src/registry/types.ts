@@ -6,6 +6,7 @@
  */
 import type { AuthConfig } from "../hmac.ts";
 import type { V2MetadataService } from "../v2_metadata_service.ts";
+import type { Keychain } from "./keychain.ts";
 import type { RetryPolicy } from "./transport/retry.ts";
 
 /** The platform an image runs on (OCI `platform`). */
@@ -224,9 +225,14 @@ export interface TransferProgress {
 export interface RegistryConfig {
   /** Credentials for the registry (basic or token flow). */
   auth?: AuthConfig;
+  /** Resolves the registry's credentials when `auth` is not given, e.g. `dockerKeychain()`. */
+  keychain?: Keychain;
   /** Where pull/push record and look up blob sources. */
   metadataService?: V2MetadataService;
-  /** Usually `computeV2MetadataHMACKey(auth)`. */
+  /**
+   * The key entries are tagged with; default `computeV2MetadataHMACKey` of the credentials in
+   * effect, as dockerd derives it (`null`, no key, without `auth` or `keychain`).
+   */
   hmacKey?: Uint8Array | null;
   /** Tried first for Docker Hub references, e.g. `https://mirror.gcr.io`. */
   mirrors?: string[];
