@@ -50,6 +50,7 @@ test("./registry exports the curated API and nothing else", async () => {
   assert.deepEqual(Object.keys(await import("../src/registry/mod.ts")).sort(), [
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_RETRY",
+    "DEFAULT_USER_AGENT",
     "HELPER_TIMEOUT",
     "LIMITS",
     "MAX_CONCURRENT_HELPERS",

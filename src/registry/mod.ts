@@ -62,6 +62,7 @@ export {
 } from "./errors.ts";
 export { DEFAULT_IDLE_TIMEOUT, LIMITS } from "./transport/limits.ts";
 export { DEFAULT_RETRY, type RetryPolicy } from "./transport/retry.ts";
+export { DEFAULT_USER_AGENT } from "./transport/user_agent.ts";
 export type {
   BlobCreateOptions,
   BlobCreateResult,

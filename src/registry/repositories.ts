@@ -79,6 +79,7 @@ export async function openRepository(
     signal: config.signal,
     idleTimeout: config.idleTimeout,
     retry: config.retry,
+    userAgent: config.userAgent,
   });
   await client.ping();
   return new HttpRepository(client, {

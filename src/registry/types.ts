@@ -261,6 +261,8 @@ export interface RegistryConfig {
   maxConcurrentUploads?: number;
   /** How failed requests and transfers are retried (default `DEFAULT_RETRY`: 5 attempts). */
   retry?: RetryPolicy;
+  /** The `User-Agent` of every request (default `DEFAULT_USER_AGENT`, this package's name and version). */
+  userAgent?: string;
   /** Aborts the call: every request, wait and stream fails with `ABORTED`. */
   signal?: AbortSignal;
   /**

@@ -14,6 +14,7 @@ import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
 import { defaultTransport, isNode } from "./default_transport.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
+import { DEFAULT_USER_AGENT, withUserAgent } from "./user_agent.ts";
 import {
   isRetryable,
   parseRetryAfter,
@@ -64,6 +65,8 @@ export interface RegistryClientOptions {
   idleTimeout?: number | undefined;
   /** How failed requests are retried (default {@linkcode DEFAULT_RETRY}). */
   retry?: RetryPolicy | undefined;
+  /** The `User-Agent` of every request (default {@linkcode DEFAULT_USER_AGENT}). */
+  userAgent?: string | undefined;
 }
 
 /** The longest idle time of a detached request (an upload session's clean-up). */
@@ -94,9 +97,10 @@ export class RegistryClient {
    */
   constructor(endpoint: string, options: RegistryClientOptions = {}) {
     this.endpoint = endpoint.replace(/\/+$/, "");
-    this.#transport = options.fetch === undefined
-      ? defaultTransport()
-      : fetchTransport(options.fetch);
+    this.#transport = withUserAgent(
+      options.fetch === undefined ? defaultTransport() : fetchTransport(options.fetch),
+      options.userAgent ?? DEFAULT_USER_AGENT,
+    );
     this.uploadChunkSize = options.fetch !== undefined && isNode() ? 4 << 20 : 0;
     this.#limits = {
       signal: options.signal,
