@@ -38,6 +38,7 @@ import {
   getRepositories,
   openRepository,
 } from "./repositories.ts";
+import type { TlsOptions } from "./transport/default_transport.ts";
 import type {
   BlobWriter,
   Descriptor,
@@ -62,6 +63,8 @@ export interface CopySide {
   plainHttp?: boolean;
   /** For a Docker Hub source: mirrors tried first (a destination never goes to a mirror). */
   mirrors?: string[];
+  /** This side's own TLS settings. */
+  tls?: TlsOptions;
   /** Injectable transport for this side (defaults to the global `fetch`). */
   fetch?: typeof fetch;
 }
@@ -70,9 +73,11 @@ export interface CopySide {
  * What {@linkcode copy} takes: each side's own way in, and what the whole copy shares
  * (metadata service, platforms, concurrency, retries, chunk size, signal, progress).
  */
-export interface CopyConfig
-  extends
-    Omit<RegistryConfig, "auth" | "keychain" | "hmacKey" | "plainHttp" | "mirrors" | "fetch"> {
+export interface CopyConfig extends
+  Omit<
+    RegistryConfig,
+    "auth" | "keychain" | "hmacKey" | "plainHttp" | "mirrors" | "fetch" | "tls"
+  > {
   /** The registry read from. */
   source?: CopySide;
   /** The registry written to. */

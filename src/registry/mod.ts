@@ -63,6 +63,7 @@ export {
 export { DEFAULT_IDLE_TIMEOUT, LIMITS } from "./transport/limits.ts";
 export { DEFAULT_RETRY, type RetryPolicy } from "./transport/retry.ts";
 export { DEFAULT_USER_AGENT } from "./transport/user_agent.ts";
+export type { TlsOptions } from "./transport/default_transport.ts";
 export type {
   BlobCreateOptions,
   BlobCreateResult,

@@ -80,6 +80,7 @@ export async function openRepository(
     idleTimeout: config.idleTimeout,
     retry: config.retry,
     userAgent: config.userAgent,
+    tls: config.tls,
   });
   await client.ping();
   return new HttpRepository(client, {

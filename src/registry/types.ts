@@ -8,6 +8,7 @@ import type { AuthConfig } from "../hmac.ts";
 import type { V2MetadataService } from "../v2_metadata_service.ts";
 import type { Keychain } from "./keychain.ts";
 import type { RetryPolicy } from "./transport/retry.ts";
+import type { TlsOptions } from "./transport/default_transport.ts";
 
 /** The platform an image runs on (OCI `platform`). */
 export interface Platform {
@@ -261,6 +262,11 @@ export interface RegistryConfig {
   maxConcurrentUploads?: number;
   /** How failed requests and transfers are retried (default `DEFAULT_RETRY`: 5 attempts). */
   retry?: RetryPolicy;
+  /**
+   * The registry's own TLS settings: CA certificates, a client certificate and key, or no
+   * verification (see docs/registry.md, "TLS", for each runtime).
+   */
+  tls?: TlsOptions;
   /** The `User-Agent` of every request (default `DEFAULT_USER_AGENT`, this package's name and version). */
   userAgent?: string;
   /** Aborts the call: every request, wait and stream fails with `ABORTED`. */

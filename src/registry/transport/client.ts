@@ -12,7 +12,7 @@ import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
-import { defaultTransport, isNode } from "./default_transport.ts";
+import { defaultTransport, isNode, type TlsOptions } from "./default_transport.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
 import { DEFAULT_USER_AGENT, withUserAgent } from "./user_agent.ts";
 import {
@@ -67,6 +67,8 @@ export interface RegistryClientOptions {
   retry?: RetryPolicy | undefined;
   /** The `User-Agent` of every request (default {@linkcode DEFAULT_USER_AGENT}). */
   userAgent?: string | undefined;
+  /** The registry's own TLS settings (not with `fetch`: the caller's `fetch` has its own). */
+  tls?: TlsOptions | undefined;
 }
 
 /** The longest idle time of a detached request (an upload session's clean-up). */
@@ -98,7 +100,9 @@ export class RegistryClient {
   constructor(endpoint: string, options: RegistryClientOptions = {}) {
     this.endpoint = endpoint.replace(/\/+$/, "");
     this.#transport = withUserAgent(
-      options.fetch === undefined ? defaultTransport() : fetchTransport(options.fetch),
+      options.fetch === undefined
+        ? defaultTransport(options.tls)
+        : callerTransport(options.fetch, options.tls),
       options.userAgent ?? DEFAULT_USER_AGENT,
     );
     this.uploadChunkSize = options.fetch !== undefined && isNode() ? 4 << 20 : 0;
@@ -222,6 +226,14 @@ export class RegistryClient {
       throw error;
     }
   }
+}
+
+/** The caller's `fetch`, which carries TLS settings of its own if any. */
+function callerTransport(fetchFn: typeof fetch, tls: TlsOptions | undefined): Transport {
+  if (tls !== undefined) {
+    throw new RegistryError("UNSUPPORTED", 'Pass either "fetch" or "tls", not both');
+  }
+  return fetchTransport(fetchFn);
 }
 
 /** An absolute http(s) URL for a path of the endpoint, or for a URL an answer gave. */

@@ -10,6 +10,7 @@ import { UPLOAD_GRACE_RATE } from "./limits.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 import { type Relayed, relaySource, relayStream } from "../../_relay.ts";
 import { runtimeChunkCollector } from "./_chunk_collector.ts";
+import { describeNetworkFailure, tlsFailure } from "./_network_failure.ts";
 
 /** Every body read in chunks of its own counts toward Bun's next full collection. */
 const countChunks = runtimeChunkCollector();
@@ -98,7 +99,13 @@ export async function send(
     }));
   } catch (cause) {
     idle.stop();
-    throw idle.failure(cause, "UNREACHABLE", `Cannot ${what}: ${cause}`);
+    const reason = tlsFailure(cause) ?? undefined;
+    throw idle.failure(
+      cause,
+      "UNREACHABLE",
+      `Cannot ${what}: ${describeNetworkFailure(cause)}`,
+      reason,
+    );
   }
   const headers = response.headers;
   if (response.body === null) {
@@ -263,9 +270,10 @@ class IdleTimer {
     cause: unknown,
     otherwise: "UNREACHABLE" | "TRUNCATED" | "ABORTED",
     message: string,
+    reason?: string,
   ): RegistryError {
     if (cause instanceof RegistryError) return cause;
-    const options = { ...this.#where, cause };
+    const options = { ...this.#where, cause, ...reason === undefined ? {} : { reason } };
     if (this.#outer?.aborted) {
       return new RegistryError("ABORTED", `Cannot ${this.#what}: aborted`, options);
     }
