@@ -48,14 +48,22 @@ export interface CliArgs {
   all: boolean;
   /** `--creds USER[:PASSWORD]`: the credentials of a command's one registry. */
   creds: string | undefined;
-  /** `copy`: the source's own credentials (`--src-creds`, `--src-authfile`, `--src-no-creds`). */
+  /** `copy`: the source's own credentials and TLS (`--src-creds`, `--src-cert-dir`, …). */
   sourceCredentials: SideCredentialArgs;
-  /** `copy`: the destination's own credentials (`--dest-…`). */
+  /** `copy`: the destination's own credentials and TLS (`--dest-…`). */
   destinationCredentials: SideCredentialArgs;
+  /** `--cert-dir`: certificates for every registry instead of /etc/docker/certs.d/<host>. */
+  certDir: string | undefined;
+  /** `--tls-verify[=false]` for every registry. */
+  tlsVerify: boolean | undefined;
 }
 
-/** The credentials of one side of `copy`, as skopeo takes them. */
+/** The credentials and TLS of one side of `copy`, as skopeo takes them. */
 export interface SideCredentialArgs {
+  /** `--src-cert-dir`/`--dest-cert-dir`: this side's certificates. */
+  certDir: string | undefined;
+  /** `--src-tls-verify`/`--dest-tls-verify[=false]`. */
+  tlsVerify: boolean | undefined;
   /** `--src-creds`/`--dest-creds USER[:PASSWORD]` (the password from stdin when omitted). */
   creds: string | undefined;
   /** `--src-authfile`/`--dest-authfile`: a docker config.json for this side. */
@@ -95,6 +103,7 @@ const VALUE_OPTIONS = {
   "--auth": "authFile",
   "--authfile": "authFile",
   "--creds": "creds",
+  "--cert-dir": "certDir",
   "--username": "username",
   "-u": "username",
   "--password": "password",
@@ -109,7 +118,11 @@ const SIDE_OPTIONS = {
   "--dest-creds": ["destinationCredentials", "creds"],
   "--src-authfile": ["sourceCredentials", "authFile"],
   "--dest-authfile": ["destinationCredentials", "authFile"],
+  "--src-cert-dir": ["sourceCredentials", "certDir"],
+  "--dest-cert-dir": ["destinationCredentials", "certDir"],
 } as const;
+/** `--tls-verify[=BOOL]`, for every registry or one side. */
+const TLS_VERIFY = ["--tls-verify", "--src-tls-verify", "--dest-tls-verify"];
 const SIDE_FLAGS = {
   "--src-no-creds": "sourceCredentials",
   "--dest-no-creds": "destinationCredentials",
@@ -175,16 +188,44 @@ Options:
   --identity-token <t>  check, copy: an identity token
   --registry-token <t>  check, copy: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
-  --plain-http          copy: every registry over http (default: only 127.0.0.1, localhost, [::1])
-  --no-plain-http       copy: every registry over https, loopback ones too
+  --plain-http          copy: every registry over http
+  --no-plain-http       copy: every registry over https, verified, loopback ones too
+                        (default: as dockerd, loopback registries and daemon.json's
+                        insecure-registries over https unverified, else over plain http)
+  --cert-dir <dir>      copy: *.crt CAs and *.cert/*.key client pairs for every registry
+                        (default: /etc/docker/certs.d/<host:port>/, as docker reads it)
+  --src-cert-dir <dir>, --dest-cert-dir <dir>
+                        copy: one side's certificates
+  --tls-verify[=false]  copy: false treats every registry as insecure (https unverified, then
+                        http); true verifies loopback registries too
+  --src-tls-verify[=false], --dest-tls-verify[=false]
+                        copy: the same for one side
   --all                 copy: every image of an index (default: linux/amd64 only)
   -h, --help            this text
   -v, --version         the version
 
 Exit status: 0 ok, 1 not found or problems found, 2 usage error or failure, 130 interrupted.`;
 
+/** No per-side option given. */
+function side(): SideCredentialArgs {
+  return {
+    creds: undefined,
+    authFile: undefined,
+    noCreds: false,
+    certDir: undefined,
+    tlsVerify: undefined,
+  };
+}
+
 /** One side's credential options: only on `copy`, one way at a time. */
 function checkSide(command: CommandName, prefix: string, side: SideCredentialArgs): void {
+  const tls = [
+    side.certDir === undefined ? null : `--${prefix}-cert-dir`,
+    side.tlsVerify === undefined ? null : `--${prefix}-tls-verify`,
+  ].filter((name) => name !== null);
+  if (tls.length > 0 && command !== "copy") {
+    throw new UsageError(`Option "${tls[0]}" is for "copy"; use "--cert-dir" or "--tls-verify"`);
+  }
   const given = [
     side.creds === undefined ? null : `--${prefix}-creds`,
     side.authFile === undefined ? null : `--${prefix}-authfile`,
@@ -224,8 +265,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     plainHttp: undefined,
     all: false,
     creds: undefined,
-    sourceCredentials: { creds: undefined, authFile: undefined, noCreds: false },
-    destinationCredentials: { creds: undefined, authFile: undefined, noCreds: false },
+    sourceCredentials: side(),
+    destinationCredentials: side(),
+    certDir: undefined,
+    tlsVerify: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -254,6 +297,16 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
       const [side, field] = SIDE_OPTIONS[name as keyof typeof SIDE_OPTIONS];
       args[side][field] = value;
+      continue;
+    }
+    if (TLS_VERIFY.includes(name)) {
+      if (inline !== undefined && inline !== "true" && inline !== "false") {
+        throw new UsageError(`Option "${name}" is true or false, not "${inline}"`);
+      }
+      const verify = inline !== "false";
+      if (name === "--tls-verify") args.tlsVerify = verify;
+      else {args[name === "--src-tls-verify" ? "sourceCredentials" : "destinationCredentials"]
+          .tlsVerify = verify;}
       continue;
     }
     if (name in SIDE_FLAGS && inline === undefined) {

@@ -23,6 +23,7 @@ import type { CommandCredentials } from "./auth.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
+import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
 
 /** What `copy` needs from the CLI. */
 export interface CopyContext {
@@ -32,6 +33,8 @@ export interface CopyContext {
   cwd: string;
   /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
   env(name: string): string | undefined;
+  /** Reads a text file (certificates, daemon.json). */
+  readTextFile(path: string): Promise<string>;
   /** The keychains of the command's registries, made when first needed. */
   credentials: CommandCredentials;
   progress: CopyProgress;
@@ -72,12 +75,6 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
     throw new MetadataError("ENOENT", "Cannot find a metadata store: no HOME; pass --root");
   }
   return `${dataHome}/distribution-metadata/distribution`;
-}
-
-/** Hosts a registry runs on without TLS by default: this machine. */
-function isLoopback(domain: string): boolean {
-  const host = domain.replace(/:\d+$/, "");
-  return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
 async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
@@ -216,12 +213,21 @@ export async function copyCommand(context: CopyContext): Promise<number> {
    * One side's own way in: its keychain (the library derives the HMAC key from what it
    * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
    */
-  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => ({
-    keychain: side === source
-      ? await context.credentials.side(args.sourceCredentials, "src")
-      : await context.credentials.side(args.destinationCredentials, "dest"),
-    plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
-  });
+  let insecure: Promise<string[]> | undefined;
+  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
+    const own = side === source ? args.sourceCredentials : args.destinationCredentials;
+    const access = await registryAccess(side.reference.domain, formatReference(side.reference), {
+      plainHttp: args.plainHttp,
+      tlsVerify: own.tlsVerify ?? args.tlsVerify,
+      certDir: own.certDir ?? args.certDir,
+      certsBase: certsBase(context.env),
+      insecureRegistries: await (insecure ??= insecureRegistries(context.readTextFile)),
+    }, context);
+    return {
+      keychain: await context.credentials.side(own, side === source ? "src" : "dest"),
+      ...access,
+    };
+  };
   const shared: CopyConfig = {
     metadataService,
     signal: context.signal,

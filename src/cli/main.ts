@@ -20,6 +20,7 @@ import {
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
+import { certificateHint, certsBase } from "./registry_access.ts";
 import {
   openStoreLocation,
   parseStoreLocation,
@@ -214,6 +215,7 @@ async function runCopy(
       fs: environment.fs,
       cwd: environment.cwd,
       env: environment.env,
+      readTextFile: environment.readTextFile,
       credentials: new CommandCredentials(args, environment, warn),
       progress: copyProgress(copyProgressMode(environment, args), environment),
       print,
@@ -309,7 +311,11 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
   } catch (error) {
     progress.done();
     if (error instanceof UsageError) usageError(error);
-    else warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+    else {
+      warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+      const hint = certificateHint(error, certsBase(environment.env));
+      if (hint !== null) warn(hint);
+    }
     return USAGE_ERROR;
   } finally {
     progress.done();

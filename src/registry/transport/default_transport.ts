@@ -100,7 +100,13 @@ function tlsTransport(tls: TlsOptions): Transport {
       fetch(input, { ...init, client: httpClient } as unknown as RequestInit)
     );
   }
-  const ca = caCertificates.length === 0 ? {} : { ca: withRootCertificates(caCertificates) };
+  // Unverified, no CA is consulted: the runtime's own are not read (Deno's node:tls would ask
+  // for --allow-sys to read them).
+  const ca = insecureSkipVerify
+    ? { ca: caCertificates }
+    : caCertificates.length === 0
+    ? {}
+    : { ca: withRootCertificates(caCertificates) };
   const verify = { rejectUnauthorized: !insecureSkipVerify };
   if (runtime.Bun !== undefined) {
     const options = { ...ca, ...client, ...verify };
