@@ -56,29 +56,6 @@ interface DenoGlobal {
   exit(code: number): never;
   addSignalListener(signal: "SIGINT", listener: () => void): void;
   removeSignalListener(signal: "SIGINT", listener: () => void): void;
-  Command: new (program: string, options: {
-    args: string[];
-    stdin: "piped";
-    stdout: "piped";
-    stderr: "piped";
-  }) => {
-    spawn(): {
-      stdin: WritableStream<Uint8Array>;
-      stdout: ReadableStream<Uint8Array>;
-      stderr: ReadableStream<Uint8Array>;
-      status: Promise<{ code: number }>;
-      kill(signal: "SIGKILL"): void;
-    };
-  };
-}
-interface NodeChild {
-  stdin: { end(text: string): void; on(event: "error", listener: () => void): void };
-  stdout: AsyncIterable<Uint8Array>;
-  stderr: AsyncIterable<Uint8Array>;
-  once(event: "spawn", listener: () => void): void;
-  once(event: "error", listener: (error: Error) => void): void;
-  once(event: "close", listener: (code: number | null) => void): void;
-  kill(signal: "SIGKILL"): void;
 }
 interface NodeProcess {
   argv: string[];
@@ -96,9 +73,6 @@ interface NodeProcess {
   off(event: "SIGINT", listener: () => void): void;
   getBuiltinModule(name: "node:fs"): {
     promises: { readFile(path: string, encoding: "utf8"): Promise<string> };
-  };
-  getBuiltinModule(name: "node:child_process"): {
-    spawn(program: string, args: readonly string[], options: { stdio: "pipe" }): NodeChild;
   };
 }
 
@@ -129,24 +103,6 @@ async function readText(
     offset += chunk.length;
   }
   return new TextDecoder().decode(bytes);
-}
-
-/** Reads a program's stdout and stderr; the program is killed when either is too long. */
-async function programOutput(
-  program: string,
-  streams: [AsyncIterable<Uint8Array>, AsyncIterable<Uint8Array>],
-  maxBytes: number,
-  kill: () => void,
-): Promise<[string, string]> {
-  try {
-    return await Promise.all([
-      readText(streams[0], maxBytes, `the output of "${program}"`),
-      readText(streams[1], maxBytes, `the errors of "${program}"`),
-    ]);
-  } catch (error) {
-    kill();
-    throw error;
-  }
 }
 
 function writeAll(stream: { writeSync(data: Uint8Array): number }, text: string): void {
@@ -198,24 +154,6 @@ if (deno) {
     },
     readTextFile: (path) => deno.readTextFile(path),
     readStdin: (maxBytes) => readText(deno.stdin.readable, maxBytes, "stdin"),
-    async runProgram(program, args, input, maxBytes) {
-      const child = new deno.Command(program, {
-        args: [...args],
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      // A helper that exits without reading its input closes the pipe: not an error here.
-      const writer = child.stdin.getWriter();
-      writer.write(encoder.encode(input)).then(() => writer.close()).catch(() => {});
-      const [stdout, stderr] = await programOutput(
-        program,
-        [child.stdout, child.stderr],
-        maxBytes,
-        () => child.kill("SIGKILL"),
-      );
-      return { status: (await child.status).code, stdout, stderr };
-    },
     cwd: deno.cwd(),
     onInterrupt: interruptHandler(
       (listener) => deno.addSignalListener("SIGINT", listener),
@@ -240,29 +178,6 @@ if (deno) {
     env: (name) => node.env[name],
     readTextFile: (path) => fs.promises.readFile(path, "utf8"),
     readStdin: (maxBytes) => readText(node.stdin, maxBytes, "stdin"),
-    async runProgram(program, args, input, maxBytes) {
-      const child = node.getBuiltinModule("node:child_process").spawn(program, args, {
-        stdio: "pipe",
-      });
-      // Started, or not (ENOENT: not on PATH), before its pipes are read.
-      await new Promise<void>((resolve, reject) => {
-        child.once("spawn", resolve);
-        child.once("error", reject);
-      });
-      const exited = new Promise<number>((resolve) => {
-        child.once("close", (code) => resolve(code ?? 1));
-      });
-      // A helper that exits without reading its input closes the pipe: not an error here.
-      child.stdin.on("error", () => {});
-      child.stdin.end(input);
-      const [stdout, stderr] = await programOutput(
-        program,
-        [child.stdout, child.stderr],
-        maxBytes,
-        () => child.kill("SIGKILL"),
-      );
-      return { status: await exited, stdout, stderr };
-    },
     cwd: node.cwd(),
     onInterrupt: interruptHandler(
       (listener) => node.on("SIGINT", listener),

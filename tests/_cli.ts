@@ -36,6 +36,8 @@ export interface RunOptions {
   wrapper?: string[];
   /** Killed after this long (default 30 s): a blocked CLI fails the test, not the suite. */
   timeoutMs?: number;
+  /** The working directory (default the repository). */
+  cwd?: string;
 }
 
 export function tempDir(): string {
@@ -52,7 +54,7 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
   const timeFile = join(scratch, "time");
   const wrapped = [...options.wrapper ?? [], command, ...commandArgs];
   const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, ...wrapped], {
-    cwd: repo,
+    cwd: options.cwd ?? repo,
     env: { ...process.env, HOME: scratch, NO_COLOR: "1", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group, so the time limit ends the CLI with it

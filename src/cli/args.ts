@@ -46,6 +46,30 @@ export interface CliArgs {
   plainHttp: boolean | undefined;
   /** `copy --all`: every image of an index, not only linux/amd64. */
   all: boolean;
+  /** `--creds USER[:PASSWORD]`: the credentials of a command's one registry. */
+  creds: string | undefined;
+  /** `copy`: the source's own credentials and TLS (`--src-creds`, `--src-cert-dir`, …). */
+  sourceCredentials: SideCredentialArgs;
+  /** `copy`: the destination's own credentials and TLS (`--dest-…`). */
+  destinationCredentials: SideCredentialArgs;
+  /** `--cert-dir`: certificates for every registry instead of /etc/docker/certs.d/<host>. */
+  certDir: string | undefined;
+  /** `--tls-verify[=false]` for every registry. */
+  tlsVerify: boolean | undefined;
+}
+
+/** The credentials and TLS of one side of `copy`, as skopeo takes them. */
+export interface SideCredentialArgs {
+  /** `--src-cert-dir`/`--dest-cert-dir`: this side's certificates. */
+  certDir: string | undefined;
+  /** `--src-tls-verify`/`--dest-tls-verify[=false]`. */
+  tlsVerify: boolean | undefined;
+  /** `--src-creds`/`--dest-creds USER[:PASSWORD]` (the password from stdin when omitted). */
+  creds: string | undefined;
+  /** `--src-authfile`/`--dest-authfile`: a docker config.json for this side. */
+  authFile: string | undefined;
+  /** `--src-no-creds`/`--dest-no-creds`: this side anonymously. */
+  noCreds: boolean;
 }
 
 /** A command line the CLI cannot run; the message says why. */
@@ -77,6 +101,9 @@ const VALUE_OPTIONS = {
   "-r": "root",
   "--store": "store",
   "--auth": "authFile",
+  "--authfile": "authFile",
+  "--creds": "creds",
+  "--cert-dir": "certDir",
   "--username": "username",
   "-u": "username",
   "--password": "password",
@@ -85,6 +112,36 @@ const VALUE_OPTIONS = {
   "--registry-token": "registryToken",
   "--target": "target",
 } as const;
+/** The per-side options of `copy`: the side, and its field. */
+const SIDE_OPTIONS = {
+  "--src-creds": ["sourceCredentials", "creds"],
+  "--dest-creds": ["destinationCredentials", "creds"],
+  "--src-authfile": ["sourceCredentials", "authFile"],
+  "--dest-authfile": ["destinationCredentials", "authFile"],
+  "--src-cert-dir": ["sourceCredentials", "certDir"],
+  "--dest-cert-dir": ["destinationCredentials", "certDir"],
+} as const;
+/** `--tls-verify[=BOOL]`, for every registry or one side. */
+const TLS_VERIFY = ["--tls-verify", "--src-tls-verify", "--dest-tls-verify"];
+const SIDE_FLAGS = {
+  "--src-no-creds": "sourceCredentials",
+  "--dest-no-creds": "destinationCredentials",
+} as const;
+
+/** The options without a value. */
+const KNOWN_FLAGS: ReadonlySet<string> = new Set([
+  "--json",
+  "--no-trunc",
+  "--password-stdin",
+  "--progress",
+  "--no-progress",
+  "--plain-http",
+  "--no-plain-http",
+  "--all",
+  "--help",
+  "--version",
+  ...Object.keys(SIDE_FLAGS),
+]);
 
 /** The usage text printed by `help`, `--help` and after a usage error. */
 export const USAGE = `Usage: distribution-metadata [options] <command> [argument]
@@ -113,21 +170,74 @@ Options:
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
   --no-progress         no progress output
-  --auth <config.json>  check, copy: credentials from a docker config.json and its helpers
+  --auth, --authfile <config.json>
+                        check, copy: credentials from a docker config.json and its helpers
                         (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)
-  -u, --username <name> check, copy: credentials given as fields instead (for every registry)
+  --creds <user[:pw]>   check: credentials for every registry (the password from stdin when
+                        omitted)
+  --src-creds <user[:pw]>, --dest-creds <user[:pw]>
+                        copy: one side's credentials (the password from stdin when omitted)
+  --src-authfile <f>, --dest-authfile <f>
+                        copy: one side's docker config.json
+  --src-no-creds, --dest-no-creds
+                        copy: one side without credentials
+  -u, --username <name> check, copy: credentials given as fields instead (copy: only when both
+                        sides are on the same registry)
   --password-stdin      check, copy: the password from stdin (with --username)
   -p, --password <pw>   check, copy: the password (shows in the process list; prefer the above)
   --identity-token <t>  check, copy: an identity token
   --registry-token <t>  check, copy: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
-  --plain-http          copy: every registry over http (default: only 127.0.0.1, localhost, [::1])
-  --no-plain-http       copy: every registry over https, loopback ones too
+  --plain-http          copy: every registry over http
+  --no-plain-http       copy: every registry over https, verified, loopback ones too
+                        (default: as dockerd, loopback registries and daemon.json's
+                        insecure-registries over https unverified, else over plain http)
+  --cert-dir <dir>      copy: *.crt CAs and *.cert/*.key client pairs for every registry
+                        (default: /etc/docker/certs.d/<host:port>/, as docker reads it)
+  --src-cert-dir <dir>, --dest-cert-dir <dir>
+                        copy: one side's certificates
+  --tls-verify[=false]  copy: false treats every registry as insecure (https unverified, then
+                        http); true verifies loopback registries too
+  --src-tls-verify[=false], --dest-tls-verify[=false]
+                        copy: the same for one side
   --all                 copy: every image of an index (default: linux/amd64 only)
   -h, --help            this text
   -v, --version         the version
 
 Exit status: 0 ok, 1 not found or problems found, 2 usage error or failure, 130 interrupted.`;
+
+/** No per-side option given. */
+function side(): SideCredentialArgs {
+  return {
+    creds: undefined,
+    authFile: undefined,
+    noCreds: false,
+    certDir: undefined,
+    tlsVerify: undefined,
+  };
+}
+
+/** One side's credential options: only on `copy`, one way at a time. */
+function checkSide(command: CommandName, prefix: string, side: SideCredentialArgs): void {
+  const tls = [
+    side.certDir === undefined ? null : `--${prefix}-cert-dir`,
+    side.tlsVerify === undefined ? null : `--${prefix}-tls-verify`,
+  ].filter((name) => name !== null);
+  if (tls.length > 0 && command !== "copy") {
+    throw new UsageError(`Option "${tls[0]}" is for "copy"; use "--cert-dir" or "--tls-verify"`);
+  }
+  const given = [
+    side.creds === undefined ? null : `--${prefix}-creds`,
+    side.authFile === undefined ? null : `--${prefix}-authfile`,
+    side.noCreds ? `--${prefix}-no-creds` : null,
+  ].filter((name) => name !== null);
+  if (given.length > 0 && command !== "copy") {
+    throw new UsageError(`Option "${given[0]}" is for "copy"; use "--creds" or "--authfile"`);
+  }
+  if (given.length > 1) {
+    throw new UsageError(`Pass either "${given[0]}" or "${given[1]}", not both`);
+  }
+}
 
 /**
  * Parses the arguments after the script name.
@@ -154,6 +264,11 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     target: undefined,
     plainHttp: undefined,
     all: false,
+    creds: undefined,
+    sourceCredentials: side(),
+    destinationCredentials: side(),
+    certDir: undefined,
+    tlsVerify: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -176,6 +291,30 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
       args[VALUE_OPTIONS[name as keyof typeof VALUE_OPTIONS]] = value;
       continue;
+    }
+    if (name in SIDE_OPTIONS) {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
+      const [side, field] = SIDE_OPTIONS[name as keyof typeof SIDE_OPTIONS];
+      args[side][field] = value;
+      continue;
+    }
+    if (TLS_VERIFY.includes(name)) {
+      if (inline !== undefined && inline !== "true" && inline !== "false") {
+        throw new UsageError(`Option "${name}" is true or false, not "${inline}"`);
+      }
+      const verify = inline !== "false";
+      if (name === "--tls-verify") args.tlsVerify = verify;
+      else {args[name === "--src-tls-verify" ? "sourceCredentials" : "destinationCredentials"]
+          .tlsVerify = verify;}
+      continue;
+    }
+    if (name in SIDE_FLAGS && inline === undefined) {
+      args[SIDE_FLAGS[name as keyof typeof SIDE_FLAGS]].noCreds = true;
+      continue;
+    }
+    if (inline !== undefined && !KNOWN_FLAGS.has(name)) {
+      throw new UsageError(`Unknown option "${name}"`);
     }
     if (inline !== undefined) throw new UsageError(`Option "${name}" takes no value`);
     switch (name) {
@@ -255,5 +394,13 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (fields !== undefined && args.authFile !== undefined) {
     throw new UsageError(`Pass either "--auth" or credential fields, not both`);
   }
+  if (args.creds !== undefined && (fields !== undefined || args.authFile !== undefined)) {
+    throw new UsageError(`Pass either "--creds" or "--username"/"--auth", not both`);
+  }
+  if (args.command === "copy" && args.creds !== undefined) {
+    throw new UsageError(`"copy" has two sides: pass "--src-creds" and "--dest-creds"`);
+  }
+  checkSide(args.command, "src", args.sourceCredentials);
+  checkSide(args.command, "dest", args.destinationCredentials);
   return args;
 }

@@ -4,7 +4,6 @@
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
-import { computeV2MetadataHMACKey } from "../hmac.ts";
 import {
   type ContentStore,
   copy,
@@ -20,10 +19,11 @@ import {
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { type CliArgs, UsageError } from "./args.ts";
-import type { CredentialResolver } from "./auth.ts";
+import type { CommandCredentials } from "./auth.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
+import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
 
 /** What `copy` needs from the CLI. */
 export interface CopyContext {
@@ -33,8 +33,10 @@ export interface CopyContext {
   cwd: string;
   /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
   env(name: string): string | undefined;
-  /** The credentials per registry host, read when first needed. */
-  credentials(): Promise<CredentialResolver>;
+  /** Reads a text file (certificates, daemon.json). */
+  readTextFile(path: string): Promise<string>;
+  /** The keychains of the command's registries, made when first needed. */
+  credentials: CommandCredentials;
   progress: CopyProgress;
   /** Prints one line of the result on stdout. */
   print(line: string): void;
@@ -73,12 +75,6 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
     throw new MetadataError("ENOENT", "Cannot find a metadata store: no HOME; pass --root");
   }
   return `${dataHome}/distribution-metadata/distribution`;
-}
-
-/** Hosts a registry runs on without TLS by default: this machine. */
-function isLoopback(domain: string): boolean {
-  const host = domain.replace(/:\d+$/, "");
-  return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
 async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
@@ -203,18 +199,33 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
+  if (
+    source.kind === "docker" && destination.kind === "docker" &&
+    source.reference.domain !== destination.reference.domain && context.credentials.hasFields
+  ) {
+    throw new UsageError(
+      `Cannot send "--username" credentials to both "${source.reference.domain}" and "${destination.reference.domain}": pass "--src-creds" and "--dest-creds"`,
+    );
+  }
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);
-  let resolver: CredentialResolver | undefined;
-  /** One side's own way in: its credentials, their HMAC key, http or https. */
+  /**
+   * One side's own way in: its keychain (the library derives the HMAC key from what it
+   * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
+   */
+  let insecure: Promise<string[]> | undefined;
   const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
-    resolver ??= await context.credentials();
-    const { auth } = await resolver(side.reference.domain);
+    const own = side === source ? args.sourceCredentials : args.destinationCredentials;
+    const access = await registryAccess(side.reference.domain, formatReference(side.reference), {
+      plainHttp: args.plainHttp,
+      tlsVerify: own.tlsVerify ?? args.tlsVerify,
+      certDir: own.certDir ?? args.certDir,
+      certsBase: certsBase(context.env),
+      insecureRegistries: await (insecure ??= insecureRegistries(context.readTextFile)),
+    }, context);
     return {
-      ...(auth === null ? {} : { auth }),
-      // dockerd hashes the AuthConfig it was given; no credentials is the empty one.
-      hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
-      plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
+      keychain: await context.credentials.side(own, side === source ? "src" : "dest"),
+      ...access,
     };
   };
   const shared: CopyConfig = {

@@ -5,10 +5,9 @@ import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, type CommandName, parseArgs, USAGE, UsageError } from "./args.ts";
-import { type CredentialResolver, credentialResolver } from "./auth.ts";
+import { CommandCredentials } from "./auth.ts";
 import { copyCommand } from "./copy_command.ts";
 import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
-import type { ProgramRunner } from "./credential_helper.ts";
 import { escapeControls } from "./escape.ts";
 import { readOnlyFileSystem } from "./read_only_file_system.ts";
 import {
@@ -21,6 +20,7 @@ import {
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
+import { certificateHint, certsBase } from "./registry_access.ts";
 import {
   openStoreLocation,
   parseStoreLocation,
@@ -46,8 +46,6 @@ export interface CliEnvironment {
   readTextFile(path: string): Promise<string>;
   /** Reads stdin to its end; rejects when it holds more than `maxBytes`. */
   readStdin(maxBytes: number): Promise<string>;
-  /** Runs a program found on PATH, without a shell (for docker's credential helpers). */
-  runProgram: ProgramRunner;
   /** The working directory (relative `oci:` paths of `copy`). */
   cwd: string;
   /**
@@ -217,7 +215,8 @@ async function runCopy(
       fs: environment.fs,
       cwd: environment.cwd,
       env: environment.env,
-      credentials: () => credentials(environment, args, warn),
+      readTextFile: environment.readTextFile,
+      credentials: new CommandCredentials(args, environment, warn),
       progress: copyProgress(copyProgressMode(environment, args), environment),
       print,
       warn,
@@ -226,32 +225,6 @@ async function runCopy(
   } finally {
     stopListening();
   }
-}
-
-/** The longest password `--password-stdin` takes: identity tokens are a few KiB. */
-const MAX_PASSWORD_BYTES = 64 * 1024;
-
-/** `check`'s credentials: `-u` with `-p` or `--password-stdin`, tokens, or a config.json. */
-async function credentials(
-  environment: CliEnvironment,
-  args: CliArgs,
-  warn: (line: string) => void,
-): Promise<CredentialResolver> {
-  let password = args.password;
-  if (password !== undefined) {
-    warn('warning: a password in the arguments shows in the process list; use "--password-stdin"');
-  }
-  if (args.passwordStdin) {
-    // As `docker login --password-stdin`: one trailing newline (LF or CRLF) is not part of it.
-    password = (await environment.readStdin(MAX_PASSWORD_BYTES)).replace(/\r?\n$/, "");
-  }
-  return await credentialResolver({
-    configFile: args.authFile,
-    username: args.username,
-    password,
-    identityToken: args.identityToken,
-    registryToken: args.registryToken,
-  }, environment);
 }
 
 /** The commands that read one store. */
@@ -270,7 +243,8 @@ async function storeCommand(
     case "metadata":
       return await metadataCommand(context);
     case "check":
-      context.credentials = await credentials(environment, context.args, context.warn);
+      context.credentials = await new CommandCredentials(context.args, environment, context.warn)
+        .forCheck();
       return await checkCommand(context);
     case "verify":
       return await verifyCommand(context);
@@ -337,7 +311,11 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
   } catch (error) {
     progress.done();
     if (error instanceof UsageError) usageError(error);
-    else warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+    else {
+      warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+      const hint = certificateHint(error, certsBase(environment.env));
+      if (hint !== null) warn(hint);
+    }
     return USAGE_ERROR;
   } finally {
     progress.done();

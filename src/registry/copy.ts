@@ -30,6 +30,7 @@ import {
   hasAuthInfo,
   mountCandidates,
 } from "./push_candidates.ts";
+import { type Keychain, withCredentials } from "./keychain.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import {
   checkRepositoryName,
@@ -37,6 +38,7 @@ import {
   getRepositories,
   openRepository,
 } from "./repositories.ts";
+import type { TlsOptions } from "./transport/default_transport.ts";
 import type {
   BlobWriter,
   Descriptor,
@@ -50,12 +52,19 @@ import type {
 export interface CopySide {
   /** Credentials for this side's registry. */
   auth?: AuthConfig;
-  /** The HMAC key this side's metadata entries are tagged with, usually `computeV2MetadataHMACKey(auth)`. */
+  /** Resolves this side's credentials when `auth` is not given. */
+  keychain?: Keychain;
+  /**
+   * The HMAC key this side's metadata entries are tagged with; default
+   * `computeV2MetadataHMACKey` of this side's credentials (none without `auth` or `keychain`).
+   */
   hmacKey?: Uint8Array | null;
   /** Use `http://` (registries on 127.0.0.1 without TLS). */
   plainHttp?: boolean;
   /** For a Docker Hub source: mirrors tried first (a destination never goes to a mirror). */
   mirrors?: string[];
+  /** This side's own TLS settings. */
+  tls?: TlsOptions;
   /** Injectable transport for this side (defaults to the global `fetch`). */
   fetch?: typeof fetch;
 }
@@ -64,8 +73,11 @@ export interface CopySide {
  * What {@linkcode copy} takes: each side's own way in, and what the whole copy shares
  * (metadata service, platforms, concurrency, retries, chunk size, signal, progress).
  */
-export interface CopyConfig
-  extends Omit<RegistryConfig, "auth" | "hmacKey" | "plainHttp" | "mirrors" | "fetch"> {
+export interface CopyConfig extends
+  Omit<
+    RegistryConfig,
+    "auth" | "keychain" | "hmacKey" | "plainHttp" | "mirrors" | "fetch" | "tls"
+  > {
   /** The registry read from. */
   source?: CopySide;
   /** The registry written to. */
@@ -466,6 +478,12 @@ export async function copy(
   const parsedSource = parseReference(source);
   const target = parseReference(destination);
   checkRepositoryName(target);
+  // Each side's credentials, from its own keychain when not given, for its own registry.
+  config = {
+    ...config,
+    source: await withCredentials(parsedSource.domain, config.source ?? {}),
+    destination: await withCredentials(target.domain, config.destination ?? {}),
+  };
   const targetConfig = sideConfig(config, config.destination, true);
   const to = await openRepository(
     target,

@@ -39,6 +39,18 @@ export { pull } from "./pull.ts";
 export { push } from "./push.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";
+export {
+  dockerKeychain,
+  type DockerKeychainOptions,
+  HELPER_TIMEOUT,
+  type Keychain,
+  type KeychainEntry,
+  keychainFromConfig,
+  MAX_CONCURRENT_HELPERS,
+  type ProgramLimits,
+  type ProgramResult,
+  type ProgramRunner,
+} from "./keychain.ts";
 export { OciLayoutStore, ociLayoutStore } from "./oci_layout.ts";
 export { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 export {
@@ -50,6 +62,8 @@ export {
 } from "./errors.ts";
 export { DEFAULT_IDLE_TIMEOUT, LIMITS } from "./transport/limits.ts";
 export { DEFAULT_RETRY, type RetryPolicy } from "./transport/retry.ts";
+export { DEFAULT_USER_AGENT } from "./transport/user_agent.ts";
+export type { TlsOptions } from "./transport/default_transport.ts";
 export type {
   BlobCreateOptions,
   BlobCreateResult,

@@ -14,6 +14,7 @@ import { limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
+import { withCredentials } from "./keychain.ts";
 import { getRepositories } from "./repositories.ts";
 import type {
   ContentStore,
@@ -383,6 +384,7 @@ export async function pull(
   config: RegistryConfig = {},
 ): Promise<PullResult> {
   const parsed = parseReference(ref);
+  config = await withCredentials(parsed.domain, config);
   const repositories = await getRepositories(ref, config);
   return await fromFirstEndpoint(repositories, (repo) => pullFrom(repo, parsed, store, config));
 }

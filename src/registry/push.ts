@@ -20,6 +20,7 @@ import {
 import { limiter } from "./_limit.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
+import { withCredentials } from "./keychain.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
 import type { BlobWriter, ContentStore, Descriptor, RegistryConfig, Repository } from "./types.ts";
@@ -375,6 +376,7 @@ export async function push(
 ): Promise<Descriptor> {
   const target = parseReference(ref);
   checkRepositoryName(target);
+  config = await withCredentials(target.domain, config);
   const names = [formatReference(target)];
   if (target.tag !== undefined) names.push(`${target.name}:${target.tag}`, target.tag);
   if (target.digest !== undefined) names.push(target.digest);

@@ -7,6 +7,7 @@
 import { RegistryClient } from "./transport/client.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { DEFAULT_DOMAIN, familiarName, parseReference, type Reference } from "./reference.ts";
+import { withCredentials } from "./keychain.ts";
 import { HttpRepository } from "./repository.ts";
 import type { RegistryConfig, Repository } from "./types.ts";
 
@@ -78,6 +79,8 @@ export async function openRepository(
     signal: config.signal,
     idleTimeout: config.idleTimeout,
     retry: config.retry,
+    userAgent: config.userAgent,
+    tls: config.tls,
   });
   await client.ping();
   return new HttpRepository(client, {
@@ -111,6 +114,7 @@ export async function getRepositories(
 ): Promise<Repository[]> {
   const parsed = parseReference(ref);
   checkRepositoryName(parsed);
+  config = await withCredentials(parsed.domain, config);
   const repositories: Repository[] = [];
   let lastError: unknown = null;
   for (const endpoint of endpointsFor(parsed, config)) {

@@ -6,7 +6,9 @@
  */
 import type { AuthConfig } from "../hmac.ts";
 import type { V2MetadataService } from "../v2_metadata_service.ts";
+import type { Keychain } from "./keychain.ts";
 import type { RetryPolicy } from "./transport/retry.ts";
+import type { TlsOptions } from "./transport/default_transport.ts";
 
 /** The platform an image runs on (OCI `platform`). */
 export interface Platform {
@@ -224,9 +226,14 @@ export interface TransferProgress {
 export interface RegistryConfig {
   /** Credentials for the registry (basic or token flow). */
   auth?: AuthConfig;
+  /** Resolves the registry's credentials when `auth` is not given, e.g. `dockerKeychain()`. */
+  keychain?: Keychain;
   /** Where pull/push record and look up blob sources. */
   metadataService?: V2MetadataService;
-  /** Usually `computeV2MetadataHMACKey(auth)`. */
+  /**
+   * The key entries are tagged with; default `computeV2MetadataHMACKey` of the credentials in
+   * effect, as dockerd derives it (`null`, no key, without `auth` or `keychain`).
+   */
   hmacKey?: Uint8Array | null;
   /** Tried first for Docker Hub references, e.g. `https://mirror.gcr.io`. */
   mirrors?: string[];
@@ -255,6 +262,13 @@ export interface RegistryConfig {
   maxConcurrentUploads?: number;
   /** How failed requests and transfers are retried (default `DEFAULT_RETRY`: 5 attempts). */
   retry?: RetryPolicy;
+  /**
+   * The registry's own TLS settings: CA certificates, a client certificate and key, or no
+   * verification (see docs/registry.md, "TLS", for each runtime).
+   */
+  tls?: TlsOptions;
+  /** The `User-Agent` of every request (default `DEFAULT_USER_AGENT`, this package's name and version). */
+  userAgent?: string;
   /** Aborts the call: every request, wait and stream fails with `ABORTED`. */
   signal?: AbortSignal;
   /**

@@ -3,7 +3,7 @@
 // (Basic) authentication, in read-only mode, or keeping its access log. Stopped with stop().
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -75,14 +75,25 @@ function htpasswdLines(): string {
   return lines.join("\n") + "\n";
 }
 
+/** Whether something accepts connections on `port` of 127.0.0.1 (a TLS server, unverified). */
+function listening(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.destroy();
+      resolve();
+    });
+    socket.on("error", reject);
+  });
+}
+
 async function waitUntilUp(url: string, child: ChildProcess, log: () => string): Promise<void> {
   for (let attempt = 0; attempt < 200; attempt++) {
     if (child.exitCode !== null) {
       throw new Error(`docker-registry exited with ${child.exitCode}: ${log()}`);
     }
     try {
-      const response = await fetch(`${url}/v2/`);
-      await response.body?.cancel();
+      if (url.startsWith("https:")) await listening(Number(new URL(url).port));
+      else await (await fetch(`${url}/v2/`)).body?.cancel();
       return;
     } catch {
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -106,10 +117,17 @@ function parseAccessLog(text: string): LoggedRequest[] {
  * Starts a registry.
  *
  * @param options `htpasswd`: Basic auth with USERS; `readOnly`: refuse writes; `accessLog`:
- * keep the access log for `requests()`.
+ * keep the access log for `requests()`; `tls`: serve https with these files (certificate, key,
+ * and the CAs client certificates must be signed by, when it asks for them).
  */
 export async function startRegistry(
-  options: { htpasswd?: boolean; readOnly?: boolean; storage?: string; accessLog?: boolean } = {},
+  options: {
+    htpasswd?: boolean;
+    readOnly?: boolean;
+    storage?: string;
+    accessLog?: boolean;
+    tls?: { certificate: string; key: string; clientCAs?: string[] };
+  } = {},
 ): Promise<RegistryServer> {
   if (!existsSync(REGISTRY_BINARY)) {
     throw new Error(
@@ -143,6 +161,16 @@ export async function startRegistry(
       : []),
     "http:",
     `  addr: ${host}`,
+    ...(options.tls
+      ? [
+        "  tls:",
+        `    certificate: ${options.tls.certificate}`,
+        `    key: ${options.tls.key}`,
+        ...(options.tls.clientCAs
+          ? ["    clientcas:", ...options.tls.clientCAs.map((path) => `      - ${path}`)]
+          : []),
+      ]
+      : []),
     ...(options.htpasswd
       ? ["auth:", "  htpasswd:", "    realm: test-realm", `    path: ${join(dir, "htpasswd")}`]
       : []),
@@ -164,7 +192,7 @@ export async function startRegistry(
   child.stderr?.on("data", (chunk) => {
     stderr = (stderr + String(chunk)).slice(-4000);
   });
-  const url = `http://${host}`;
+  const url = `${options.tls ? "https" : "http"}://${host}`;
   try {
     await waitUntilUp(url, child, () => stderr);
   } catch (error) {

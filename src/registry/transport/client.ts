@@ -7,15 +7,16 @@
  * @module
  */
 import type { AuthConfig } from "../../hmac.ts";
-import type { RegistryErrorCode } from "../errors.ts";
+import { RegistryError, type RegistryErrorCode } from "../errors.ts";
 import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
 import { errorFromResponse } from "./error_answer.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
 import { DEFAULT_IDLE_TIMEOUT } from "./limits.ts";
-import { defaultTransport } from "./default_transport.ts";
+import { defaultTransport, type TlsOptions } from "./default_transport.ts";
 import { runtimeName } from "../../_runtime.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
+import { DEFAULT_USER_AGENT, withUserAgent } from "./user_agent.ts";
 import { isRetryable, type OnRetry, RetryBudget, type RetryPolicy, retryPolicy } from "./retry.ts";
 import { answeredUrl } from "./url.ts";
 
@@ -66,6 +67,10 @@ export interface RegistryClientOptions {
   idleTimeout?: number | undefined;
   /** How failed requests are retried (default {@linkcode DEFAULT_RETRY}). */
   retry?: RetryPolicy | undefined;
+  /** The `User-Agent` of every request (default {@linkcode DEFAULT_USER_AGENT}). */
+  userAgent?: string | undefined;
+  /** The registry's own TLS settings (not with `fetch`: the caller's `fetch` has its own). */
+  tls?: TlsOptions | undefined;
 }
 
 /** The longest idle time of a detached request (an upload session's clean-up). */
@@ -93,9 +98,12 @@ export class RegistryClient {
    */
   constructor(endpoint: string, options: RegistryClientOptions = {}) {
     this.endpoint = endpoint.replace(/\/+$/, "");
-    this.#transport = options.fetch === undefined
-      ? defaultTransport()
-      : fetchTransport(options.fetch);
+    this.#transport = withUserAgent(
+      options.fetch === undefined
+        ? defaultTransport(options.tls)
+        : callerTransport(options.fetch, options.tls),
+      options.userAgent ?? DEFAULT_USER_AGENT,
+    );
     this.uploadChunkSize = options.fetch !== undefined && runtimeName() === "node" ? 4 << 20 : 0;
     this.#limits = {
       signal: options.signal,
@@ -201,6 +209,14 @@ export class RegistryClient {
       });
     }
   }
+}
+
+/** The caller's `fetch`, which carries TLS settings of its own if any. */
+function callerTransport(fetchFn: typeof fetch, tls: TlsOptions | undefined): Transport {
+  if (tls !== undefined) {
+    throw new RegistryError("UNSUPPORTED", 'Pass either "fetch" or "tls", not both');
+  }
+  return fetchTransport(fetchFn);
 }
 
 /** An absolute http(s) URL for a path of the endpoint, or for a URL an answer gave. */

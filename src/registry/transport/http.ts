@@ -9,6 +9,7 @@ import { RegistryError } from "../errors.ts";
 import { UPLOAD_GRACE_RATE } from "./limits.ts";
 import type { Transport, TransportResponse } from "./transport.ts";
 import { type Relayed, relaySource, relayStream } from "../../_relay.ts";
+import { describeNetworkFailure, tlsFailure } from "./_network_failure.ts";
 
 /** The limits one call runs under. */
 export interface CallLimits {
@@ -94,7 +95,13 @@ export async function send(
     }));
   } catch (cause) {
     idle.stop();
-    throw idle.failure(cause, "UNREACHABLE", `Cannot ${what}: ${cause}`);
+    const reason = tlsFailure(cause) ?? undefined;
+    throw idle.failure(
+      cause,
+      "UNREACHABLE",
+      `Cannot ${what}: ${describeNetworkFailure(cause)}`,
+      reason,
+    );
   }
   const headers = response.headers;
   if (response.body === null) {
@@ -256,9 +263,10 @@ class IdleTimer {
     cause: unknown,
     otherwise: "UNREACHABLE" | "TRUNCATED" | "ABORTED",
     message: string,
+    reason?: string,
   ): RegistryError {
     if (cause instanceof RegistryError) return cause;
-    const options = { ...this.#where, cause };
+    const options = { ...this.#where, cause, ...reason === undefined ? {} : { reason } };
     if (this.#outer?.aborted) {
       return new RegistryError("ABORTED", `Cannot ${this.#what}: aborted`, options);
     }

@@ -52,7 +52,19 @@ interface NodeHttpModule {
     url: URL,
     options: { method: string; headers: Record<string, string>; agent: unknown },
   ): NodeRequest;
-  Agent: new (options: { keepAlive: boolean; timeout: number }) => unknown;
+  Agent: new (options: { keepAlive: boolean; timeout: number } & NodeTlsOptions) => unknown;
+}
+
+/** `node:https` agent options for one registry's TLS (`tls.connect`'s names). */
+export interface NodeTlsOptions {
+  /** The CAs trusted: when given, instead of Node's own. */
+  ca?: string[];
+  /** A client certificate (PEM). */
+  cert?: string;
+  /** Its private key (PEM). */
+  key?: string;
+  /** `false`: any certificate is accepted. */
+  rejectUnauthorized?: boolean;
 }
 
 /** One scheme's module and its agent, made on first use. */
@@ -65,8 +77,8 @@ interface Scheme {
  * Kept-alive connections, idle ones closed after 5 s (Node's global agent's settings; a server
  * closing an idle connection as a request goes out on it would fail that request).
  */
-function scheme(module: NodeHttpModule): Scheme {
-  return { module, agent: new module.Agent({ keepAlive: true, timeout: 5_000 }) };
+function scheme(module: NodeHttpModule, tls: NodeTlsOptions = {}): Scheme {
+  return { module, agent: new module.Agent({ keepAlive: true, timeout: 5_000, ...tls }) };
 }
 
 /** Statuses whose answers have no body (fetch's "null body status"). */
@@ -284,14 +296,18 @@ function bodyStream(message: NodeResponse): ReadableStream<Uint8Array> {
   }, { highWaterMark: 0 });
 }
 
-/** The transport on the given `node:http` and `node:https` modules. */
-function transportOn(http: NodeHttpModule, https: NodeHttpModule | null): Transport {
+/** The transport on the given `node:http` and `node:https` modules, https with `tls`. */
+function transportOn(
+  http: NodeHttpModule,
+  https: NodeHttpModule | null,
+  tls?: NodeTlsOptions,
+): Transport {
   let plain: Scheme | null = null;
   let secure: Scheme | null = null;
   const schemeOf = (url: string): Scheme => {
     if (url.startsWith("http:")) return plain ??= scheme(http);
     if (https === null) throw new TypeError(`cannot request "${url}": node:https is missing`);
-    return secure ??= scheme(https);
+    return secure ??= scheme(https, tls);
   };
   return async (request: TransportRequest): Promise<TransportResponse> => {
     let current = request;
@@ -353,9 +369,24 @@ function transportOn(http: NodeHttpModule, https: NodeHttpModule | null): Transp
  * }
  * ```
  */
-export const nodeHttpTransport: Transport | null = (() => {
+export const nodeHttpTransport: Transport | null = nodeHttpTransportWith();
+
+/**
+ * A `node:http` transport of its own, whose https connections use `tls` (CAs, a client
+ * certificate, or no verification), or `null` where the runtime has no `node:http`.
+ *
+ * @param tls The agent's TLS options.
+ * @returns The transport, with kept-alive agents of its own.
+ * @example
+ * ```ts
+ * import { nodeHttpTransportWith } from "./node_http.ts";
+ *
+ * const transport = nodeHttpTransportWith({ ca: ["-----BEGIN CERTIFICATE-----\n…"] });
+ * ```
+ */
+export function nodeHttpTransportWith(tls?: NodeTlsOptions): Transport | null {
   const http = nodeBuiltin<NodeHttpModule>("node:http", "request");
   return http === null
     ? null
-    : transportOn(http, nodeBuiltin<NodeHttpModule>("node:https", "request"));
-})();
+    : transportOn(http, nodeBuiltin<NodeHttpModule>("node:https", "request"), tls);
+}

@@ -4,26 +4,7 @@
 import { errorCode } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
 import type { AuthConfig } from "../hmac.ts";
-
-/** What a program run by {@linkcode ProgramRunner} did. */
-export interface ProgramResult {
-  /** The exit status. */
-  status: number;
-  stdout: string;
-  stderr: string;
-}
-
-/**
- * Runs `program`, found on PATH and started without a shell, with `args`; writes `input` to
- * its stdin. Rejects when it cannot be started (with the runtime's error, e.g. `ENOENT`),
- * or when stdout or stderr passes `maxBytes` (the program is killed then).
- */
-export type ProgramRunner = (
-  program: string,
-  args: readonly string[],
-  input: string,
-  maxBytes: number,
-) => Promise<ProgramResult>;
+import type { ProgramResult, ProgramRunner } from "./_program.ts";
 
 /** What a helper may print: credentials are a few KiB at most. */
 const MAX_OUTPUT_BYTES = 64 * 1024;
@@ -51,7 +32,7 @@ const NOT_FOUND = "credentials not found in native keychain";
  * @example
  * ```ts
  * import { equal } from "node:assert/strict";
- * import { helperProgram } from "./credential_helper.ts";
+ * import { helperProgram } from "./_credential_helper.ts";
  *
  * equal(helperProgram("ecr-login"), "docker-credential-ecr-login");
  * ```
@@ -88,6 +69,7 @@ function stringField(object: Record<string, unknown>, name: string): string {
  * an identity token.
  *
  * @param run How to run a program.
+ * @param timeout Milliseconds the helper may take.
  * @param name The helper's name, e.g. `desktop`.
  * @param serverURL What the docker CLI asks for: the registry host, or
  * `https://index.docker.io/v1/` for Docker Hub.
@@ -95,13 +77,14 @@ function stringField(object: Record<string, unknown>, name: string): string {
  * nothing for the server.
  * @throws {MetadataError} When the helper cannot be run, fails, or prints no credentials.
  *
- * @example A helper that is a script
+ * @example A helper's answer
  * ```ts
  * import { deepEqual } from "node:assert/strict";
- * import { getFromHelper } from "./credential_helper.ts";
+ * import { getFromHelper } from "./_credential_helper.ts";
  *
  * const auth = await getFromHelper(
  *   async () => ({ status: 0, stdout: '{"Username":"<token>","Secret":"t0k"}', stderr: "" }),
+ *   1_000,
  *   "example",
  *   "registry.example.com",
  * );
@@ -110,19 +93,20 @@ function stringField(object: Record<string, unknown>, name: string): string {
  */
 export async function getFromHelper(
   run: ProgramRunner,
+  timeout: number,
   name: string,
   serverURL: string,
 ): Promise<AuthConfig | null> {
   const program = helperProgram(name);
   let result: ProgramResult;
   try {
-    result = await run(program, ["get"], serverURL, MAX_OUTPUT_BYTES);
+    result = await run(program, ["get"], serverURL, { maxBytes: MAX_OUTPUT_BYTES, timeout });
   } catch (error) {
     const code = errorCode(error);
     const why = code === "ENOENT"
-      ? "no such program on PATH"
+      ? "no such program in an absolute PATH entry"
       : code === "EACCES"
-      ? "permission denied (on Deno, allow it with --allow-run)"
+      ? `permission denied (on Deno, allow it with --allow-run=${program})`
       : error instanceof Error
       ? error.message
       : String(error);
