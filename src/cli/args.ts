@@ -10,6 +10,7 @@ export type CommandName =
   | "verify"
   | "copy-store"
   | "copy"
+  | "link"
   | "help"
   | "version";
 
@@ -46,6 +47,10 @@ export interface CliArgs {
   plainHttp: boolean | undefined;
   /** `copy --all`: every image of an index, not only linux/amd64. */
   all: boolean;
+  /** `--platform os/arch[/variant]`: the image of an index to take. */
+  platform: string | undefined;
+  /** `link --verify` / `--no-verify`; `undefined` means the default (verify). */
+  verify: boolean | undefined;
 }
 
 /** A command line the CLI cannot run; the message says why. */
@@ -69,6 +74,7 @@ const COMMANDS: readonly CommandName[] = [
   "verify",
   "copy-store",
   "copy",
+  "link",
   "help",
 ];
 const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
@@ -84,6 +90,7 @@ const VALUE_OPTIONS = {
   "--identity-token": "identityToken",
   "--registry-token": "registryToken",
   "--target": "target",
+  "--platform": "platform",
 } as const;
 
 /** The usage text printed by `help`, `--help` and after a usage error. */
@@ -103,6 +110,11 @@ Commands:
   copy <src> <dst>      copy an image: docker://REF or oci:DIR[:TAG] on either side, recording
                         into the metadata store (--root or --store; default: the user's own,
                         $XDG_DATA_HOME/distribution-metadata/distribution)
+  link docker-daemon:IMAGE docker://REF
+                        record in dockerd's store (from $DOCKER_HOST; --root overrides) the
+                        entries docker pull of REF would write, so docker push skips or mounts
+                        every layer; each layer is read once to prove its DiffID (--no-verify
+                        trusts the registry's manifest instead: see docs/security.md)
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
@@ -124,6 +136,10 @@ Options:
   --plain-http          copy: every registry over http (default: only 127.0.0.1, localhost, [::1])
   --no-plain-http       copy: every registry over https, loopback ones too
   --all                 copy: every image of an index (default: linux/amd64 only)
+  --platform <os/arch[/variant]>
+                        link: the image of an index to link (default: the image's own)
+  --verify              link: prove each layer's DiffID from its bytes (the default)
+  --no-verify           link: trust the registry's manifest, download nothing
   -h, --help            this text
   -v, --version         the version
 
@@ -154,6 +170,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     target: undefined,
     plainHttp: undefined,
     all: false,
+    platform: undefined,
+    verify: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -203,6 +221,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case "--all":
         args.all = true;
         break;
+      case "--verify":
+        args.verify = true;
+        break;
+      case "--no-verify":
+        args.verify = false;
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -223,9 +247,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     throw new UsageError(`Unknown command "${command}"`);
   }
   args.command = command as CommandName;
-  const copying = args.command === "copy-store" || args.command === "copy";
+  const copying = args.command === "copy-store" || args.command === "copy" ||
+    args.command === "link";
   if (copying && rest.length < 2) {
-    const what = args.command === "copy" ? "image" : "store";
+    const what = args.command === "copy-store" ? "store" : "image";
     throw new UsageError(`Command "${command}" needs a source and a destination ${what}`);
   }
   const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : copying ? 2 : 0;

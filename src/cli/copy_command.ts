@@ -75,8 +75,13 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
   return `${dataHome}/distribution-metadata/distribution`;
 }
 
-/** Hosts a registry runs on without TLS by default: this machine. */
-function isLoopback(domain: string): boolean {
+/**
+ * Hosts a registry runs on without TLS by default: this machine.
+ *
+ * @param domain A reference's domain, e.g. `127.0.0.1:5000`.
+ * @returns `true` for loopback hosts.
+ */
+export function isLoopback(domain: string): boolean {
   const host = domain.replace(/:\d+$/, "");
   return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
 }

@@ -260,7 +260,7 @@ async function pullImage(
 export async function imageOfIndex(
   repo: Repository,
   entry: Descriptor,
-  doing: "pull" | "copy",
+  doing: "pull" | "copy" | "link",
   shown: string,
 ): Promise<Manifest> {
   const child = await repo.manifests().get(entry.digest);
