@@ -45,7 +45,7 @@ export interface CliArgs {
    * https); `undefined` means http for loopback hosts only.
    */
   plainHttp: boolean | undefined;
-  /** `copy --all`: every image of an index, not only linux/amd64. */
+  /** `copy --all`: every image of an index, not only one platform's. */
   all: boolean;
   /** `--platform os/arch[/variant]`: the image of an index to take. */
   platform: string | undefined;
@@ -135,9 +135,10 @@ Options:
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
   --plain-http          copy: every registry over http (default: only 127.0.0.1, localhost, [::1])
   --no-plain-http       copy: every registry over https, loopback ones too
-  --all                 copy: every image of an index (default: linux/amd64 only)
+  --all                 copy: every image of an index (default: one platform's)
   --platform <os/arch[/variant]>
-                        link: the image of an index to link (default: the image's own)
+                        copy: the image of an index to copy (default: this machine's, e.g.
+                        linux/amd64); link: the one to link (default: the image's own)
   --verify              link: prove each layer's DiffID from its bytes (the default)
   --no-verify           link: trust the registry's manifest, download nothing
   -h, --help            this text
@@ -264,6 +265,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   args.destination = rest[1];
   if (args.store !== undefined && args.root !== undefined) {
     throw new UsageError(`Pass either "--root" or "--store", not both`);
+  }
+  if (args.all && args.platform !== undefined) {
+    throw new UsageError(`Pass either "--all" or "--platform", not both`);
   }
   if (args.password !== undefined && args.passwordStdin) {
     throw new UsageError(`Pass either "--password" or "--password-stdin", not both`);

@@ -14,6 +14,7 @@ import {
   formatReference,
   type OciLayoutStore,
   ociLayoutStore,
+  parsePlatform,
   pull,
   push,
   type RegistryConfig,
@@ -208,6 +209,12 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
+  // Without either, the registry side takes this machine's platform from an index.
+  const platform = args.all
+    ? "all" as const
+    : args.platform === undefined
+    ? undefined
+    : parsePlatform(args.platform);
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);
   let resolver: CredentialResolver | undefined;
@@ -226,7 +233,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     metadataService,
     signal: context.signal,
     onProgress: (event) => context.progress.onProgress(event),
-    ...(args.all ? { platform: "all" as const } : {}),
+    ...(platform === undefined ? {} : { platform }),
   };
   const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => ({
     ...shared,

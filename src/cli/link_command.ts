@@ -2,9 +2,9 @@
 // would have, so that `docker push` of a loaded image finds its layers in the registry.
 import { FSMetadataStore } from "../fs_store.ts";
 import { computeV2MetadataHMACKey } from "../hmac.ts";
-import { formatReference, link, type LinkConfig } from "../registry/mod.ts";
+import { formatReference, link, type LinkConfig, parsePlatform } from "../registry/mod.ts";
 import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
-import { parsePlatform } from "../registry/platform.ts";
+
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { UsageError } from "./args.ts";
 import { type CopyContext, isLoopback } from "./copy_command.ts";

@@ -41,6 +41,7 @@ export { link, type LinkConfig, type LinkResult } from "./link.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";
 export { OciLayoutStore, ociLayoutStore } from "./oci_layout.ts";
+export { hostPlatform, parsePlatform } from "./platform.ts";
 export { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 export {
   isRegistryError,
