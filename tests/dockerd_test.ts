@@ -6,9 +6,7 @@
 // `docker load` of an archive built here, so no network is needed. Needs root, as dockerd does.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { createHash, createHmac } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   computeV2MetadataHMAC,
@@ -18,53 +16,20 @@ import {
 } from "../mod.ts";
 import { ociLayoutStore, pull, push, type RegistryConfig } from "../src/registry/mod.ts";
 import { runCli } from "./_cli.ts";
-import { dockerArchive, type LayerFile } from "./registry/_docker_archive.ts";
-import { type Dockerd, startDockerd } from "./registry/_dockerd.ts";
-import { buildImage } from "./registry/_image_builder.ts";
-import { onExit } from "./registry/_on_exit.ts";
 import {
-  type LoggedRequest,
-  type RegistryServer,
-  startRegistry,
-  USERS,
-} from "./registry/_registry_server.ts";
+  ALICE,
+  daemons,
+  dockerdHmac,
+  randomLayers,
+  stopDaemons,
+  tempDir,
+} from "./registry/_daemons.ts";
+import { dockerArchive } from "./registry/_docker_archive.ts";
+import type { Dockerd } from "./registry/_dockerd.ts";
+import { buildImage } from "./registry/_image_builder.ts";
+import type { LoggedRequest } from "./registry/_registry_server.ts";
 
-const ALICE = { username: "alice", password: USERS.alice! };
-const temps: string[] = [];
-let registryStarted: Promise<RegistryServer> | undefined;
-let dockerdStarted: Promise<Dockerd> | undefined;
-
-after(async () => {
-  for (const started of [dockerdStarted, registryStarted]) {
-    const running = await started?.catch(() => null);
-    await running?.stop();
-  }
-});
-// At exit rather than in after(): Deno skips the hooks when --filter leaves a test out.
-onExit(() => {
-  for (const dir of temps) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "dockerd-it-"));
-  temps.push(dir);
-  return dir;
-}
-
-/** The registry and dockerd, started on first use, with dockerd logged in as alice. */
-async function daemons(): Promise<{ registry: RegistryServer; dockerd: Dockerd }> {
-  registryStarted ??= startRegistry({ htpasswd: true, accessLog: true });
-  const registry = await registryStarted;
-  dockerdStarted ??= startDockerd({ insecureRegistries: [registry.host] }).then(async (d) => {
-    const password = new TextEncoder().encode(ALICE.password);
-    await d.docker(
-      ["login", "--username", ALICE.username, "--password-stdin", registry.host],
-      password,
-    );
-    return d;
-  });
-  return { registry, dockerd: await dockerdStarted };
-}
+after(stopDaemons);
 
 /** The library's view of dockerd's own store. */
 async function storeOf(dockerd: Dockerd): Promise<V2MetadataService> {
@@ -80,20 +45,6 @@ async function asAlice(metadataService?: V2MetadataService): Promise<RegistryCon
   };
   if (metadataService !== undefined) config.metadataService = metadataService;
   return config;
-}
-
-/** Layers of one random file each: DiffIDs no other test (or earlier run) has seen. */
-function randomLayers(count: number): LayerFile[][] {
-  return Array.from({ length: count }, (_, i) => [
-    { name: `data/layer-${i}.bin`, data: crypto.getRandomValues(new Uint8Array(1000 + i * 700)) },
-  ]);
-}
-
-/** dockerd's key and HMAC, computed independently of the library (node:crypto). */
-function dockerdHmac(digest: string, repository: string): string {
-  const json = `{"username":"${ALICE.username}","password":"${ALICE.password}"}`;
-  const key = "sha256:" + createHash("sha256").update(json).digest("hex");
-  return createHmac("sha256", key).update(digest + repository).digest("hex");
 }
 
 /** The mount requests of a blob into a repository, and its uploads there. */

@@ -4,16 +4,20 @@
 // a later push of what was pulled mounts every layer.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import {
   type Descriptor,
+  hostPlatform,
   type OciLayoutStore,
   ociLayoutStore,
+  parsePlatform,
   pull,
   push,
   RegistryError,
 } from "../src/registry/mod.ts";
 import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
 import { buildImage, type BuiltImage, noise, sha256 } from "./registry/_image_builder.ts";
+import { runCli } from "./_cli.ts";
 import { holdsBlob, metadata, progressLog, removeTempDirs, tempDir } from "./registry/_engine.ts";
 
 const INDEX = "application/vnd.oci.image.index.v1+json";
@@ -77,15 +81,58 @@ test("push of an index puts each child manifest after its blobs, then the index"
   await response.body?.cancel();
 });
 
-test("pull of an index takes linux/amd64 by default: that image tagged, the index stored", async () => {
+test("hostPlatform() is this machine's, as Go names it", () => {
+  const goArch: Record<string, string> = { x64: "amd64", arm64: "arm64" };
+  assert.deepEqual(hostPlatform(), { os: "linux", architecture: goArch[process.arch] });
+});
+
+test("parsePlatform() reads os/arch[/variant] as docker does, and refuses anything else", () => {
+  assert.deepEqual(parsePlatform("linux/arm64/v8"), { os: "linux", architecture: "arm64" });
+  assert.deepEqual(parsePlatform("Linux/ARM/v7"), {
+    os: "linux",
+    architecture: "arm",
+    variant: "v7",
+  });
+  for (const bad of ["linux", "linux/", "linux/amd64/v1/x", "linux/am d64", ""]) {
+    assert.throws(
+      () => parsePlatform(bad),
+      (error) => error instanceof RegistryError && error.code === "NAME_INVALID",
+    );
+  }
+});
+
+test("pull of an index takes this machine's platform by default: that image tagged, the index stored", async () => {
+  const host = hostPlatform().architecture as "amd64" | "arm64";
+  const other = host === "amd64" ? "arm64" : "amd64";
   const store = await ociLayoutStore(tempDir());
   const result = await pull(`${registry.host}/plat/app:multi`, store, { plainHttp: true });
-  assert.equal(result.digest, images.amd64.manifest.digest);
+  assert.equal(result.digest, images[host].manifest.digest);
   assert.equal(result.manifests, undefined);
-  assert.equal((await store.resolve("multi"))?.digest, images.amd64.manifest.digest);
+  assert.equal((await store.resolve("multi"))?.digest, images[host].manifest.digest);
   assert.ok(await store.has(index.digest));
-  for (const layer of images.amd64.layers) assert.ok(holdsBlob(store.dir, layer.digest));
-  for (const layer of images.arm64.layers) assert.equal(await store.has(layer.digest), false);
+  for (const layer of images[host].layers) assert.ok(holdsBlob(store.dir, layer.digest));
+  for (const layer of images[other].layers) assert.equal(await store.has(layer.digest), false);
+});
+
+test("cli copy --platform takes that image of an index; with --all it is a usage error", async () => {
+  const dir = tempDir();
+  const options = { denoPermissions: ["--allow-write", "--allow-net"] };
+  const source = `docker://${registry.host}/plat/app:multi`;
+  const root = `${tempDir()}/store`;
+  const copied = await runCli(
+    ["copy", "--root", root, "--platform", "linux/arm64", source, `oci:${dir}`],
+    options,
+  );
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.match(copied.stdout, new RegExp(images.arm64.manifest.digest));
+  const layout = await ociLayoutStore(dir);
+  assert.equal((await layout.resolve("multi"))?.digest, images.arm64.manifest.digest);
+  const both = await runCli(
+    ["copy", "--root", root, "--all", "--platform", "linux/arm64", source, `oci:${tempDir()}`],
+    options,
+  );
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /Pass either "--all" or "--platform"/);
 });
 
 test("pull of a list of platforms tags the index and fetches only the images listed", async () => {

@@ -10,6 +10,7 @@ export type CommandName =
   | "verify"
   | "copy-store"
   | "copy"
+  | "link"
   | "help"
   | "version";
 
@@ -44,7 +45,7 @@ export interface CliArgs {
    * https); `undefined` means http for loopback hosts only.
    */
   plainHttp: boolean | undefined;
-  /** `copy --all`: every image of an index, not only linux/amd64. */
+  /** `copy --all`: every image of an index, not only one platform's. */
   all: boolean;
   /** `--creds USER[:PASSWORD]`: the credentials of a command's one registry. */
   creds: string | undefined;
@@ -56,6 +57,10 @@ export interface CliArgs {
   certDir: string | undefined;
   /** `--tls-verify[=false]` for every registry. */
   tlsVerify: boolean | undefined;
+  /** `--platform os/arch[/variant]`: the image of an index to take. */
+  platform: string | undefined;
+  /** `link --verify` / `--no-verify`; `undefined` means the default (verify). */
+  verify: boolean | undefined;
 }
 
 /** The credentials and TLS of one side of `copy`, as skopeo takes them. */
@@ -93,6 +98,7 @@ const COMMANDS: readonly CommandName[] = [
   "verify",
   "copy-store",
   "copy",
+  "link",
   "help",
 ];
 const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
@@ -111,6 +117,7 @@ const VALUE_OPTIONS = {
   "--identity-token": "identityToken",
   "--registry-token": "registryToken",
   "--target": "target",
+  "--platform": "platform",
 } as const;
 /** The per-side options of `copy`: the side, and its field. */
 const SIDE_OPTIONS = {
@@ -138,6 +145,8 @@ const KNOWN_FLAGS: ReadonlySet<string> = new Set([
   "--plain-http",
   "--no-plain-http",
   "--all",
+  "--verify",
+  "--no-verify",
   "--help",
   "--version",
   ...Object.keys(SIDE_FLAGS),
@@ -160,6 +169,11 @@ Commands:
   copy <src> <dst>      copy an image: docker://REF or oci:DIR[:TAG] on either side, recording
                         into the metadata store (--root or --store; default: the user's own,
                         $XDG_DATA_HOME/distribution-metadata/distribution)
+  link docker-daemon:IMAGE docker://REF
+                        record in dockerd's store (from $DOCKER_HOST; --root overrides) the
+                        entries docker pull of REF would write, so docker push skips or mounts
+                        every layer; each layer is read once to prove its DiffID (--no-verify
+                        trusts the registry's manifest instead: see docs/security.md)
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
@@ -200,7 +214,12 @@ Options:
                         http); true verifies loopback registries too
   --src-tls-verify[=false], --dest-tls-verify[=false]
                         copy: the same for one side
-  --all                 copy: every image of an index (default: linux/amd64 only)
+  --all                 copy: every image of an index (default: one platform's)
+  --platform <os/arch[/variant]>
+                        copy: the image of an index to copy (default: this machine's, e.g.
+                        linux/amd64); link: the one to link (default: the image's own)
+  --verify              link: prove each layer's DiffID from its bytes (the default)
+  --no-verify           link: trust the registry's manifest, download nothing
   -h, --help            this text
   -v, --version         the version
 
@@ -269,6 +288,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     destinationCredentials: side(),
     certDir: undefined,
     tlsVerify: undefined,
+    platform: undefined,
+    verify: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -342,6 +363,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case "--all":
         args.all = true;
         break;
+      case "--verify":
+        args.verify = true;
+        break;
+      case "--no-verify":
+        args.verify = false;
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -362,9 +389,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     throw new UsageError(`Unknown command "${command}"`);
   }
   args.command = command as CommandName;
-  const copying = args.command === "copy-store" || args.command === "copy";
+  const copying = args.command === "copy-store" || args.command === "copy" ||
+    args.command === "link";
   if (copying && rest.length < 2) {
-    const what = args.command === "copy" ? "image" : "store";
+    const what = args.command === "copy-store" ? "store" : "image";
     throw new UsageError(`Command "${command}" needs a source and a destination ${what}`);
   }
   const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : copying ? 2 : 0;
@@ -378,6 +406,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   args.destination = rest[1];
   if (args.store !== undefined && args.root !== undefined) {
     throw new UsageError(`Pass either "--root" or "--store", not both`);
+  }
+  if (args.all && args.platform !== undefined) {
+    throw new UsageError(`Pass either "--all" or "--platform", not both`);
   }
   if (args.password !== undefined && args.passwordStdin) {
     throw new UsageError(`Pass either "--password" or "--password-stdin", not both`);

@@ -13,6 +13,7 @@ import {
   formatReference,
   type OciLayoutStore,
   ociLayoutStore,
+  parsePlatform,
   pull,
   push,
   type RegistryConfig,
@@ -207,6 +208,12 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       `Cannot send "--username" credentials to both "${source.reference.domain}" and "${destination.reference.domain}": pass "--src-creds" and "--dest-creds"`,
     );
   }
+  // Without either, the registry side takes this machine's platform from an index.
+  const platform = args.all
+    ? "all" as const
+    : args.platform === undefined
+    ? undefined
+    : parsePlatform(args.platform);
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);
   /**
@@ -232,7 +239,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     metadataService,
     signal: context.signal,
     onProgress: (event) => context.progress.onProgress(event),
-    ...(args.all ? { platform: "all" as const } : {}),
+    ...(platform === undefined ? {} : { platform }),
   };
   const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => ({
     ...shared,

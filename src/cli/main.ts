@@ -6,7 +6,8 @@ import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, type CommandName, parseArgs, USAGE, UsageError } from "./args.ts";
 import { CommandCredentials } from "./auth.ts";
-import { copyCommand } from "./copy_command.ts";
+import { copyCommand, type CopyContext } from "./copy_command.ts";
+import { linkCommand } from "./link_command.ts";
 import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
 import { escapeControls } from "./escape.ts";
 import { readOnlyFileSystem } from "./read_only_file_system.ts";
@@ -200,17 +201,18 @@ function copyProgressMode(environment: CliEnvironment, args: CliArgs): CopyProgr
   return environment.stderrIsTerminal ? "terminal" : "lines";
 }
 
-/** `copy`, aborted through its signal on Ctrl-C. */
-async function runCopy(
+/** `copy` or `link`, aborted through its signal on Ctrl-C. */
+async function runImageCommand(
   environment: CliEnvironment,
   args: CliArgs,
   print: (line: string) => void,
   warn: (line: string) => void,
+  command: (context: CopyContext) => Promise<number>,
 ): Promise<number> {
   const controller = new AbortController();
   const stopListening = environment.onInterrupt(() => controller.abort());
   try {
-    return await copyCommand({
+    return await command({
       args,
       fs: environment.fs,
       cwd: environment.cwd,
@@ -228,7 +230,10 @@ async function runCopy(
 }
 
 /** The commands that read one store. */
-type StoreCommandName = Exclude<CommandName, "copy" | "copy-store" | "help" | "version">;
+type StoreCommandName = Exclude<
+  CommandName,
+  "copy" | "copy-store" | "link" | "help" | "version"
+>;
 
 /** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
 async function storeCommand(
@@ -293,7 +298,12 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
     if (command === "copy-store") {
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
-    if (command === "copy") return await runCopy(environment, args, print, warn);
+    if (command === "copy") {
+      return await runImageCommand(environment, args, print, warn, copyCommand);
+    }
+    if (command === "link") {
+      return await runImageCommand(environment, args, print, warn, linkCommand);
+    }
     const location: StoreLocation = args.store === undefined
       ? { kind: "directory", path: args.root ?? await findStore(environment) }
       : await parseStoreLocation(args.store, environment.fs, true);

@@ -17,7 +17,6 @@ import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import {
   DEFAULT_CONCURRENT_DOWNLOADS,
-  DEFAULT_PLATFORM,
   fromFirstEndpoint,
   imageOfIndex,
   knownDiffID,
@@ -31,6 +30,7 @@ import {
   mountCandidates,
 } from "./push_candidates.ts";
 import { type Keychain, withCredentials } from "./keychain.ts";
+import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import {
   checkRepositoryName,
@@ -390,7 +390,7 @@ async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
     checkTargetDigest(ctx, digest);
     return await copyImage(ctx, manifest, digest, tag);
   }
-  const selection = ctx.config.platform ?? DEFAULT_PLATFORM;
+  const selection = ctx.config.platform ?? hostPlatform();
   const one = selection !== "all" && !Array.isArray(selection);
   const entries = selectEntries(manifest, selection, shown);
   checkTargetDigest(ctx, one ? entries[0]!.digest : digest);
@@ -444,7 +444,7 @@ function sideConfig(config: CopyConfig, side: CopySide = {}, heard: boolean): Re
  * manifest order; a layer mounted or found records the push only when the metadata already
  * knew its DiffID. Configurations and then manifests go up after all their blobs, their
  * bytes unchanged, so the destination's digest is the source's. An index gives one
- * platform's image (default `linux/amd64`, tagged as that image), a list or `"all"` (each
+ * platform's image (default: this machine's, {@linkcode hostPlatform}, tagged as that image), a list or `"all"` (each
  * image, then the index, tagged). `config.signal` stops everything and cancels the upload
  * sessions; `config.onProgress` hears each blob's bytes sent, mounts, blobs found, skips and
  * retries. Each side's credentials go to its own registry only.

@@ -23,6 +23,9 @@
  * an index that contains itself), `TIMEOUT` (no byte within the idle timeout), `ABORTED` (the
  * caller's signal), `UNREACHABLE` (no HTTP answer at all), `INSECURE_REALM` (a token realm that
  * would receive credentials in clear text).
+ *
+ * From dockerd's API: `DAEMON_ERROR` (dockerd answered an error, e.g. no such image; `status` is
+ * its HTTP status), `IMAGE_MISMATCH` (a registry's image is not the one dockerd holds).
  */
 export type RegistryErrorCode =
   | "BLOB_UNKNOWN"
@@ -51,7 +54,9 @@ export type RegistryErrorCode =
   | "TIMEOUT"
   | "ABORTED"
   | "UNREACHABLE"
-  | "INSECURE_REALM";
+  | "INSECURE_REALM"
+  | "DAEMON_ERROR"
+  | "IMAGE_MISMATCH";
 
 /** The codes a registry may answer that carry their own meaning here. */
 const REGISTRY_CODES: ReadonlySet<string> = new Set<RegistryErrorCode>([

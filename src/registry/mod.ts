@@ -37,6 +37,7 @@
  */
 export { pull } from "./pull.ts";
 export { push } from "./push.ts";
+export { link, type LinkConfig, type LinkResult } from "./link.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";
 export {
@@ -52,6 +53,7 @@ export {
   type ProgramRunner,
 } from "./keychain.ts";
 export { OciLayoutStore, ociLayoutStore } from "./oci_layout.ts";
+export { hostPlatform, parsePlatform } from "./platform.ts";
 export { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 export {
   isRegistryError,

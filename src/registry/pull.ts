@@ -13,6 +13,7 @@ import { diffIDSink, feeding } from "./_diff_id.ts";
 import { limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
+import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { withCredentials } from "./keychain.ts";
 import { getRepositories } from "./repositories.ts";
@@ -26,9 +27,6 @@ import type {
   RegistryConfig,
   Repository,
 } from "./types.ts";
-
-/** The platform pulled from an index when none is configured. */
-export const DEFAULT_PLATFORM: Platform = { os: "linux", architecture: "amd64" };
 
 /** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
 export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
@@ -261,7 +259,7 @@ async function pullImage(
 export async function imageOfIndex(
   repo: Repository,
   entry: Descriptor,
-  doing: "pull" | "copy",
+  doing: "pull" | "copy" | "link",
   shown: string,
 ): Promise<Manifest> {
   const child = await repo.manifests().get(entry.digest);
@@ -318,7 +316,7 @@ async function pullFrom(
     await store.tag(name, result);
     return result;
   }
-  const selection = config.platform ?? DEFAULT_PLATFORM;
+  const selection = config.platform ?? hostPlatform();
   const images: PullResult[] = [];
   for (const entry of selectEntries(manifest, selection, shown)) {
     const child = await imageOfIndex(repo, entry, "pull", shown);

@@ -247,8 +247,9 @@ export interface RegistryConfig {
   /** Per blob: bytes done / total. */
   onProgress?: (event: TransferProgress) => void;
   /**
-   * What pull takes from an image index: one platform (default `linux/amd64`, tagged as that
-   * image), a list, or `"all"` (then every image listed, and the name is tagged as the index).
+   * What pull takes from an image index: one platform (default: this machine's, `hostPlatform()`,
+   * as docker and skopeo; tagged as that image), a list, or `"all"` (then every image listed, and
+   * the name is tagged as the index).
    */
   platform?: Platform | Platform[] | "all";
   /**

@@ -29,6 +29,8 @@ export interface Dockerd {
   dataRoot: string;
   /** dockerd's distribution metadata store: `<data-root>/image/vfs/distribution`. */
   distribution: string;
+  /** Its socket as a `DOCKER_HOST` value, `unix://<dir>/docker.sock`. */
+  host: string;
   /** The docker CLI's configuration directory (its config.json holds `docker login`'s). */
   clientConfig: string;
   /**
@@ -193,6 +195,7 @@ export async function startDockerd(
   }
   return {
     dataRoot,
+    host: env.DOCKER_HOST,
     distribution: join(dataRoot, "image", "vfs", "distribution"),
     clientConfig,
     docker,

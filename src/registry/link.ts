@@ -1,0 +1,211 @@
+/**
+ * `link`: the record `docker pull` would have written for an image dockerd already holds,
+ * without downloading it, so that `docker push` finds every layer in the registry (moby#23684:
+ * after `docker load`, dockerd knows no registry digest of any layer and uploads them all).
+ *
+ * @module
+ */
+import { FSMetadataStore } from "../fs_store.ts";
+import { V2MetadataService } from "../v2_metadata_service.ts";
+import { digestOf, isDigest } from "./_digest.ts";
+import { diffIDSink } from "./_diff_id.ts";
+import { isForeign, layersWithDiffIDs } from "./_image.ts";
+import { limiter } from "./_limit.ts";
+import { RegistryError } from "./errors.ts";
+import { isIndexMediaType } from "./manifest.ts";
+import { withCredentials } from "./keychain.ts";
+import { DockerdApi } from "./ends/dockerd_api.ts";
+import {
+  DEFAULT_CONCURRENT_DOWNLOADS,
+  fromFirstEndpoint,
+  imageOfIndex,
+  selectEntries,
+} from "./pull.ts";
+import { formatReference, parseReference, type Reference } from "./reference.ts";
+import { getRepositories } from "./repositories.ts";
+import type { Descriptor, Platform, PulledLayer, RegistryConfig, Repository } from "./types.ts";
+
+/** How {@linkcode link} reaches dockerd and the registry, and how far it trusts the registry. */
+export interface LinkConfig extends Omit<RegistryConfig, "platform"> {
+  /** dockerd's socket as a `DOCKER_HOST` value (default `unix:///var/run/docker.sock`). */
+  dockerHost?: string;
+  /**
+   * Read each layer once (streamed, nothing stored) and record only the layers whose bytes
+   * prove their DiffID (default `true`). `false` trusts the registry's manifest to pair the
+   * image's DiffIDs with the right blobs: see docs/security.md before turning it off.
+   */
+  verify?: boolean;
+  /** The image of an index to link (default: the platform of dockerd's image). */
+  platform?: Platform;
+}
+
+/** What {@linkcode link} did: the registry's image manifest, and what became of each layer. */
+export interface LinkResult extends Descriptor {
+  /** dockerd's image ID, equal to the digest of the registry's image configuration. */
+  imageID: string;
+  /**
+   * Each layer in manifest order: `recorded` (with `verify`, proven by its bytes), `foreign`
+   * (non-distributable, never pushed: nothing recorded), `unverifiable` or `invalid` (nothing
+   * recorded).
+   */
+  layers: PulledLayer[];
+}
+
+/** The metadata service `link` records into: the caller's, or dockerd's own. */
+async function dockerdService(api: DockerdApi, image: string): Promise<V2MetadataService> {
+  const path = await api.distributionStore();
+  if (path === null) {
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `Cannot link "${image}": dockerd uses the containerd image store, which keeps no ` +
+        "distribution metadata (docker push finds the registry's layers by itself there)",
+    );
+  }
+  return new V2MetadataService(await FSMetadataStore.open(path));
+}
+
+/** The DiffID of a layer's bytes as the registry serves them (digest checked), or `null`. */
+async function diffIDFromRegistry(repo: Repository, layer: Descriptor): Promise<string | null> {
+  const sink = diffIDSink();
+  const reader = (await repo.blobs().open(layer.digest, { maxBytes: layer.size })).getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await sink.write(value);
+    }
+  } catch (error) {
+    sink.abort();
+    throw error;
+  }
+  return await sink.close();
+}
+
+/** What becomes of one layer, before anything is recorded. */
+async function checkLayer(
+  repo: Repository,
+  layer: Descriptor,
+  diffID: string,
+  verify: boolean,
+): Promise<PulledLayer> {
+  const { digest } = layer;
+  if (isForeign(layer)) return { digest, diffID, status: "foreign" };
+  if (!isDigest(diffID)) return { digest, diffID, status: "invalid" };
+  if (!verify) return { digest, diffID, status: "recorded" };
+  const actual = await diffIDFromRegistry(repo, layer);
+  if (actual === null) return { digest, diffID, status: "unverifiable" };
+  if (actual !== diffID) return { digest, diffID, status: "mismatch", actualDiffID: actual };
+  return { digest, diffID, status: "recorded" };
+}
+
+/** The image manifest `ref` names: itself, or its index's entry for `platform`. */
+async function imageManifest(repo: Repository, ref: Reference, platform: Platform) {
+  const shown = formatReference(ref);
+  const manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
+  if (!isIndexMediaType(manifest.mediaType)) return manifest;
+  const [entry] = selectEntries(manifest, platform, shown);
+  return await imageOfIndex(repo, entry!, "link", shown);
+}
+
+/**
+ * Links an image dockerd holds (loaded, built, or imported) to the same image in a registry:
+ * records into the distribution metadata, for every layer, the entry `docker pull` of that
+ * image would have written (DiffID → the registry's blob digest, source repository, HMAC of
+ * `hmacKey`), without downloading a layer unless `verify` asks to check them. Afterwards
+ * `docker push` to that repository finds every layer already there, and a push to another
+ * repository of that registry mounts them.
+ *
+ * Reads the image from dockerd's API (its ID and `RootFS.Layers`), fetches only the registry's
+ * manifest (from an index, the entry for `platform`, by default the image's own platform),
+ * and requires the manifest's configuration digest to equal the image ID: otherwise the images
+ * differ and it fails with `IMAGE_MISMATCH`, recording nothing. With `verify` (the default),
+ * each layer streams once through a DiffID check, up to `maxConcurrentDownloads` (3) at once,
+ * nothing stored; a layer whose bytes have another DiffID fails the whole link with
+ * `IMAGE_MISMATCH` (the manifest pairs the image with layers it does not hold), recording
+ * nothing. Without `metadataService`, records into dockerd's own store, found from `/info`
+ * (`<DockerRootDir>/image/<Driver>/distribution`); a dockerd on the containerd image store
+ * keeps none (`UNSUPPORTED`).
+ *
+ * @param image The image in dockerd: a reference or an image ID, e.g. `app:1`.
+ * @param ref The same image in a registry, e.g. `registry.example.com/team/app:1`.
+ * @param config dockerd's socket, credentials and their HMAC key, the metadata service,
+ * `verify`, `platform`, transport, signal, progress.
+ * @returns The registry's image manifest and what became of each layer.
+ *
+ * @example
+ * ```ts ignore
+ * import { computeV2MetadataHMACKey } from "@distribution/metadata";
+ * import { link } from "@distribution/metadata/registry";
+ *
+ * const auth = { username: "ci", password: "secret" };
+ * const linked = await link("app:1", "registry.example.com/team/app:1", {
+ *   auth,
+ *   hmacKey: await computeV2MetadataHMACKey(auth),
+ * });
+ * console.log(linked.layers.map((layer) => layer.status));
+ * ```
+ */
+export async function link(
+  image: string,
+  ref: string,
+  given: LinkConfig = {},
+): Promise<LinkResult> {
+  const parsed = parseReference(ref);
+  const config = await withCredentials(parsed.domain, given);
+  const shown = formatReference(parsed);
+  const api = new DockerdApi(config.dockerHost, config.signal);
+  const held = await api.image(image);
+  const service = config.metadataService ?? await dockerdService(api, image);
+  const { platform: _, ...registryConfig } = config;
+  const repositories = await getRepositories(ref, registryConfig);
+  return await fromFirstEndpoint(repositories, async (repo) => {
+    const manifest = await imageManifest(repo, parsed, config.platform ?? held.platform);
+    const [configDescriptor, ...layers] = manifest.references();
+    if (configDescriptor!.digest !== held.id) {
+      throw new RegistryError(
+        "IMAGE_MISMATCH",
+        `Cannot link "${image}" to "${shown}": the images differ (dockerd's is ${held.id}, ` +
+          `the registry's has configuration ${configDescriptor!.digest})`,
+        { url: shown },
+      );
+    }
+    const pairs = layersWithDiffIDs(layers, held.diffIDs, `"${shown}"`);
+    const downloads = limiter(config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS);
+    const verify = config.verify ?? true;
+    // After a failure, layers still waiting for a place are not fetched.
+    let failed = false;
+    const checked = await Promise.all(pairs.map(({ layer, diffID }) =>
+      downloads(() => {
+        if (failed) return Promise.reject(new Error("another layer failed"));
+        return checkLayer(repo, layer, diffID, verify).catch((error) => {
+          failed = true;
+          throw error;
+        });
+      })
+    ));
+    const disproved = checked.find((layer) => layer.status === "mismatch");
+    if (disproved !== undefined) {
+      throw new RegistryError(
+        "IMAGE_MISMATCH",
+        `Cannot link "${image}" to "${shown}": layer ${disproved.digest} holds DiffID ` +
+          `${disproved.actualDiffID}, not the image's ${disproved.diffID}; nothing recorded`,
+        { url: shown },
+      );
+    }
+    for (const layer of checked) {
+      if (layer.status !== "recorded") continue;
+      await service.tagAndAdd(layer.diffID, config.hmacKey ?? null, {
+        digest: layer.digest,
+        sourceRepository: parsed.name,
+        hmac: "",
+      });
+    }
+    return {
+      mediaType: manifest.mediaType,
+      digest: await digestOf(manifest.payload),
+      size: manifest.payload.length,
+      imageID: held.id,
+      layers: checked,
+    };
+  });
+}
