@@ -31,6 +31,8 @@ import { errorCode, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 import { nodeBuiltin } from "./_builtin.ts";
+import { redisClaims } from "./_redis_claims.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /**
  * The part of a Redis client the store uses: node-redis 5's `sendCommand`. Arguments are
@@ -76,6 +78,11 @@ export interface RedisMetadataStoreOptions {
    * by the server before it is sent, so a hostile value cannot exhaust the reader's memory.
    */
   maxValueBytes?: number;
+  /**
+   * Offer {@linkcode RedisMetadataStore.claims} (default `true`); `false` makes `push` and
+   * `copy` upload without telling other builders.
+   */
+  claims?: boolean;
 }
 
 /**
@@ -161,17 +168,30 @@ export class RedisMetadataStore implements MetadataStore {
   readonly #timeoutMs: number;
   readonly #busyTimeoutMs: number;
   readonly #maxValueBytes: number;
+  /**
+   * Upload claims (see {@linkcode UploadClaims}), unless opened with `claims: false`: each
+   * is the Redis string `<prefix>.tmp-claims/<key>`, expiring in the server (`PX`), taken,
+   * renewed and released by Lua scripts that compare its owner. `keys()` never lists them.
+   */
+  readonly claims?: UploadClaims;
 
   private constructor(
     client: RedisClient,
     prefix: string,
     limits: { timeoutMs: number; busyTimeoutMs: number; maxValueBytes: number },
+    claims: boolean,
   ) {
     this.client = client;
     this.prefix = prefix;
     this.#timeoutMs = limits.timeoutMs;
     this.#busyTimeoutMs = limits.busyTimeoutMs;
     this.#maxValueBytes = limits.maxValueBytes;
+    if (claims) {
+      this.claims = redisClaims(
+        (action, path, args) => this.#send({ action, what: path, path, deadline: 0 }, args),
+        prefix,
+      );
+    }
   }
 
   /**
@@ -207,7 +227,9 @@ export class RedisMetadataStore implements MetadataStore {
         );
       }
     }
-    return Promise.resolve(new RedisMetadataStore(client, options.prefix ?? "", limits));
+    return Promise.resolve(
+      new RedisMetadataStore(client, options.prefix ?? "", limits, options.claims ?? true),
+    );
   }
 
   /**

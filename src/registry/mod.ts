@@ -66,6 +66,8 @@ export type {
   Platform,
   PulledLayer,
   PullResult,
+  PushedLayer,
+  PushResult,
   RegistryConfig,
   Repository,
   TagService,
