@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { CLAIMS } from "./_claims_on_update.ts";
+import { fsClaims } from "./_fs_claims.ts";
 import { withKeyLock } from "./_key_lock.ts";
 import { keyPath, namespacePath, TEMP_PREFIX } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
@@ -11,6 +13,7 @@ import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
 import type { FileInfo, FileSystem, ReadFileOptions } from "./file_system.ts";
 import type { MetadataStore } from "./metadata_store.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /** Modes Docker uses: the root, other directories, and value files. */
 const ROOT_MODE = 0o700;
@@ -108,6 +111,11 @@ export interface FSMetadataStoreOptions {
    * when the store may hold files planted by someone else.
    */
   maxValueBytes?: number;
+  /**
+   * With `lock`: offer {@linkcode FSMetadataStore.claims} (default `true`); `false` makes
+   * `push` and `copy` upload without telling other processes.
+   */
+  claims?: boolean;
 }
 
 /** How a store opened with `lock: true` takes its lock files. */
@@ -174,6 +182,14 @@ export class FSMetadataStore implements MetadataStore {
     key: string,
     fn: (old: Uint8Array | null) => Uint8Array | null,
   ) => Promise<void>;
+  /**
+   * Upload claims (see {@linkcode UploadClaims}), present when the store was opened with
+   * `lock: true` and not `claims: false`: claim files under `<root>/.tmp-claims/`, created at
+   * the first claim, each written under its lock file as `update` writes a value. dockerd
+   * never lists the directory, and `keys()`, `recover()` and the CLI's listings pass over
+   * `.tmp-` names. A claim runs out by the writer's clock.
+   */
+  readonly claims?: UploadClaims;
   readonly #lock: LockSettings | undefined;
   /** What `get` passes to {@linkcode FileSystem.readFile}: made once. */
   readonly #readOptions: ReadFileOptions | undefined;
@@ -183,10 +199,12 @@ export class FSMetadataStore implements MetadataStore {
     fs: FileSystem,
     lock: LockSettings | undefined,
     maxValueBytes: number | undefined,
+    claims: UploadClaims | undefined,
   ) {
     this.root = root;
     this.fs = fs;
     this.#lock = lock;
+    if (claims) this.claims = claims;
     if (maxValueBytes !== undefined) this.#readOptions = { maxBytes: maxValueBytes };
     if (lock) this.update = (namespace, key, fn) => this.#update(namespace, key, fn);
   }
@@ -244,7 +262,16 @@ export class FSMetadataStore implements MetadataStore {
     const maxValueBytes = options.maxValueBytes === undefined
       ? undefined
       : nonNegative("maxValueBytes", options.maxValueBytes);
-    return new FSMetadataStore(cleanRoot, fs, lock, maxValueBytes);
+    const claims = lock && options.claims !== false
+      ? fsClaims(() =>
+        FSMetadataStore.open(`${cleanRoot === "/" ? "" : cleanRoot}/${CLAIMS}`, {
+          ...options,
+          fs,
+          claims: false,
+        })
+      )
+      : undefined;
+    return new FSMetadataStore(cleanRoot, fs, lock, maxValueBytes, claims);
   }
 
   /**

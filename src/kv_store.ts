@@ -27,11 +27,13 @@
  * @module
  */
 import { backoff } from "./_backoff.ts";
+import { CLAIMS, claimsOnUpdate } from "./_claims_on_update.ts";
 import { keyPath, namespacePath } from "./_keys.ts";
 import { errorCode, mapError } from "./_map_error.ts";
 import { sameBytes } from "./_bytes.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /** One part of a KV key, as in `Deno.KvKeyPart` (symbols aside). */
 export type KvKeyPart = Uint8Array | string | number | bigint | boolean;
@@ -123,6 +125,11 @@ export interface DenoKvMetadataStoreOptions {
    * winning the race for a key, in milliseconds, before failing with `EBUSY`. Default 60000.
    */
   busyTimeoutMs?: number;
+  /**
+   * Offer {@linkcode DenoKvMetadataStore.claims} (default `true`); `false` makes `push` and
+   * `copy` upload without telling other builders.
+   */
+  claims?: boolean;
 }
 
 /** Deno KV's largest value, in bytes (a `Uint8Array` is stored as its raw bytes). */
@@ -264,11 +271,28 @@ export class DenoKvMetadataStore implements MetadataStore {
   /** The key parts in front of every key. */
   readonly prefix: KvKey;
   readonly #busyTimeoutMs: number;
+  /**
+   * Upload claims (see {@linkcode UploadClaims}), unless opened with `claims: false`: each
+   * is the entry `[...prefix, ".tmp-claims", key]`, taken, renewed and released by an atomic
+   * commit that checks its versionstamp. A claim runs out by the writer's clock (a fleet's
+   * machines must roughly agree on the time); `keys()` never lists claims.
+   */
+  readonly claims?: UploadClaims;
 
-  private constructor(kv: Kv, prefix: KvKey, busyTimeoutMs: number) {
+  private constructor(kv: Kv, prefix: KvKey, busyTimeoutMs: number, claims: boolean) {
     this.kv = kv;
     this.prefix = prefix;
     this.#busyTimeoutMs = busyTimeoutMs;
+    if (claims) {
+      const begin = (action: string, key: string): [KvKey, Attempt] => [
+        [...prefix, CLAIMS, key],
+        { action, what: key, path: `${CLAIMS}/${key}`, deadline: Date.now() + busyTimeoutMs },
+      ];
+      this.claims = claimsOnUpdate(
+        (key, fn) => this.#transact(...begin("claim", key), fn),
+        async (key) => (await this.#read(...begin("get claim", key))).value,
+      );
+    }
   }
 
   /**
@@ -296,7 +320,9 @@ export class DenoKvMetadataStore implements MetadataStore {
         new MetadataError("EINVAL", `Cannot open the KV store: busyTimeoutMs is ${busyTimeoutMs}`),
       );
     }
-    return Promise.resolve(new DenoKvMetadataStore(kv, Object.freeze(prefix), busyTimeoutMs));
+    return Promise.resolve(
+      new DenoKvMetadataStore(kv, Object.freeze(prefix), busyTimeoutMs, options.claims ?? true),
+    );
   }
 
   /**

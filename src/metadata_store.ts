@@ -3,6 +3,9 @@
  *
  * @module
  */
+import type { UploadClaims } from "./upload_claims.ts";
+
+export type { Claim, UploadClaims } from "./upload_claims.ts";
 
 /**
  * A key/value store addressed by `(namespace, key)`, as Docker's `metadata.Store`.
@@ -83,4 +86,10 @@ export interface MetadataStore {
    * @returns The keys, sorted.
    */
   keys?(namespace: string): Promise<string[]>;
+  /**
+   * Optional upload claims (see {@linkcode UploadClaims}): present on stores that can create
+   * a key atomically across processes, unless opened with `claims: false`. `push` and `copy`
+   * claim each layer before uploading it, so builders sharing the store upload it once.
+   */
+  readonly claims?: UploadClaims;
 }

@@ -31,6 +31,8 @@ import { errorCode, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 import { nodeBuiltin } from "./_runtime.ts";
+import { redisClaims } from "./_redis_claims.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /**
  * The part of a Redis client the store uses: node-redis 5's `sendCommand`. Arguments are
@@ -87,6 +89,11 @@ export interface RedisMetadataStoreOptions {
    * `ETIMEDOUT`. A SCAN cursor the server returns twice fails at once with `ELOOP`.
    */
   scanTimeoutMs?: number;
+  /**
+   * Offer {@linkcode RedisMetadataStore.claims} (default `true`); `false` makes `push` and
+   * `copy` upload without telling other builders.
+   */
+  claims?: boolean;
 }
 
 /**
@@ -108,7 +115,7 @@ if size > tonumber(ARGV[1]) then return size end
 return redis.call("GET", KEYS[1])`;
 
 /** The limits among the options. */
-type Limits = Omit<RedisMetadataStoreOptions, "prefix">;
+type Limits = Omit<RedisMetadataStoreOptions, "prefix" | "claims">;
 
 /** RESP's bulk string type (`$`), which node-redis decodes to the type mapped here. */
 const BULK_STRING = 36;
@@ -190,8 +197,19 @@ export class RedisMetadataStore implements MetadataStore {
   readonly #maxValueBytes: number;
   readonly #maxKeys: number;
   readonly #scanTimeoutMs: number;
+  /**
+   * Upload claims (see {@linkcode UploadClaims}), unless opened with `claims: false`: each
+   * is the Redis string `<prefix>.tmp-claims/<key>`, expiring in the server (`PX`), taken,
+   * renewed and released by Lua scripts that compare its owner. `keys()` never lists them.
+   */
+  readonly claims?: UploadClaims;
 
-  private constructor(client: RedisClient, prefix: string, limits: Required<Limits>) {
+  private constructor(
+    client: RedisClient,
+    prefix: string,
+    limits: Required<Limits>,
+    claims: boolean,
+  ) {
     this.client = client;
     this.prefix = prefix;
     this.#timeoutMs = limits.timeoutMs;
@@ -199,6 +217,12 @@ export class RedisMetadataStore implements MetadataStore {
     this.#maxValueBytes = limits.maxValueBytes;
     this.#maxKeys = limits.maxKeys;
     this.#scanTimeoutMs = limits.scanTimeoutMs;
+    if (claims) {
+      this.claims = redisClaims(
+        (action, path, args) => this.#send({ action, what: path, path, deadline: 0 }, args),
+        prefix,
+      );
+    }
   }
 
   /**
@@ -236,7 +260,9 @@ export class RedisMetadataStore implements MetadataStore {
         );
       }
     }
-    return Promise.resolve(new RedisMetadataStore(client, options.prefix ?? "", limits));
+    return Promise.resolve(
+      new RedisMetadataStore(client, options.prefix ?? "", limits, options.claims ?? true),
+    );
   }
 
   /**

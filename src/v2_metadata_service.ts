@@ -114,6 +114,11 @@ export class V2MetadataService {
     this.#store = store;
   }
 
+  /** The store the service keeps its mappings in (`null`: none). */
+  get store(): MetadataStore | null {
+    return this.#store;
+  }
+
   /**
    * The entries recorded for a layer, oldest first.
    *

@@ -82,6 +82,8 @@ export type {
   Platform,
   PulledLayer,
   PullResult,
+  PushedLayer,
+  PushResult,
   RegistryConfig,
   Repository,
   TagService,

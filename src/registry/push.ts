@@ -18,12 +18,22 @@ import {
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
+import { DEFAULT_CLAIM_TTL_MS, uploadOnce, UploadRate } from "./_claim.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
-import type { BlobWriter, ContentStore, Descriptor, RegistryConfig, Repository } from "./types.ts";
+import type { UploadClaims } from "../upload_claims.ts";
+import type {
+  BlobWriter,
+  ContentStore,
+  Descriptor,
+  PushedLayer,
+  PushResult,
+  RegistryConfig,
+  Repository,
+} from "./types.ts";
 
 interface PushContext {
   repo: Repository;
@@ -36,9 +46,18 @@ interface PushContext {
   /** DiffID → descriptor of layers known to be on the registry (dockerd's pushState.remoteLayers). */
   remoteLayers: Map<string, Descriptor>;
   /** DiffID → the push of that layer under way (one per DiffID, however many images name it). */
-  pushing: Map<string, Promise<Descriptor>>;
+  pushing: Map<string, Promise<LayerPushed>>;
   /** Runs at most `maxConcurrentUploads` layer pushes at once. */
   uploads: <T>(task: () => Promise<T>) => Promise<T>;
+  /** The metadata store's upload claims, when it offers them. */
+  claims: UploadClaims | undefined;
+  /** The upload rate measured so far, which bounds a wait for another's claim. */
+  rate: UploadRate;
+}
+
+/** What became of one layer: as {@linkcode PushedLayer}, with the descriptor pushed. */
+interface LayerPushed extends Omit<PushedLayer, "digest" | "diffID"> {
+  descriptor: Descriptor;
 }
 
 /** Layers pushed at once when `maxConcurrentUploads` is not set (dockerd's default). */
@@ -111,7 +130,7 @@ async function pushLayer(
   diffID: string,
   layer: Descriptor,
   stop: AbortSignal,
-): Promise<Descriptor> {
+): Promise<LayerPushed> {
   if (isForeign(layer)) {
     ctx.config.onProgress?.({
       action: "skip",
@@ -119,10 +138,10 @@ async function pushLayer(
       current: 0,
       total: layer.size,
     });
-    return layer;
+    return { descriptor: layer, transfer: "foreign" };
   }
   const done = ctx.remoteLayers.get(diffID);
-  if (done !== undefined) return done;
+  if (done !== undefined) return { descriptor: done, transfer: "exists" };
   const budget = attemptBudget(layer.size);
   const checked = new Set<string>();
   let entries: V2Metadata[] = [];
@@ -132,7 +151,7 @@ async function pushLayer(
     // no metadata for this layer: nothing to find, dockerd goes on to mounts (none) and upload
   }
   const found = await layerAlreadyExists(ctx, diffID, layer, true, 1, entries, checked);
-  if (found !== null) return found;
+  if (found !== null) return { descriptor: found, transfer: "exists" };
 
   const blobs = ctx.repo.blobs();
   let upload: BlobWriter | null = null;
@@ -159,22 +178,9 @@ async function pushLayer(
       unauthorized = isRegistryError(error, "UNAUTHORIZED");
     }
     if (created?.kind === "mounted") {
-      const descriptor = { ...layer, digest: created.descriptor.digest };
-      ctx.remoteLayers.set(diffID, descriptor);
-      ctx.config.onProgress?.({
-        action: "mount",
-        digest: descriptor.digest,
-        current: layer.size,
-        total: layer.size,
-        from: candidate.sourceRepository,
-      });
-      await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-        digest: descriptor.digest,
-        sourceRepository: ctx.target.name,
-        hmac: "",
-      });
       if (upload !== null) await ignore(upload.cancel());
-      return descriptor;
+      const descriptor = { ...layer, digest: created.descriptor.digest };
+      return await mounted(ctx, diffID, descriptor, candidate.sourceRepository);
     }
     if (await forgetsFailedMount(candidate, ctx.hmacKey, unauthorized, ctx.hasAuthInfo)) {
       await ignore(ctx.service.remove(candidate));
@@ -197,7 +203,7 @@ async function pushLayer(
     );
     if (found !== null) {
       if (upload !== null) await ignore(upload.cancel());
-      return found;
+      return { descriptor: found, transfer: "exists" };
     }
   }
 
@@ -214,33 +220,123 @@ async function pushLayer(
     throw error;
   }
   const onProgress = ctx.config.onProgress;
-  await blobs.upload({
-    digest,
-    size,
-    // `stop` ends the upload when another layer failed.
-    open: async () =>
-      verifyingSized(
-        await ctx.store.open(digest, { verify: false }),
-        digest,
-        size,
-        `blob "${digest}" in the content store`,
-        stop,
-      ),
-  }, {
-    session: upload,
-    chunkSize: ctx.config.chunkSize,
-    onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
-    onRetry: (attempt, error) =>
-      onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
-  });
+  const session = upload;
+  const sendLayer = async (): Promise<LayerPushed> => {
+    await blobs.upload({
+      digest,
+      size,
+      // `stop` ends the upload when another layer failed.
+      open: async () =>
+        verifyingSized(
+          await ctx.store.open(digest, { verify: false }),
+          digest,
+          size,
+          `blob "${digest}" in the content store`,
+          stop,
+        ),
+    }, {
+      session,
+      chunkSize: ctx.config.chunkSize,
+      onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
+      onRetry: (attempt, error) =>
+        onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
+    });
+    await record(ctx, diffID, { ...layer, size });
+    return { descriptor: { ...layer, size }, transfer: "uploaded" };
+  };
+  let pushed: { result: LayerPushed; waited: boolean };
+  try {
+    pushed = await uploadOnce<LayerPushed>({
+      claims: ctx.claims,
+      registry: ctx.target.domain,
+      digest,
+      size,
+      repository: ctx.target.name,
+      ttlMs: ctx.config.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+      rate: ctx.rate,
+      signal: ctx.config.signal ? AbortSignal.any([stop, ctx.config.signal]) : stop,
+      adopt: (repository) => adopt(ctx, diffID, { ...layer, size }, repository),
+      upload: sendLayer,
+    });
+  } catch (error) {
+    if (session !== null) await ignore(session.cancel());
+    throw error;
+  }
+  const { result, waited } = pushed;
+  // Taken from where another builder put it: the session a mount opened is not needed.
+  if (result.transfer !== "uploaded" && session !== null) await ignore(session.cancel());
+  return waited ? { ...result, waited } : result;
+}
+
+/** Records a layer the target repository has now, as dockerd does after a push. */
+async function record(ctx: PushContext, diffID: string, descriptor: Descriptor): Promise<void> {
   await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-    digest,
+    digest: descriptor.digest,
     sourceRepository: ctx.target.name,
     hmac: "",
   });
-  const descriptor = { ...layer, size };
   ctx.remoteLayers.set(diffID, descriptor);
-  return descriptor;
+}
+
+/** A layer mounted from `from`: reported and recorded. */
+async function mounted(
+  ctx: PushContext,
+  diffID: string,
+  descriptor: Descriptor,
+  from: string,
+): Promise<LayerPushed> {
+  ctx.config.onProgress?.({
+    action: "mount",
+    digest: descriptor.digest,
+    current: descriptor.size,
+    total: descriptor.size,
+    from,
+  });
+  await record(ctx, diffID, descriptor);
+  return { descriptor, transfer: "mounted", from };
+}
+
+/**
+ * After another builder's upload claim ended: the layer from the repository it was uploaded
+ * into, by an existence check when that is the target, else by a mount; `null` when it is
+ * not there (that upload failed).
+ */
+async function adopt(
+  ctx: PushContext,
+  diffID: string,
+  layer: Descriptor,
+  repository: string,
+): Promise<LayerPushed | null> {
+  const blobs = ctx.repo.blobs();
+  let source: Reference;
+  try {
+    source = parseReference(repository, { defaultTag: false });
+  } catch {
+    return null;
+  }
+  try {
+    if (source.name === ctx.target.name) {
+      await blobs.stat(layer.digest);
+      ctx.config.onProgress?.({
+        action: "exists",
+        digest: layer.digest,
+        current: layer.size,
+        total: layer.size,
+      });
+      await record(ctx, diffID, layer);
+      return { descriptor: layer, transfer: "exists" };
+    }
+    const created = await blobs.create({
+      mountFrom: { repository: source.path, digest: layer.digest },
+    });
+    if (created.kind === "mounted") return await mounted(ctx, diffID, layer, source.name);
+    await ignore(created.writer.cancel());
+    return null;
+  } catch (error) {
+    // A registry that answers for another digest than the one asked is not believed further.
+    if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) throw error;
+    return null;
+  }
 }
 
 /**
@@ -251,7 +347,7 @@ async function pushLayer(
 async function pushLayers(
   ctx: PushContext,
   layers: { layer: Descriptor; diffID: string }[],
-): Promise<void> {
+): Promise<PushedLayer[]> {
   const stop = new AbortController();
   // Set by the tasks, which TypeScript does not follow.
   let first = null as { error: unknown } | null;
@@ -275,13 +371,18 @@ async function pushLayers(
     return task;
   });
   for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
+  const pushed: PushedLayer[] = [];
   try {
-    for (const task of tasks) await task;
+    for (const [i, task] of tasks.entries()) {
+      const { descriptor: _, ...outcome } = await task;
+      pushed.push({ digest: layers[i]!.layer.digest, diffID: layers[i]!.diffID, ...outcome });
+    }
   } catch (error) {
     stop.abort();
     await Promise.allSettled(tasks);
     throw first?.error ?? error;
   }
+  return pushed;
 }
 
 /** The config blob (or any non-layer blob): HEAD, then upload when missing. */
@@ -313,19 +414,31 @@ async function pushManifest(
   node: PlannedManifest,
   tag: string | undefined,
   pushed: Set<string>,
-): Promise<Descriptor> {
+): Promise<PushResult> {
   const { manifest, descriptor } = node;
+  let layers: PushedLayer[];
+  let manifests: PushResult[] | undefined;
   if (node.kind === "index") {
+    manifests = [];
     for (const child of node.children) {
-      if (!pushed.has(child.descriptor.digest)) await pushManifest(ctx, child, undefined, pushed);
+      if (!pushed.has(child.descriptor.digest)) {
+        manifests.push(await pushManifest(ctx, child, undefined, pushed));
+      }
     }
+    layers = manifests.flatMap((image) => image.layers);
   } else {
-    await pushLayers(ctx, node.layers);
+    layers = await pushLayers(ctx, node.layers);
     await pushBlob(ctx, node.config, node.configBytes);
   }
   const digest = await ctx.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
   pushed.add(digest);
-  return { mediaType: manifest.mediaType, digest, size: descriptor.size };
+  const result: PushResult = {
+    mediaType: manifest.mediaType,
+    digest,
+    size: descriptor.size,
+    layers,
+  };
+  return manifests === undefined ? result : { ...result, manifests };
 }
 
 /**
@@ -346,13 +459,22 @@ async function pushManifest(
  * uploaded is recorded with `tagAndAdd` under the target repository's full name. Then the
  * configuration blob and, only after all its blobs, the manifest (unchanged bytes, so the
  * digest is the store's).
+ * When the metadata store offers upload claims (`MetadataStore.claims`: Redis, Deno KV, a
+ * Durable Object, the directory store with `lock: true`), each upload is claimed first, so
+ * builders sharing the store upload a layer once: one that finds another's claim waits for
+ * it to end, then mounts the layer from the repository it went to (or finds it, in the same
+ * repository), and uploads it itself only when it is not there, or when waiting has taken
+ * as long as uploading it would at the rate its own uploads reached so far (at least
+ * `config.claimTtlMs`, at most 60 s, the cap before any upload finished). A failed upload releases its claim at once; a
+ * crashed uploader's claim runs out after `config.claimTtlMs` (10 s) and is taken over.
  * `config.signal` stops everything promptly and cancels the upload sessions.
  *
  * @param ref A Docker reference with a tag (or digest), e.g. `127.0.0.1:5000/team/app:1.0`.
  * @param store The content store holding the image.
  * @param config Credentials, metadata service, HMAC key, transport, concurrency, retries,
  * progress, chunk size, signal.
- * @returns The descriptor of the pushed manifest.
+ * @returns The descriptor of the pushed manifest, and what became of each layer (uploaded,
+ * mounted from where, already there, waited for another builder's upload).
  *
  * @example
  * ```ts ignore
@@ -373,7 +495,7 @@ export async function push(
   ref: string,
   store: ContentStore,
   config: RegistryConfig = {},
-): Promise<Descriptor> {
+): Promise<PushResult> {
   const target = parseReference(ref);
   checkRepositoryName(target);
   config = await withCredentials(target.domain, config);
@@ -412,6 +534,8 @@ export async function push(
     remoteLayers: new Map(),
     pushing: new Map(),
     uploads: limiter(config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS),
+    claims: config.metadataService?.store?.claims,
+    rate: new UploadRate(),
   };
   return await pushManifest(ctx, plan, target.tag, new Set());
 }

@@ -273,6 +273,14 @@ export interface RegistryConfig {
   /** Aborts the call: every request, wait and stream fails with `ABORTED`. */
   signal?: AbortSignal;
   /**
+   * How long an upload claim lives unless renewed, in milliseconds (default 10 000; renewed
+   * every third of it): when the metadata store offers claims (`MetadataStore.claims`), push
+   * and copy claim each layer before uploading it, and a
+   * builder that finds another's claim waits for it. A crashed uploader's claim is taken
+   * over once it ran out.
+   */
+  claimTtlMs?: number;
+  /**
    * Milliseconds a request may go without receiving a byte (for the answer's headers, then
    * between body chunks) before it fails with `TIMEOUT`; default `DEFAULT_IDLE_TIMEOUT` (30 s).
    */
@@ -308,6 +316,34 @@ export interface PullResult extends Descriptor {
    * pulled from it, in index order.
    */
   manifests?: PullResult[];
+}
+
+/** What push did with one layer. */
+export interface PushedLayer {
+  /** The layer's digest. */
+  digest: string;
+  /** The DiffID the image configuration gives it. */
+  diffID: string;
+  /**
+   * How it reached the registry: `uploaded`, `mounted` from another repository (`from`),
+   * `exists` there already (an existence check found it), or `foreign` (not pushed).
+   */
+  transfer: "uploaded" | "mounted" | "exists" | "foreign";
+  /** For `mounted`: the full name of the repository it was mounted from. */
+  from?: string;
+  /**
+   * `true` when another builder sharing the metadata store was uploading it (an upload
+   * claim) and this push waited for that, then took it from there, or uploaded it itself.
+   */
+  waited?: boolean;
+}
+
+/** What {@linkcode push} returns: the pushed manifest's descriptor, and what became of each layer. */
+export interface PushResult extends Descriptor {
+  /** Each layer, in manifest order (of every image pushed, for an index). */
+  layers: PushedLayer[];
+  /** When an index was pushed: each image pushed with it, in index order. */
+  manifests?: PushResult[];
 }
 
 /** Local images: blobs by digest, and names pointing at manifests. */

@@ -1,0 +1,68 @@
+// One builder of upload_claims_test.ts (and of bench/fleet.ts's cold start), on any runtime:
+// opens the shared metadata store named by SPEC (JSON: a Redis URL and prefix, a Deno KV
+// SQLite file, or a directory opened with lock: true), prints "ready", waits for a line on
+// stdin, pushes the OCI layout at SPEC.layout to SPEC.ref, and prints the push's layers as
+// JSON. With SPEC.stall, the upload of that digest never ends: it prints "stalled" and waits
+// to be killed.
+import process from "node:process";
+import { createInterface } from "node:readline";
+import { FSMetadataStore, type MetadataStore, V2MetadataService } from "../mod.ts";
+import { ociLayoutStore, push } from "../src/registry/mod.ts";
+
+export interface PusherSpec {
+  store:
+    | { kind: "redis"; url: string; prefix: string }
+    | { kind: "kv"; path: string }
+    | { kind: "fs"; root: string };
+  /** Turn upload claims off (`claims: false`). */
+  noClaims?: boolean;
+  layout: string;
+  ref: string;
+  claimTtlMs?: number;
+  /** A digest whose upload hangs (a builder to kill mid-upload). */
+  stall?: string;
+}
+
+const spec = JSON.parse(process.argv[2]!) as PusherSpec;
+const claims = spec.noClaims ? { claims: false } : {};
+let store: MetadataStore;
+let close = () => Promise.resolve();
+if (spec.store.kind === "redis") {
+  const { connect } = await import("./_redis_server.ts");
+  const { RedisMetadataStore } = await import("../src/redis_store.ts");
+  const client = await connect(spec.store.url);
+  store = await RedisMetadataStore.open(client, { prefix: spec.store.prefix, ...claims });
+  close = async () => void await client.close();
+} else if (spec.store.kind === "kv") {
+  const { openKv } = await import("./_open_kv.ts");
+  const { DenoKvMetadataStore } = await import("../src/kv_store.ts");
+  const kv = await openKv(spec.store.path);
+  store = await DenoKvMetadataStore.open(kv, claims);
+  close = () => Promise.resolve(kv.close());
+} else {
+  store = await FSMetadataStore.open(spec.store.root, { lock: true, ...claims });
+}
+
+/** The global fetch, where the upload of `stall` never ends. */
+const stalling: typeof fetch = (input, init) => {
+  const url = input instanceof Request ? input.url : String(input);
+  const method = init?.method ?? (input instanceof Request ? input.method : "GET");
+  if (method === "PUT" && url.includes(spec.stall!)) {
+    process.stdout.write("stalled\n");
+    return new Promise(() => {});
+  }
+  return fetch(input, init);
+};
+
+const layout = await ociLayoutStore(spec.layout);
+process.stdout.write("ready\n");
+await new Promise((resolve) => createInterface({ input: process.stdin }).once("line", resolve));
+const result = await push(spec.ref, layout, {
+  plainHttp: true,
+  metadataService: new V2MetadataService(store),
+  ...(spec.stall === undefined ? {} : { fetch: stalling }),
+  ...(spec.claimTtlMs === undefined ? {} : { claimTtlMs: spec.claimTtlMs }),
+});
+process.stdout.write(JSON.stringify(result.layers) + "\n");
+await close();
+process.exit(0);
