@@ -29,6 +29,7 @@ import {
   forgetsFailedMount,
   hasAuthInfo,
   mountCandidates,
+  mountFailureEnds,
 } from "./push_candidates.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import {
@@ -192,8 +193,7 @@ async function placeBlob(
     try {
       created = await blobs.create({ mountFrom: { repository: repository.path, digest } });
     } catch (error) {
-      // A registry that mounts another digest than the one asked is not believed further.
-      if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
+      if (mountFailureEnds(error)) {
         if (session !== null) await session.cancel().catch(() => {});
         throw error;
       }
