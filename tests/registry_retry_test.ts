@@ -20,6 +20,7 @@ import { type FaultProxy, startFaultProxy } from "./registry/_fault_proxy.ts";
 import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
 import {
   layoutWithImage,
+  metadata,
   progressLog,
   QUICK_RETRY,
   removeTempDirs,
@@ -174,6 +175,39 @@ test("pull() of a layer cut once, then answered 503 for ever, sends `attempts` G
   assert.equal(seen({ method: "GET", path }), QUICK_RETRY.attempts);
   assert.equal(events.filter((e) => e.action === "retry" && e.digest === layer).length, 3);
 });
+
+for (const call of ["push", "copy"] as const) {
+  test(`${call}() gives up a blob whose mount and upload starts answer 503 for ever after \`attempts\` POSTs; the entry stays`, async () => {
+    const { service } = await metadata();
+    const { store, image: own } = await layoutWithImage([64 * 1024], call === "push" ? 67 : 71);
+    const send = (repository: string) =>
+      call === "push"
+        ? push(`${proxy.host}/retry/${repository}:1.0`, store, {
+          ...config(),
+          metadataService: service,
+        })
+        : copy(`${registry.host}/retry/app:1.0`, `${proxy.host}/retry/${call}-${repository}:1.0`, {
+          source: { plainHttp: true },
+          destination: { plainHttp: true },
+          retry: QUICK_RETRY,
+          metadataService: service,
+        });
+    fresh();
+    await send("source"); // the layer's metadata now names a repository to mount from
+    const diffID = call === "push" ? own.diffIDs[0]! : image.diffIDs[0]!;
+    const entries = await service.getMetadata(diffID);
+    assert.ok(entries.some((e) => e.sourceRepository.startsWith(proxy.host)), "no mount source");
+    const seen = uploadStartsFail(/\/blobs\/uploads\/(\?.*)?$/);
+    const error = await rejectsWithin(send("mounted"), "UNKNOWN", 15_000);
+    assert.equal(error.status, 503);
+    assert.equal(
+      seen({ method: "POST", path: /\/blobs\/uploads\/\?.*mount=/ }),
+      QUICK_RETRY.attempts,
+    );
+    assert.equal(seen({ method: "POST", path: UPLOADS }), 0);
+    assert.deepEqual(await service.getMetadata(diffID), entries);
+  });
+}
 
 // 2. URLs from the registry inside the typed-error boundary ----------------------------------
 

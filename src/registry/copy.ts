@@ -28,6 +28,7 @@ import {
   forgetsFailedMount,
   hasAuthInfo,
   mountCandidates,
+  mountFailureEnds,
 } from "./push_candidates.ts";
 import { type Keychain, withCredentials } from "./keychain.ts";
 import { hostPlatform } from "./platform.ts";
@@ -204,8 +205,7 @@ async function placeBlob(
     try {
       created = await blobs.create({ mountFrom: { repository: repository.path, digest } });
     } catch (error) {
-      // A registry that mounts another digest than the one asked is not believed further.
-      if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
+      if (mountFailureEnds(error)) {
         if (session !== null) await session.cancel().catch(() => {});
         throw error;
       }

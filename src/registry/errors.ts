@@ -251,6 +251,8 @@ export interface ErrorAnswerOptions {
 
 /** The longest summary of an error body kept in a message, in characters. */
 const MAX_SUMMARY = 200;
+/** The characters of an HTML error page looked at for its summary. */
+const HTML_SCANNED = 4096;
 
 /**
  * Turns an HTTP error answer into a {@linkcode RegistryError}: the code of its first registry
@@ -291,9 +293,9 @@ export function errorFromAnswer(
   const errors = errorEntries(json);
   const summary = errorSummary(json, text, headers.get("content-type") ?? "");
   const first = errors[0];
-  const said = first === undefined
-    ? `status ${status}${summary === "" ? "" : `: ${summary}`}`
-    : `${first.code.toLowerCase().replaceAll("_", " ")}${summary === "" ? "" : `: ${summary}`}`;
+  const said =
+    (first === undefined ? `status ${status}` : first.code.toLowerCase().replaceAll("_", " ")) +
+    (summary === "" ? "" : `: ${summary}`);
   const retryAfter = parseRetryAfter(headers.get("retry-after"));
   const what = options.what ?? `${request.method} "${request.url}"`;
   return new RegistryError(
@@ -321,10 +323,11 @@ function errorSummary(json: unknown, text: string, contentType: string): string 
     return clip(jsonWords(json as Record<string, unknown>), MAX_SUMMARY);
   }
   if (/html/i.test(contentType) || /^\s*</.test(text)) {
-    const title = /<title[^>]*>([^<]*)/i.exec(text)?.[1];
+    // The page's start only: its title is there, and the patterns stay cheap on any page.
+    const start = text.slice(0, HTML_SCANNED);
+    const title = /<title[^>]*>([^<]*)/i.exec(start)?.[1];
     const words = clip(
-      (title ?? text.replace(/<(script|style)[\s\S]*?<\/\1>|<[^>]*>/gi, " "))
-        .replace(/&[a-z]+;|&#\d+;/gi, " "),
+      (title ?? start.replace(/<[^>]*>/g, " ")).replace(/&[a-z]+;|&#\d+;/gi, " "),
       MAX_SUMMARY - 'HTML page ""'.length,
     );
     return words === "" ? "" : `HTML page "${words}"`;

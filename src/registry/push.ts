@@ -15,6 +15,7 @@ import {
   forgetsFailedMount,
   hasAuthInfo,
   mountCandidates,
+  mountFailureEnds,
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
@@ -170,8 +171,7 @@ async function pushLayer(
         mountFrom: { repository: source.path, digest: candidate.digest },
       });
     } catch (error) {
-      // A registry that mounts another digest than the one asked is not believed further.
-      if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) {
+      if (mountFailureEnds(error)) {
         if (upload !== null) await ignore(upload.cancel());
         throw error;
       }

@@ -7,7 +7,9 @@
  */
 import { type AuthConfig, checkV2MetadataHMAC } from "../hmac.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
+import { isRegistryError } from "./errors.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
+import { isRetryable } from "./transport/retry.ts";
 
 /** Layers up to this size get 1 mount attempt and 1 existence check. */
 const SMALL_LAYER_MAXIMUM_SIZE = 100 * 1024;
@@ -111,6 +113,16 @@ export async function mountCandidates(
 /** dockerd's test for credentials to send: a registry token, or a username with a password. */
 export function hasAuthInfo(auth: AuthConfig | undefined): boolean {
   return !!auth?.registrytoken || (!!auth?.username && !!auth?.password);
+}
+
+/**
+ * Whether a failed mount ends the blob's transfer instead of moving on to the next candidate:
+ * an answer for another digest than the one asked (the registry is not believed further), an
+ * abort, or a failure the retry policy gave up on (the registry is not answering: each further
+ * candidate would spend as many attempts again, and forget an entry that may well be good).
+ */
+export function mountFailureEnds(error: unknown): boolean {
+  return isRegistryError(error, "DIGEST_INVALID", "ABORTED") || isRetryable(error);
 }
 
 /**

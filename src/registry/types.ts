@@ -261,7 +261,10 @@ export interface RegistryConfig {
   maxConcurrentDownloads?: number;
   /** Layers uploaded at once by push (default 5, as dockerd). */
   maxConcurrentUploads?: number;
-  /** How failed requests and transfers are retried (default `DEFAULT_RETRY`: 5 attempts). */
+  /**
+   * How failed requests and transfers are retried (default `DEFAULT_RETRY`): per operation (a
+   * request, a blob's download or upload), 5 attempts in all and 60 s of waiting.
+   */
   retry?: RetryPolicy;
   /**
    * The registry's own TLS settings: CA certificates, a client certificate and key, or no

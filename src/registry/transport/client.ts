@@ -44,12 +44,9 @@ export interface RequestOptions {
   once?: boolean;
   /**
    * The operation this request is part of (a blob's upload or download): its retries spend
-   * that operation's budget, and are told to that budget's listener (default: a budget of its
-   * own, telling `onRetry`).
+   * that operation's budget (default: a budget of its own).
    */
   retry?: RetryBudget;
-  /** Told before each new attempt of a request with a budget of its own. */
-  onRetry?: OnRetry | undefined;
 }
 
 /** Options of a {@linkcode RegistryClient}. */
@@ -169,7 +166,7 @@ export class RegistryClient {
     const url = resolveUrl(this.endpoint, pathOrUrl);
     const exchange = () => this.#exchange(method, url, options);
     if (options.once || options.body instanceof ReadableStream) return await exchange();
-    return await (options.retry ?? this.retryBudget(options.onRetry)).run(exchange, {
+    return await (options.retry ?? this.retryBudget()).run(exchange, {
       again: (error) =>
         isRetryable(error) && error.code !== "TIMEOUT" && error.code !== "TRUNCATED",
     });

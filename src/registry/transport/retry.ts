@@ -49,7 +49,7 @@ const RETRY_CODES = new Set<RegistryErrorCode>(["UNREACHABLE", "TIMEOUT", "TRUNC
  * @param status The HTTP status.
  * @returns `true` for 408, 429 and 5xx but 501 and 505.
  */
-export function isRetryStatus(status: number): boolean {
+function isRetryStatus(status: number): boolean {
   return RETRY_STATUSES.has(status) || (status > 505 && status < 600);
 }
 
@@ -125,11 +125,6 @@ export class RetryBudget {
     this.#onRetry = onRetry;
   }
 
-  /** Attempts made so far, the one under way included. */
-  get attempts(): number {
-    return this.#attempts;
-  }
-
   /**
    * Runs `attempt` until it succeeds or {@linkcode RetryBudget.after} throws.
    *
@@ -178,10 +173,11 @@ export class RetryBudget {
     }
     const left = policy.maxWait - this.#waited;
     const asked = error.retryAfter;
-    if (asked !== undefined && asked > Math.min(MAX_RETRY_AFTER, left)) {
-      return `as the registry asks to wait ${seconds(asked)}, more than the ${
-        seconds(Math.min(MAX_RETRY_AFTER, left))
-      } ${asked > MAX_RETRY_AFTER ? "honoured" : "of waiting left"}`;
+    const honoured = Math.min(MAX_RETRY_AFTER, left);
+    if (asked !== undefined && asked > honoured) {
+      return `as the registry asks to wait ${seconds(asked)}, more than the ${seconds(honoured)} ${
+        honoured < MAX_RETRY_AFTER ? "of waiting left" : "honoured"
+      }`;
     }
     if (left <= 0) {
       return `after ${this.#attempts} attempts and ${seconds(this.#waited)} of waiting`;
@@ -212,7 +208,7 @@ export class RetryBudget {
  * @param signal The call's signal.
  * @returns When the time is up.
  */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const aborted = () => {
       clearTimeout(timer);
