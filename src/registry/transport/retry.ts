@@ -208,7 +208,7 @@ export class RetryBudget {
  * @param signal The call's signal.
  * @returns When the time is up.
  */
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     const aborted = () => {
       clearTimeout(timer);
