@@ -149,7 +149,7 @@ function emptyEntry(): V2Metadata {
 }
 
 function badList(why: string): MetadataError {
-  return new MetadataError("EBADMSG", `Cannot decode the metadata list: ${why}`);
+  return new MetadataError("EBADMSG", `Cannot decode the metadata list: ${why}`, { reason: why });
 }
 
 /** Go's limit on nesting, past which it reports an error instead of recursing. */

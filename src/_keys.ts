@@ -67,11 +67,11 @@ function addSegments(
     if (
       segment.length > MAX_SEGMENT_BYTES / 3 && encoder.encode(segment).length > MAX_SEGMENT_BYTES
     ) {
-      throw new MetadataError(
-        "ENAMETOOLONG",
-        `Cannot use key "${namespace}/${key}": a segment is longer than ${MAX_SEGMENT_BYTES} bytes`,
-        { path: `${namespace}/${key}` },
-      );
+      const why = `a segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
+      throw new MetadataError("ENAMETOOLONG", `Cannot use key "${namespace}/${key}": ${why}`, {
+        path: `${namespace}/${key}`,
+        reason: why,
+      });
     }
     into.push(segment);
   }
@@ -80,6 +80,7 @@ function addSegments(
 function invalid(namespace: string, key: string, why: string): MetadataError {
   return new MetadataError("EINVAL", `Cannot use key "${namespace}/${key}": ${why}`, {
     path: `${namespace}/${key}`,
+    reason: why,
   });
 }
 
@@ -100,5 +101,8 @@ export function digestKey(digest: string): string {
 }
 
 function invalidDigest(digest: string, why: string): MetadataError {
-  return new MetadataError("EINVAL", `Cannot use digest "${digest}": ${why}`, { path: digest });
+  return new MetadataError("EINVAL", `Cannot use digest "${digest}": ${why}`, {
+    path: digest,
+    reason: why,
+  });
 }

@@ -31,6 +31,25 @@ export function errorCode(error: unknown): string {
 }
 
 /**
+ * A MetadataError whose message is `Cannot <action> "<what>" at "<path>": <reason>`, with
+ * `reason` and `path` as fields.
+ */
+export function failure(
+  code: string,
+  action: string,
+  what: string,
+  path: string,
+  reason: string,
+  cause?: unknown,
+): MetadataError {
+  return new MetadataError(code, `Cannot ${action} "${what}" at "${path}": ${reason}`, {
+    path,
+    reason,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
  * Wraps `error` as a MetadataError for `action` ("get", "set", …) on `what` at `path`;
  * a MetadataError passes through. `code` overrides the runtime's code.
  */
@@ -43,8 +62,5 @@ export function mapError(
 ): MetadataError {
   if (error instanceof MetadataError) return error;
   const reason = REASONS[code] ?? (error instanceof Error ? error.message : String(error));
-  return new MetadataError(code, `Cannot ${action} "${what}" at "${path}": ${reason}`, {
-    path,
-    cause: error,
-  });
+  return failure(code, action, what, path, reason, error);
 }

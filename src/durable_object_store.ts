@@ -29,7 +29,7 @@
  */
 import { sameBytes } from "./_bytes.ts";
 import { keyPath, namespacePath } from "./_keys.ts";
-import { mapError } from "./_map_error.ts";
+import { failure, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 
@@ -271,23 +271,23 @@ export class DurableObjectMetadataStore implements MetadataStore {
     const path = this.prefix + keyPath(namespace, key);
     const what = `${namespace}/${key}`;
     if (path.length * 3 > MAX_KEY_BYTES && encoder.encode(path).length > MAX_KEY_BYTES) {
-      throw new MetadataError(
-        "ENAMETOOLONG",
-        `Cannot ${action} "${what}": its storage key would be longer than ${MAX_KEY_BYTES} bytes`,
-        { path },
-      );
+      const reason = `its storage key would be longer than ${MAX_KEY_BYTES} bytes`;
+      throw new MetadataError("ENAMETOOLONG", `Cannot ${action} "${what}": ${reason}`, {
+        path,
+        reason,
+      });
     }
     return { action, what, path };
   }
 
   #checkSize(value: Uint8Array, attempt: Attempt): Uint8Array {
     if (value.length <= MAX_VALUE_BYTES) return value;
-    throw new MetadataError(
-      "EFBIG",
-      `Cannot ${attempt.action} "${attempt.what}": the value is ${value.length} bytes, more ` +
-        `than the ${MAX_VALUE_BYTES} a Durable Object value holds`,
-      { path: attempt.path },
-    );
+    const reason = `the value is ${value.length} bytes, more than the ${MAX_VALUE_BYTES} a ` +
+      "Durable Object value holds";
+    throw new MetadataError("EFBIG", `Cannot ${attempt.action} "${attempt.what}": ${reason}`, {
+      path: attempt.path,
+      reason,
+    });
   }
 
   /** Reads a value as bytes the caller owns; `null` when absent. */
@@ -295,11 +295,12 @@ export class DurableObjectMetadataStore implements MetadataStore {
     const value = await this.#call(attempt, () => from.get(attempt.path));
     if (value === undefined) return null;
     if (!(value instanceof Uint8Array)) {
-      throw new MetadataError(
+      throw failure(
         "EBADMSG",
-        `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": the stored value is ` +
-          "not bytes this store wrote",
-        { path: attempt.path },
+        attempt.action,
+        attempt.what,
+        attempt.path,
+        "the stored value is not bytes this store wrote",
       );
     }
     return new Uint8Array(value);

@@ -6,12 +6,14 @@
 import { CLAIMS } from "./_claims_on_update.ts";
 import { fsClaims } from "./_fs_claims.ts";
 import { withKeyLock } from "./_key_lock.ts";
+import { LOCK_SUFFIX, LockFiles, type LockSettings } from "./_lock_file.ts";
+import { walkTree } from "./_walk.ts";
 import { keyPath, namespacePath, TEMP_PREFIX } from "./_keys.ts";
-import { errorCode, mapError } from "./_map_error.ts";
+import { errorCode, failure, mapError } from "./_map_error.ts";
 import { readModifyWrite } from "./_read_modify_write.ts";
 import { runtimeFileSystem } from "./_runtime_file_system.ts";
 import { MetadataError } from "./errors.ts";
-import type { FileInfo, FileSystem, ReadFileOptions } from "./file_system.ts";
+import type { FileSystem, ReadFileOptions } from "./file_system.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 import type { UploadClaims } from "./upload_claims.ts";
 
@@ -26,19 +28,9 @@ const TEMP_NAME_ATTEMPTS = 10_000;
  * our lock files, `.tmp-<final name>.lock` and `.tmp-<final name>.lock.break`.
  */
 const TEMP_NAME = /^\.tmp-.+(?:[0-9]|\.lock(?:\.break)?)$/s;
-/** The suffix of a lock file, `.tmp-<final name>.lock`, next to the value it guards. */
-const LOCK_SUFFIX = ".lock";
-/**
- * The suffix of the file a waiter holds while it breaks a stale lock. No key's lock file
- * ends so, since those end in `.lock`.
- */
-const BREAK_SUFFIX = ".break";
-const LOCK_MODE = 0o600;
 /** Defaults of {@linkcode FSMetadataStoreOptions}. */
 const LOCK_STALE_MS = 10_000;
 const LOCK_TIMEOUT_MS = 30_000;
-/** The longest pause between two attempts to take a held lock. */
-const LOCK_MAX_DELAY_MS = 25;
 /** How old a temp file must be before {@linkcode FSMetadataStore.recover} removes it. */
 const RECOVER_AFTER_MS = 60_000;
 
@@ -118,17 +110,6 @@ export interface FSMetadataStoreOptions {
   claims?: boolean;
 }
 
-/** How a store opened with `lock: true` takes its lock files. */
-interface LockSettings {
-  createExclusive: (path: string, mode: number) => void | Promise<void>;
-  staleMs: number;
-  timeoutMs: number;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
 /** `value`, refused with `EINVAL` unless it is a number >= 0. */
 function nonNegative(name: string, value: number): number {
   if (!(value >= 0)) {
@@ -190,7 +171,7 @@ export class FSMetadataStore implements MetadataStore {
    * `.tmp-` names. A claim runs out by the writer's clock.
    */
   readonly claims?: UploadClaims;
-  readonly #lock: LockSettings | undefined;
+  readonly #locks: LockFiles | undefined;
   /** What `get` passes to {@linkcode FileSystem.readFile}: made once. */
   readonly #readOptions: ReadFileOptions | undefined;
 
@@ -203,8 +184,8 @@ export class FSMetadataStore implements MetadataStore {
   ) {
     this.root = root;
     this.fs = fs;
-    this.#lock = lock;
     if (claims) this.claims = claims;
+    if (lock) this.#locks = new LockFiles(fs, lock);
     if (maxValueBytes !== undefined) this.#readOptions = { maxBytes: maxValueBytes };
     if (lock) this.update = (namespace, key, fn) => this.#update(namespace, key, fn);
   }
@@ -337,10 +318,7 @@ export class FSMetadataStore implements MetadataStore {
     }
     return Promise.reject(
       known
-        ? new MetadataError(known[0], `Cannot get "${what}" at "${path}": ${known[1]}`, {
-          path,
-          cause: error,
-        })
+        ? failure(known[0], "get", what, path, known[1], error)
         : mapError(error, "get", what, path),
     );
   }
@@ -376,11 +354,7 @@ export class FSMetadataStore implements MetadataStore {
       if (existing === null) await this.fs.mkdir(directory, DIRECTORY_MODE);
       else if (existing.kind === "directory") throw mapError(null, "set", what, path, "EEXIST");
       else if (existing.kind !== "file") {
-        throw new MetadataError(
-          "EINVAL",
-          `Cannot set "${what}" at "${path}": it is a ${existing.kind}, not a regular file`,
-          { path },
-        );
+        throw failure("EINVAL", "set", what, path, `it is a ${existing.kind}, not a regular file`);
       }
       for (let attempt = 1;; attempt++) {
         try {
@@ -452,36 +426,25 @@ export class FSMetadataStore implements MetadataStore {
   async recover(options: RecoverOptions = {}): Promise<string[]> {
     const cutoff = Date.now() - (options.olderThanMs ?? RECOVER_AFTER_MS);
     const removed: string[] = [];
-    const walk = async (directory: string): Promise<void> => {
-      let names: string[];
-      try {
-        names = await this.fs.readDir(directory);
-      } catch (error) {
-        // A directory removed meanwhile is fine; the root itself must be readable.
-        if (directory !== this.root && errorCode(error) === "ENOENT") return;
-        throw mapError(error, "recover", directory, directory);
-      }
-      for (const name of names) {
-        const path = `${directory === "/" ? "" : directory}/${name}`;
-        let info;
+    const fs = this.fs;
+    await walkTree(fs, this.root, {
+      async visit({ path, name, info }) {
+        if (info?.kind !== "file" || !TEMP_NAME.test(name)) return;
+        if (info.mtimeMs !== undefined && info.mtimeMs > cutoff) return;
         try {
-          info = await this.fs.stat(path);
-        } catch (error) {
-          throw mapError(error, "recover", path, path);
-        }
-        if (info?.kind === "directory") await walk(path);
-        if (info?.kind !== "file" || !TEMP_NAME.test(name)) continue;
-        if (info.mtimeMs !== undefined && info.mtimeMs > cutoff) continue;
-        try {
-          await this.fs.remove(path);
+          await fs.remove(path);
           removed.push(path);
         } catch (error) {
           // Renamed or removed by its writer meanwhile: nothing left to do.
           if (errorCode(error) !== "ENOENT") throw mapError(error, "recover", path, path);
         }
-      }
-    };
-    await walk(this.root);
+      },
+      failed(error, path, relative) {
+        // A directory removed meanwhile is fine; the root itself must be readable.
+        if (relative !== "" && errorCode(error) === "ENOENT") return;
+        throw mapError(error, "recover", path, path);
+      },
+    });
     return removed;
   }
 
@@ -507,29 +470,18 @@ export class FSMetadataStore implements MetadataStore {
   async keys(namespace: string): Promise<string[]> {
     const base = `${this.root === "/" ? "" : this.root}/${namespacePath(namespace)}`;
     const keys: string[] = [];
-    const walk = async (directory: string, prefix: string): Promise<void> => {
-      let names: string[];
-      try {
-        names = await this.fs.readDir(directory);
-      } catch (error) {
+    await walkTree(this.fs, base, {
+      // Temp and lock files, and names no key can address.
+      skip: (name) => name.startsWith(TEMP_PREFIX) || name.includes("\\"),
+      visit({ relative, info }) {
+        if (info?.kind === "file") keys.push(relative);
+      },
+      failed(error, path, _relative, during) {
         // An absent namespace (or a directory removed meanwhile) has no keys.
-        if (errorCode(error) === "ENOENT") return;
-        throw mapError(error, "list", namespace, directory);
-      }
-      for (const name of names) {
-        if (name.startsWith(TEMP_PREFIX) || name.includes("\\")) continue;
-        const path = `${directory}/${name}`;
-        let info: FileInfo | null;
-        try {
-          info = await this.fs.stat(path);
-        } catch (error) {
-          throw mapError(error, "list", namespace, path);
-        }
-        if (info?.kind === "directory") await walk(path, `${prefix}${name}/`);
-        else if (info?.kind === "file") keys.push(prefix + name);
-      }
-    };
-    await walk(base, "");
+        if (during === "list" && errorCode(error) === "ENOENT") return;
+        throw mapError(error, "list", namespace, path);
+      },
+    });
     return keys.sort();
   }
 
@@ -554,100 +506,8 @@ export class FSMetadataStore implements MetadataStore {
       } catch (error) {
         throw mapError(error, "update", what, path);
       }
-      await this.#takeLock(lockPath, what);
-      try {
-        await readModifyWrite(this, namespace, key, fn);
-      } catch (error) {
-        await this.#removeLock(lockPath, what, "unlock").catch(() => {});
-        throw error;
-      }
-      await this.#removeLock(lockPath, what, "unlock");
+      await this.#locks!.hold(lockPath, what, () => readModifyWrite(this, namespace, key, fn));
     });
-  }
-
-  /** Creates `lockPath` exclusively, breaking a stale one, waiting at most the timeout. */
-  async #takeLock(lockPath: string, what: string): Promise<void> {
-    const { createExclusive, timeoutMs } = this.#lock!;
-    const start = Date.now();
-    for (let delay = 1;; delay = Math.min(delay * 2, LOCK_MAX_DELAY_MS)) {
-      try {
-        return await createExclusive(lockPath, LOCK_MODE);
-      } catch (error) {
-        if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, lockPath);
-      }
-      const info = await this.#lockInfo(lockPath, what);
-      if (info === null) continue; // Released meanwhile: try again at once.
-      if (info.kind !== "file") {
-        throw new MetadataError(
-          "EINVAL",
-          `Cannot lock "${what}" at "${lockPath}": it is a ${info.kind}, not a lock file`,
-          { path: lockPath },
-        );
-      }
-      const now = Date.now();
-      // Its holder was killed: break it, then try again at once.
-      if (this.#isStale(info) && await this.#breakStaleLock(lockPath, what)) continue;
-      if (now - start >= timeoutMs) {
-        throw new MetadataError(
-          "EBUSY",
-          `Cannot lock "${what}": "${lockPath}" is still held after ${now - start} ms`,
-          { path: lockPath },
-        );
-      }
-      await sleep(delay * (0.5 + Math.random()));
-    }
-  }
-
-  async #lockInfo(path: string, what: string): Promise<FileInfo | null> {
-    try {
-      return await this.fs.stat(path);
-    } catch (error) {
-      throw mapError(error, "lock", what, path);
-    }
-  }
-
-  #isStale(info: FileInfo): boolean {
-    return info.mtimeMs !== undefined && Date.now() - info.mtimeMs >= this.#lock!.staleMs;
-  }
-
-  /**
-   * Removes the lock at `lockPath` if it is still stale, holding `<lockPath>.break` while it
-   * looks and removes, so that waiters break a lock one at a time: a waiter that saw the
-   * stale lock must not remove the fresh one another waiter has taken since. Returns `false`
-   * when another waiter is breaking it (or left a breaker of its own, removed once stale).
-   */
-  async #breakStaleLock(lockPath: string, what: string): Promise<boolean> {
-    const breakPath = lockPath + BREAK_SUFFIX;
-    try {
-      await this.#lock!.createExclusive(breakPath, LOCK_MODE);
-    } catch (error) {
-      if (errorCode(error) !== "EEXIST") throw mapError(error, "lock", what, breakPath);
-      const breaker = await this.#lockInfo(breakPath, what);
-      // Held for two calls, so a stale one was left by a killed waiter.
-      if (breaker && this.#isStale(breaker)) await this.#removeLock(breakPath, what);
-      return false;
-    }
-    try {
-      const info = await this.#lockInfo(lockPath, what);
-      if (info?.kind === "file" && this.#isStale(info)) {
-        await this.#removeLock(lockPath, what);
-      }
-    } finally {
-      await this.#removeLock(breakPath, what);
-    }
-    return true;
-  }
-
-  /**
-   * Removes a lock file. One already gone is fine: broken as stale meanwhile, by a waiter
-   * or by recover().
-   */
-  async #removeLock(path: string, what: string, action = "lock"): Promise<void> {
-    try {
-      await this.fs.remove(path);
-    } catch (error) {
-      if (errorCode(error) !== "ENOENT") throw mapError(error, action, what, path);
-    }
   }
 
   #path(namespace: string, key: string): string {

@@ -26,10 +26,10 @@
  *
  * @module
  */
-import { backoff } from "./_backoff.ts";
+import { AGAIN, retryUntil } from "./_backoff.ts";
 import { CLAIMS, claimsOnUpdate } from "./_claims_on_update.ts";
 import { keyPath, namespacePath } from "./_keys.ts";
-import { errorCode, mapError } from "./_map_error.ts";
+import { errorCode, failure, mapError } from "./_map_error.ts";
 import { sameBytes } from "./_bytes.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
@@ -189,6 +189,11 @@ function partBytes(part: KvKeyPart): number {
   return typeof part === "number" ? 9 : 1;
 }
 
+/** The failure of `attempt`: `Cannot <action> "<what>" at "<path>": <reason>`. */
+function fail(attempt: Attempt, code: string, reason: string, cause?: unknown): MetadataError {
+  return failure(code, attempt.action, attempt.what, attempt.path, reason, cause);
+}
+
 function isLocked(error: unknown): boolean {
   const message = error instanceof Error ? error.message : String(error);
   return /database is locked|database table is locked|SQLITE_BUSY/i.test(message);
@@ -203,19 +208,21 @@ function kvErrorCode(error: unknown): string {
 }
 
 /** Calls `call` again while it fails with "database is locked", until `deadline`. */
-async function whileLocked<T>(
+function whileLocked<T>(
   call: () => Promise<T>,
   deadline: number,
   failure: (error: unknown) => unknown,
 ): Promise<T> {
-  for (let tries = 0;; tries++) {
+  let locked: unknown;
+  return retryUntil(deadline, () => failure(locked), async () => {
     try {
       return await call();
     } catch (error) {
-      if (!isLocked(error) || Date.now() >= deadline) throw failure(error);
-      await backoff(tries);
+      if (!isLocked(error)) throw failure(error);
+      locked = error;
+      return AGAIN;
     }
-  }
+  });
 }
 
 /**
@@ -490,23 +497,23 @@ export class DenoKvMetadataStore implements MetadataStore {
     let size = CHUNK_PART_BYTES;
     for (const part of kvKey) size += partBytes(part);
     if (size > KV_KEY_MAX) {
-      throw new MetadataError(
-        "ENAMETOOLONG",
-        `Cannot ${action} "${what}": its KV key would be longer than ${KV_KEY_MAX} bytes`,
-        { path },
-      );
+      const reason = `its KV key would be longer than ${KV_KEY_MAX} bytes`;
+      throw new MetadataError("ENAMETOOLONG", `Cannot ${action} "${what}": ${reason}`, {
+        path,
+        reason,
+      });
     }
     return [{ action, what, path, deadline: Date.now() + this.#busyTimeoutMs }, kvKey];
   }
 
   #checkSize(value: Uint8Array, attempt: Attempt): void {
     if (value.length <= MAX_VALUE_BYTES) return;
-    throw new MetadataError(
-      "EFBIG",
-      `Cannot ${attempt.action} "${attempt.what}": the value is ${value.length} bytes, more than ` +
-        `the ${MAX_VALUE_BYTES} a Deno KV store holds (${MAX_CHUNKS} entries of 64 KiB)`,
-      { path: attempt.path },
-    );
+    const reason = `the value is ${value.length} bytes, more than the ${MAX_VALUE_BYTES} a ` +
+      `Deno KV store holds (${MAX_CHUNKS} entries of 64 KiB)`;
+    throw new MetadataError("EFBIG", `Cannot ${attempt.action} "${attempt.what}": ${reason}`, {
+      path: attempt.path,
+      reason,
+    });
   }
 
   /** Runs one KV call, riding out a locked database until the deadline. */
@@ -520,17 +527,17 @@ export class DenoKvMetadataStore implements MetadataStore {
   }
 
   #busy(attempt: Attempt, cause?: unknown): MetadataError {
-    return new MetadataError(
+    return fail(
+      attempt,
       "EBUSY",
-      `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": the KV database stayed ` +
-        `busy for ${this.#busyTimeoutMs} ms`,
-      { path: attempt.path, cause },
+      `the KV database stayed busy for ${this.#busyTimeoutMs} ms`,
+      cause,
     );
   }
 
   /** Reads a value (joining its chunks) and the versionstamp of its head entry. */
-  async #read(kvKey: KvKey, attempt: Attempt): Promise<Current> {
-    for (let tries = 0;; tries++) {
+  #read(kvKey: KvKey, attempt: Attempt): Promise<Current> {
+    return retryUntil(attempt.deadline, () => this.#busy(attempt), async () => {
       const head = await this.#call(attempt, () => this.kv.get(kvKey));
       if (head.versionstamp === null) return { value: null, versionstamp: null, chunks: 0 };
       if (head.value instanceof Uint8Array) {
@@ -539,12 +546,7 @@ export class DenoKvMetadataStore implements MetadataStore {
         return { value: new Uint8Array(head.value), versionstamp: head.versionstamp, chunks: 0 };
       }
       if (!isChunkedHead(head.value) || head.value.chunks > MAX_CHUNKS) {
-        throw new MetadataError(
-          "EBADMSG",
-          `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": the KV entry is ` +
-            "not a value this store wrote",
-          { path: attempt.path },
-        );
+        throw fail(attempt, "EBADMSG", "the KV entry is not a value this store wrote");
       }
       const { chunks, size } = head.value;
       const keys = [kvKey, ...Array.from({ length: chunks }, (_, i) => [...kvKey, i])];
@@ -560,30 +562,24 @@ export class DenoKvMetadataStore implements MetadataStore {
           offset += part.value.length;
         }
         if (offset !== size) {
-          throw new MetadataError(
-            "EBADMSG",
-            `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": a chunk of the ` +
-              "value is missing from the KV database",
-            { path: attempt.path },
-          );
+          throw fail(attempt, "EBADMSG", "a chunk of the value is missing from the KV database");
         }
         return { value, versionstamp: head.versionstamp, chunks };
       }
-      if (Date.now() >= attempt.deadline) throw this.#busy(attempt);
-      await backoff(tries);
-    }
+      return AGAIN;
+    });
   }
 
   /**
    * Reads the value, asks `next` for the new one, and commits it if the head entry still
    * has the versionstamp read; repeats until a commit succeeds.
    */
-  async #transact(
+  #transact(
     kvKey: KvKey,
     attempt: Attempt,
     next: (old: Uint8Array | null) => Uint8Array | null,
   ): Promise<void> {
-    for (let tries = 0;; tries++) {
+    return retryUntil(attempt.deadline, () => this.#busy(attempt), async () => {
       const current = await this.#read(kvKey, attempt);
       const value = next(current.value);
       if (value === null && current.value === null) return;
@@ -596,10 +592,8 @@ export class DenoKvMetadataStore implements MetadataStore {
         this.#queueWrite(operation, kvKey, value, current.chunks);
         return operation.commit();
       });
-      if (ok) return;
-      if (Date.now() >= attempt.deadline) throw this.#busy(attempt);
-      await backoff(tries);
-    }
+      return ok ? undefined : AGAIN;
+    });
   }
 
   /** Queues the mutations that replace a value of `oldChunks` chunks by `value`. */

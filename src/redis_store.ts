@@ -24,10 +24,10 @@
  *
  * @module
  */
-import { backoff } from "./_backoff.ts";
+import { AGAIN, retryUntil } from "./_backoff.ts";
 import { sameBytes } from "./_bytes.ts";
 import { keyPath, namespacePath } from "./_keys.ts";
-import { errorCode, mapError } from "./_map_error.ts";
+import { errorCode, failure, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 import { nodeBuiltin } from "./_runtime.ts";
@@ -154,6 +154,11 @@ function asBuffer(bytes: Uint8Array): Uint8Array {
 /** `*`, `?`, `[`, `]` and `\` escaped for a SCAN MATCH pattern. */
 function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
+}
+
+/** The failure of `attempt`: `Cannot <action> "<what>" at "<path>": <reason>`. */
+function fail(attempt: Attempt, code: string, reason: string, cause?: unknown): MetadataError {
+  return failure(code, attempt.action, attempt.what, attempt.path, reason, cause);
 }
 
 /** Bytes as text for a message: printable ASCII as is, every other byte as `\xNN`. */
@@ -343,7 +348,9 @@ export class RedisMetadataStore implements MetadataStore {
     fn: (old: Uint8Array | null) => Uint8Array | null,
   ): Promise<void> {
     const attempt = this.#begin("update", namespace, key);
-    for (let tries = 0;; tries++) {
+    const busy = () =>
+      fail(attempt, "EBUSY", `other writers kept changing it for ${this.#busyTimeoutMs} ms`);
+    await retryUntil(attempt.deadline, busy, async () => {
       const old = await this.#read(attempt);
       const next = fn(old === null ? null : old.slice());
       if (next === null ? old === null : old !== null && sameBytes(old, next)) return;
@@ -358,17 +365,8 @@ export class RedisMetadataStore implements MetadataStore {
         next === null ? "del" : "set",
         asBuffer(next ?? new Uint8Array()),
       ]);
-      if (written === 1) return;
-      if (Date.now() >= attempt.deadline) {
-        throw new MetadataError(
-          "EBUSY",
-          `Cannot update "${attempt.what}" at "${attempt.path}": other writers kept changing ` +
-            `it for ${this.#busyTimeoutMs} ms`,
-          { path: attempt.path },
-        );
-      }
-      await backoff(tries);
-    }
+      return written === 1 ? undefined : AGAIN;
+    });
   }
 
   /**
@@ -393,8 +391,6 @@ export class RedisMetadataStore implements MetadataStore {
       path: base,
       deadline: Date.now() + this.#scanTimeoutMs,
     };
-    const fail = (code: string, why: string) =>
-      new MetadataError(code, `Cannot list "${namespace}" at "${base}": ${why}`, { path: base });
     const pattern = globEscape(base) + "*";
     const keys = new Set<string>();
     const cursors = new Set<string>();
@@ -417,20 +413,20 @@ export class RedisMetadataStore implements MetadataStore {
         try {
           text = strictDecoder.decode(key);
         } catch {
-          throw fail("EILSEQ", `the key "${showBytes(key)}" is not UTF-8`);
+          throw fail(attempt, "EILSEQ", `the key "${showBytes(key)}" is not UTF-8`);
         }
         keys.add(text.slice(base.length));
       }
       if (keys.size > this.#maxKeys) {
-        throw fail("E2BIG", `more than ${this.#maxKeys} keys (the store's maxKeys)`);
+        throw fail(attempt, "E2BIG", `more than ${this.#maxKeys} keys (the store's maxKeys)`);
       }
       cursor = decoder.decode(next);
       if (cursor !== "0" && cursors.has(cursor)) {
-        throw fail("ELOOP", `the server returned the SCAN cursor ${cursor} twice`);
+        throw fail(attempt, "ELOOP", `the server returned the SCAN cursor ${cursor} twice`);
       }
       cursors.add(cursor);
       if (cursor !== "0" && Date.now() > attempt.deadline) {
-        throw fail("ETIMEDOUT", `the scan took longer than ${this.#scanTimeoutMs} ms`);
+        throw fail(attempt, "ETIMEDOUT", `the scan took longer than ${this.#scanTimeoutMs} ms`);
       }
     } while (cursor !== "0");
     return [...keys].sort();
@@ -449,11 +445,10 @@ export class RedisMetadataStore implements MetadataStore {
 
   #checkSize(size: number, attempt: Attempt): void {
     if (size <= this.#maxValueBytes) return;
-    throw new MetadataError(
+    throw fail(
+      attempt,
       "EFBIG",
-      `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": the value is ${size} ` +
-        `bytes, more than the store's maxValueBytes (${this.#maxValueBytes})`,
-      { path: attempt.path },
+      `the value is ${size} bytes, more than the store's maxValueBytes (${this.#maxValueBytes})`,
     );
   }
 
@@ -474,11 +469,11 @@ export class RedisMetadataStore implements MetadataStore {
   }
 
   #unexpected(attempt: Attempt): MetadataError {
-    return new MetadataError(
+    return fail(
+      attempt,
       "EBADMSG",
-      `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": unexpected reply from ` +
-        "Redis (is the client a node-redis 5 client, or one that decodes bulk strings to bytes?)",
-      { path: attempt.path },
+      "unexpected reply from Redis (is the client a node-redis 5 client, or one that decodes " +
+        "bulk strings to bytes?)",
     );
   }
 
@@ -492,14 +487,7 @@ export class RedisMetadataStore implements MetadataStore {
     reply.catch(() => {});
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        reject(
-          new MetadataError(
-            "ETIMEDOUT",
-            `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": Redis did not ` +
-              `answer in ${this.#timeoutMs} ms`,
-            { path: attempt.path },
-          ),
-        );
+        reject(fail(attempt, "ETIMEDOUT", `Redis did not answer in ${this.#timeoutMs} ms`));
       }, this.#timeoutMs);
     });
     try {
@@ -509,11 +497,7 @@ export class RedisMetadataStore implements MetadataStore {
       const message = error instanceof Error ? error.message : String(error);
       // A key holding a list, hash, … is not a value of this store.
       const code = message.startsWith("WRONGTYPE") ? "EBADMSG" : errorCode(error);
-      throw new MetadataError(
-        code,
-        `Cannot ${attempt.action} "${attempt.what}" at "${attempt.path}": ${message}`,
-        { path: attempt.path, cause: error },
-      );
+      throw fail(attempt, code, message, error);
     } finally {
       clearTimeout(timer);
     }

@@ -339,6 +339,22 @@ export function testStoreConformance(
     assert.deepEqual(await store.keys!("v2metadata-by-diffid"), []);
   });
 
+  it("MetadataError.reason says why without what or where, the message's last part", async (store) => {
+    const reasons: [() => Promise<unknown>, string][] = [
+      [() => store.get("ns", "missing"), "no such file or directory"],
+      [() => store.get("ns", "a/../../b"), 'it contains a ".." segment'],
+      [() => new V2MetadataService(store).getMetadata("sha256:"), 'nothing follows the ":"'],
+    ];
+    for (const [call, reason] of reasons) {
+      await assert.rejects(call(), (error: unknown) => {
+        assert.ok(error instanceof MetadataError);
+        assert.equal(error.reason, reason);
+        assert.ok(error.message.endsWith(`: ${reason}`), error.message);
+        return true;
+      });
+    }
+  });
+
   it("V1IDService.set() and get() round-trip under v1id/<registry>,<id>", async (store) => {
     const service = new V1IDService(store);
     const id = "0123456789abcdef".repeat(4);

@@ -171,10 +171,12 @@ test("cli.ts ls --json on stores written by Docker's Go package reads what the l
       [...expected.entries()].filter(([, entries]) => entries !== undefined),
       label,
     );
-    // Go never writes a corrupt list, a list over 50 or leaves a temp file behind.
+    // Go never writes a corrupt list, a list over 50 or leaves a temp file behind; its
+    // add("sha256:") leaves a mapping to a DiffID the library refuses (SPEC Part 3).
     const verified = await runCli(["--root", root, "--json", "verify"]);
     const kinds = JSON.parse(verified.stdout).problems.map((p: { kind: string }) => p.kind);
-    assert.deepEqual(kinds.filter((kind: string) => kind !== "missing-list"), [], label);
+    const refused = scenario.name === "v2-empty-digest-part" ? ["corrupt-mapping"] : [];
+    assert.deepEqual(kinds.filter((kind: string) => kind !== "missing-list"), refused, label);
     assert.deepEqual(snapshot(root), before, `${label}: the store was modified`);
   }
 });

@@ -123,7 +123,11 @@ test("copyStore() refuses digests with nothing after ':' and leaves the destinat
     ["sha256", "EINVAL"],
     [badEntry, "EINVAL"],
   ]);
-  assert.deepEqual(mappings!.failures.map((f) => [f.key, f.code]), [[badValue, "EINVAL"]]);
+  assert.deepEqual(mappings!.failures.map((f) => [f.key, f.code, f.message]), [[
+    badValue,
+    "EINVAL",
+    `Cannot copy "diffid-by-digest/${badValue}": "sha256:" is not a digest: nothing follows the ":"`,
+  ]]);
   assert.equal(lists!.copied, 2);
   assert.deepEqual(
     await destination.keys("v2metadata-by-diffid"),

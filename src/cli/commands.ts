@@ -3,6 +3,7 @@
 // (Deno KV, Redis); see scan.ts for what only a directory can show.
 import { BY_DIFFID, BY_DIGEST, digestKey, keyPath, MAX_ENTRIES } from "../_keys.ts";
 import { errorCode } from "../_map_error.ts";
+import type { MetadataError } from "../errors.ts";
 import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
 import type { MetadataStore } from "../metadata_store.ts";
 import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
@@ -88,7 +89,11 @@ export async function listCommand(context: CommandContext): Promise<number> {
         diffID: list.diffID,
         path: list.file.path,
         entries: list.entries?.map(entryJson) ?? null,
-        error: list.failure,
+        error: list.failure && {
+          kind: list.failure.kind,
+          code: list.failure.code,
+          message: list.failure.message,
+        },
       })),
     });
   } else {
@@ -362,32 +367,21 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
     kind: Problem["kind"],
     { path, relative }: { path: string; relative: string },
     message: string,
-    detail?: string,
-  ) =>
-    problems.push({
-      kind,
-      relative,
-      path,
-      message,
-      // `Cannot decode "<key>" at "<path>": why` → `why`
-      detail: detail ?? message.replace(/^Cannot [^"]*"[^"]*"(?: at "[^"]*")?: /, ""),
-    });
+    detail: string = message,
+  ) => problems.push({ kind, relative, path, message, detail });
   const short = (digest: string) => shortDigest(digest, context.args.noTrunc);
   for (const directory of scan.unreadableDirectories) {
-    add("unreadable-directory", directory, directory.failure.message);
+    add("unreadable-directory", directory, directory.failure.message, directory.failure.reason);
   }
   for (const entry of scan.undecodableNames) {
-    add(
-      "undecodable-name",
-      entry,
-      `Cannot read "${entry.path}": the name is not UTF-8 (shown with U+FFFD for the bad bytes)`,
-    );
+    const reason = "the name is not UTF-8 (shown with U+FFFD for the bad bytes)";
+    add("undecodable-name", entry, `Cannot read "${entry.path}": ${reason}`, reason);
   }
   const listPaths = new Map<string, ListRecord>();
   for (const list of scan.lists) {
     listPaths.set(list.file.relative, list);
     if (list.failure) {
-      add(`${list.failure.kind}-list`, list.file, list.failure.message);
+      add(`${list.failure.kind}-list`, list.file, list.failure.message, list.failure.reason);
     } else if (list.entries!.length > MAX_ENTRIES) {
       add(
         "long-list",
@@ -399,14 +393,16 @@ export async function verifyCommand(context: CommandContext): Promise<number> {
   }
   for (const mapping of scan.mappings) {
     if (mapping.failure) {
-      add(`${mapping.failure.kind}-mapping`, mapping.file, mapping.failure.message);
+      const { kind, message, reason } = mapping.failure;
+      add(`${kind}-mapping`, mapping.file, message, reason);
       continue;
     }
     let listPath: string;
     try {
       listPath = keyPath(BY_DIFFID, digestKey(mapping.diffID!));
     } catch (error) {
-      add("corrupt-mapping", mapping.file, (error as Error).message);
+      const { message, reason } = error as MetadataError;
+      add("corrupt-mapping", mapping.file, message, reason);
       continue;
     }
     if (!listPaths.has(listPath)) {

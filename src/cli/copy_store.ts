@@ -55,6 +55,22 @@ function checkDigestKey(namespace: string, key: string): void {
   );
 }
 
+/**
+ * `EINVAL` naming the key when `digest`, its value or an entry of its list, is no digest the
+ * services take (`sha256:` is not): copied, it would fail every later lookup.
+ */
+function checkDigest(namespace: string, key: string, digest: string): void {
+  try {
+    digestKey(digest);
+  } catch (error) {
+    const reason = `"${digest}" is not a digest: ${(error as MetadataError).reason}`;
+    throw new MetadataError("EINVAL", `Cannot copy "${namespace}/${key}": ${reason}`, {
+      path: `${namespace}/${key}`,
+      reason,
+    });
+  }
+}
+
 /** The destination's read-modify-write: its own atomic `update`, else get and set. */
 function update(
   store: MetadataStore,
@@ -82,12 +98,12 @@ async function copyKey(
     if (errorCode(error) === "ENOENT") return "gone";
     throw error;
   }
-  if (namespace === BY_DIGEST) digestKey(decoder.decode(bytes));
+  if (namespace === BY_DIGEST) checkDigest(namespace, key, decoder.decode(bytes));
   let outcome: "copied" | "merged" | "unchanged" | "conflict" = "unchanged";
   if (namespace === BY_DIFFID) {
     // A corrupt source list is reported, not copied.
     const entries = decodeV2MetadataList(bytes);
-    for (const { digest } of entries) digestKey(digest);
+    for (const { digest } of entries) checkDigest(namespace, key, digest);
     await update(destination, namespace, key, (old) => {
       if (old === null) {
         outcome = "copied";

@@ -7,6 +7,7 @@ import { BY_DIFFID, BY_DIGEST, TEMP_PREFIX } from "../_keys.ts";
 import { errorCode, mapError } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
 import type { FileInfo } from "../file_system.ts";
+import { walkTree } from "../_walk.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import type { MetadataStore } from "../metadata_store.ts";
 import type { V2Metadata } from "../v2_metadata_service.ts";
@@ -33,6 +34,8 @@ export interface ReadFailure {
   /** The errno name, e.g. `EACCES`, or `EBADMSG` for a corrupt file. */
   code: string;
   message: string;
+  /** Why, without what or where: the message's last part. */
+  reason: string;
 }
 
 /** One `v2metadata-by-diffid` file. */
@@ -78,7 +81,8 @@ const REPLACEMENT_CHARACTER = "\uFFFD";
 
 function failureOf(error: unknown, kind: ReadFailure["kind"]): ReadFailure {
   const code = errorCode(error);
-  return { kind, code, message: error instanceof Error ? error.message : String(error) };
+  const message = error instanceof Error ? error.message : String(error);
+  return { kind, code, message, reason: error instanceof MetadataError ? error.reason : message };
 }
 
 /**
@@ -104,57 +108,27 @@ export async function walkStore(
 ): Promise<
   Pick<ScanResult, "unreadableDirectories" | "undecodableNames"> & { files: StoreFile[] }
 > {
-  const { fs, root } = store;
   const files: StoreFile[] = [];
   const unreadableDirectories: ScanResult["unreadableDirectories"] = [];
   const undecodableNames: ScanResult["undecodableNames"] = [];
-  const walk = async (directory: string, relative: string): Promise<void> => {
-    let names: string[];
-    try {
-      names = await fs.readDir(directory);
-    } catch (error) {
-      if (relative === "") throw mapError(error, "read", directory, directory);
-      unreadableDirectories.push({
-        path: directory,
-        relative,
-        failure: failureOf(mapError(error, "list", relative, directory), "unreadable"),
-      });
-      return;
-    }
-    names.sort();
-    for (const name of names) {
-      const path = `${directory === "/" ? "" : directory}/${name}`;
-      const rel = relative === "" ? name : `${relative}/${name}`;
-      let info: FileInfo | null;
-      try {
-        info = await fs.stat(path);
-      } catch (error) {
-        unreadableDirectories.push({
-          path,
-          relative: rel,
-          failure: failureOf(mapError(error, "stat", rel, path), "unreadable"),
-        });
-        continue;
-      }
+  await walkTree(store.fs, store.root, {
+    visit({ path, relative, name, info }) {
       if (info === null) {
-        if (name.includes(REPLACEMENT_CHARACTER)) undecodableNames.push({ path, relative: rel });
-        continue; // else removed meanwhile
+        if (name.includes(REPLACEMENT_CHARACTER)) undecodableNames.push({ path, relative });
+        return; // else removed meanwhile
       }
-      if (info.kind === "directory") {
-        await walk(path, rel);
-        continue;
-      }
-      files.push({
-        relative: rel,
-        path,
-        kind: info.kind,
-        size: info.size,
-        mtimeMs: info.mtimeMs,
-      });
+      files.push({ relative, path, kind: info.kind, size: info.size, mtimeMs: info.mtimeMs });
       onProgress?.("scanning", files.length, undefined);
-    }
-  };
-  await walk(root, "");
+    },
+    failed(error, path, relative, during) {
+      if (relative === "") throw mapError(error, "read", path, path);
+      const failure = failureOf(
+        mapError(error, during, relative, path),
+        "unreadable",
+      );
+      unreadableDirectories.push({ path, relative, failure });
+    },
+  });
   return { files, unreadableDirectories, undecodableNames };
 }
 
@@ -255,12 +229,12 @@ export async function scanStore(
         const text = decoder.decode(bytes);
         if (text.includes(":")) diffID = text; // the service reads any such DiffID
         else {
+          const reason = text === "" ? "it is empty" : `"${text.slice(0, 80)}" is not a DiffID`;
           failure = {
             kind: "corrupt",
             code: "EBADMSG",
-            message: `Cannot use "${namespace}/${key}"${at(file)}: ${
-              text === "" ? "it is empty" : `"${text.slice(0, 80)}" is not a DiffID`
-            }`,
+            message: `Cannot use "${namespace}/${key}"${at(file)}: ${reason}`,
+            reason,
           };
         }
       }
@@ -273,9 +247,7 @@ export async function scanStore(
         entries = decodeV2MetadataList(bytes);
       } catch (error) {
         failure = failureOf(error, "corrupt");
-        failure.message = `Cannot decode "${namespace}/${key}"${at(file)}: ${
-          failure.message.replace(/^Cannot [^:]*: /, "")
-        }`;
+        failure.message = `Cannot decode "${namespace}/${key}"${at(file)}: ${failure.reason}`;
       }
     }
     result.lists.push({ diffID: digestOf(key), file, entries, failure });
