@@ -10,6 +10,9 @@ export type CommandName =
   | "verify"
   | "copy-store"
   | "copy"
+  | "inspect"
+  | "list-tags"
+  | "delete"
   | "help"
   | "version";
 
@@ -56,6 +59,14 @@ export interface CliArgs {
   certDir: string | undefined;
   /** `--tls-verify[=false]` for every registry. */
   tlsVerify: boolean | undefined;
+  /** `inspect --raw`: the manifest as the registry serves it. */
+  raw: boolean;
+  /** `inspect --config`: the image's configuration. */
+  config: boolean;
+  /** `-q`, `--quiet`: the least output (the digest of `inspect`, nothing for `copy`, `delete`). */
+  quiet: boolean;
+  /** `copy --digestfile FILE`: where the copied manifest's digest is written. */
+  digestFile: string | undefined;
 }
 
 /** The credentials and TLS of one side of `copy`, as skopeo takes them. */
@@ -93,9 +104,22 @@ const COMMANDS: readonly CommandName[] = [
   "verify",
   "copy-store",
   "copy",
+  "inspect",
+  "list-tags",
+  "delete",
   "help",
 ];
-const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
+/** The commands on one image or repository, and what they call their argument. */
+const ON_REGISTRY: Partial<Record<CommandName, string>> = {
+  inspect: "docker://REF",
+  "list-tags": "docker://REPOSITORY",
+  delete: "docker://REF",
+};
+const WITH_ARGUMENT: readonly CommandName[] = [
+  "diffid",
+  "metadata",
+  ...Object.keys(ON_REGISTRY) as CommandName[],
+];
 const VALUE_OPTIONS = {
   "--root": "root",
   "-r": "root",
@@ -104,6 +128,7 @@ const VALUE_OPTIONS = {
   "--authfile": "authFile",
   "--creds": "creds",
   "--cert-dir": "certDir",
+  "--digestfile": "digestFile",
   "--username": "username",
   "-u": "username",
   "--password": "password",
@@ -138,6 +163,9 @@ const KNOWN_FLAGS: ReadonlySet<string> = new Set([
   "--plain-http",
   "--no-plain-http",
   "--all",
+  "--raw",
+  "--config",
+  "--quiet",
   "--help",
   "--version",
   ...Object.keys(SIDE_FLAGS),
@@ -160,21 +188,28 @@ Commands:
   copy <src> <dst>      copy an image: docker://REF or oci:DIR[:TAG] on either side, recording
                         into the metadata store (--root or --store; default: the user's own,
                         $XDG_DATA_HOME/distribution-metadata/distribution)
+  inspect docker://REF  the image: digest, media type, platforms, tags, layers, os/arch/created
+                        (--raw: the manifest as served; --config: the configuration; -q: digest)
+  list-tags docker://REPOSITORY
+                        the repository's tags, one a line
+  delete docker://REF   deletes the manifest (a tag is resolved to its digest first)
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
                         the data-root of /etc/docker/daemon.json when it names one)
   --store <location>    any store: a directory, a Deno KV file or URL (kv:<path>, https://…),
                         or redis://host:port[/db][?prefix=p]
-  --json                machine-readable output (copy: one JSON event per line)
+  --json, --format json machine-readable output (copy: one JSON event per line)
+  -q, --quiet           the least output: inspect the digest, copy and delete nothing
+  --digestfile <file>   copy: write the copied manifest's digest to <file>
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
   --no-progress         no progress output
   --auth, --authfile <config.json>
                         check, copy: credentials from a docker config.json and its helpers
                         (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)
-  --creds <user[:pw]>   check: credentials for every registry (the password from stdin when
-                        omitted)
+  --creds <user[:pw]>   check, inspect, list-tags, delete: the credentials (the password from
+                        stdin when omitted)
   --src-creds <user[:pw]>, --dest-creds <user[:pw]>
                         copy: one side's credentials (the password from stdin when omitted)
   --src-authfile <f>, --dest-authfile <f>
@@ -188,15 +223,16 @@ Options:
   --identity-token <t>  check, copy: an identity token
   --registry-token <t>  check, copy: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
-  --plain-http          copy: every registry over http
-  --no-plain-http       copy: every registry over https, verified, loopback ones too
+  The registry options below hold for copy, inspect, list-tags and delete:
+  --plain-http          every registry over http
+  --no-plain-http       every registry over https, verified, loopback ones too
                         (default: as dockerd, loopback registries and daemon.json's
                         insecure-registries over https unverified, else over plain http)
-  --cert-dir <dir>      copy: *.crt CAs and *.cert/*.key client pairs for every registry
+  --cert-dir <dir>      *.crt CAs and *.cert/*.key client pairs for every registry
                         (default: /etc/docker/certs.d/<host:port>/, as docker reads it)
   --src-cert-dir <dir>, --dest-cert-dir <dir>
                         copy: one side's certificates
-  --tls-verify[=false]  copy: false treats every registry as insecure (https unverified, then
+  --tls-verify[=false]  false treats every registry as insecure (https unverified, then
                         http); true verifies loopback registries too
   --src-tls-verify[=false], --dest-tls-verify[=false]
                         copy: the same for one side
@@ -269,6 +305,10 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     destinationCredentials: side(),
     certDir: undefined,
     tlsVerify: undefined,
+    raw: false,
+    config: false,
+    quiet: false,
+    digestFile: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -297,6 +337,14 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
       const [side, field] = SIDE_OPTIONS[name as keyof typeof SIDE_OPTIONS];
       args[side][field] = value;
+      continue;
+    }
+    if (name === "--format") {
+      const value = inline ?? argv[++i];
+      if (value !== "json") {
+        throw new UsageError(`Option "--format" takes "json", not ${JSON.stringify(value ?? "")}`);
+      }
+      args.json = true;
       continue;
     }
     if (TLS_VERIFY.includes(name)) {
@@ -342,6 +390,16 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case "--all":
         args.all = true;
         break;
+      case "--raw":
+        args.raw = true;
+        break;
+      case "--config":
+        args.config = true;
+        break;
+      case "-q":
+      case "--quiet":
+        args.quiet = true;
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -370,7 +428,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : copying ? 2 : 0;
   if (rest.length < wanted) {
     throw new UsageError(
-      `Command "${command}" needs a ${command === "diffid" ? "digest" : "DiffID"}`,
+      `Command "${command}" needs ${
+        ON_REGISTRY[args.command] ?? (command === "diffid" ? "a digest" : "a DiffID")
+      }`,
     );
   }
   if (rest.length > wanted) throw new UsageError(`Unexpected argument "${rest[wanted]}"`);
@@ -402,5 +462,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   checkSide(args.command, "src", args.sourceCredentials);
   checkSide(args.command, "dest", args.destinationCredentials);
+  if ((args.raw || args.config) && args.command !== "inspect") {
+    throw new UsageError(`Option "${args.raw ? "--raw" : "--config"}" is for "inspect"`);
+  }
+  if (args.raw && args.config) throw new UsageError(`Pass either "--raw" or "--config", not both`);
+  if (args.digestFile !== undefined && args.command !== "copy") {
+    throw new UsageError(`Option "--digestfile" is for "copy"`);
+  }
   return args;
 }

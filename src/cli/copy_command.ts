@@ -18,25 +18,16 @@ import {
   type RegistryConfig,
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { type CliArgs, UsageError } from "./args.ts";
-import type { CommandCredentials } from "./auth.ts";
+import { UsageError } from "./args.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
-import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
+import { registrySide, type RegistrySideContext } from "./registry_side.ts";
 
 /** What `copy` needs from the CLI. */
-export interface CopyContext {
-  args: CliArgs;
-  fs: FileSystem;
+export interface CopyContext extends RegistrySideContext {
   /** The working directory, for relative `oci:` paths. */
   cwd: string;
-  /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
-  env(name: string): string | undefined;
-  /** Reads a text file (certificates, daemon.json). */
-  readTextFile(path: string): Promise<string>;
-  /** The keychains of the command's registries, made when first needed. */
-  credentials: CommandCredentials;
   progress: CopyProgress;
   /** Prints one line of the result on stdout. */
   print(line: string): void;
@@ -172,6 +163,13 @@ async function removeCreated(context: CopyContext, path: string): Promise<void> 
   });
 }
 
+/** `--digestfile FILE`: the digest alone, no newline, as skopeo writes it; replaced whole. */
+async function writeDigestFile(context: CopyContext, path: string, digest: string) {
+  const absolute = path.startsWith("/") ? path : `${context.cwd}/${path}`;
+  const temp = `${absolute}.tmp-${crypto.randomUUID()}`;
+  await context.fs.writeFileAtomic(absolute, temp, new TextEncoder().encode(digest), 0o644);
+}
+
 /** Layers whose DiffID the bytes that passed disproved, or could not prove. */
 const UNPROVEN = new Set(["mismatch", "unverifiable", "invalid"]);
 
@@ -213,21 +211,14 @@ export async function copyCommand(context: CopyContext): Promise<number> {
    * One side's own way in: its keychain (the library derives the HMAC key from what it
    * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
    */
-  let insecure: Promise<string[]> | undefined;
-  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
-    const own = side === source ? args.sourceCredentials : args.destinationCredentials;
-    const access = await registryAccess(side.reference.domain, formatReference(side.reference), {
-      plainHttp: args.plainHttp,
-      tlsVerify: own.tlsVerify ?? args.tlsVerify,
-      certDir: own.certDir ?? args.certDir,
-      certsBase: certsBase(context.env),
-      insecureRegistries: await (insecure ??= insecureRegistries(context.readTextFile)),
-    }, context);
-    return {
-      keychain: await context.credentials.side(own, side === source ? "src" : "dest"),
-      ...access,
-    };
-  };
+  const sideFor = (side: ImageLocation & { kind: "docker" }): Promise<CopySide> =>
+    registrySide(
+      context,
+      side.reference,
+      side === source
+        ? { prefix: "src", own: args.sourceCredentials }
+        : { prefix: "dest", own: args.destinationCredentials },
+    );
   const shared: CopyConfig = {
     metadataService,
     signal: context.signal,
@@ -276,8 +267,12 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       throw new Error("unreachable: two layouts are refused above");
     }
     context.progress.finish();
+    if (args.digestFile !== undefined) {
+      await writeDigestFile(context, args.digestFile, copied.digest);
+    }
     const from = showImageLocation(source);
     const to = showImageLocation(destination);
+    if (args.quiet) return 0;
     if (args.json) {
       const { mediaType, digest, size } = copied;
       context.print(

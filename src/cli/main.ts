@@ -22,6 +22,12 @@ import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
 import { certificateHint, certsBase } from "./registry_access.ts";
 import {
+  deleteCommand,
+  inspectCommand,
+  listTagsCommand,
+  type RegistryCommandContext,
+} from "./registry_commands.ts";
+import {
   openStoreLocation,
   parseStoreLocation,
   showStoreLocation,
@@ -228,7 +234,44 @@ async function runCopy(
 }
 
 /** The commands that read one store. */
-type StoreCommandName = Exclude<CommandName, "copy" | "copy-store" | "help" | "version">;
+type StoreCommandName = Exclude<
+  CommandName,
+  "copy" | "copy-store" | "help" | "version" | keyof typeof REGISTRY_COMMANDS
+>;
+
+/** The commands on one registry. */
+const REGISTRY_COMMANDS = {
+  inspect: inspectCommand,
+  "list-tags": listTagsCommand,
+  delete: deleteCommand,
+} as const;
+
+/** `inspect`, `list-tags` or `delete`, aborted through its signal on Ctrl-C. */
+async function runRegistryCommand(
+  environment: CliEnvironment,
+  args: CliArgs,
+  run: (context: RegistryCommandContext) => Promise<number>,
+  print: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<number> {
+  const controller = new AbortController();
+  const stopListening = environment.onInterrupt(() => controller.abort());
+  try {
+    return await run({
+      args,
+      fs: environment.fs,
+      env: environment.env,
+      readTextFile: environment.readTextFile,
+      credentials: new CommandCredentials(args, environment, warn),
+      print,
+      write: environment.stdout,
+      warn,
+      signal: controller.signal,
+    });
+  } finally {
+    stopListening();
+  }
+}
 
 /** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
 async function storeCommand(
@@ -294,6 +337,9 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
     if (command === "copy") return await runCopy(environment, args, print, warn);
+    if (command === "inspect" || command === "list-tags" || command === "delete") {
+      return await runRegistryCommand(environment, args, REGISTRY_COMMANDS[command], print, warn);
+    }
     const location: StoreLocation = args.store === undefined
       ? { kind: "directory", path: args.root ?? await findStore(environment) }
       : await parseStoreLocation(args.store, environment.fs, true);

@@ -38,8 +38,8 @@ export interface Keychain {
    */
   resolve(host: string): Promise<KeychainEntry>;
   /**
-   * Whether the configuration names the host (in `auths` or `credHelpers`): resolving it then
-   * tells a helper no host it did not already know.
+   * Whether resolving the host tells no helper of a host it did not know: the configuration
+   * names it (in `auths` or `credHelpers`), or has no `credsStore` to ask about any host.
    */
   names(host: string): boolean;
 }
@@ -242,7 +242,7 @@ export function keychainFromConfig(
     },
     names(host) {
       const key = configKey(host);
-      return entryFor(key) !== undefined || Object.hasOwn(helpers, key);
+      return entryFor(key) !== undefined || Object.hasOwn(helpers, key) || store === undefined;
     },
   };
 }
