@@ -305,7 +305,7 @@ export async function dockerKeychain(options: DockerKeychainOptions = {}): Promi
     const code = errorCode(error);
     // The docker CLI without a config file: no credentials, for every host.
     if (code === "ENOENT" && options.configFile === undefined) {
-      return { resolve: () => Promise.resolve({ auth: null, source: "none" }), names: () => false };
+      return { resolve: () => Promise.resolve({ auth: null, source: "none" }), names: () => true };
     }
     const why = code === "ENOENT"
       ? "no such file or directory"

@@ -127,6 +127,8 @@ export async function startRegistry(
     storage?: string;
     accessLog?: boolean;
     tls?: { certificate: string; key: string; clientCAs?: string[] };
+    /** Token auth (`auth.token`): the token server, and the certificate its JWTs are signed under. */
+    token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   } = {},
 ): Promise<RegistryServer> {
   if (!existsSync(REGISTRY_BINARY)) {
@@ -173,6 +175,16 @@ export async function startRegistry(
       : []),
     ...(options.htpasswd
       ? ["auth:", "  htpasswd:", "    realm: test-realm", `    path: ${join(dir, "htpasswd")}`]
+      : []),
+    ...(options.token
+      ? [
+        "auth:",
+        "  token:",
+        `    realm: ${options.token.realm}`,
+        `    service: ${options.token.service}`,
+        `    issuer: ${options.token.issuer}`,
+        `    rootcertbundle: ${options.token.rootCertBundle}`,
+      ]
       : []),
   ].join("\n") + "\n";
   if (options.htpasswd) writeFileSync(join(dir, "htpasswd"), htpasswdLines());
