@@ -21,12 +21,7 @@ import {
 import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
 import { certificateHint, certsBase } from "./registry_access.ts";
-import {
-  deleteCommand,
-  inspectCommand,
-  listTagsCommand,
-  type RegistryCommandContext,
-} from "./registry_commands.ts";
+import { deleteCommand, inspectCommand, listTagsCommand } from "./registry_commands.ts";
 import {
   openStoreLocation,
   parseStoreLocation,
@@ -206,31 +201,38 @@ function copyProgressMode(environment: CliEnvironment, args: CliArgs): CopyProgr
   return environment.stderrIsTerminal ? "terminal" : "lines";
 }
 
-/** `copy`, aborted through its signal on Ctrl-C. */
-async function runCopy(
+/** Runs a command that talks to registries, its signal aborted on Ctrl-C. */
+async function interruptible(
   environment: CliEnvironment,
-  args: CliArgs,
-  print: (line: string) => void,
-  warn: (line: string) => void,
+  run: (signal: AbortSignal) => Promise<number>,
 ): Promise<number> {
   const controller = new AbortController();
   const stopListening = environment.onInterrupt(() => controller.abort());
   try {
-    return await copyCommand({
-      args,
-      fs: environment.fs,
-      cwd: environment.cwd,
-      env: environment.env,
-      readTextFile: environment.readTextFile,
-      credentials: new CommandCredentials(args, environment, warn),
-      progress: copyProgress(copyProgressMode(environment, args), environment),
-      print,
-      warn,
-      signal: controller.signal,
-    });
+    return await run(controller.signal);
   } finally {
     stopListening();
   }
+}
+
+/** What every command that talks to registries gets: files, credentials, output, signal. */
+function registryContext(
+  environment: CliEnvironment,
+  args: CliArgs,
+  print: (line: string) => void,
+  warn: (line: string) => void,
+  signal: AbortSignal,
+) {
+  return {
+    args,
+    fs: environment.fs,
+    env: environment.env,
+    readTextFile: environment.readTextFile,
+    credentials: new CommandCredentials(args, environment, warn),
+    print,
+    warn,
+    signal,
+  };
 }
 
 /** The commands that read one store. */
@@ -245,33 +247,6 @@ const REGISTRY_COMMANDS = {
   "list-tags": listTagsCommand,
   delete: deleteCommand,
 } as const;
-
-/** `inspect`, `list-tags` or `delete`, aborted through its signal on Ctrl-C. */
-async function runRegistryCommand(
-  environment: CliEnvironment,
-  args: CliArgs,
-  run: (context: RegistryCommandContext) => Promise<number>,
-  print: (line: string) => void,
-  warn: (line: string) => void,
-): Promise<number> {
-  const controller = new AbortController();
-  const stopListening = environment.onInterrupt(() => controller.abort());
-  try {
-    return await run({
-      args,
-      fs: environment.fs,
-      env: environment.env,
-      readTextFile: environment.readTextFile,
-      credentials: new CommandCredentials(args, environment, warn),
-      print,
-      write: environment.stdout,
-      warn,
-      signal: controller.signal,
-    });
-  } finally {
-    stopListening();
-  }
-}
 
 /** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
 async function storeCommand(
@@ -336,9 +311,21 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
     if (command === "copy-store") {
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
-    if (command === "copy") return await runCopy(environment, args, print, warn);
+    if (command === "copy") {
+      return await interruptible(environment, (signal) =>
+        copyCommand({
+          ...registryContext(environment, args, print, warn, signal),
+          cwd: environment.cwd,
+          progress: copyProgress(copyProgressMode(environment, args), environment),
+        }));
+    }
     if (command === "inspect" || command === "list-tags" || command === "delete") {
-      return await runRegistryCommand(environment, args, REGISTRY_COMMANDS[command], print, warn);
+      const run = REGISTRY_COMMANDS[command];
+      return await interruptible(environment, (signal) =>
+        run({
+          ...registryContext(environment, args, print, warn, signal),
+          write: environment.stdout,
+        }));
     }
     const location: StoreLocation = args.store === undefined
       ? { kind: "directory", path: args.root ?? await findStore(environment) }

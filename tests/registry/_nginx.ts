@@ -4,10 +4,10 @@
 // The second origin logs the `Authorization` each request brought.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { onExit } from "./_on_exit.ts";
+import { freePort, listening, terminate } from "./_registry_server.ts";
 
 export const NGINX_BINARY = "/usr/sbin/nginx";
 
@@ -18,28 +18,6 @@ export interface RedirectingProxy {
   /** Each blob request the second origin received: method, path and the Authorization it brought. */
   redirected(): { method: string; path: string; authorization: string }[];
   stop(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.on("error", () => resolve(false));
-  });
 }
 
 /**
@@ -109,7 +87,8 @@ ${temp}
     rmSync(dir, { recursive: true, force: true });
   };
   const cancelOnExit = onExit(kill);
-  for (let attempt = 0; !(await listening(front) && await listening(bucket)); attempt++) {
+  const up = (port: number) => listening(port).then(() => true, () => false);
+  for (let attempt = 0; !(await up(front) && await up(bucket)); attempt++) {
     if (attempt === 200 || child.exitCode !== null) {
       cancelOnExit();
       kill();
@@ -128,11 +107,7 @@ ${temp}
       ),
     stop: async () => {
       cancelOnExit();
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
+      await terminate(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
