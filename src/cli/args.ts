@@ -13,6 +13,7 @@ export type CommandName =
   | "inspect"
   | "list-tags"
   | "delete"
+  | "sync"
   | "help"
   | "version";
 
@@ -107,6 +108,7 @@ const COMMANDS: readonly CommandName[] = [
   "inspect",
   "list-tags",
   "delete",
+  "sync",
   "help",
 ];
 /** The commands on one image or repository, and what they call their argument. */
@@ -193,6 +195,9 @@ Commands:
   list-tags docker://REPOSITORY
                         the repository's tags, one a line
   delete docker://REF   deletes the manifest (a tag is resolved to its digest first)
+  sync docker://REPO docker://DEST
+                        every tag of a repository into DEST/<last name part>, 2 images at once,
+                        one metadata store; run again to resume (blobs there are not sent again)
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
@@ -259,7 +264,7 @@ function checkSide(command: CommandName, prefix: string, side: SideCredentialArg
     side.certDir === undefined ? null : `--${prefix}-cert-dir`,
     side.tlsVerify === undefined ? null : `--${prefix}-tls-verify`,
   ].filter((name) => name !== null);
-  if (tls.length > 0 && command !== "copy") {
+  if (tls.length > 0 && command !== "copy" && command !== "sync") {
     throw new UsageError(`Option "${tls[0]}" is for "copy"; use "--cert-dir" or "--tls-verify"`);
   }
   const given = [
@@ -267,7 +272,7 @@ function checkSide(command: CommandName, prefix: string, side: SideCredentialArg
     side.authFile === undefined ? null : `--${prefix}-authfile`,
     side.noCreds ? `--${prefix}-no-creds` : null,
   ].filter((name) => name !== null);
-  if (given.length > 0 && command !== "copy") {
+  if (given.length > 0 && command !== "copy" && command !== "sync") {
     throw new UsageError(`Option "${given[0]}" is for "copy"; use "--creds" or "--authfile"`);
   }
   if (given.length > 1) {
@@ -420,7 +425,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     throw new UsageError(`Unknown command "${command}"`);
   }
   args.command = command as CommandName;
-  const copying = args.command === "copy-store" || args.command === "copy";
+  const copying = args.command === "copy-store" || args.command === "copy" ||
+    args.command === "sync";
   if (copying && rest.length < 2) {
     const what = args.command === "copy" ? "image" : "store";
     throw new UsageError(`Command "${command}" needs a source and a destination ${what}`);
@@ -457,8 +463,8 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (args.creds !== undefined && (fields !== undefined || args.authFile !== undefined)) {
     throw new UsageError(`Pass either "--creds" or "--username"/"--auth", not both`);
   }
-  if (args.command === "copy" && args.creds !== undefined) {
-    throw new UsageError(`"copy" has two sides: pass "--src-creds" and "--dest-creds"`);
+  if ((args.command === "copy" || args.command === "sync") && args.creds !== undefined) {
+    throw new UsageError(`"${args.command}" has two sides: pass "--src-creds" and "--dest-creds"`);
   }
   checkSide(args.command, "src", args.sourceCredentials);
   checkSide(args.command, "dest", args.destinationCredentials);

@@ -68,7 +68,13 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
   return `${dataHome}/distribution-metadata/distribution`;
 }
 
-async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
+/**
+ * The metadata store `copy` and `sync` record into: `--store`, `--root`, else the user's own.
+ *
+ * @param context The command line, files and environment.
+ * @returns The store, opened for writing, and how to close it.
+ */
+export async function openMetadataStore(context: RegistrySideContext): Promise<OpenStore> {
   const { fs, args } = context;
   const writable = (path: string) => FSMetadataStore.open(path, { fs, lock: true });
   if (args.store !== undefined) {
@@ -197,13 +203,8 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
-  if (
-    source.kind === "docker" && destination.kind === "docker" &&
-    source.reference.domain !== destination.reference.domain && context.credentials.hasFields
-  ) {
-    throw new UsageError(
-      `Cannot send "--username" credentials to both "${source.reference.domain}" and "${destination.reference.domain}": pass "--src-creds" and "--dest-creds"`,
-    );
+  if (source.kind === "docker" && destination.kind === "docker") {
+    context.credentials.checkSides(source.reference.domain, destination.reference.domain);
   }
   const opened = await openMetadataStore(context);
   const metadataService = new V2MetadataService(opened.store);

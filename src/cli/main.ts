@@ -20,6 +20,7 @@ import {
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
+import { syncCommand } from "./sync_command.ts";
 import { certificateHint, certsBase } from "./registry_access.ts";
 import { deleteCommand, inspectCommand, listTagsCommand } from "./registry_commands.ts";
 import {
@@ -238,7 +239,7 @@ function registryContext(
 /** The commands that read one store. */
 type StoreCommandName = Exclude<
   CommandName,
-  "copy" | "copy-store" | "help" | "version" | keyof typeof REGISTRY_COMMANDS
+  "copy" | "copy-store" | "sync" | "help" | "version" | keyof typeof REGISTRY_COMMANDS
 >;
 
 /** The commands on one registry. */
@@ -310,6 +311,12 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
   try {
     if (command === "copy-store") {
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
+    }
+    if (command === "sync") {
+      return await interruptible(
+        environment,
+        (signal) => syncCommand(registryContext(environment, args, print, warn, signal)),
+      );
     }
     if (command === "copy") {
       return await interruptible(environment, (signal) =>
