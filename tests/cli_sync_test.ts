@@ -2,12 +2,13 @@
 // DEST/<name>, one metadata store, and a second run that sends no blob again.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
 import { ociLayoutStore, push, tags } from "../src/registry/mod.ts";
 import { runCli, tempDir } from "./_cli.ts";
+import { parseSyncYaml } from "../src/cli/sync_yaml.ts";
 import { buildImage, noise } from "./registry/_image_builder.ts";
 import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
 
@@ -78,4 +79,76 @@ test("cli.ts sync copies every tag of a repository, records into one store, and 
     `docker://${target.host}/x`,
   ], SYNC);
   assert.equal(tagged.code, 2);
+});
+
+test("cli.ts sync --src yaml copies the images and tags skopeo's YAML list names", async () => {
+  const [sourceStarted, targetStarted] = [startRegistry(), startRegistry()];
+  servers.push(sourceStarted, targetStarted);
+  const [source, target] = [await sourceStarted, await targetStarted];
+  const dir = tempDir();
+  temps.push(dir);
+  const store = await ociLayoutStore(join(dir, "layout"), { fs: nodeFileSystem });
+  for (const [i, tag] of ["1.0", "2.0", "3.0"].entries()) {
+    await buildImage(store, tag, [[{ name: "f", data: noise(5_000, 120 + i) }]], "oci");
+    await push(`${source.host}/team/app:${tag}`, store, { plainHttp: true });
+    await push(`${source.host}/other/tool:${tag}`, store, { plainHttp: true });
+  }
+  const list = join(dir, "sync.yaml");
+  writeFileSync(
+    list,
+    `# as skopeo sync reads it
+${source.host}:
+  images:
+    team/app:
+      - "1.0"
+      - '3.0'
+    other/tool: []   # every tag
+  tls-verify: false
+`,
+  );
+  const root = join(dir, "metadata");
+  const run = await runCli(
+    ["sync", "--root", root, "--src", "yaml", list, `docker://${target.host}/mirror`],
+    SYNC,
+  );
+  assert.equal(run.code, 0, run.stderr);
+  assert.match(run.stdout, /Synced 5 of 5 images from .*sync\.yaml to docker:\/\/.*\/mirror\n$/);
+  assert.deepEqual((await tags(`${target.host}/mirror/app`, { plainHttp: true })).sort(), [
+    "1.0",
+    "3.0",
+  ]);
+  assert.deepEqual(
+    (await tags(`${target.host}/mirror/tool`, { plainHttp: true })).sort(),
+    ["1.0", "2.0", "3.0"],
+  );
+  writeFileSync(list, `${source.host}:\n  images:\n    team/app: []\n   tls-verify: false\n`);
+  const bad = await runCli(["sync", "--src", "yaml", list, `docker://${target.host}/x`], SYNC);
+  assert.equal(bad.code, 2);
+  assert.ok(bad.stderr.startsWith(`error: Cannot read "${list}" line 4: `), bad.stderr);
+});
+
+test("parseSyncYaml() reads the subset skopeo's lists are written in, scalars kept as strings", () => {
+  assert.deepEqual(
+    parseSyncYaml(
+      `r.test:   # a registry
+  images:
+    app: [1.0, "2.0"]
+    "quoted/name":
+    - latest
+  credentials:
+    username: ci
+    password: 'it''s # not a comment'
+`,
+      "sync.yaml",
+    ),
+    {
+      "r.test": {
+        images: { app: ["1.0", "2.0"], "quoted/name": ["latest"] },
+        credentials: { username: "ci", password: "it's # not a comment" },
+      },
+    },
+  );
+  assert.throws(() => parseSyncYaml("r.test:\n  images: {a: 1}\n", "sync.yaml"), {
+    message: `Cannot read "sync.yaml" line 2: "{a: 1}" is not supported here`,
+  });
 });

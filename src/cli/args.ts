@@ -68,6 +68,8 @@ export interface CliArgs {
   quiet: boolean;
   /** `copy --digestfile FILE`: where the copied manifest's digest is written. */
   digestFile: string | undefined;
+  /** `sync --src yaml`: the source is skopeo's YAML list of images (default `docker`). */
+  syncSource: string | undefined;
 }
 
 /** The credentials and TLS of one side of `copy`, as skopeo takes them. */
@@ -131,6 +133,7 @@ const VALUE_OPTIONS = {
   "--creds": "creds",
   "--cert-dir": "certDir",
   "--digestfile": "digestFile",
+  "--src": "syncSource",
   "--username": "username",
   "-u": "username",
   "--password": "password",
@@ -198,6 +201,8 @@ Commands:
   sync docker://REPO docker://DEST
                         every tag of a repository into DEST/<last name part>, 2 images at once,
                         one metadata store; run again to resume (blobs there are not sent again)
+  sync --src yaml FILE docker://DEST
+                        the images a skopeo sync YAML list names
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
@@ -314,6 +319,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     config: false,
     quiet: false,
     digestFile: undefined,
+    syncSource: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -474,6 +480,12 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (args.raw && args.config) throw new UsageError(`Pass either "--raw" or "--config", not both`);
   if (args.digestFile !== undefined && args.command !== "copy") {
     throw new UsageError(`Option "--digestfile" is for "copy"`);
+  }
+  if (args.syncSource !== undefined && args.command !== "sync") {
+    throw new UsageError(`Option "--src" is for "sync"`);
+  }
+  if (args.syncSource !== undefined && args.syncSource !== "docker" && args.syncSource !== "yaml") {
+    throw new UsageError(`Option "--src" takes "docker" or "yaml", not "${args.syncSource}"`);
   }
   return args;
 }

@@ -1,14 +1,24 @@
-// `sync docker://REPOSITORY docker://DESTINATION`: every tag of a repository into
-// DESTINATION/<its last name part>, as skopeo sync copies a repository, a few images at once,
-// recording into one metadata store (so a layer the images share mounts or is found instead of
-// being sent again). Run again after a failure, it sends only what is missing.
-import { copy, type CopyConfig, formatReference, tags } from "../registry/mod.ts";
+// `sync docker://REPOSITORY docker://DESTINATION` (every tag of a repository) and
+// `sync --src yaml FILE docker://DESTINATION` (the images skopeo's YAML list names): each image
+// into DESTINATION/<its last name part>, as skopeo sync names it, a few images at once, recording
+// into one metadata store (so a layer the images share is sent once). Run again after a failure,
+// it sends only what is missing.
+import {
+  copy,
+  type CopyConfig,
+  type CopySide,
+  formatReference,
+  parseReference,
+  type Reference,
+  tags,
+} from "../registry/mod.ts";
 import { limiter } from "../registry/_limit.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { UsageError } from "./args.ts";
+import { type SideCredentialArgs, UsageError } from "./args.ts";
 import { INTERRUPTED, openMetadataStore } from "./copy_command.ts";
 import { parseImageLocation } from "./image_location.ts";
 import { registrySide, type RegistrySideContext } from "./registry_side.ts";
+import { parseSyncYaml, type YamlValue } from "./sync_yaml.ts";
 
 /** Images copied at once; each moves its own blobs 3 at a time. */
 const CONCURRENT_IMAGES = 2;
@@ -23,6 +33,83 @@ export interface SyncContext extends RegistrySideContext {
   signal: AbortSignal;
 }
 
+/** One repository to copy: its way in, and its tags (`null`: every one). */
+interface SyncSource {
+  repository: Reference;
+  side: CopySide;
+  tags: string[] | null;
+}
+
+/** The repository of `docker://REPOSITORY` (a tag or digest in it is a usage error). */
+async function dockerSource(context: SyncContext): Promise<SyncSource[]> {
+  const { args } = context;
+  const source = parseImageLocation(args.argument!, "/");
+  if (source.kind !== "docker" || /[:@]/.test(args.argument!.split("/").at(-1)!)) {
+    throw new UsageError(`Command "sync" takes docker://REPOSITORY, not "${args.argument}"`);
+  }
+  const side = await registrySide(context, source.reference, {
+    prefix: "src",
+    own: args.sourceCredentials,
+  });
+  return [{ repository: source.reference, side, tags: null }];
+}
+
+function yamlMapping(value: YamlValue | undefined, what: string): { [key: string]: YamlValue } {
+  if (value === undefined || value === "") return {};
+  if (typeof value !== "object" || Array.isArray(value)) {
+    throw new UsageError(`Cannot read ${what}: it must be a mapping`);
+  }
+  return value;
+}
+
+function yamlString(value: YamlValue | undefined, what: string): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string") throw new UsageError(`Cannot read ${what}: it must be a string`);
+  return value;
+}
+
+/** The repositories a skopeo sync YAML list names, each registry with its own options. */
+async function yamlSources(context: SyncContext): Promise<SyncSource[]> {
+  const path = context.args.argument!;
+  const document = parseSyncYaml(await context.readTextFile(path), path);
+  const sources: SyncSource[] = [];
+  for (const [registry, value] of Object.entries(document)) {
+    const where = (key: string) => `"${registry}" > "${key}" in "${path}"`;
+    const options = yamlMapping(value, `"${registry}" in "${path}"`);
+    const credentials = yamlMapping(options["credentials"], where("credentials"));
+    const username = yamlString(credentials["username"], where("credentials"));
+    const password = yamlString(credentials["password"], where("credentials"));
+    const verify = yamlString(options["tls-verify"], where("tls-verify"));
+    if (verify !== undefined && verify !== "true" && verify !== "false") {
+      throw new UsageError(`Cannot read ${where("tls-verify")}: it is true or false`);
+    }
+    // The registry's own options as copy's --src-* options, the command line's where it has none.
+    const own: SideCredentialArgs = {
+      ...context.args.sourceCredentials,
+      ...username === undefined ? {} : { creds: `${username}:${password ?? ""}` },
+      ...verify === undefined ? {} : { tlsVerify: verify === "true" },
+      ...options["cert-dir"] === undefined
+        ? {}
+        : { certDir: yamlString(options["cert-dir"], where("cert-dir")) },
+    };
+    for (const [name, listed] of Object.entries(yamlMapping(options["images"], where("images")))) {
+      let repository: Reference;
+      try {
+        repository = parseReference(`${registry}/${name}`, { defaultTag: false });
+      } catch (error) {
+        throw new UsageError(`Cannot read ${where("images")}: ${(error as Error).message}`);
+      }
+      if (!Array.isArray(listed) && listed !== "") {
+        throw new UsageError(`Cannot read ${where("images")} > "${name}": it must list tags`);
+      }
+      const chosen = Array.isArray(listed) ? listed.map((tag) => String(tag)) : [];
+      const side = await registrySide(context, repository, { prefix: "src", own });
+      sources.push({ repository, side, tags: chosen.length === 0 ? null : chosen });
+    }
+  }
+  return sources;
+}
+
 /**
  * Runs `sync`: one line (or JSON event) per image copied, a warning per image that failed, then
  * a summary.
@@ -32,56 +119,59 @@ export interface SyncContext extends RegistrySideContext {
  */
 export async function syncCommand(context: SyncContext): Promise<number> {
   const { args } = context;
-  const source = parseImageLocation(args.argument!, "/");
+  const yaml = args.syncSource === "yaml";
   const destination = parseImageLocation(args.destination!, "/");
-  if (source.kind !== "docker" || destination.kind !== "docker") {
-    throw new UsageError(`Command "sync" takes docker://REPOSITORY docker://DESTINATION`);
+  if (destination.kind !== "docker") {
+    throw new UsageError(
+      `Command "sync" copies to docker://DESTINATION, not "${args.destination}"`,
+    );
   }
-  if (/[:@]/.test(args.argument!.split("/").at(-1)!)) {
-    throw new UsageError(`Command "sync" takes a repository, not "${args.argument}"`);
+  const sources = yaml ? await yamlSources(context) : await dockerSource(context);
+  for (const source of sources) {
+    context.credentials.checkSides(source.repository.domain, destination.reference.domain);
   }
-  context.credentials.checkSides(source.reference.domain, destination.reference.domain);
-  const from = await registrySide(context, source.reference, {
-    prefix: "src",
-    own: args.sourceCredentials,
-  });
   const to = await registrySide(context, destination.reference, {
     prefix: "dest",
     own: args.destinationCredentials,
   });
-  const target = `${destination.reference.name}/${source.reference.path.split("/").at(-1)}`;
-  const all = await tags(source.reference.name, { ...from, signal: context.signal });
+  const images: { from: string; to: string; side: CopySide }[] = [];
+  for (const source of sources) {
+    const name = source.repository.name;
+    const listed = source.tags ?? await tags(name, { ...source.side, signal: context.signal });
+    const target = `${destination.reference.name}/${source.repository.path.split("/").at(-1)}`;
+    for (const tag of listed) {
+      images.push({ from: `${name}:${tag}`, to: `${target}:${tag}`, side: source.side });
+    }
+  }
   const opened = await openMetadataStore(context);
-  const config: CopyConfig = {
+  const shared: CopyConfig = {
     metadataService: new V2MetadataService(opened.store),
     signal: context.signal,
-    source: from,
     destination: to,
     ...(args.all ? { platform: "all" as const } : {}),
   };
   const slots = limiter(CONCURRENT_IMAGES);
   let failed = 0;
   try {
-    await Promise.all(all.map((tag) =>
+    await Promise.all(images.map((image) =>
       slots(async () => {
-        const image = `${source.reference.name}:${tag}`;
         try {
-          const { digest } = await copy(image, `${target}:${tag}`, config);
+          const { digest } = await copy(image.from, image.to, { ...shared, source: image.side });
           if (args.quiet) return;
           if (args.json) {
             context.print(
               JSON.stringify({
                 event: "copied",
-                source: image,
-                destination: `${target}:${tag}`,
+                source: image.from,
+                destination: image.to,
                 digest,
               }),
             );
-          } else context.print(`Copied docker://${image} to docker://${target}:${tag} (${digest})`);
+          } else context.print(`Copied docker://${image.from} to docker://${image.to} (${digest})`);
         } catch (error) {
           if (context.signal.aborted) throw error;
           failed++;
-          context.warn(`error: Cannot sync "${image}": ${(error as Error).message}`);
+          context.warn(`error: Cannot sync "${image.from}": ${(error as Error).message}`);
         }
       })
     ));
@@ -92,20 +182,25 @@ export async function syncCommand(context: SyncContext): Promise<number> {
   } finally {
     await opened.close();
   }
-  const shown = `docker://${formatReference({ ...source.reference, tag: undefined })}`;
+  const from = yaml
+    ? args.argument!
+    : `docker://${formatReference({ ...sources[0]!.repository, tag: undefined })}`;
+  const into = `docker://${destination.reference.name}${
+    yaml ? "" : `/${sources[0]!.repository.path.split("/").at(-1)}`
+  }`;
   if (args.json) {
     context.print(
       JSON.stringify({
         event: "synced",
-        source: shown,
-        destination: `docker://${target}`,
-        images: all.length,
+        source: from,
+        destination: into,
+        images: images.length,
         failed,
       }),
     );
   } else if (!args.quiet || failed > 0) {
     context.print(
-      `Synced ${all.length - failed} of ${all.length} images from ${shown} to docker://${target}`,
+      `Synced ${images.length - failed} of ${images.length} images from ${from} to ${into}`,
     );
   }
   return failed === 0 ? 0 : 2;
