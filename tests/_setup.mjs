@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The suite's set-up on a Debian machine: installs, as root through apt-get, the real programs
-// the integration tests start (docker-registry, htpasswd, dockerd, skopeo, redis-server, GNU time) when
+// the integration tests start (docker-registry, htpasswd, dockerd, skopeo, redis-server, GNU time, nginx) when
 // any is missing. It starts nothing: each test file starts what it needs and stops it by PID.
 // When it cannot install (not root, no apt-get) it prints one line naming what is missing and
 // why, and exits 1. run_all.mjs runs it before the runtimes; `node tests/_setup.mjs` alone too.
@@ -23,6 +23,8 @@ export const REQUIREMENTS = [
   { program: "/usr/bin/unshare", pkg: "util-linux" },
   // Peak RSS and the real exit status of a CLI run (tests/_cli.ts, cli_copy_test).
   { program: "/usr/bin/time", pkg: "time" },
+  // A reverse proxy redirecting blob GETs to another origin (registry_redirect_proxy_test).
+  { program: "/usr/sbin/nginx", pkg: "nginx-light" },
 ];
 
 /**

@@ -30,6 +30,14 @@ after(async () => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });
 
+/** cli.ts copy into a fresh metadata store: options, source, destination; `stdin` given. */
+function copyWith(args: string[], stdin?: string) {
+  return runCli(["copy", "--root", join(scratch(), "metadata"), ...args], {
+    ...COPY,
+    ...stdin === undefined ? {} : { stdin },
+  });
+}
+
 let pair: Promise<[RegistryServer, RegistryServer, string[]]> | undefined;
 
 /** Two htpasswd registries; the first holds `alice/app:1.0`, pushed as alice. */
@@ -92,45 +100,36 @@ test("cli.ts copy takes --src-authfile and --src-no-creds per side", async () =>
     JSON.stringify({ auths: { [a.host]: { auth: btoa(`alice:${ALICE.password}`) } } }),
   );
   const source = `docker://${a.host}/alice/app:1.0`;
-  const withFile = await runCli([
-    "copy",
-    "--root",
-    join(scratch(), "metadata"),
+  const withFile = await copyWith([
     "--src-authfile",
     config,
     "--dest-creds",
     `bob:${BOB.password}`,
     source,
     `docker://${b.host}/bob/copy:1.0`,
-  ], COPY);
+  ]);
   assert.equal(withFile.code, 0, withFile.stderr);
   // Without credentials the source refuses: nothing was sent to it.
-  const anonymous = await runCli([
-    "copy",
-    "--root",
-    join(scratch(), "metadata"),
+  const anonymous = await copyWith([
     "--src-no-creds",
     "--dest-creds",
     `bob:${BOB.password}`,
     source,
     `docker://${b.host}/bob/other:1.0`,
-  ], COPY);
+  ]);
   assert.equal(anonymous.code, 2);
   assert.match(anonymous.stderr, /^error: .*(401|unauthorized)/i);
 });
 
 test("cli.ts copy refuses -u between two registries, naming the per-side options", async () => {
   const [a, b] = await registries();
-  const run = await runCli([
-    "copy",
-    "--root",
-    join(scratch(), "metadata"),
+  const run = await copyWith([
     "-u",
     "alice",
     "--password-stdin",
     `docker://${a.host}/alice/app:1.0`,
     `docker://${b.host}/alice/app:1.0`,
-  ], { ...COPY, stdin: `${ALICE.password}\n` });
+  ], `${ALICE.password}\n`);
   assert.equal(run.code, 2);
   assert.ok(
     run.stderr.startsWith(
@@ -139,16 +138,13 @@ test("cli.ts copy refuses -u between two registries, naming the per-side options
     run.stderr,
   );
   // Within one registry -u is both sides' credentials.
-  const within = await runCli([
-    "copy",
-    "--root",
-    join(scratch(), "metadata"),
+  const within = await copyWith([
     "-u",
     "alice",
     "--password-stdin",
     `docker://${a.host}/alice/app:1.0`,
     `docker://${a.host}/alice/again:1.0`,
-  ], { ...COPY, stdin: `${ALICE.password}\n` });
+  ], `${ALICE.password}\n`);
   assert.equal(within.code, 0, within.stderr);
 });
 
@@ -180,17 +176,14 @@ test("cli.ts: per-side credential options are usage errors where they cannot app
   }
   // stdin holds one password: two sides cannot both take it.
   const [a, b] = await registries();
-  const run = await runCli([
-    "copy",
-    "--root",
-    join(scratch(), "metadata"),
+  const run = await copyWith([
     "--src-creds",
     "alice",
     "--dest-creds",
     "bob",
     `docker://${a.host}/alice/app:1.0`,
     `docker://${b.host}/bob/x:1.0`,
-  ], { ...COPY, stdin: "pw\n" });
+  ], "pw\n");
   assert.equal(run.code, 2);
   assert.ok(
     run.stderr.startsWith(

@@ -328,6 +328,8 @@ test("cli.ts copy stops on Ctrl-C mid-download: exit 130, the layer neither stor
     "-u",
     "alice",
     "--password-stdin",
+    // The proxy speaks http only and waits for a request head a TLS hello never completes.
+    "--plain-http",
     `docker://${proxy.host}/team/int:1.0`,
     `oci:${out}:1.0`,
   ]);

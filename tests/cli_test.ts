@@ -423,8 +423,9 @@ test("cli.ts check reads ~/.docker/config.json by default; without one there are
     ["127.0.0.1:5000", "config.json", false],
     ["docker.io", "none", false],
   ]);
-  // A helper that cannot run (not on PATH; on Deno, not allowed) is an error naming it.
-  writeFileSync(config, JSON.stringify({ credsStore: "desktop" }));
+  // A helper that cannot run (not on PATH; on Deno, not allowed) is an error naming it, for a
+  // host config.json names (check asks about no other).
+  writeFileSync(config, JSON.stringify({ auths: { "127.0.0.1:5000": {} }, credsStore: "desktop" }));
   const helper = await runCli(["--root", root, "check"], { HOME: home });
   assert.equal(helper.code, 2);
   assert.ok(helper.stderr.includes(`from "docker-credential-desktop": `), helper.stderr);

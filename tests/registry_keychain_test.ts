@@ -99,7 +99,16 @@ test("dockerKeychain() reads $DOCKER_CONFIG/config.json; a missing default file 
     source: "config.json",
   });
   assert.equal(keychain.names("r.test"), true);
-  assert.equal(keychain.names("other.test"), false);
+  // Without a credsStore no helper hears of any host.
+  assert.equal(keychain.names("other.test"), true);
+  const withStore = keychainFromConfig(
+    JSON.stringify({ auths: { "r.test": {} }, credsStore: "x", credHelpers: { "h.test": "y" } }),
+    "config.json",
+  );
+  assert.deepEqual(
+    ["r.test", "h.test", "other.test"].map((host) => withStore.names(host)),
+    [true, true, false],
+  );
 });
 
 test("withCredentials() derives hmacKey from the keychain's credentials as dockerd does, {} for none", async () => {

@@ -11,6 +11,10 @@ export type CommandName =
   | "copy-store"
   | "copy"
   | "link"
+  | "inspect"
+  | "list-tags"
+  | "delete"
+  | "sync"
   | "help"
   | "version";
 
@@ -61,6 +65,16 @@ export interface CliArgs {
   platform: string | undefined;
   /** `link --verify` / `--no-verify`; `undefined` means the default (verify). */
   verify: boolean | undefined;
+  /** `inspect --raw`: the manifest as the registry serves it. */
+  raw: boolean;
+  /** `inspect --config`: the image's configuration. */
+  config: boolean;
+  /** `-q`, `--quiet`: the least output (the digest of `inspect`, nothing for `copy`, `delete`). */
+  quiet: boolean;
+  /** `copy --digestfile FILE`: where the copied manifest's digest is written. */
+  digestFile: string | undefined;
+  /** `sync --src yaml`: the source is skopeo's YAML list of images (default `docker`). */
+  syncSource: string | undefined;
 }
 
 /** The credentials and TLS of one side of `copy`, as skopeo takes them. */
@@ -99,9 +113,23 @@ const COMMANDS: readonly CommandName[] = [
   "copy-store",
   "copy",
   "link",
+  "inspect",
+  "list-tags",
+  "delete",
+  "sync",
   "help",
 ];
-const WITH_ARGUMENT: readonly CommandName[] = ["diffid", "metadata"];
+/** The commands on one image or repository, and what they call their argument. */
+const ON_REGISTRY: Partial<Record<CommandName, string>> = {
+  inspect: "docker://REF",
+  "list-tags": "docker://REPOSITORY",
+  delete: "docker://REF",
+};
+const WITH_ARGUMENT: readonly CommandName[] = [
+  "diffid",
+  "metadata",
+  ...Object.keys(ON_REGISTRY) as CommandName[],
+];
 const VALUE_OPTIONS = {
   "--root": "root",
   "-r": "root",
@@ -110,6 +138,8 @@ const VALUE_OPTIONS = {
   "--authfile": "authFile",
   "--creds": "creds",
   "--cert-dir": "certDir",
+  "--digestfile": "digestFile",
+  "--src": "syncSource",
   "--username": "username",
   "-u": "username",
   "--password": "password",
@@ -147,6 +177,9 @@ const KNOWN_FLAGS: ReadonlySet<string> = new Set([
   "--all",
   "--verify",
   "--no-verify",
+  "--raw",
+  "--config",
+  "--quiet",
   "--help",
   "--version",
   ...Object.keys(SIDE_FLAGS),
@@ -174,21 +207,33 @@ Commands:
                         entries docker pull of REF would write, so docker push skips or mounts
                         every layer; each layer is read once to prove its DiffID (--no-verify
                         trusts the registry's manifest instead: see docs/security.md)
+  inspect docker://REF  the image: digest, media type, platforms, tags, layers, os/arch/created
+                        (--raw: the manifest as served; --config: the configuration; -q: digest)
+  list-tags docker://REPOSITORY
+                        the repository's tags, one a line
+  delete docker://REF   deletes the manifest (a tag is resolved to its digest first)
+  sync docker://REPO docker://DEST
+                        every tag of a repository into DEST/<last name part>, 2 images at once,
+                        one metadata store; run again to resume (blobs there are not sent again)
+  sync --src yaml FILE docker://DEST
+                        the images a skopeo sync YAML list names
 
 Options:
   -r, --root <dir>      the store (default: /var/lib/docker/image/<driver>/distribution, under
                         the data-root of /etc/docker/daemon.json when it names one)
   --store <location>    any store: a directory, a Deno KV file or URL (kv:<path>, https://…),
                         or redis://host:port[/db][?prefix=p]
-  --json                machine-readable output (copy: one JSON event per line)
+  --json, --format json machine-readable output (copy: one JSON event per line)
+  -q, --quiet           the least output: inspect the digest, copy and delete nothing
+  --digestfile <file>   copy: write the copied manifest's digest to <file>
   --no-trunc            full digests in tables
   --progress            progress on stderr (default: when stderr is a terminal)
   --no-progress         no progress output
   --auth, --authfile <config.json>
                         check, copy: credentials from a docker config.json and its helpers
                         (default: $DOCKER_CONFIG/config.json, else ~/.docker/config.json)
-  --creds <user[:pw]>   check: credentials for every registry (the password from stdin when
-                        omitted)
+  --creds <user[:pw]>   check, inspect, list-tags, delete: the credentials (the password from
+                        stdin when omitted)
   --src-creds <user[:pw]>, --dest-creds <user[:pw]>
                         copy: one side's credentials (the password from stdin when omitted)
   --src-authfile <f>, --dest-authfile <f>
@@ -202,15 +247,16 @@ Options:
   --identity-token <t>  check, copy: an identity token
   --registry-token <t>  check, copy: a registry token
   --target <repo>       check: the repository being pushed to, e.g. registry.example.com/team/app
-  --plain-http          copy: every registry over http
-  --no-plain-http       copy: every registry over https, verified, loopback ones too
+  The registry options below hold for copy, inspect, list-tags and delete:
+  --plain-http          every registry over http
+  --no-plain-http       every registry over https, verified, loopback ones too
                         (default: as dockerd, loopback registries and daemon.json's
                         insecure-registries over https unverified, else over plain http)
-  --cert-dir <dir>      copy: *.crt CAs and *.cert/*.key client pairs for every registry
+  --cert-dir <dir>      *.crt CAs and *.cert/*.key client pairs for every registry
                         (default: /etc/docker/certs.d/<host:port>/, as docker reads it)
   --src-cert-dir <dir>, --dest-cert-dir <dir>
                         copy: one side's certificates
-  --tls-verify[=false]  copy: false treats every registry as insecure (https unverified, then
+  --tls-verify[=false]  false treats every registry as insecure (https unverified, then
                         http); true verifies loopback registries too
   --src-tls-verify[=false], --dest-tls-verify[=false]
                         copy: the same for one side
@@ -242,7 +288,7 @@ function checkSide(command: CommandName, prefix: string, side: SideCredentialArg
     side.certDir === undefined ? null : `--${prefix}-cert-dir`,
     side.tlsVerify === undefined ? null : `--${prefix}-tls-verify`,
   ].filter((name) => name !== null);
-  if (tls.length > 0 && command !== "copy") {
+  if (tls.length > 0 && command !== "copy" && command !== "sync") {
     throw new UsageError(`Option "${tls[0]}" is for "copy"; use "--cert-dir" or "--tls-verify"`);
   }
   const given = [
@@ -250,7 +296,7 @@ function checkSide(command: CommandName, prefix: string, side: SideCredentialArg
     side.authFile === undefined ? null : `--${prefix}-authfile`,
     side.noCreds ? `--${prefix}-no-creds` : null,
   ].filter((name) => name !== null);
-  if (given.length > 0 && command !== "copy") {
+  if (given.length > 0 && command !== "copy" && command !== "sync") {
     throw new UsageError(`Option "${given[0]}" is for "copy"; use "--creds" or "--authfile"`);
   }
   if (given.length > 1) {
@@ -290,6 +336,11 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     tlsVerify: undefined,
     platform: undefined,
     verify: undefined,
+    raw: false,
+    config: false,
+    quiet: false,
+    digestFile: undefined,
+    syncSource: undefined,
   };
   const positional: string[] = [];
   let help = false;
@@ -318,6 +369,14 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       if (value === undefined) throw new UsageError(`Option "${name}" needs a value`);
       const [side, field] = SIDE_OPTIONS[name as keyof typeof SIDE_OPTIONS];
       args[side][field] = value;
+      continue;
+    }
+    if (name === "--format") {
+      const value = inline ?? argv[++i];
+      if (value !== "json") {
+        throw new UsageError(`Option "--format" takes "json", not ${JSON.stringify(value ?? "")}`);
+      }
+      args.json = true;
       continue;
     }
     if (TLS_VERIFY.includes(name)) {
@@ -369,6 +428,16 @@ export function parseArgs(argv: readonly string[]): CliArgs {
       case "--no-verify":
         args.verify = false;
         break;
+      case "--raw":
+        args.raw = true;
+        break;
+      case "--config":
+        args.config = true;
+        break;
+      case "-q":
+      case "--quiet":
+        args.quiet = true;
+        break;
       case "-h":
       case "--help":
         help = true;
@@ -390,7 +459,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   }
   args.command = command as CommandName;
   const copying = args.command === "copy-store" || args.command === "copy" ||
-    args.command === "link";
+    args.command === "link" || args.command === "sync";
   if (copying && rest.length < 2) {
     const what = args.command === "copy-store" ? "store" : "image";
     throw new UsageError(`Command "${command}" needs a source and a destination ${what}`);
@@ -398,7 +467,9 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   const wanted = WITH_ARGUMENT.includes(args.command) ? 1 : copying ? 2 : 0;
   if (rest.length < wanted) {
     throw new UsageError(
-      `Command "${command}" needs a ${command === "diffid" ? "digest" : "DiffID"}`,
+      `Command "${command}" needs ${
+        ON_REGISTRY[args.command] ?? (command === "diffid" ? "a digest" : "a DiffID")
+      }`,
     );
   }
   if (rest.length > wanted) throw new UsageError(`Unexpected argument "${rest[wanted]}"`);
@@ -428,10 +499,23 @@ export function parseArgs(argv: readonly string[]): CliArgs {
   if (args.creds !== undefined && (fields !== undefined || args.authFile !== undefined)) {
     throw new UsageError(`Pass either "--creds" or "--username"/"--auth", not both`);
   }
-  if (args.command === "copy" && args.creds !== undefined) {
-    throw new UsageError(`"copy" has two sides: pass "--src-creds" and "--dest-creds"`);
+  if ((args.command === "copy" || args.command === "sync") && args.creds !== undefined) {
+    throw new UsageError(`"${args.command}" has two sides: pass "--src-creds" and "--dest-creds"`);
   }
   checkSide(args.command, "src", args.sourceCredentials);
   checkSide(args.command, "dest", args.destinationCredentials);
+  if ((args.raw || args.config) && args.command !== "inspect") {
+    throw new UsageError(`Option "${args.raw ? "--raw" : "--config"}" is for "inspect"`);
+  }
+  if (args.raw && args.config) throw new UsageError(`Pass either "--raw" or "--config", not both`);
+  if (args.digestFile !== undefined && args.command !== "copy") {
+    throw new UsageError(`Option "--digestfile" is for "copy"`);
+  }
+  if (args.syncSource !== undefined && args.command !== "sync") {
+    throw new UsageError(`Option "--src" is for "sync"`);
+  }
+  if (args.syncSource !== undefined && args.syncSource !== "docker" && args.syncSource !== "yaml") {
+    throw new UsageError(`Option "--src" takes "docker" or "yaml", not "${args.syncSource}"`);
+  }
   return args;
 }

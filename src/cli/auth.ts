@@ -103,10 +103,22 @@ export class CommandCredentials {
     });
   }
 
-  /** Whether credentials were given as fields (`-u`, `-p`, tokens), for every registry. */
-  get hasFields(): boolean {
+  /**
+   * Refuses credential fields (`-u`, tokens) for two registries: one's password would go to
+   * the other.
+   *
+   * @param source The source registry host.
+   * @param destination The destination registry host.
+   * @throws {UsageError} When fields are given and the hosts differ.
+   */
+  checkSides(source: string, destination: string): void {
     const args = this.#args;
-    return (args.username ?? args.identityToken ?? args.registryToken) !== undefined;
+    const fields = (args.username ?? args.identityToken ?? args.registryToken) !== undefined;
+    if (fields && source !== destination) {
+      throw new UsageError(
+        `Cannot send "--username" credentials to both "${source}" and "${destination}": pass "--src-creds" and "--dest-creds"`,
+      );
+    }
   }
 
   /**

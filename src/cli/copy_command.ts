@@ -19,25 +19,16 @@ import {
   type RegistryConfig,
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { type CliArgs, UsageError } from "./args.ts";
-import type { CommandCredentials } from "./auth.ts";
+import { UsageError } from "./args.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
-import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
+import { registrySide, type RegistrySideContext } from "./registry_side.ts";
 
 /** What `copy` needs from the CLI. */
-export interface CopyContext {
-  args: CliArgs;
-  fs: FileSystem;
+export interface CopyContext extends RegistrySideContext {
   /** The working directory, for relative `oci:` paths. */
   cwd: string;
-  /** An environment variable (`XDG_DATA_HOME`, `HOME`). */
-  env(name: string): string | undefined;
-  /** Reads a text file (certificates, daemon.json). */
-  readTextFile(path: string): Promise<string>;
-  /** The keychains of the command's registries, made when first needed. */
-  credentials: CommandCredentials;
   progress: CopyProgress;
   /** Prints one line of the result on stdout. */
   print(line: string): void;
@@ -78,7 +69,13 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
   return `${dataHome}/distribution-metadata/distribution`;
 }
 
-async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
+/**
+ * The metadata store `copy` and `sync` record into: `--store`, `--root`, else the user's own.
+ *
+ * @param context The command line, files and environment.
+ * @returns The store, opened for writing, and how to close it.
+ */
+export async function openMetadataStore(context: RegistrySideContext): Promise<OpenStore> {
   const { fs, args } = context;
   const writable = (path: string) => FSMetadataStore.open(path, { fs, lock: true });
   if (args.store !== undefined) {
@@ -173,6 +170,13 @@ async function removeCreated(context: CopyContext, path: string): Promise<void> 
   });
 }
 
+/** `--digestfile FILE`: the digest alone, no newline, as skopeo writes it; replaced whole. */
+async function writeDigestFile(context: CopyContext, path: string, digest: string) {
+  const absolute = path.startsWith("/") ? path : `${context.cwd}/${path}`;
+  const temp = `${absolute}.tmp-${crypto.randomUUID()}`;
+  await context.fs.writeFileAtomic(absolute, temp, new TextEncoder().encode(digest), 0o644);
+}
+
 /** Layers whose DiffID the bytes that passed disproved, or could not prove. */
 const UNPROVEN = new Set(["mismatch", "unverifiable", "invalid"]);
 
@@ -200,13 +204,8 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
-  if (
-    source.kind === "docker" && destination.kind === "docker" &&
-    source.reference.domain !== destination.reference.domain && context.credentials.hasFields
-  ) {
-    throw new UsageError(
-      `Cannot send "--username" credentials to both "${source.reference.domain}" and "${destination.reference.domain}": pass "--src-creds" and "--dest-creds"`,
-    );
+  if (source.kind === "docker" && destination.kind === "docker") {
+    context.credentials.checkSides(source.reference.domain, destination.reference.domain);
   }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
@@ -220,21 +219,14 @@ export async function copyCommand(context: CopyContext): Promise<number> {
    * One side's own way in: its keychain (the library derives the HMAC key from what it
    * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
    */
-  let insecure: Promise<string[]> | undefined;
-  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
-    const own = side === source ? args.sourceCredentials : args.destinationCredentials;
-    const access = await registryAccess(side.reference.domain, formatReference(side.reference), {
-      plainHttp: args.plainHttp,
-      tlsVerify: own.tlsVerify ?? args.tlsVerify,
-      certDir: own.certDir ?? args.certDir,
-      certsBase: certsBase(context.env),
-      insecureRegistries: await (insecure ??= insecureRegistries(context.readTextFile)),
-    }, context);
-    return {
-      keychain: await context.credentials.side(own, side === source ? "src" : "dest"),
-      ...access,
-    };
-  };
+  const sideFor = (side: ImageLocation & { kind: "docker" }): Promise<CopySide> =>
+    registrySide(
+      context,
+      side.reference,
+      side === source
+        ? { prefix: "src", own: args.sourceCredentials }
+        : { prefix: "dest", own: args.destinationCredentials },
+    );
   const shared: CopyConfig = {
     metadataService,
     signal: context.signal,
@@ -283,8 +275,12 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       throw new Error("unreachable: two layouts are refused above");
     }
     context.progress.finish();
+    if (args.digestFile !== undefined) {
+      await writeDigestFile(context, args.digestFile, copied.digest);
+    }
     const from = showImageLocation(source);
     const to = showImageLocation(destination);
+    if (args.quiet) return 0;
     if (args.json) {
       const { mediaType, digest, size } = copied;
       context.print(

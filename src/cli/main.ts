@@ -21,7 +21,9 @@ import {
 } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
 import { copyStoreCommand } from "./copy_store_command.ts";
+import { syncCommand } from "./sync_command.ts";
 import { certificateHint, certsBase } from "./registry_access.ts";
+import { deleteCommand, inspectCommand, listTagsCommand } from "./registry_commands.ts";
 import {
   openStoreLocation,
   parseStoreLocation,
@@ -201,39 +203,52 @@ function copyProgressMode(environment: CliEnvironment, args: CliArgs): CopyProgr
   return environment.stderrIsTerminal ? "terminal" : "lines";
 }
 
-/** `copy` or `link`, aborted through its signal on Ctrl-C. */
-async function runImageCommand(
+/** Runs a command that talks to registries, its signal aborted on Ctrl-C. */
+async function interruptible(
   environment: CliEnvironment,
-  args: CliArgs,
-  print: (line: string) => void,
-  warn: (line: string) => void,
-  command: (context: CopyContext) => Promise<number>,
+  run: (signal: AbortSignal) => Promise<number>,
 ): Promise<number> {
   const controller = new AbortController();
   const stopListening = environment.onInterrupt(() => controller.abort());
   try {
-    return await command({
-      args,
-      fs: environment.fs,
-      cwd: environment.cwd,
-      env: environment.env,
-      readTextFile: environment.readTextFile,
-      credentials: new CommandCredentials(args, environment, warn),
-      progress: copyProgress(copyProgressMode(environment, args), environment),
-      print,
-      warn,
-      signal: controller.signal,
-    });
+    return await run(controller.signal);
   } finally {
     stopListening();
   }
 }
 
+/** What every command that talks to registries gets: files, credentials, output, signal. */
+function registryContext(
+  environment: CliEnvironment,
+  args: CliArgs,
+  print: (line: string) => void,
+  warn: (line: string) => void,
+  signal: AbortSignal,
+) {
+  return {
+    args,
+    fs: environment.fs,
+    env: environment.env,
+    readTextFile: environment.readTextFile,
+    credentials: new CommandCredentials(args, environment, warn),
+    print,
+    warn,
+    signal,
+  };
+}
+
 /** The commands that read one store. */
 type StoreCommandName = Exclude<
   CommandName,
-  "copy" | "copy-store" | "link" | "help" | "version"
+  "copy" | "copy-store" | "link" | "sync" | "help" | "version" | keyof typeof REGISTRY_COMMANDS
 >;
+
+/** The commands on one registry. */
+const REGISTRY_COMMANDS = {
+  inspect: inspectCommand,
+  "list-tags": listTagsCommand,
+  delete: deleteCommand,
+} as const;
 
 /** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
 async function storeCommand(
@@ -298,11 +313,33 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
     if (command === "copy-store") {
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
+    if (command === "sync") {
+      return await interruptible(
+        environment,
+        (signal) => syncCommand(registryContext(environment, args, print, warn, signal)),
+      );
+    }
     if (command === "copy") {
-      return await runImageCommand(environment, args, print, warn, copyCommand);
+      return await interruptible(environment, (signal) =>
+        copyCommand({
+          ...registryContext(environment, args, print, warn, signal),
+          cwd: environment.cwd,
+          progress: copyProgress(copyProgressMode(environment, args), environment),
+        }));
     }
     if (command === "link") {
-      return await runImageCommand(environment, args, print, warn, linkCommand);
+      return await interruptible(
+        environment,
+        (signal) => linkCommand(registryContext(environment, args, print, warn, signal)),
+      );
+    }
+    if (command === "inspect" || command === "list-tags" || command === "delete") {
+      const run = REGISTRY_COMMANDS[command];
+      return await interruptible(environment, (signal) =>
+        run({
+          ...registryContext(environment, args, print, warn, signal),
+          write: environment.stdout,
+        }));
     }
     const location: StoreLocation = args.store === undefined
       ? { kind: "directory", path: args.root ?? await findStore(environment) }

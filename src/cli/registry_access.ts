@@ -44,6 +44,12 @@ export async function insecureRegistries(
   }
 }
 
+/**
+ * How long the https probe of an insecure registry waits for a byte: Go's TLS handshake
+ * timeout is 10 s; a server that takes the hello in silence (no http server does) costs this.
+ */
+const PROBE_IDLE_TIMEOUT = 5_000;
+
 /** How one registry is reached: http or https, and its TLS settings. */
 export interface RegistryAccess {
   plainHttp: boolean;
@@ -160,11 +166,13 @@ export async function registryAccess(
   if (!insecure) return { plainHttp: false, ...tls };
   const unverified = { plainHttp: false, tls: { ...certificates, insecureSkipVerify: true } };
   try {
-    await getRepositories(probe, unverified);
+    await getRepositories(probe, { ...unverified, idleTimeout: PROBE_IDLE_TIMEOUT });
     return unverified;
   } catch (error) {
     // No TLS there (or nothing at all, which http will say): dockerd's next endpoint.
-    if (isRegistryError(error, "UNREACHABLE")) return { plainHttp: true };
+    if (isRegistryError(error, "UNREACHABLE") || isRegistryError(error, "TIMEOUT")) {
+      return { plainHttp: true };
+    }
     return unverified;
   }
 }

@@ -38,8 +38,8 @@ export interface Keychain {
    */
   resolve(host: string): Promise<KeychainEntry>;
   /**
-   * Whether the configuration names the host (in `auths` or `credHelpers`): resolving it then
-   * tells a helper no host it did not already know.
+   * Whether resolving the host tells no helper of a host it did not know: the configuration
+   * names it (in `auths` or `credHelpers`), or has no `credsStore` to ask about any host.
    */
   names(host: string): boolean;
 }
@@ -242,7 +242,7 @@ export function keychainFromConfig(
     },
     names(host) {
       const key = configKey(host);
-      return entryFor(key) !== undefined || Object.hasOwn(helpers, key);
+      return entryFor(key) !== undefined || Object.hasOwn(helpers, key) || store === undefined;
     },
   };
 }
@@ -305,7 +305,7 @@ export async function dockerKeychain(options: DockerKeychainOptions = {}): Promi
     const code = errorCode(error);
     // The docker CLI without a config file: no credentials, for every host.
     if (code === "ENOENT" && options.configFile === undefined) {
-      return { resolve: () => Promise.resolve({ auth: null, source: "none" }), names: () => false };
+      return { resolve: () => Promise.resolve({ auth: null, source: "none" }), names: () => true };
     }
     const why = code === "ENOENT"
       ? "no such file or directory"

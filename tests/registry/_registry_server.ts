@@ -50,7 +50,16 @@ export interface RegistryServer {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
+/** Ends a server started by a test: SIGTERM, then its exit. */
+export async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+/** A port of 127.0.0.1 free a moment ago. */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -76,7 +85,7 @@ function htpasswdLines(): string {
 }
 
 /** Whether something accepts connections on `port` of 127.0.0.1 (a TLS server, unverified). */
-function listening(port: number): Promise<void> {
+export function listening(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, "127.0.0.1", () => {
       socket.destroy();
@@ -127,6 +136,8 @@ export async function startRegistry(
     storage?: string;
     accessLog?: boolean;
     tls?: { certificate: string; key: string; clientCAs?: string[] };
+    /** Token auth (`auth.token`): the token server, and the certificate its JWTs are signed under. */
+    token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   } = {},
 ): Promise<RegistryServer> {
   if (!existsSync(REGISTRY_BINARY)) {
@@ -174,6 +185,16 @@ export async function startRegistry(
     ...(options.htpasswd
       ? ["auth:", "  htpasswd:", "    realm: test-realm", `    path: ${join(dir, "htpasswd")}`]
       : []),
+    ...(options.token
+      ? [
+        "auth:",
+        "  token:",
+        `    realm: ${options.token.realm}`,
+        `    service: ${options.token.service}`,
+        `    issuer: ${options.token.issuer}`,
+        `    rootcertbundle: ${options.token.rootCertBundle}`,
+      ]
+      : []),
   ].join("\n") + "\n";
   if (options.htpasswd) writeFileSync(join(dir, "htpasswd"), htpasswdLines());
   writeFileSync(join(dir, "config.yml"), config);
@@ -218,11 +239,7 @@ export async function startRegistry(
     requests,
     stop: async () => {
       cancelOnExit();
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await exited;
-      }
+      await terminate(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };
