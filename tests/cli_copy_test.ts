@@ -280,6 +280,13 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
     [["copy", "oci:/tmp/a:bad+tag", "docker://x/y"], /"bad\+tag" is not a tag/],
     [["copy", "docker://x/y"], /needs a source and a destination image/],
     [["copy", "docker://x/y", "oci:/tmp/a", "extra"], /Unexpected argument "extra"/],
+    [
+      ["copy", "docker://x/y", "docker-daemon:app"],
+      /name dockerd's image as docker-daemon:NAME:TAG/,
+    ],
+    [["copy", "docker-daemon:app:1", "docker://x/y"], /to push out of dockerd, use link/],
+    [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd takes images from a registry/],
+    [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it loads one image/],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args, COPY);

@@ -10,7 +10,9 @@ import {
   copy,
   type CopyConfig,
   type CopySide,
+  copyToDockerd,
   type Descriptor,
+  familiarName,
   formatReference,
   type OciLayoutStore,
   ociLayoutStore,
@@ -20,6 +22,7 @@ import {
   type RegistryConfig,
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
+import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 import { type CliArgs, UsageError } from "./args.ts";
 import type { CredentialResolver } from "./auth.ts";
 import type { CopyProgress } from "./copy_progress.ts";
@@ -76,15 +79,30 @@ export function defaultCopyStore(env: (name: string) => string | undefined): str
   return `${dataHome}/distribution-metadata/distribution`;
 }
 
-/**
- * Hosts a registry runs on without TLS by default: this machine.
- *
- * @param domain A reference's domain, e.g. `127.0.0.1:5000`.
- * @returns `true` for loopback hosts.
- */
-export function isLoopback(domain: string): boolean {
+/** Hosts a registry runs on without TLS by default: this machine. */
+function isLoopback(domain: string): boolean {
   const host = domain.replace(/:\d+$/, "");
   return host === "localhost" || host === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+/**
+ * A registry's own way in, for `copy` and `link`: its credentials, their HMAC key (dockerd
+ * hashes the AuthConfig it was given; no credentials is the empty one), http or https.
+ *
+ * @param context The CLI's credentials and options.
+ * @param domain The registry's host, e.g. `127.0.0.1:5000`.
+ * @returns The settings of that side.
+ */
+export async function registryAccess(
+  context: Pick<CopyContext, "args" | "credentials">,
+  domain: string,
+): Promise<CopySide> {
+  const { auth } = await (await context.credentials())(domain);
+  return {
+    ...(auth === null ? {} : { auth }),
+    hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
+    plainHttp: context.args.plainHttp ?? isLoopback(domain),
+  };
 }
 
 async function openMetadataStore(context: CopyContext): Promise<OpenStore> {
@@ -209,28 +227,36 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
+  if (
+    source.kind === "docker-daemon" ||
+    (destination.kind === "docker-daemon" && source.kind !== "docker")
+  ) {
+    throw new UsageError(
+      `Cannot copy "${source.text}" to "${destination.text}": dockerd takes images from a ` +
+        "registry (docker://REF); to push out of dockerd, use link and docker push",
+    );
+  }
+  if (destination.kind === "docker-daemon" && args.all) {
+    throw new UsageError(`Cannot copy "--all" into dockerd: it loads one image`);
+  }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
     ? "all" as const
     : args.platform === undefined
     ? undefined
     : parsePlatform(args.platform);
-  const opened = await openMetadataStore(context);
-  const metadataService = new V2MetadataService(opened.store);
-  let resolver: CredentialResolver | undefined;
-  /** One side's own way in: its credentials, their HMAC key, http or https. */
-  const sideFor = async (side: ImageLocation & { kind: "docker" }): Promise<CopySide> => {
-    resolver ??= await context.credentials();
-    const { auth } = await resolver(side.reference.domain);
-    return {
-      ...(auth === null ? {} : { auth }),
-      // dockerd hashes the AuthConfig it was given; no credentials is the empty one.
-      hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
-      plainHttp: args.plainHttp ?? isLoopback(side.reference.domain),
-    };
-  };
+  // Into dockerd, the layers are recorded in dockerd's own store unless another is named.
+  const opened = destination.kind === "docker-daemon" && args.root === undefined &&
+      args.store === undefined
+    ? null
+    : await openMetadataStore(context);
+  const metadataService = opened === null ? undefined : new V2MetadataService(opened.store);
+  let resolver: Promise<CredentialResolver> | undefined;
+  const credentials = () => resolver ??= context.credentials();
+  const sideFor = (side: ImageLocation & { kind: "docker" }) =>
+    registryAccess({ args, credentials }, side.reference.domain);
   const shared: CopyConfig = {
-    metadataService,
+    ...(metadataService === undefined ? {} : { metadataService }),
     signal: context.signal,
     onProgress: (event) => context.progress.onProgress(event),
     ...(platform === undefined ? {} : { platform }),
@@ -263,6 +289,22 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       );
       warnUnrecorded(context, result);
       copied = result;
+    } else if (source.kind === "docker" && destination.kind === "docker-daemon") {
+      context.progress.step("pull");
+      const { reference } = destination;
+      const { platform: _, ...common } = shared;
+      const result = await copyToDockerd(
+        formatReference(source.reference),
+        `${familiarName(reference)}:${reference.tag}`,
+        {
+          ...common,
+          ...await sideFor(source),
+          ...(typeof platform === "object" ? { platform } : {}),
+          dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
+        },
+      );
+      warnUnrecorded(context, result);
+      copied = result;
     } else if (source.kind === "docker" && destination.kind === "docker") {
       // Streamed registry to registry: each side with its own credentials and HMAC key.
       context.progress.step("push");
@@ -274,7 +316,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       warnUnrecorded(context, result);
       copied = result;
     } else {
-      throw new Error("unreachable: two layouts are refused above");
+      throw new Error("unreachable: two layouts and other sides are refused above");
     }
     context.progress.finish();
     const from = showImageLocation(source);
@@ -296,6 +338,6 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     }
     throw error;
   } finally {
-    await opened.close();
+    await opened?.close();
   }
 }

@@ -1,13 +1,14 @@
-// The two sides of `copy`, as skopeo names them: `docker://REF` (a registry) and
-// `oci:DIR[:TAG]` (an OCI image layout directory). Names are read by the registry's
+// The sides of `copy`, as skopeo names them: `docker://REF` (a registry), `oci:DIR[:TAG]` (an
+// OCI image layout directory) and `docker-daemon:NAME:TAG` (dockerd's images). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
-import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import { familiarName, formatReference, parseReference, type Reference } from "../registry/mod.ts";
 import { UsageError } from "./args.ts";
 
 /** Where `copy` reads or writes an image. */
 export type ImageLocation =
   | { kind: "docker"; reference: Reference; text: string }
-  | { kind: "oci"; dir: string; tag: string | undefined; text: string };
+  | { kind: "oci"; dir: string; tag: string | undefined; text: string }
+  | { kind: "docker-daemon"; reference: Reference; text: string };
 
 /** A tag or digest: what may follow the last `:` of `oci:DIR:TAG` (skopeo's rule). */
 const OCI_TAG = /^[\w][\w.-]{0,127}$/;
@@ -38,6 +39,19 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     }
     return { kind: "docker", reference, text };
   }
+  if (text.startsWith("docker-daemon:")) {
+    // As skopeo: a name with a tag (dockerd tags what it loads), no digest.
+    let reference: Reference;
+    try {
+      reference = parseReference(text.slice("docker-daemon:".length), { defaultTag: false });
+    } catch (error) {
+      throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
+    }
+    if (reference.tag === undefined || reference.digest !== undefined) {
+      throw new UsageError(`Cannot copy "${text}": name dockerd's image as docker-daemon:NAME:TAG`);
+    }
+    return { kind: "docker-daemon", reference, text };
+  }
   if (text.startsWith("oci:")) {
     let dir = text.slice("oci:".length);
     let tag: string | undefined;
@@ -52,7 +66,8 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     return { kind: "oci", dir, tag, text };
   }
   throw new UsageError(
-    `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG]`,
+    `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG], ` +
+      "or dockerd's image as docker-daemon:NAME:TAG",
   );
 }
 
@@ -72,5 +87,8 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
  */
 export function showImageLocation(location: ImageLocation): string {
   if (location.kind === "docker") return `docker://${formatReference(location.reference)}`;
+  if (location.kind === "docker-daemon") {
+    return `docker-daemon:${familiarName(location.reference)}:${location.reference.tag}`;
+  }
   return `oci:${location.dir}${location.tag === undefined ? "" : `:${location.tag}`}`;
 }

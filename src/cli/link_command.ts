@@ -1,13 +1,12 @@
 // `link docker-daemon:IMAGE docker://REF`: records in dockerd's store what `docker pull REF`
 // would have, so that `docker push` of a loaded image finds its layers in the registry.
 import { FSMetadataStore } from "../fs_store.ts";
-import { computeV2MetadataHMACKey } from "../hmac.ts";
 import { formatReference, link, type LinkConfig, parsePlatform } from "../registry/mod.ts";
 import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { UsageError } from "./args.ts";
-import { type CopyContext, isLoopback } from "./copy_command.ts";
+import { type CopyContext, registryAccess } from "./copy_command.ts";
 import { parseImageLocation } from "./image_location.ts";
 
 /** What `link` needs from the CLI: `copy`'s context without its progress and paths. */
@@ -41,12 +40,8 @@ export async function linkCommand(context: LinkContext): Promise<number> {
   }
   const platform = args.platform === undefined ? undefined : parsePlatform(args.platform);
   const { domain } = destination.reference;
-  const { auth } = await (await context.credentials())(domain);
   const config: LinkConfig = {
-    ...(auth === null ? {} : { auth }),
-    // dockerd's push hashes the AuthConfig the docker CLI sends: the empty one without any.
-    hmacKey: await computeV2MetadataHMACKey(auth ?? {}),
-    plainHttp: args.plainHttp ?? isLoopback(domain),
+    ...await registryAccess(context, domain),
     dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
     signal: context.signal,
   };
