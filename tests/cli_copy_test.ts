@@ -285,8 +285,10 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
       /name dockerd's image as docker-daemon:NAME:TAG/,
     ],
     [["copy", "docker-daemon:app:1", "docker://x/y"], /to push out of dockerd, use link/],
-    [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd takes images from a registry/],
-    [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it loads one image/],
+    [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd and archives take images/],
+    [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
+    [["copy", "docker-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
+    [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args, COPY);

@@ -3,6 +3,7 @@
 // are those `docker pull` leaves, and `docker push` afterwards mounts every layer. Needs root.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
@@ -133,4 +134,34 @@ test("copyToDockerd() refuses a layer whose manifest lies about its size; docker
     assert.equal(listed.stdout.trim(), "");
     await assert.rejects(service.getMetadata(image.diffIDs[0]!));
   }
+});
+
+test("cli copy docker:// docker-archive: writes the archive docker load and skopeo read", async () => {
+  const { registry, dockerd } = await daemons();
+  const source = await ociLayoutStore(tempDir());
+  const image = await buildImage(source, "1", randomLayers(2));
+  const ref = `${registry.host}/into/archived:1`;
+  await push(ref, source, { auth: ALICE, plainHttp: true });
+
+  const path = join(tempDir(), "app.tar");
+  const copied = await runCli(
+    ["copy", `docker://${ref}`, `docker-archive:${path}:archived/app:1`],
+    {
+      env: { DOCKER_CONFIG: dockerd.clientConfig },
+      denoPermissions: ["--allow-write", "--allow-net"],
+    },
+  );
+  assert.equal(copied.code, 0, copied.stderr);
+  assert.match(copied.stdout, new RegExp(`to docker-archive:${path}:archived/app:1 `));
+  const inspected = spawnSync("skopeo", ["inspect", `docker-archive:${path}`], {
+    encoding: "utf8",
+  });
+  assert.equal(inspected.status, 0, inspected.stderr);
+  assert.deepEqual(
+    (JSON.parse(inspected.stdout) as { Layers: string[] }).Layers,
+    image.diffIDs, // skopeo names an archive's layers by their uncompressed digests
+  );
+  await dockerd.docker(["load", "--input", path]);
+  const id = await dockerd.docker(["image", "inspect", "--format", "{{.Id}}", "archived/app:1"]);
+  assert.equal(id.stdout.trim(), image.config.digest);
 });

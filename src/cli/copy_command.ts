@@ -10,9 +10,9 @@ import {
   copy,
   type CopyConfig,
   type CopySide,
+  copyToDockerArchive,
   copyToDockerd,
   type Descriptor,
-  familiarName,
   formatReference,
   type OciLayoutStore,
   ociLayoutStore,
@@ -26,7 +26,12 @@ import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 import { type CliArgs, UsageError } from "./args.ts";
 import type { CredentialResolver } from "./auth.ts";
 import type { CopyProgress } from "./copy_progress.ts";
-import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
+import {
+  type ImageLocation,
+  parseImageLocation,
+  showImageLocation,
+  taggedName,
+} from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
 
 /** What `copy` needs from the CLI. */
@@ -227,17 +232,18 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
+  const archiving = destination.kind === "docker-daemon" || destination.kind === "docker-archive";
   if (
-    source.kind === "docker-daemon" ||
-    (destination.kind === "docker-daemon" && source.kind !== "docker")
+    source.kind === "docker-daemon" || source.kind === "docker-archive" ||
+    (archiving && source.kind !== "docker")
   ) {
     throw new UsageError(
-      `Cannot copy "${source.text}" to "${destination.text}": dockerd takes images from a ` +
-        "registry (docker://REF); to push out of dockerd, use link and docker push",
+      `Cannot copy "${source.text}" to "${destination.text}": dockerd and archives take images ` +
+        "from a registry (docker://REF); to push out of dockerd, use link and docker push",
     );
   }
-  if (destination.kind === "docker-daemon" && args.all) {
-    throw new UsageError(`Cannot copy "--all" into dockerd: it loads one image`);
+  if (archiving && args.all) {
+    throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
   }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
@@ -261,6 +267,9 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     onProgress: (event) => context.progress.onProgress(event),
     ...(platform === undefined ? {} : { platform }),
   };
+  // Into dockerd or an archive: one image.
+  const { platform: _, ...common } = shared;
+  const onePlatform = typeof platform === "object" ? { platform } : {};
   const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => ({
     ...shared,
     ...await sideFor(side),
@@ -291,17 +300,26 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       copied = result;
     } else if (source.kind === "docker" && destination.kind === "docker-daemon") {
       context.progress.step("pull");
-      const { reference } = destination;
-      const { platform: _, ...common } = shared;
       const result = await copyToDockerd(
         formatReference(source.reference),
-        `${familiarName(reference)}:${reference.tag}`,
+        taggedName(destination.reference),
         {
           ...common,
           ...await sideFor(source),
-          ...(typeof platform === "object" ? { platform } : {}),
+          ...onePlatform,
           dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
         },
+      );
+      warnUnrecorded(context, result);
+      copied = result;
+    } else if (source.kind === "docker" && destination.kind === "docker-archive") {
+      context.progress.step("pull");
+      const { reference } = destination;
+      const result = await copyToDockerArchive(
+        formatReference(source.reference),
+        destination.path,
+        reference === undefined ? undefined : taggedName(reference),
+        { ...common, ...await sideFor(source), ...onePlatform, fs: context.fs },
       );
       warnUnrecorded(context, result);
       copied = result;

@@ -1,5 +1,6 @@
 // The sides of `copy`, as skopeo names them: `docker://REF` (a registry), `oci:DIR[:TAG]` (an
-// OCI image layout directory) and `docker-daemon:NAME:TAG` (dockerd's images). Names are read by the registry's
+// OCI image layout directory), `docker-daemon:NAME:TAG` (dockerd's images) and
+// `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
 import { familiarName, formatReference, parseReference, type Reference } from "../registry/mod.ts";
 import { UsageError } from "./args.ts";
@@ -8,7 +9,8 @@ import { UsageError } from "./args.ts";
 export type ImageLocation =
   | { kind: "docker"; reference: Reference; text: string }
   | { kind: "oci"; dir: string; tag: string | undefined; text: string }
-  | { kind: "docker-daemon"; reference: Reference; text: string };
+  | { kind: "docker-daemon"; reference: Reference; text: string }
+  | { kind: "docker-archive"; path: string; reference: Reference | undefined; text: string };
 
 /** A tag or digest: what may follow the last `:` of `oci:DIR:TAG` (skopeo's rule). */
 const OCI_TAG = /^[\w][\w.-]{0,127}$/;
@@ -39,6 +41,28 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     }
     return { kind: "docker", reference, text };
   }
+  if (text.startsWith("docker-archive:")) {
+    // As skopeo: the path ends at the first ":", a tagged name may follow.
+    const rest = text.slice("docker-archive:".length);
+    const colon = rest.indexOf(":");
+    let path = colon < 0 ? rest : rest.slice(0, colon);
+    let reference: Reference | undefined;
+    if (colon >= 0) {
+      try {
+        reference = parseReference(rest.slice(colon + 1), { defaultTag: false });
+      } catch (error) {
+        throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
+      }
+      if (reference.tag === undefined || reference.digest !== undefined) {
+        throw new UsageError(
+          `Cannot copy "${text}": name the image as docker-archive:PATH:NAME:TAG`,
+        );
+      }
+    }
+    if (path === "") throw new UsageError(`Cannot copy "${text}": no path`);
+    if (!path.startsWith("/")) path = `${cwd.replace(/\/+$/, "")}/${path}`;
+    return { kind: "docker-archive", path, reference, text };
+  }
   if (text.startsWith("docker-daemon:")) {
     // As skopeo: a name with a tag (dockerd tags what it loads), no digest.
     let reference: Reference;
@@ -67,8 +91,18 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
   }
   throw new UsageError(
     `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG], ` +
-      "or dockerd's image as docker-daemon:NAME:TAG",
+      "dockerd's image as docker-daemon:NAME:TAG or an archive as docker-archive:PATH[:NAME:TAG]",
   );
+}
+
+/**
+ * A tagged reference as docker load and docker save name images: `app:1`, `busybox:latest`.
+ *
+ * @param reference A reference with a tag.
+ * @returns Its familiar name and tag.
+ */
+export function taggedName(reference: Reference): string {
+  return `${familiarName(reference)}:${reference.tag}`;
 }
 
 /**
@@ -87,8 +121,10 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
  */
 export function showImageLocation(location: ImageLocation): string {
   if (location.kind === "docker") return `docker://${formatReference(location.reference)}`;
-  if (location.kind === "docker-daemon") {
-    return `docker-daemon:${familiarName(location.reference)}:${location.reference.tag}`;
+  if (location.kind === "docker-daemon") return `docker-daemon:${taggedName(location.reference)}`;
+  if (location.kind === "docker-archive") {
+    const name = location.reference === undefined ? "" : `:${taggedName(location.reference)}`;
+    return `docker-archive:${location.path}${name}`;
   }
   return `oci:${location.dir}${location.tag === undefined ? "" : `:${location.tag}`}`;
 }

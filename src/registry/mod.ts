@@ -38,11 +38,9 @@
 export { pull } from "./pull.ts";
 export { push } from "./push.ts";
 export { link, type LinkConfig, type LinkResult } from "./link.ts";
-export {
-  copyToDockerd,
-  type DockerdCopyConfig,
-  type DockerdCopyResult,
-} from "./ends/dockerd_load.ts";
+export { copyToDockerd, type DockerdCopyConfig } from "./ends/dockerd_load.ts";
+export { copyToDockerArchive, type DockerArchiveCopyConfig } from "./ends/docker_archive.ts";
+export type { ArchiveCopyResult } from "./ends/_registry_archive.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";
 export { OciLayoutStore, ociLayoutStore } from "./oci_layout.ts";

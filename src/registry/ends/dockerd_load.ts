@@ -7,19 +7,14 @@
  * @module
  */
 import type { V2MetadataService } from "../../v2_metadata_service.ts";
-import { digestOf } from "../_digest.ts";
-import { type DiffIDSink, diffIDSink, feeding } from "../_diff_id.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
-import { verifyingSized } from "../_verify.ts";
 import { RegistryError } from "../errors.ts";
-import { imageManifest } from "../_image_manifest.ts";
 import { hostPlatform } from "../platform.ts";
 import { fromFirstEndpoint } from "../pull.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "../reference.ts";
 import { getRepositories } from "../repositories.ts";
-import { LIMITS, readAtMost } from "../transport/limits.ts";
-import type { Descriptor, Platform, PulledLayer, RegistryConfig, Repository } from "../types.ts";
-import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
+import { readAtMost } from "../transport/limits.ts";
+import type { Platform, RegistryConfig, Repository } from "../types.ts";
+import { type ArchiveCopyResult, registryArchive } from "./_registry_archive.ts";
 import { DockerdApi } from "./dockerd_api.ts";
 import { dockerdMetadataService } from "./dockerd_store.ts";
 
@@ -29,66 +24,6 @@ export interface DockerdCopyConfig extends Omit<RegistryConfig, "platform"> {
   dockerHost?: string;
   /** The image of an index to take (default: this machine's platform). */
   platform?: Platform;
-}
-
-/** What {@linkcode copyToDockerd} did. */
-export interface DockerdCopyResult extends Descriptor {
-  /** The image ID dockerd gave it: the digest of its configuration. */
-  imageID: string;
-  /** Each layer: `recorded` once dockerd loaded it and its bytes proved its DiffID. */
-  layers: PulledLayer[];
-}
-
-/** One layer on its way: its blob, the name of its file in the archive, its DiffID. */
-interface LayerEntry {
-  layer: Descriptor;
-  diffID: string;
-  file: string;
-  /** `null` for a blob already written under the same name (named twice in the manifest). */
-  sink: DiffIDSink | null;
-}
-
-/** The parts of the archive, in order; each layer's bytes checked and fed to its DiffID. */
-async function* archiveParts(
-  repo: Repository,
-  entries: LayerEntry[],
-  files: { name: string; data: Uint8Array }[],
-  stop: AbortSignal,
-): AsyncGenerator<Uint8Array> {
-  for (const { layer, file, sink } of entries) {
-    if (sink === null) continue;
-    const what = `layer "${layer.digest}"`;
-    const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
-    const reader = feeding(verifyingSized(blob, layer.digest, layer.size, what, stop), sink, stop)
-      .getReader();
-    yield tarHeader(file, layer.size);
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      yield value;
-    }
-    yield tarPadding(layer.size);
-  }
-  for (const { name, data } of files) {
-    yield tarHeader(name, data.length);
-    yield data;
-    yield tarPadding(data.length);
-  }
-  yield TAR_END;
-}
-
-/** An async generator as a stream, read as the socket drains. */
-function streamOf(parts: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    async pull(controller) {
-      const next = await parts.next();
-      if (next.done) controller.close();
-      else controller.enqueue(next.value);
-    },
-    async cancel(reason) {
-      await parts.throw(reason).catch(() => {});
-    },
-  }, { highWaterMark: 0 });
 }
 
 /** Fails with dockerd's message when its streamed answer to a load reports an error. */
@@ -113,82 +48,24 @@ async function copyFrom(
   service: V2MetadataService,
   tag: string | null,
   config: DockerdCopyConfig,
-): Promise<DockerdCopyResult> {
-  const shown = formatReference(ref);
-  const manifest = await imageManifest(repo, ref, config.platform ?? hostPlatform(), "pull");
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await repo.blobs().get(configDescriptor!.digest, {
-    maxBytes: LIMITS.config,
-  });
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
-  const foreign = pairs.find(({ layer }) => isForeign(layer));
-  if (foreign !== undefined) {
-    throw new RegistryError(
-      "UNSUPPORTED",
-      `Cannot load "${shown}" into dockerd: layer ${foreign.layer.digest} is foreign`,
-      { url: shown },
-    );
-  }
-  const written = new Set<string>();
-  const entries: LayerEntry[] = pairs.map(({ layer, diffID }) => {
-    const file = `${layer.digest.slice(layer.digest.indexOf(":") + 1)}.tar`;
-    const first = !written.has(file);
-    written.add(file);
-    return { layer, diffID, file, sink: first ? diffIDSink() : null };
-  });
-  const imageID = configDescriptor!.digest;
-  const configFile = `${imageID.slice(imageID.indexOf(":") + 1)}.json`;
-  const archiveManifest = new TextEncoder().encode(JSON.stringify([{
-    Config: configFile,
-    RepoTags: tag === null ? null : [tag],
-    Layers: entries.map((entry) => entry.file),
-  }]));
-  const stop = new AbortController();
-  const parts = archiveParts(repo, entries, [
-    { name: configFile, data: configBytes },
-    { name: "manifest.json", data: archiveManifest },
-  ], stop.signal);
+): Promise<ArchiveCopyResult> {
+  const archive = await registryArchive(repo, ref, config.platform ?? hostPlatform(), tag);
   let answer: Uint8Array;
   try {
     const body = await api.request({
       method: "POST",
       path: "/images/load?quiet=1",
       headers: { "content-type": "application/x-tar" },
-      body: streamOf(parts),
+      body: archive.stream,
     });
     answer = await readAtMost(body, 1 << 20, "dockerd's answer to the load");
   } catch (error) {
-    stop.abort(error);
-    for (const entry of entries) entry.sink?.abort();
+    archive.abort(error);
     throw error;
   }
-  checkLoadAnswer(answer, tag ?? shown);
+  checkLoadAnswer(answer, tag ?? formatReference(ref));
   // Loaded: dockerd checked every DiffID; each is recorded once its bytes proved it here too.
-  const proven = new Map<string, string | null>();
-  for (const entry of entries) {
-    if (entry.sink !== null) proven.set(entry.file, await entry.sink.close());
-  }
-  const results: PulledLayer[] = [];
-  for (const { layer, diffID, file } of entries) {
-    const actual = proven.get(file) ?? null;
-    const { digest } = layer;
-    if (actual === diffID) {
-      await service.tagAndAdd(diffID, config.hmacKey ?? null, {
-        digest,
-        sourceRepository: ref.name,
-        hmac: "",
-      });
-      results.push({ digest, diffID, status: "recorded" });
-    } else if (actual === null) results.push({ digest, diffID, status: "unverifiable" });
-    else results.push({ digest, diffID, status: "mismatch", actualDiffID: actual });
-  }
-  return {
-    mediaType: manifest.mediaType,
-    digest: await digestOf(manifest.payload),
-    size: manifest.payload.length,
-    imageID,
-    layers: results,
-  };
+  return await archive.finish(service, config.hmacKey ?? null, ref.name);
 }
 
 /**
@@ -224,7 +101,7 @@ export async function copyToDockerd(
   ref: string,
   tag: string | undefined,
   config: DockerdCopyConfig = {},
-): Promise<DockerdCopyResult> {
+): Promise<ArchiveCopyResult> {
   const parsed = parseReference(ref);
   const name = tag ??
     (parsed.tag === undefined ? null : `${familiarName(parsed)}:${parsed.tag}`);

@@ -1,0 +1,174 @@
+// A registry's image as a `docker save` archive, built as it streams: each layer from the
+// registry's GET into the archive, one at a time, its digest and manifest size checked as it
+// passes and its DiffID computed from the same bytes; then the configuration and manifest.json
+// (layers named `<hex>.tar`, the configuration `<hex>.json`, as skopeo writes them). dockerd's
+// `POST /images/load` and a docker-archive file are both fed from it.
+import type { V2MetadataService } from "../../v2_metadata_service.ts";
+import { digestOf } from "../_digest.ts";
+import { type DiffIDSink, diffIDSink, feeding } from "../_diff_id.ts";
+import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
+import { imageManifest } from "../_image_manifest.ts";
+import { verifyingSized } from "../_verify.ts";
+import { RegistryError } from "../errors.ts";
+import { formatReference, type Reference } from "../reference.ts";
+import { LIMITS } from "../transport/limits.ts";
+import type { Descriptor, Platform, PulledLayer, Repository } from "../types.ts";
+import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
+
+/** What a copy into dockerd or an archive did. */
+export interface ArchiveCopyResult extends Descriptor {
+  /** The image ID: the digest of its configuration. */
+  imageID: string;
+  /** Each layer: `recorded` once written and its bytes proved its DiffID. */
+  layers: PulledLayer[];
+}
+
+/** An archive on its way. */
+export interface RegistryArchive {
+  /** The archive's bytes, read once. */
+  stream: ReadableStream<Uint8Array>;
+  /**
+   * Once the archive was all written: each layer's DiffID as its bytes proved it, the proven
+   * ones recorded with `tagAndAdd` (as a pull records them).
+   */
+  finish(
+    service: V2MetadataService,
+    hmacKey: Uint8Array | null,
+    sourceRepository: string,
+  ): Promise<ArchiveCopyResult>;
+  /** Stops the layer being read (the archive was not all written). */
+  abort(reason: unknown): void;
+}
+
+/** One layer on its way: its blob, the name of its file in the archive, its DiffID. */
+interface LayerEntry {
+  layer: Descriptor;
+  diffID: string;
+  file: string;
+  /** `null` for a blob already written under the same name (named twice in the manifest). */
+  sink: DiffIDSink | null;
+}
+
+/** The parts of the archive, in order; each layer's bytes checked and fed to its DiffID. */
+async function* archiveParts(
+  repo: Repository,
+  entries: LayerEntry[],
+  files: { name: string; data: Uint8Array }[],
+  stop: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  for (const { layer, file, sink } of entries) {
+    if (sink === null) continue;
+    const what = `layer "${layer.digest}"`;
+    const blob = await repo.blobs().open(layer.digest, { maxBytes: layer.size, verify: false });
+    const reader = feeding(verifyingSized(blob, layer.digest, layer.size, what, stop), sink, stop)
+      .getReader();
+    yield tarHeader(file, layer.size);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      yield value;
+    }
+    yield tarPadding(layer.size);
+  }
+  for (const { name, data } of files) {
+    yield tarHeader(name, data.length);
+    yield data;
+    yield tarPadding(data.length);
+  }
+  yield TAR_END;
+}
+
+/** An async generator as a stream, read as the socket drains. */
+function streamOf(parts: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    async pull(controller) {
+      const next = await parts.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+    async cancel(reason) {
+      await parts.throw(reason).catch(() => {});
+    },
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The image `ref` names (from an index, `platform`'s) as a `docker save` archive tagged `tag`.
+ *
+ * @param repo The repository.
+ * @param ref The reference, with a tag or digest.
+ * @param platform The platform to take from an index.
+ * @param tag The archive's `RepoTags` entry, or `null` for none.
+ * @returns The archive, streamed once read.
+ */
+export async function registryArchive(
+  repo: Repository,
+  ref: Reference,
+  platform: Platform,
+  tag: string | null,
+): Promise<RegistryArchive> {
+  const shown = formatReference(ref);
+  const manifest = await imageManifest(repo, ref, platform, "pull");
+  const [configDescriptor, ...layers] = manifest.references();
+  const configBytes = await repo.blobs().get(configDescriptor!.digest, {
+    maxBytes: LIMITS.config,
+  });
+  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+  const foreign = pairs.find(({ layer }) => isForeign(layer));
+  if (foreign !== undefined) {
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `Cannot archive "${shown}": layer ${foreign.layer.digest} is foreign`,
+      { url: shown },
+    );
+  }
+  const written = new Set<string>();
+  const entries: LayerEntry[] = pairs.map(({ layer, diffID }) => {
+    const file = `${layer.digest.slice(layer.digest.indexOf(":") + 1)}.tar`;
+    const first = !written.has(file);
+    written.add(file);
+    return { layer, diffID, file, sink: first ? diffIDSink() : null };
+  });
+  const imageID = configDescriptor!.digest;
+  const configFile = `${imageID.slice(imageID.indexOf(":") + 1)}.json`;
+  const archiveManifest = new TextEncoder().encode(JSON.stringify([{
+    Config: configFile,
+    RepoTags: tag === null ? null : [tag],
+    Layers: entries.map((entry) => entry.file),
+  }]));
+  const stop = new AbortController();
+  const parts = archiveParts(repo, entries, [
+    { name: configFile, data: configBytes },
+    { name: "manifest.json", data: archiveManifest },
+  ], stop.signal);
+  return {
+    stream: streamOf(parts),
+    abort(reason) {
+      stop.abort(reason);
+      for (const entry of entries) entry.sink?.abort();
+    },
+    async finish(service, hmacKey, sourceRepository) {
+      const proven = new Map<string, string | null>();
+      for (const entry of entries) {
+        if (entry.sink !== null) proven.set(entry.file, await entry.sink.close());
+      }
+      const results: PulledLayer[] = [];
+      for (const { layer, diffID, file } of entries) {
+        const actual = proven.get(file) ?? null;
+        const { digest } = layer;
+        if (actual === diffID) {
+          await service.tagAndAdd(diffID, hmacKey, { digest, sourceRepository, hmac: "" });
+          results.push({ digest, diffID, status: "recorded" });
+        } else if (actual === null) results.push({ digest, diffID, status: "unverifiable" });
+        else results.push({ digest, diffID, status: "mismatch", actualDiffID: actual });
+      }
+      return {
+        mediaType: manifest.mediaType,
+        digest: await digestOf(manifest.payload),
+        size: manifest.payload.length,
+        imageID,
+        layers: results,
+      };
+    },
+  };
+}
