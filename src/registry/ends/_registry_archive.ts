@@ -10,7 +10,7 @@ import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
 import { imageManifest } from "../_image_manifest.ts";
 import { verifyingSized } from "../_verify.ts";
 import { RegistryError } from "../errors.ts";
-import { formatReference, type Reference } from "../reference.ts";
+import { familiarName, formatReference, type Reference } from "../reference.ts";
 import { LIMITS } from "../transport/limits.ts";
 import type { Descriptor, Platform, PulledLayer, Repository } from "../types.ts";
 import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
@@ -98,15 +98,17 @@ function streamOf(parts: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array>
  * @param repo The repository.
  * @param ref The reference, with a tag or digest.
  * @param platform The platform to take from an index.
- * @param tag The archive's `RepoTags` entry, or `null` for none.
+ * @param tag The archive's `RepoTags` entry; by default the reference's familiar name and tag
+ * (none for a reference by digest).
  * @returns The archive, streamed once read.
  */
 export async function registryArchive(
   repo: Repository,
   ref: Reference,
   platform: Platform,
-  tag: string | null,
+  tag: string | undefined,
 ): Promise<RegistryArchive> {
+  const name = tag ?? (ref.tag === undefined ? undefined : `${familiarName(ref)}:${ref.tag}`);
   const shown = formatReference(ref);
   const manifest = await imageManifest(repo, ref, platform, "pull");
   const [configDescriptor, ...layers] = manifest.references();
@@ -133,7 +135,7 @@ export async function registryArchive(
   const configFile = `${imageID.slice(imageID.indexOf(":") + 1)}.json`;
   const archiveManifest = new TextEncoder().encode(JSON.stringify([{
     Config: configFile,
-    RepoTags: tag === null ? null : [tag],
+    RepoTags: name === undefined ? null : [name],
     Layers: entries.map((entry) => entry.file),
   }]));
   const stop = new AbortController();

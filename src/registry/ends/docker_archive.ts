@@ -11,7 +11,7 @@ import { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
 import { fromFirstEndpoint } from "../pull.ts";
-import { familiarName, parseReference } from "../reference.ts";
+import { parseReference } from "../reference.ts";
 import { getRepositories } from "../repositories.ts";
 import type { Platform, RegistryConfig } from "../types.ts";
 import { type ArchiveCopyResult, registryArchive } from "./_registry_archive.ts";
@@ -53,8 +53,6 @@ export async function copyToDockerArchive(
   config: DockerArchiveCopyConfig = {},
 ): Promise<ArchiveCopyResult> {
   const parsed = parseReference(ref);
-  const name = tag ??
-    (parsed.tag === undefined ? null : `${familiarName(parsed)}:${parsed.tag}`);
   const fs = config.fs ?? runtimeFileSystem();
   if (fs.writeFileStream === undefined) {
     throw new RegistryError("UNSUPPORTED", `Cannot write "${path}": the file system cannot stream`);
@@ -67,7 +65,7 @@ export async function copyToDockerArchive(
   const { platform: _, fs: __, ...registryConfig } = config;
   const repositories = await getRepositories(ref, registryConfig);
   return await fromFirstEndpoint(repositories, async (repo) => {
-    const archive = await registryArchive(repo, parsed, config.platform ?? hostPlatform(), name);
+    const archive = await registryArchive(repo, parsed, config.platform ?? hostPlatform(), tag);
     try {
       await fs.writeFileStream!(path, temp, archive.stream, 0o644);
     } catch (error) {

@@ -10,7 +10,7 @@ import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
 import { fromFirstEndpoint } from "../pull.ts";
-import { familiarName, formatReference, parseReference, type Reference } from "../reference.ts";
+import { formatReference, parseReference, type Reference } from "../reference.ts";
 import { getRepositories } from "../repositories.ts";
 import { readAtMost } from "../transport/limits.ts";
 import type { Platform, RegistryConfig, Repository } from "../types.ts";
@@ -46,7 +46,7 @@ async function copyFrom(
   ref: Reference,
   api: DockerdApi,
   service: V2MetadataService,
-  tag: string | null,
+  tag: string | undefined,
   config: DockerdCopyConfig,
 ): Promise<ArchiveCopyResult> {
   const archive = await registryArchive(repo, ref, config.platform ?? hostPlatform(), tag);
@@ -103,8 +103,6 @@ export async function copyToDockerd(
   config: DockerdCopyConfig = {},
 ): Promise<ArchiveCopyResult> {
   const parsed = parseReference(ref);
-  const name = tag ??
-    (parsed.tag === undefined ? null : `${familiarName(parsed)}:${parsed.tag}`);
   const api = new DockerdApi(config.dockerHost, config.signal);
   const service = config.metadataService ??
     await dockerdMetadataService(api, `copy "${ref}" into dockerd`);
@@ -112,6 +110,6 @@ export async function copyToDockerd(
   const repositories = await getRepositories(ref, registryConfig);
   return await fromFirstEndpoint(
     repositories,
-    (repo) => copyFrom(repo, parsed, api, service, name, config),
+    (repo) => copyFrom(repo, parsed, api, service, tag, config),
   );
 }
