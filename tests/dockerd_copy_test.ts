@@ -165,3 +165,32 @@ test("cli copy docker:// docker-archive: writes the archive docker load and skop
   const id = await dockerd.docker(["image", "inspect", "--format", "{{.Id}}", "archived/app:1"]);
   assert.equal(id.stdout.trim(), image.config.digest);
 });
+
+test("cli copy docker:// oci-archive: writes the OCI layout in a tar that skopeo reads", async () => {
+  const { registry, dockerd } = await daemons();
+  const source = await ociLayoutStore(tempDir());
+  const image = await buildImage(source, "1", randomLayers(2), "oci");
+  const ref = `${registry.host}/into/oci-archived:1`;
+  await push(ref, source, { auth: ALICE, plainHttp: true });
+
+  const path = join(tempDir(), "app.tar");
+  const copied = await runCli(["copy", `docker://${ref}`, `oci-archive:${path}:v1`], {
+    env: { DOCKER_CONFIG: dockerd.clientConfig },
+    denoPermissions: ["--allow-write", "--allow-net"],
+  });
+  assert.equal(copied.code, 0, copied.stderr);
+  const inspected = spawnSync("skopeo", ["inspect", "--raw", `oci-archive:${path}:v1`], {
+    encoding: "utf8",
+  });
+  assert.equal(inspected.status, 0, inspected.stderr);
+  // The registry's manifest, byte for byte.
+  assert.equal(sha256(new TextEncoder().encode(inspected.stdout)), image.manifest.digest);
+  const config = spawnSync("skopeo", ["inspect", "--config", `oci-archive:${path}:v1`], {
+    encoding: "utf8",
+  });
+  assert.equal(config.status, 0, config.stderr);
+  assert.deepEqual(
+    (JSON.parse(config.stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids,
+    image.diffIDs,
+  );
+});

@@ -10,7 +10,7 @@ import {
   copy,
   type CopyConfig,
   type CopySide,
-  copyToDockerArchive,
+  copyToArchive,
   copyToDockerd,
   type Descriptor,
   formatReference,
@@ -232,9 +232,9 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "oci" && destination.kind === "oci") {
     throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
   }
-  const archiving = destination.kind === "docker-daemon" || destination.kind === "docker-archive";
+  const archiving = destination.kind === "docker-daemon" || destination.kind === "archive";
   if (
-    source.kind === "docker-daemon" || source.kind === "docker-archive" ||
+    source.kind === "docker-daemon" || source.kind === "archive" ||
     (archiving && source.kind !== "docker")
   ) {
     throw new UsageError(
@@ -312,15 +312,17 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       );
       warnUnrecorded(context, result);
       copied = result;
-    } else if (source.kind === "docker" && destination.kind === "docker-archive") {
+    } else if (source.kind === "docker" && destination.kind === "archive") {
       context.progress.step("pull");
-      const { reference } = destination;
-      const result = await copyToDockerArchive(
-        formatReference(source.reference),
-        destination.path,
-        reference === undefined ? undefined : taggedName(reference),
-        { ...common, ...await sideFor(source), ...onePlatform, fs: context.fs },
-      );
+      const { format, tag } = destination;
+      const result = await copyToArchive(formatReference(source.reference), destination.path, {
+        ...common,
+        ...await sideFor(source),
+        ...onePlatform,
+        format,
+        ...(tag === undefined ? {} : { tag }),
+        fs: context.fs,
+      });
       warnUnrecorded(context, result);
       copied = result;
     } else if (source.kind === "docker" && destination.kind === "docker") {

@@ -1,8 +1,15 @@
 // The sides of `copy`, as skopeo names them: `docker://REF` (a registry), `oci:DIR[:TAG]` (an
 // OCI image layout directory), `docker-daemon:NAME:TAG` (dockerd's images) and
-// `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive). Names are read by the registry's
+// `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive), `oci-archive:PATH[:TAG]` (an OCI
+// image layout in a tar). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
-import { familiarName, formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import {
+  type ArchiveFormat,
+  familiarName,
+  formatReference,
+  parseReference,
+  type Reference,
+} from "../registry/mod.ts";
 import { UsageError } from "./args.ts";
 
 /** Where `copy` reads or writes an image. */
@@ -10,7 +17,9 @@ export type ImageLocation =
   | { kind: "docker"; reference: Reference; text: string }
   | { kind: "oci"; dir: string; tag: string | undefined; text: string }
   | { kind: "docker-daemon"; reference: Reference; text: string }
-  | { kind: "docker-archive"; path: string; reference: Reference | undefined; text: string };
+  | { kind: "archive"; format: ArchiveFormat; path: string; tag: string | undefined; text: string };
+
+const ARCHIVES: readonly ArchiveFormat[] = ["docker-archive", "oci-archive"];
 
 /** A tag or digest: what may follow the last `:` of `oci:DIR:TAG` (skopeo's rule). */
 const OCI_TAG = /^[\w][\w.-]{0,127}$/;
@@ -41,15 +50,18 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     }
     return { kind: "docker", reference, text };
   }
-  if (text.startsWith("docker-archive:")) {
-    // As skopeo: the path ends at the first ":", a tagged name may follow.
-    const rest = text.slice("docker-archive:".length);
+  const archive = ARCHIVES.find((format) => text.startsWith(`${format}:`));
+  if (archive !== undefined) {
+    // As skopeo: the path ends at the first ":"; a docker archive's NAME:TAG or an OCI
+    // archive's TAG may follow.
+    const rest = text.slice(archive.length + 1);
     const colon = rest.indexOf(":");
     let path = colon < 0 ? rest : rest.slice(0, colon);
-    let reference: Reference | undefined;
-    if (colon >= 0) {
+    let tag = colon < 0 ? undefined : rest.slice(colon + 1);
+    if (tag !== undefined && archive === "docker-archive") {
+      let reference: Reference;
       try {
-        reference = parseReference(rest.slice(colon + 1), { defaultTag: false });
+        reference = parseReference(tag, { defaultTag: false });
       } catch (error) {
         throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
       }
@@ -58,10 +70,13 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
           `Cannot copy "${text}": name the image as docker-archive:PATH:NAME:TAG`,
         );
       }
+      tag = taggedName(reference);
+    } else if (tag !== undefined && !OCI_TAG.test(tag)) {
+      throw new UsageError(`Cannot copy "${text}": "${tag}" is not a tag`);
     }
     if (path === "") throw new UsageError(`Cannot copy "${text}": no path`);
     if (!path.startsWith("/")) path = `${cwd.replace(/\/+$/, "")}/${path}`;
-    return { kind: "docker-archive", path, reference, text };
+    return { kind: "archive", format: archive, path, tag, text };
   }
   if (text.startsWith("docker-daemon:")) {
     // As skopeo: a name with a tag (dockerd tags what it loads), no digest.
@@ -91,7 +106,8 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
   }
   throw new UsageError(
     `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG], ` +
-      "dockerd's image as docker-daemon:NAME:TAG or an archive as docker-archive:PATH[:NAME:TAG]",
+      "dockerd's image as docker-daemon:NAME:TAG or an archive as docker-archive:PATH[:NAME:TAG] " +
+      "or oci-archive:PATH[:TAG]",
   );
 }
 
@@ -122,9 +138,10 @@ export function taggedName(reference: Reference): string {
 export function showImageLocation(location: ImageLocation): string {
   if (location.kind === "docker") return `docker://${formatReference(location.reference)}`;
   if (location.kind === "docker-daemon") return `docker-daemon:${taggedName(location.reference)}`;
-  if (location.kind === "docker-archive") {
-    const name = location.reference === undefined ? "" : `:${taggedName(location.reference)}`;
-    return `docker-archive:${location.path}${name}`;
+  if (location.kind === "archive") {
+    return `${location.format}:${location.path}${
+      location.tag === undefined ? "" : `:${location.tag}`
+    }`;
   }
   return `oci:${location.dir}${location.tag === undefined ? "" : `:${location.tag}`}`;
 }

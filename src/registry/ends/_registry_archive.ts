@@ -1,8 +1,9 @@
 // A registry's image as a `docker save` archive, built as it streams: each layer from the
 // registry's GET into the archive, one at a time, its digest and manifest size checked as it
 // passes and its DiffID computed from the same bytes; then the configuration and manifest.json
-// (layers named `<hex>.tar`, the configuration `<hex>.json`, as skopeo writes them). dockerd's
-// `POST /images/load` and a docker-archive file are both fed from it.
+// (layers named `<hex>.tar`, the configuration `<hex>.json`, as skopeo writes them), or as an
+// OCI image layout in a tar (`blobs/<alg>/<hex>`, index.json, oci-layout: skopeo's
+// oci-archive). dockerd's `POST /images/load` and archive files are fed from it.
 import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "../_diff_id.ts";
@@ -92,23 +93,73 @@ function streamOf(parts: AsyncGenerator<Uint8Array>): ReadableStream<Uint8Array>
   }, { highWaterMark: 0 });
 }
 
+/** The two archive formats: `docker save`'s, and an OCI image layout in a tar (skopeo's). */
+export type ArchiveFormat = "docker-archive" | "oci-archive";
+
+/** A blob's file in an OCI image layout. */
+function blobFile(digest: string): string {
+  return `blobs/${digest.replace(":", "/")}`;
+}
+
+/** The files after the layers: the configuration and what names the image, per format. */
+function namingFiles(
+  format: ArchiveFormat,
+  ref: Reference,
+  tag: string | undefined,
+  config: { digest: string; data: Uint8Array },
+  manifest: { descriptor: Descriptor; payload: Uint8Array },
+  layerFiles: string[],
+): { name: string; data: Uint8Array }[] {
+  const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+  if (format === "docker-archive") {
+    const name = tag ?? (ref.tag === undefined ? undefined : `${familiarName(ref)}:${ref.tag}`);
+    const configFile = `${config.digest.slice(config.digest.indexOf(":") + 1)}.json`;
+    return [
+      { name: configFile, data: config.data },
+      {
+        name: "manifest.json",
+        data: json([{
+          Config: configFile,
+          RepoTags: name === undefined ? null : [name],
+          Layers: layerFiles,
+        }]),
+      },
+    ];
+  }
+  const name = tag ?? ref.tag;
+  const annotations = name === undefined ? {} : {
+    annotations: { "org.opencontainers.image.ref.name": name },
+  };
+  return [
+    { name: blobFile(config.digest), data: config.data },
+    { name: blobFile(manifest.descriptor.digest), data: manifest.payload },
+    {
+      name: "index.json",
+      data: json({ schemaVersion: 2, manifests: [{ ...manifest.descriptor, ...annotations }] }),
+    },
+    { name: "oci-layout", data: json({ imageLayoutVersion: "1.0.0" }) },
+  ];
+}
+
 /**
- * The image `ref` names (from an index, `platform`'s) as a `docker save` archive tagged `tag`.
+ * The image `ref` names (from an index, `platform`'s) as an archive of `format`.
  *
  * @param repo The repository.
  * @param ref The reference, with a tag or digest.
  * @param platform The platform to take from an index.
- * @param tag The archive's `RepoTags` entry; by default the reference's familiar name and tag
- * (none for a reference by digest).
+ * @param format `docker-archive` (`docker save`'s) or `oci-archive` (an OCI image layout).
+ * @param tag What names the image: a `docker-archive`'s `RepoTags` entry (by default the
+ * reference's familiar name and tag), an `oci-archive`'s `org.opencontainers.image.ref.name`
+ * (by default the reference's tag); none for a reference by digest.
  * @returns The archive, streamed once read.
  */
 export async function registryArchive(
   repo: Repository,
   ref: Reference,
   platform: Platform,
+  format: ArchiveFormat,
   tag: string | undefined,
 ): Promise<RegistryArchive> {
-  const name = tag ?? (ref.tag === undefined ? undefined : `${familiarName(ref)}:${ref.tag}`);
   const shown = formatReference(ref);
   const manifest = await imageManifest(repo, ref, platform, "pull");
   const [configDescriptor, ...layers] = manifest.references();
@@ -126,23 +177,33 @@ export async function registryArchive(
   }
   const written = new Set<string>();
   const entries: LayerEntry[] = pairs.map(({ layer, diffID }) => {
-    const file = `${layer.digest.slice(layer.digest.indexOf(":") + 1)}.tar`;
+    const file = format === "docker-archive"
+      ? `${layer.digest.slice(layer.digest.indexOf(":") + 1)}.tar`
+      : blobFile(layer.digest);
     const first = !written.has(file);
     written.add(file);
     return { layer, diffID, file, sink: first ? diffIDSink() : null };
   });
   const imageID = configDescriptor!.digest;
-  const configFile = `${imageID.slice(imageID.indexOf(":") + 1)}.json`;
-  const archiveManifest = new TextEncoder().encode(JSON.stringify([{
-    Config: configFile,
-    RepoTags: name === undefined ? null : [name],
-    Layers: entries.map((entry) => entry.file),
-  }]));
+  const descriptor: Descriptor = {
+    mediaType: manifest.mediaType,
+    digest: await digestOf(manifest.payload),
+    size: manifest.payload.length,
+  };
   const stop = new AbortController();
-  const parts = archiveParts(repo, entries, [
-    { name: configFile, data: configBytes },
-    { name: "manifest.json", data: archiveManifest },
-  ], stop.signal);
+  const parts = archiveParts(
+    repo,
+    entries,
+    namingFiles(
+      format,
+      ref,
+      tag,
+      { digest: imageID, data: configBytes },
+      { descriptor, payload: manifest.payload },
+      entries.map((entry) => entry.file),
+    ),
+    stop.signal,
+  );
   return {
     stream: streamOf(parts),
     abort(reason) {
@@ -164,13 +225,7 @@ export async function registryArchive(
         } else if (actual === null) results.push({ digest, diffID, status: "unverifiable" });
         else results.push({ digest, diffID, status: "mismatch", actualDiffID: actual });
       }
-      return {
-        mediaType: manifest.mediaType,
-        digest: await digestOf(manifest.payload),
-        size: manifest.payload.length,
-        imageID,
-        layers: results,
-      };
+      return { ...descriptor, imageID, layers: results };
     },
   };
 }

@@ -49,7 +49,13 @@ async function copyFrom(
   tag: string | undefined,
   config: DockerdCopyConfig,
 ): Promise<ArchiveCopyResult> {
-  const archive = await registryArchive(repo, ref, config.platform ?? hostPlatform(), tag);
+  const archive = await registryArchive(
+    repo,
+    ref,
+    config.platform ?? hostPlatform(),
+    "docker-archive",
+    tag,
+  );
   let answer: Uint8Array;
   try {
     const body = await api.request({
