@@ -3,8 +3,10 @@
  * A command-line tool for Docker's distribution metadata store: list what dockerd remembers
  * about layers, look up digests and DiffIDs, check which entries a set of credentials may
  * mount from on push, and verify the store's consistency (all read-only); copy a store
- * (`copy-store`), and copy images between registries and OCI layouts (`copy`), recording
- * where their layers went as dockerd does.
+ * (`copy-store`), copy images between registries, OCI layouts, dockerd and docker archives
+ * (`copy`), recording where their layers went as dockerd does, and record for an image
+ * dockerd holds what `docker pull` would have, so `docker push` uploads none of its layers
+ * (`link`).
  *
  * Runs on Deno (`deno run --allow-read --allow-env cli.ts`), Bun (`bun cli.ts`) and Node
  * (`npx distribution-metadata` from the npm package). Without `--root` it uses the store of

@@ -280,6 +280,17 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
     [["copy", "oci:/tmp/a:-bad", "docker://x/y"], /invalid image "-bad"/],
     [["copy", "docker://x/y"], /needs a source and a destination image/],
     [["copy", "docker://x/y", "oci:/tmp/a", "extra"], /Unexpected argument "extra"/],
+    [
+      ["copy", "docker://x/y", "docker-daemon:app"],
+      /name dockerd's image as docker-daemon:NAME:TAG/,
+    ],
+    [["copy", "docker-daemon:app:1", "docker://x/y"], /to push out of dockerd, use link/],
+    [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd and archives take images/],
+    [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
+    [["copy", "docker-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
+    [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
+    [["copy", "docker://x/y", "oci-archive:/tmp/a.tar:bad+tag"], /"bad\+tag" is not a tag/],
+    [["copy", "oci-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args, COPY);

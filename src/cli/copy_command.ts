@@ -9,6 +9,8 @@ import {
   copy,
   type CopyConfig,
   type CopySide,
+  copyToArchive,
+  copyToDockerd,
   type Descriptor,
   formatReference,
   type OciLayoutStore,
@@ -19,9 +21,15 @@ import {
   type RegistryConfig,
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
+import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 import { UsageError } from "./args.ts";
 import type { CopyProgress } from "./copy_progress.ts";
-import { type ImageLocation, parseImageLocation, showImageLocation } from "./image_location.ts";
+import {
+  type ImageLocation,
+  parseImageLocation,
+  showImageLocation,
+  taggedName,
+} from "./image_location.ts";
 import { type OpenStore, openStoreLocation, parseStoreLocation } from "./store_location.ts";
 import { registrySide, type RegistrySideContext } from "./registry_side.ts";
 
@@ -207,14 +215,31 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   if (source.kind === "docker" && destination.kind === "docker") {
     context.credentials.checkSides(source.reference.domain, destination.reference.domain);
   }
+  const archiving = destination.kind === "docker-daemon" || destination.kind === "archive";
+  if (
+    source.kind === "docker-daemon" || source.kind === "archive" ||
+    (archiving && source.kind !== "docker")
+  ) {
+    throw new UsageError(
+      `Cannot copy "${source.text}" to "${destination.text}": dockerd and archives take images ` +
+        "from a registry (docker://REF); to push out of dockerd, use link and docker push",
+    );
+  }
+  if (archiving && args.all) {
+    throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
+  }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
     ? "all" as const
     : args.platform === undefined
     ? undefined
     : parsePlatform(args.platform);
-  const opened = await openMetadataStore(context);
-  const metadataService = new V2MetadataService(opened.store);
+  // Into dockerd, the layers are recorded in dockerd's own store unless another is named.
+  const opened = destination.kind === "docker-daemon" && args.root === undefined &&
+      args.store === undefined
+    ? null
+    : await openMetadataStore(context);
+  const metadataService = opened === null ? undefined : new V2MetadataService(opened.store);
   /**
    * One side's own way in: its keychain (the library derives the HMAC key from what it
    * resolves, `{}` for none, as dockerd hashes the AuthConfig it was given), http or https.
@@ -228,11 +253,14 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         : { prefix: "dest", own: args.destinationCredentials },
     );
   const shared: CopyConfig = {
-    metadataService,
+    ...(metadataService === undefined ? {} : { metadataService }),
     signal: context.signal,
     onProgress: (event) => context.progress.onProgress(event),
     ...(platform === undefined ? {} : { platform }),
   };
+  // Into dockerd or an archive: one image.
+  const { platform: _, ...common } = shared;
+  const onePlatform = typeof platform === "object" ? { platform } : {};
   const configFor = async (side: ImageLocation & { kind: "docker" }): Promise<RegistryConfig> => ({
     ...shared,
     ...await sideFor(side),
@@ -261,6 +289,33 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       );
       warnUnrecorded(context, result);
       copied = result;
+    } else if (source.kind === "docker" && destination.kind === "docker-daemon") {
+      context.progress.step("pull");
+      const result = await copyToDockerd(
+        formatReference(source.reference),
+        taggedName(destination.reference),
+        {
+          ...common,
+          ...await sideFor(source),
+          ...onePlatform,
+          dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
+        },
+      );
+      warnUnrecorded(context, result);
+      copied = result;
+    } else if (source.kind === "docker" && destination.kind === "archive") {
+      context.progress.step("pull");
+      const { format, tag } = destination;
+      const result = await copyToArchive(formatReference(source.reference), destination.path, {
+        ...common,
+        ...await sideFor(source),
+        ...onePlatform,
+        format,
+        ...(tag === undefined ? {} : { tag }),
+        fs: context.fs,
+      });
+      warnUnrecorded(context, result);
+      copied = result;
     } else if (source.kind === "docker" && destination.kind === "docker") {
       // Streamed registry to registry: each side with its own credentials and HMAC key.
       context.progress.step("push");
@@ -272,7 +327,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       warnUnrecorded(context, result);
       copied = result;
     } else {
-      throw new Error("unreachable: two layouts are refused above");
+      throw new Error("unreachable: two layouts and other sides are refused above");
     }
     context.progress.finish();
     if (args.digestFile !== undefined) {
@@ -298,6 +353,6 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     }
     throw error;
   } finally {
-    await opened.close();
+    await opened?.close();
   }
 }

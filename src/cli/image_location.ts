@@ -1,14 +1,26 @@
-// The two sides of `copy`, as skopeo names them: `docker://REF` (a registry) and
-// `oci:DIR[:TAG]` (an OCI image layout directory). Names are read by the registry's
+// The sides of `copy`, as skopeo names them: `docker://REF` (a registry), `oci:DIR[:TAG]` (an
+// OCI image layout directory), `docker-daemon:NAME:TAG` (dockerd's images) and
+// `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive), `oci-archive:PATH[:TAG]` (an OCI
+// image layout in a tar). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
-import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import {
+  type ArchiveFormat,
+  familiarName,
+  formatReference,
+  parseReference,
+  type Reference,
+} from "../registry/mod.ts";
 import { isOciRefName } from "../registry/oci_layout.ts";
 import { UsageError } from "./args.ts";
 
 /** Where `copy` reads or writes an image. */
 export type ImageLocation =
   | { kind: "docker"; reference: Reference; text: string }
-  | { kind: "oci"; dir: string; tag: string | undefined; text: string };
+  | { kind: "oci"; dir: string; tag: string | undefined; text: string }
+  | { kind: "docker-daemon"; reference: Reference; text: string }
+  | { kind: "archive"; format: ArchiveFormat; path: string; tag: string | undefined; text: string };
+
+const ARCHIVES: readonly ArchiveFormat[] = ["docker-archive", "oci-archive"];
 
 /**
  * Reads one side of `copy`.
@@ -36,6 +48,47 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     }
     return { kind: "docker", reference, text };
   }
+  const archive = ARCHIVES.find((format) => text.startsWith(`${format}:`));
+  if (archive !== undefined) {
+    // As skopeo: the path ends at the first ":"; a docker archive's NAME:TAG or an OCI
+    // archive's TAG may follow.
+    const rest = text.slice(archive.length + 1);
+    const colon = rest.indexOf(":");
+    let path = colon < 0 ? rest : rest.slice(0, colon);
+    let tag = colon < 0 ? undefined : rest.slice(colon + 1);
+    if (tag !== undefined && archive === "docker-archive") {
+      let reference: Reference;
+      try {
+        reference = parseReference(tag, { defaultTag: false });
+      } catch (error) {
+        throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
+      }
+      if (reference.tag === undefined || reference.digest !== undefined) {
+        throw new UsageError(
+          `Cannot copy "${text}": name the image as docker-archive:PATH:NAME:TAG`,
+        );
+      }
+      tag = taggedName(reference);
+    } else if (tag !== undefined && !isOciRefName(tag)) {
+      throw new UsageError(`Cannot copy "${text}": "${tag}" is not a tag`);
+    }
+    if (path === "") throw new UsageError(`Cannot copy "${text}": no path`);
+    if (!path.startsWith("/")) path = `${cwd.replace(/\/+$/, "")}/${path}`;
+    return { kind: "archive", format: archive, path, tag, text };
+  }
+  if (text.startsWith("docker-daemon:")) {
+    // As skopeo: a name with a tag (dockerd tags what it loads), no digest.
+    let reference: Reference;
+    try {
+      reference = parseReference(text.slice("docker-daemon:".length), { defaultTag: false });
+    } catch (error) {
+      throw new UsageError(`Cannot copy "${text}": ${(error as Error).message}`);
+    }
+    if (reference.tag === undefined || reference.digest !== undefined) {
+      throw new UsageError(`Cannot copy "${text}": name dockerd's image as docker-daemon:NAME:TAG`);
+    }
+    return { kind: "docker-daemon", reference, text };
+  }
   if (text.startsWith("oci:")) {
     // As skopeo: the directory ends at the first ":", and what follows must be a name the
     // layout's grammar accepts, so `oci:d/x:../../y` is refused, not the directory `x:..`.
@@ -57,8 +110,20 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     return { kind: "oci", dir, tag, text };
   }
   throw new UsageError(
-    `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG]`,
+    `Cannot copy "${text}": name a registry image as docker://REF or a layout as oci:DIR[:TAG], ` +
+      "dockerd's image as docker-daemon:NAME:TAG or an archive as docker-archive:PATH[:NAME:TAG] " +
+      "or oci-archive:PATH[:TAG]",
   );
+}
+
+/**
+ * A tagged reference as docker load and docker save name images: `app:1`, `busybox:latest`.
+ *
+ * @param reference A reference with a tag.
+ * @returns Its familiar name and tag.
+ */
+export function taggedName(reference: Reference): string {
+  return `${familiarName(reference)}:${reference.tag}`;
 }
 
 /**
@@ -77,5 +142,11 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
  */
 export function showImageLocation(location: ImageLocation): string {
   if (location.kind === "docker") return `docker://${formatReference(location.reference)}`;
+  if (location.kind === "docker-daemon") return `docker-daemon:${taggedName(location.reference)}`;
+  if (location.kind === "archive") {
+    return `${location.format}:${location.path}${
+      location.tag === undefined ? "" : `:${location.tag}`
+    }`;
+  }
   return `oci:${location.dir}${location.tag === undefined ? "" : `:${location.tag}`}`;
 }

@@ -7,7 +7,7 @@ import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { UsageError } from "./args.ts";
 import type { CopyContext } from "./copy_command.ts";
-import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
+import { registrySide } from "./registry_side.ts";
 import { parseImageLocation } from "./image_location.ts";
 
 /** What `link` needs from the CLI: `copy`'s context without its progress and paths. */
@@ -40,19 +40,11 @@ export async function linkCommand(context: LinkContext): Promise<number> {
     );
   }
   const platform = args.platform === undefined ? undefined : parsePlatform(args.platform);
-  const { domain } = destination.reference;
   const ref = formatReference(destination.reference);
   const config: LinkConfig = {
     // The library derives the HMAC key from what the keychain resolves, as dockerd's push
     // hashes the AuthConfig the docker CLI sends (the empty one without any).
-    keychain: await context.credentials.shared(),
-    ...await registryAccess(domain, ref, {
-      plainHttp: args.plainHttp,
-      tlsVerify: args.tlsVerify,
-      certDir: args.certDir,
-      certsBase: certsBase(context.env),
-      insecureRegistries: await insecureRegistries(context.readTextFile),
-    }, context),
+    ...await registrySide(context, destination.reference, null),
     dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
     signal: context.signal,
   };

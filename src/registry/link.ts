@@ -5,23 +5,17 @@
  *
  * @module
  */
-import { FSMetadataStore } from "../fs_store.ts";
-import { V2MetadataService } from "../v2_metadata_service.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { diffIDSink } from "./_diff_id.ts";
 import { isForeign, layersWithDiffIDs } from "./_image.ts";
 import { limiter } from "./_limit.ts";
 import { RegistryError } from "./errors.ts";
-import { isIndexMediaType } from "./manifest.ts";
 import { withCredentials } from "./keychain.ts";
+import { imageManifest } from "./_image_manifest.ts";
 import { DockerdApi } from "./ends/dockerd_api.ts";
-import {
-  DEFAULT_CONCURRENT_DOWNLOADS,
-  fromFirstEndpoint,
-  imageOfIndex,
-  selectEntries,
-} from "./pull.ts";
-import { formatReference, parseReference, type Reference } from "./reference.ts";
+import { dockerdMetadataService } from "./ends/dockerd_store.ts";
+import { DEFAULT_CONCURRENT_DOWNLOADS, fromFirstEndpoint } from "./pull.ts";
+import { formatReference, parseReference } from "./reference.ts";
 import { getRepositories } from "./repositories.ts";
 import type { Descriptor, Platform, PulledLayer, RegistryConfig, Repository } from "./types.ts";
 
@@ -49,19 +43,6 @@ export interface LinkResult extends Descriptor {
    * recorded).
    */
   layers: PulledLayer[];
-}
-
-/** The metadata service `link` records into: the caller's, or dockerd's own. */
-async function dockerdService(api: DockerdApi, image: string): Promise<V2MetadataService> {
-  const path = await api.distributionStore();
-  if (path === null) {
-    throw new RegistryError(
-      "UNSUPPORTED",
-      `Cannot link "${image}": dockerd uses the containerd image store, which keeps no ` +
-        "distribution metadata (docker push finds the registry's layers by itself there)",
-    );
-  }
-  return new V2MetadataService(await FSMetadataStore.open(path));
 }
 
 /** The DiffID of a layer's bytes as the registry serves them (digest checked), or `null`. */
@@ -96,15 +77,6 @@ async function checkLayer(
   if (actual === null) return { digest, diffID, status: "unverifiable" };
   if (actual !== diffID) return { digest, diffID, status: "mismatch", actualDiffID: actual };
   return { digest, diffID, status: "recorded" };
-}
-
-/** The image manifest `ref` names: itself, or its index's entry for `platform`. */
-async function imageManifest(repo: Repository, ref: Reference, platform: Platform) {
-  const shown = formatReference(ref);
-  const manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
-  if (!isIndexMediaType(manifest.mediaType)) return manifest;
-  const [entry] = selectEntries(manifest, platform, shown);
-  return await imageOfIndex(repo, entry!, "link", shown);
 }
 
 /**
@@ -155,11 +127,12 @@ export async function link(
   const shown = formatReference(parsed);
   const api = new DockerdApi(config.dockerHost, config.signal);
   const held = await api.image(image);
-  const service = config.metadataService ?? await dockerdService(api, image);
+  const service = config.metadataService ??
+    await dockerdMetadataService(api, `link "${image}"`);
   const { platform: _, ...registryConfig } = config;
   const repositories = await getRepositories(ref, registryConfig);
   return await fromFirstEndpoint(repositories, async (repo) => {
-    const manifest = await imageManifest(repo, parsed, config.platform ?? held.platform);
+    const manifest = await imageManifest(repo, parsed, config.platform ?? held.platform, "link");
     const [configDescriptor, ...layers] = manifest.references();
     if (configDescriptor!.digest !== held.id) {
       throw new RegistryError(

@@ -18,6 +18,7 @@ interface NodeRequest {
   on(event: "error", listener: (error: Error) => void): unknown;
   once(event: "response", listener: (message: NodeMessage) => void): unknown;
   once(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
   write(chunk: Uint8Array): boolean;
   end(chunk?: Uint8Array): unknown;
   destroy(error?: unknown): unknown;
@@ -87,6 +88,22 @@ function bodyOf(message: NodeMessage): ReadableStream<Uint8Array> {
   }, { highWaterMark: 1 });
 }
 
+/** Resolves on the request's next `drain`; rejects when it closes first. */
+function drained(request: NodeRequest): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const drain = () => {
+      request.off("close", close);
+      resolve();
+    };
+    const close = () => {
+      request.off("drain", drain);
+      reject(new Error("the connection closed while sending"));
+    };
+    request.once("drain", drain);
+    request.once("close", close);
+  });
+}
+
 /** Writes `body` as the socket drains, then ends the request. */
 async function send(request: NodeRequest, body: ReadableStream<Uint8Array>): Promise<void> {
   const reader = body.getReader();
@@ -94,12 +111,7 @@ async function send(request: NodeRequest, body: ReadableStream<Uint8Array>): Pro
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      if (!request.write(value)) {
-        await new Promise<void>((resolve, reject) => {
-          request.once("drain", resolve);
-          request.once("close", () => reject(new Error("the connection closed while sending")));
-        });
-      }
+      if (!request.write(value)) await drained(request);
     }
     request.end();
   } catch (error) {

@@ -83,6 +83,8 @@ export class DockerdApi {
     try {
       answer = await unixRequest(this.socket, { ...request, signal: this.#signal });
     } catch (cause) {
+      // A failure of the body the caller gave (a blob that is not what it says) stays its own.
+      if (cause instanceof RegistryError) throw cause;
       if (this.#signal?.aborted) {
         throw new RegistryError("ABORTED", `Cannot ${what} on dockerd: aborted`, { cause });
       }

@@ -1,0 +1,216 @@
+/**
+ * dockerd against this project on one image, all in one run (issue 23, item 5): a real dockerd
+ * 20.10 (vfs, its own data root, exec root and socket, as the tests start it) and a
+ * docker-registry on 127.0.0.1.
+ *
+ *     npm run bench:daemon -- [--scale 0.25]
+ *
+ * The image: 8 layers of random data, 1, 4, 16, 32, 64, 64, 128 and 512 MiB times `--scale`.
+ * (a) The image is in the registry and `docker load`ed into a dockerd that knows nothing of it:
+ *     `docker push` alone (layer bytes uploaded, wall time) against `link` (with and without
+ *     `--no-verify`) then `docker push`.
+ * (c) `copy docker://… docker-daemon:…` against `docker pull`, each into a dockerd without the
+ *     image; then `docker push` of the copy to a second repository: layers mounted.
+ * Between steps dockerd forgets the image and its distribution metadata. The CLI runs as a
+ * process of the runtime this script runs on (`deno run -A bench/daemon.ts` by default),
+ * measured with /usr/bin/time.
+ *
+ * @module
+ */
+import { randomFillSync } from "node:crypto";
+import { createHash } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { link } from "../src/registry/mod.ts";
+import { runCli } from "../tests/_cli.ts";
+import { type Dockerd, startDockerd } from "../tests/registry/_dockerd.ts";
+import { imageConfig, tarHeader } from "../tests/registry/_image_builder.ts";
+import { type RegistryServer, startRegistry } from "../tests/registry/_registry_server.ts";
+
+const LAYERS_MIB = [1, 4, 16, 32, 64, 64, 128, 512];
+const MiB = 1 << 20;
+
+const { values } = parseArgs({ options: { scale: { type: "string", default: "0.25" } } });
+const scale = Number(values.scale);
+
+function padding(size: number): Uint8Array {
+  return new Uint8Array((512 - (size % 512)) % 512);
+}
+
+/** Writes a `docker save` archive of the image to `path`, a layer at a time. */
+function writeArchive(path: string, repoTag: string): { diffIDs: string[]; bytes: number[] } {
+  const fd = openSync(path, "w");
+  const diffIDs: string[] = [];
+  const bytes: number[] = [];
+  const names: string[] = [];
+  for (const [i, mib] of LAYERS_MIB.entries()) {
+    const size = Math.round(mib * scale * MiB);
+    const data = randomFillSync(new Uint8Array(size));
+    const parts = [tarHeader(`layer-${i}.bin`, size), data, padding(size), new Uint8Array(1024)];
+    const tarSize = parts.reduce((n, part) => n + part.length, 0);
+    const hash = createHash("sha256");
+    for (const part of parts) hash.update(part);
+    const diffID = `sha256:${hash.digest("hex")}`;
+    const name = `${diffID.slice(7)}/layer.tar`;
+    for (const part of [tarHeader(name, tarSize), ...parts, padding(tarSize)]) writeSync(fd, part);
+    diffIDs.push(diffID);
+    bytes.push(size);
+    names.push(name);
+  }
+  const config = imageConfig(diffIDs);
+  const configName = `${createHash("sha256").update(config).digest("hex")}.json`;
+  const manifest = new TextEncoder().encode(
+    JSON.stringify([{ Config: configName, RepoTags: [repoTag], Layers: names }]),
+  );
+  for (const [name, data] of [[configName, config], ["manifest.json", manifest]] as const) {
+    for (const part of [tarHeader(name, data.length), data, padding(data.length)]) {
+      writeSync(fd, part);
+    }
+  }
+  writeSync(fd, new Uint8Array(1024));
+  closeSync(fd);
+  return { diffIDs, bytes };
+}
+
+/** dockerd forgets every image and all it recorded about layers. */
+async function forget(dockerd: Dockerd): Promise<void> {
+  const ids = (await dockerd.docker(["image", "ls", "--quiet", "--no-trunc"])).stdout.trim();
+  if (ids !== "") await dockerd.docker(["image", "rm", "--force", ...new Set(ids.split("\n"))]);
+  for (const dir of ["v2metadata-by-diffid", "diffid-by-digest"]) {
+    rmSync(join(dockerd.distribution, dir), { recursive: true, force: true });
+  }
+}
+
+async function timed<T>(what: () => Promise<T>): Promise<{ seconds: number; value: T }> {
+  const started = performance.now();
+  const value = await what();
+  return { seconds: (performance.now() - started) / 1000, value };
+}
+
+/** Layer uploads (PUT of a layer's digest) and mounts into `repository` since `since`. */
+async function transfers(
+  registry: RegistryServer,
+  since: number,
+  repository: string,
+  layerDigests: Set<string>,
+) {
+  const requests = (await registry.requests()).slice(since);
+  const query = (url: string) => new URL(url, registry.url).searchParams;
+  const sessions = requests.filter((r) => r.url.startsWith(`/v2/${repository}/blobs/uploads/`));
+  return {
+    uploaded: sessions.filter((r) =>
+      r.method === "PUT" && layerDigests.has(query(r.url).get("digest")!)
+    )
+      .map((r) => query(r.url).get("digest")!),
+    mounted: sessions.filter((r) => r.method === "POST" && r.status === 201).length,
+  };
+}
+
+const dir = mkdtempSync(join(tmpdir(), "bench-daemon-"));
+const registry = await startRegistry({ accessLog: true });
+const dockerd = await startDockerd({ insecureRegistries: [registry.host] });
+const rows: string[] = [];
+try {
+  const ref = `${registry.host}/bench/app:1`;
+  const archive = join(dir, "app.tar");
+  const { bytes } = writeArchive(archive, ref);
+  const total = bytes.reduce((a, b) => a + b, 0);
+  const env = { DOCKER_HOST: dockerd.host, DOCKER_CONFIG: dockerd.clientConfig };
+  const cli = (args: string[]) =>
+    runCli(args, { env, denoPermissions: ["--allow-write", "--allow-net"], timeoutMs: 900_000 });
+  const load = () => dockerd.docker(["load", "--input", archive]);
+
+  // Set-up: the image into the registry, and the registry's digest of each layer.
+  await load();
+  await dockerd.docker(["push", ref]);
+  const layerDigests = new Set<string>();
+  const sizeOf = new Map<string, number>();
+  const manifest = await fetch(`${registry.url}/v2/bench/app/manifests/1`, {
+    headers: { accept: "application/vnd.docker.distribution.manifest.v2+json" },
+  }).then((r) => r.json()) as { layers: { digest: string; size: number }[] };
+  for (const layer of manifest.layers) {
+    layerDigests.add(layer.digest);
+    sizeOf.set(layer.digest, layer.size);
+  }
+  const uploadedBytes = (digests: string[]) =>
+    digests.reduce((n, digest) => n + (sizeOf.get(digest) ?? 0), 0);
+
+  // (a) docker load, then docker push alone.
+  await forget(dockerd);
+  await load();
+  let since = (await registry.requests()).length;
+  const alone = await timed(() => dockerd.docker(["push", ref]));
+  const aloneUploads = await transfers(registry, since, "bench/app", layerDigests);
+  rows.push(
+    `| (a) docker push alone | ${alone.seconds.toFixed(2)} | — | ${
+      (uploadedBytes(aloneUploads.uploaded) / MiB).toFixed(1)
+    } MiB (${aloneUploads.uploaded.length}/8 layers) |`,
+  );
+  // (a) link, then docker push: trusting the manifest, and verifying each layer.
+  for (const flags of [["--no-verify"], []]) {
+    await forget(dockerd);
+    await load();
+    const linked = await cli(["link", ...flags, `docker-daemon:${ref}`, `docker://${ref}`]);
+    if (linked.code !== 0) throw new Error(`link failed: ${linked.stderr}`);
+    since = (await registry.requests()).length;
+    const pushed = await timed(() => dockerd.docker(["push", ref]));
+    const after = await transfers(registry, since, "bench/app", layerDigests);
+    rows.push(
+      `| (a) link ${flags.join(" ") || "(verify)"} + docker push | ${
+        pushed.seconds.toFixed(2)
+      } | link ${(linked.elapsedMs / 1000).toFixed(2)} s, ${
+        Math.round(linked.maxRssKiB / 1024)
+      } MiB | ${
+        (uploadedBytes(after.uploaded) / MiB).toFixed(1)
+      } MiB (${after.uploaded.length}/8 layers) |`,
+    );
+  }
+
+  // (a) link() in-process, trusting the manifest: the library's time without a process start.
+  await forget(dockerd);
+  await load();
+  const inProcess = await timed(() =>
+    link(ref, ref, { dockerHost: dockerd.host, plainHttp: true, verify: false })
+  );
+  since = (await registry.requests()).length;
+  const again = await timed(() => dockerd.docker(["push", ref]));
+  const inProcessUploads = await transfers(registry, since, "bench/app", layerDigests);
+  rows.push(
+    `| (a) link() in-process --no-verify + docker push | ${again.seconds.toFixed(2)} | link() ${
+      inProcess.seconds.toFixed(2)
+    } s | ${
+      (uploadedBytes(inProcessUploads.uploaded) / MiB).toFixed(1)
+    } MiB (${inProcessUploads.uploaded.length}/8 layers) |`,
+  );
+
+  // (c) docker pull against copy docker:// docker-daemon:, then a push of the copy elsewhere.
+  await forget(dockerd);
+  const pulled = await timed(() => dockerd.docker(["pull", ref]));
+  rows.push(`| (c) docker pull | ${pulled.seconds.toFixed(2)} | — | — |`);
+  await forget(dockerd);
+  const copy = `${registry.host}/bench/app2:1`;
+  const copied = await cli(["copy", `docker://${ref}`, `docker-daemon:${copy}`]);
+  if (copied.code !== 0) throw new Error(`copy failed: ${copied.stderr}`);
+  since = (await registry.requests()).length;
+  await dockerd.docker(["push", copy]);
+  const mounts = await transfers(registry, since, "bench/app2", layerDigests);
+  rows.push(
+    `| (c) copy docker:// docker-daemon: | ${(copied.elapsedMs / 1000).toFixed(2)} | ${
+      Math.round(copied.maxRssKiB / 1024)
+    } MiB; then docker push to bench/app2 mounts ${mounts.mounted}/8, uploads ${mounts.uploaded.length} | ${
+      (copied.elapsedMs / 1000 / pulled.seconds).toFixed(2)
+    }× docker pull |`,
+  );
+  console.log(`image: 8 layers, ${(total / MiB).toFixed(0)} MiB uncompressed (scale ${scale})`);
+  console.log("| step | wall s | ours | layer bytes uploaded / ratio |");
+  console.log("| ---- | -----: | ---- | ---------------------------- |");
+  for (const row of rows) console.log(row);
+} finally {
+  await dockerd.stop();
+  await registry.stop();
+  rmSync(dir, { recursive: true, force: true });
+}
+process.exit(0);
