@@ -1,11 +1,15 @@
-// The fleet benchmark: V2MetadataService.add() per second from 1, 4 and 8 processes, on one
-// DiffID (every writer rewrites the same list) and on disjoint DiffIDs, for each shared
-// backend, in one run: FSMetadataStore with lock: true, Deno KV on SQLite, and Redis
-// (a redis-server started here on 127.0.0.1, appendfsync always and everysec). Prints a
-// markdown table. Writers run on the runtime running this file:
-//   deno run -A --unstable-kv bench/fleet.ts      (npm run bench:fleet)
+// The fleet benchmark, in two parts (both unless one is named):
+// - adds: V2MetadataService.add() per second from 1, 4 and 8 processes, on one DiffID (every
+//   writer rewrites the same list) and on disjoint DiffIDs, for each shared backend:
+//   FSMetadataStore with lock: true, Deno KV on SQLite, and Redis (a redis-server started
+//   here on 127.0.0.1, appendfsync always and everysec);
+// - push: the cold start of 8 builders pushing at once through one Redis store, with upload
+//   claims and with claims: false, on loopback and through a 50 MiB/s proxy (_fleet_push.ts).
+// Prints markdown tables. Processes run on the runtime running this file:
+//   deno run -A --unstable-kv bench/fleet.ts [adds|push]     (npm run bench:fleet)
 //   node --import tsx bench/fleet.ts   |   bun bench/fleet.ts
-// FLEET_SECONDS (default 3) is how long each cell runs.
+// FLEET_SECONDS (default 3) is how long each cell of adds runs; FLEET_RUNS (default 3) how
+// many times each case of push runs.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -14,8 +18,13 @@ import { join } from "node:path";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { coldStart } from "./_fleet_push.ts";
 
 const durationMs = Number(process.env.FLEET_SECONDS ?? 3) * 1000;
+const runs = Number(process.env.FLEET_RUNS ?? 3);
+const parts = process.argv.slice(2);
+const addsWanted = parts.length === 0 || parts.includes("adds");
+const pushWanted = parts.length === 0 || parts.includes("push");
 const PROCESSES = [1, 4, 8];
 const MODES = ["one", "disjoint"] as const;
 const worker = fileURLToPath(new URL("./_fleet_worker.ts", import.meta.url));
@@ -105,8 +114,9 @@ const backends: { name: string; location: () => string }[] = [
 ];
 
 const rows: string[] = [];
+let coldStartTable: string | undefined;
 try {
-  for (const backend of backends) {
+  for (const backend of addsWanted ? backends : []) {
     for (const mode of MODES) {
       const rates: string[] = [];
       for (const count of PROCESSES) {
@@ -119,14 +129,20 @@ try {
       );
     }
   }
+  if (pushWanted) coldStartTable = await coldStart(command, redisEverysec[1], runs);
 } finally {
   for (const [child] of [redisAlways, redisEverysec]) child.kill("SIGTERM");
   rmSync(scratch, { recursive: true, force: true });
 }
 const runtime = "Deno" in globalThis ? "deno" : process.versions.bun ? "bun" : "node";
-console.log(
-  `adds per second (${runtime}, ${durationMs / 1000} s per cell, one add at a time per process)\n`,
-);
-console.log(`| backend | DiffIDs | ${PROCESSES.map((n) => `${n} proc`).join(" | ")} |`);
-console.log(`| --- | --- | ${PROCESSES.map(() => "---:").join(" | ")} |`);
-for (const row of rows) console.log(row);
+if (coldStartTable !== undefined) console.log(`${coldStartTable}\n\n(${runtime})\n`);
+if (addsWanted) {
+  console.log(
+    `adds per second (${runtime}, ${
+      durationMs / 1000
+    } s per cell, one add at a time per process)\n`,
+  );
+  console.log(`| backend | DiffIDs | ${PROCESSES.map((n) => `${n} proc`).join(" | ")} |`);
+  console.log(`| --- | --- | ${PROCESSES.map(() => "---:").join(" | ")} |`);
+  for (const row of rows) console.log(row);
+}

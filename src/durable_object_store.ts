@@ -28,10 +28,12 @@
  * @module
  */
 import { sameBytes } from "./_bytes.ts";
+import { CLAIMS, claimsOnUpdate } from "./_claims_on_update.ts";
 import { keyPath, namespacePath } from "./_keys.ts";
 import { failure, mapError } from "./_map_error.ts";
 import { MetadataError } from "./errors.ts";
 import type { MetadataStore } from "./metadata_store.ts";
+import type { UploadClaims } from "./upload_claims.ts";
 
 /** The part of a storage transaction (`DurableObjectTransaction`) the store uses. */
 export interface DurableObjectTransactionLike {
@@ -84,6 +86,11 @@ export interface DurableObjectStorageLike extends DurableObjectTransactionLike {
 export interface DurableObjectMetadataStoreOptions {
   /** Put in front of every storage key, e.g. `distribution:` (default none). */
   prefix?: string;
+  /**
+   * Offer {@linkcode DurableObjectMetadataStore.claims} (default `true`); `false` makes
+   * `push` and `copy` upload without telling other builders.
+   */
+  claims?: boolean;
 }
 
 /** The largest value of the key-value storage backend: 128 KiB. */
@@ -124,10 +131,25 @@ export class DurableObjectMetadataStore implements MetadataStore {
   readonly storage: DurableObjectStorageLike;
   /** What every storage key starts with. */
   readonly prefix: string;
+  /**
+   * Upload claims (see {@linkcode UploadClaims}), unless opened with `claims: false`: each
+   * is the storage key `<prefix>.tmp-claims/<key>`, taken, renewed and released in a storage
+   * transaction, and run out by the object's clock. `keys()` never lists claims.
+   */
+  readonly claims?: UploadClaims;
 
-  private constructor(storage: DurableObjectStorageLike, prefix: string) {
+  private constructor(storage: DurableObjectStorageLike, prefix: string, claims: boolean) {
     this.storage = storage;
     this.prefix = prefix;
+    if (!claims) return;
+    const attempt = (action: string, key: string): Attempt => {
+      const path = `${prefix}${CLAIMS}/${key}`;
+      return { action, what: key, path };
+    };
+    this.claims = claimsOnUpdate(
+      (key, fn) => this.#transact(attempt("claim", key), fn),
+      (key) => this.#read(this.storage, attempt("get claim", key)),
+    );
   }
 
   /**
@@ -146,7 +168,9 @@ export class DurableObjectMetadataStore implements MetadataStore {
     storage: DurableObjectStorageLike,
     options: DurableObjectMetadataStoreOptions = {},
   ): Promise<DurableObjectMetadataStore> {
-    return Promise.resolve(new DurableObjectMetadataStore(storage, options.prefix ?? ""));
+    return Promise.resolve(
+      new DurableObjectMetadataStore(storage, options.prefix ?? "", options.claims ?? true),
+    );
   }
 
   /**
@@ -222,18 +246,7 @@ export class DurableObjectMetadataStore implements MetadataStore {
     key: string,
     fn: (old: Uint8Array | null) => Uint8Array | null,
   ): Promise<void> {
-    const attempt = this.#begin("update", namespace, key);
-    await this.storage.transaction(async (txn) => {
-      const old = await this.#read(txn, attempt);
-      const next = fn(old === null ? null : old.slice());
-      if (next === null) {
-        if (old !== null) await this.#call(attempt, () => txn.delete(attempt.path));
-        return;
-      }
-      if (old !== null && sameBytes(old, next)) return;
-      const bytes = this.#checkSize(next.slice(), attempt);
-      await this.#call(attempt, () => txn.put(attempt.path, bytes));
-    });
+    await this.#transact(this.#begin("update", namespace, key), fn);
   }
 
   /**
@@ -264,6 +277,24 @@ export class DurableObjectMetadataStore implements MetadataStore {
       start = [...page.keys()].at(-1);
     }
     return keys.sort();
+  }
+
+  /** {@linkcode DurableObjectMetadataStore.update} of the storage key `attempt.path`. */
+  async #transact(
+    attempt: Attempt,
+    fn: (old: Uint8Array | null) => Uint8Array | null,
+  ): Promise<void> {
+    await this.storage.transaction(async (txn) => {
+      const old = await this.#read(txn, attempt);
+      const next = fn(old === null ? null : old.slice());
+      if (next === null) {
+        if (old !== null) await this.#call(attempt, () => txn.delete(attempt.path));
+        return;
+      }
+      if (old !== null && sameBytes(old, next)) return;
+      const bytes = this.#checkSize(next.slice(), attempt);
+      await this.#call(attempt, () => txn.put(attempt.path, bytes));
+    });
   }
 
   /** Checks and cleans the key; the context of the call. */

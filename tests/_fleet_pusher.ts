@@ -1,19 +1,20 @@
 // One builder of upload_claims_test.ts (and of bench/fleet.ts's cold start), on any runtime:
 // opens the shared metadata store named by SPEC (JSON: a Redis URL and prefix, a Deno KV
-// SQLite file, or a directory opened with lock: true), prints "ready", waits for a line on
-// stdin, pushes the OCI layout at SPEC.layout to SPEC.ref, and prints the push's layers as
-// JSON. With SPEC.stall, the upload of that digest never ends: it prints "stalled" and waits
+// SQLite file, a directory opened with lock: true, or a Durable Object in workerd), prints "ready", waits for a line on
+// stdin, pushes the OCI layout at SPEC.layout to SPEC.ref (or copies SPEC.source there), and
+// prints the layers of the result as JSON. With SPEC.stall, the upload of that digest never ends: it prints "stalled" and waits
 // to be killed.
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { FSMetadataStore, type MetadataStore, V2MetadataService } from "../mod.ts";
-import { ociLayoutStore, push } from "../src/registry/mod.ts";
+import { copy, ociLayoutStore, push } from "../src/registry/mod.ts";
 
 export interface PusherSpec {
   store:
     | { kind: "redis"; url: string; prefix: string }
     | { kind: "kv"; path: string }
-    | { kind: "fs"; root: string };
+    | { kind: "fs"; root: string }
+    | { kind: "durable-object"; url: string; object: string };
   /** Turn upload claims off (`claims: false`). */
   noClaims?: boolean;
   layout: string;
@@ -21,6 +22,8 @@ export interface PusherSpec {
   claimTtlMs?: number;
   /** A digest whose upload hangs (a builder to kill mid-upload). */
   stall?: string;
+  /** Copy this image (a registry reference) to `ref` instead of pushing the layout. */
+  source?: string;
 }
 
 const spec = JSON.parse(process.argv[2]!) as PusherSpec;
@@ -39,8 +42,11 @@ if (spec.store.kind === "redis") {
   const kv = await openKv(spec.store.path);
   store = await DenoKvMetadataStore.open(kv, claims);
   close = () => Promise.resolve(kv.close());
-} else {
+} else if (spec.store.kind === "fs") {
   store = await FSMetadataStore.open(spec.store.root, { lock: true, ...claims });
+} else {
+  const { remoteStore } = await import("./_remote_store.ts");
+  store = remoteStore(spec.store.url, spec.store.object);
 }
 
 /** The global fetch, where the upload of `stall` never ends. */
@@ -57,12 +63,18 @@ const stalling: typeof fetch = (input, init) => {
 const layout = await ociLayoutStore(spec.layout);
 process.stdout.write("ready\n");
 await new Promise((resolve) => createInterface({ input: process.stdin }).once("line", resolve));
-const result = await push(spec.ref, layout, {
-  plainHttp: true,
+const shared = {
   metadataService: new V2MetadataService(store),
-  ...(spec.stall === undefined ? {} : { fetch: stalling }),
   ...(spec.claimTtlMs === undefined ? {} : { claimTtlMs: spec.claimTtlMs }),
-});
+};
+const fetching = spec.stall === undefined ? {} : { fetch: stalling };
+const result = spec.source === undefined
+  ? await push(spec.ref, layout, { ...shared, ...fetching, plainHttp: true })
+  : await copy(spec.source, spec.ref, {
+    ...shared,
+    source: { plainHttp: true },
+    destination: { ...fetching, plainHttp: true },
+  });
 process.stdout.write(JSON.stringify(result.layers) + "\n");
 await close();
 process.exit(0);

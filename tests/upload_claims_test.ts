@@ -6,15 +6,15 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { createInterface, type Interface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { FSMetadataStore, type MetadataStore } from "../mod.ts";
+import { FSMetadataStore, type MetadataStore, V2MetadataService } from "../mod.ts";
 import { DenoKvMetadataStore } from "../src/kv_store.ts";
 import { RedisMetadataStore } from "../src/redis_store.ts";
-import { ociLayoutStore, type PushedLayer } from "../src/registry/mod.ts";
+import { ociLayoutStore, push, type PushedLayer } from "../src/registry/mod.ts";
 import type { PusherSpec } from "./_fleet_pusher.ts";
 import { openKv } from "./_open_kv.ts";
 import { connect, RedisServer } from "./_redis_server.ts";
@@ -22,6 +22,10 @@ import { runtimeCommand, runtimeName } from "./_runtime.ts";
 import { tempDir } from "./_adapters.ts";
 import { buildImage, noise } from "./registry/_image_builder.ts";
 import { onExit } from "./registry/_on_exit.ts";
+import { remoteStore } from "./_remote_store.ts";
+import { runCli } from "./_cli.ts";
+import { fakeDigest } from "./_conformance.ts";
+import { Workerd } from "./worker/_workerd.ts";
 import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
 
 const KiB = 1024;
@@ -29,18 +33,25 @@ const pusher = fileURLToPath(new URL("./_fleet_pusher.ts", import.meta.url));
 let registry: RegistryServer;
 let redis: RedisServer;
 let client: Awaited<ReturnType<typeof connect>>;
+let workerd: Workerd;
+/** Builders still running, killed should the test process end first. */
+const running = new Set<ChildProcess>();
+onExit(() => {
+  for (const child of running) child.kill("SIGKILL");
+});
 
 before(async () => {
-  [registry, redis] = await Promise.all([
+  [registry, redis, workerd] = await Promise.all([
     startRegistry({ accessLog: true }),
     RedisServer.start(),
+    Workerd.start(tempDir("dm-fleet-do-"), true),
   ]);
   client = await connect(redis.url);
 });
 
 after(async () => {
   await client?.close();
-  await Promise.all([registry?.stop(), redis?.stop()]);
+  await Promise.all([registry?.stop(), redis?.stop(), workerd?.miniflare.dispose()]);
 });
 
 let seeds = 0;
@@ -83,7 +94,7 @@ function startBuilder(spec: PusherSpec): Builder {
   let [command, args] = runtimeCommand(pusher, [JSON.stringify(spec)]);
   if (runtimeName === "deno") args = ["run", "-A", "--unstable-kv", ...args.slice(2)];
   const child = spawn(command, args, { stdio: ["pipe", "pipe", "pipe"] });
-  const cancel = onExit(() => child.kill("SIGKILL"));
+  running.add(child);
   let stderr = "";
   child.stderr!.on("data", (chunk) => stderr += chunk);
   const lines = createInterface({ input: child.stdout! });
@@ -96,7 +107,7 @@ function startBuilder(spec: PusherSpec): Builder {
   });
   const done = new Promise<number | null>((resolve) => {
     child.on("close", (code) => {
-      cancel();
+      running.delete(child);
       for (const wake of waiting.splice(0)) wake("");
       resolve(code);
     });
@@ -158,6 +169,8 @@ const stores: {
   name: string;
   spec(): PusherSpec["store"];
   open(spec: PusherSpec["store"]): Promise<[MetadataStore, () => Promise<void>]>;
+  /** How the CLI names it (`--store`, `copy-store`), when it can. */
+  location?(spec: PusherSpec["store"]): string;
 }[] = [
   {
     name: "Redis",
@@ -166,6 +179,7 @@ const stores: {
       await RedisMetadataStore.open(client, { prefix: (spec as { prefix: string }).prefix }),
       () => Promise.resolve(),
     ],
+    location: (spec) => `${redis.url}?prefix=${(spec as { prefix: string }).prefix}`,
   },
   {
     name: "Deno KV",
@@ -174,6 +188,7 @@ const stores: {
       const kv = await openKv((spec as { path: string }).path);
       return [await DenoKvMetadataStore.open(kv), () => Promise.resolve(kv.close())];
     },
+    location: (spec) => `kv:${(spec as { path: string }).path}`,
   },
   {
     name: "FS store, lock: true",
@@ -186,6 +201,16 @@ const stores: {
       await FSMetadataStore.open((spec as { root: string }).root, { lock: true }),
       () => Promise.resolve(),
     ],
+    location: (spec) => (spec as { root: string }).root,
+  },
+  {
+    name: "a Durable Object in workerd",
+    spec: () => ({ kind: "durable-object", url: workerd.url.href, object: `fleet${++seeds}` }),
+    open: (spec) =>
+      Promise.resolve([
+        remoteStore(workerd.url.href, (spec as { object: string }).object),
+        () => Promise.resolve(),
+      ]),
   },
 ];
 
@@ -238,7 +263,9 @@ for (const backend of stores) {
   test(`push on ${backend.name}: a builder killed mid-upload is taken over once its claim ran out`, async () => {
     const { layouts, shared } = await fleetLayouts(4, [64 * KiB, 128 * KiB, 256 * KiB], 32 * KiB);
     const store = backend.spec();
-    const claimTtlMs = 1500;
+    // Renewed every 2 s, so the claim outlives the kill by 4 s at least: long enough for the
+    // others to find it live, on a loaded machine too.
+    const claimTtlMs = 6000;
     const refs = layouts.map((_, i) => `${registry.host}/fleet${seeds}/app${i}:1.0`);
     // Builder 0 claims every layer and hangs in the upload of the biggest: then SIGKILL.
     const victim = startBuilder({
@@ -256,10 +283,11 @@ for (const backend of stores) {
         startBuilder({ store, layout, ref: refs[i + 1]!, claimTtlMs })
       );
       for (const builder of others) assert.equal(await builder.next(), "ready", builder.stderr());
-      // Killed before the others go: its claim runs out within one lifetime of their start.
+      // Killed as the others go: its claim runs out within one lifetime of their start, so
+      // they wait for it rather than give up (a wait lasts one lifetime at least).
       process.kill(victim.child.pid!, "SIGKILL");
-      await victim.done;
       for (const builder of others) builder.child.stdin!.write("go\n");
+      await victim.done;
       const results = await Promise.all(others.map(finished));
       const uploads = await completedUploads();
       assert.equal(uploads.get(shared[2]!), 1);
@@ -277,3 +305,114 @@ for (const backend of stores) {
     }
   });
 }
+
+/** Every file under `dir`, relative. */
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((entry) => entry.isFile())
+    .map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1));
+}
+
+for (const backend of stores) {
+  test(`${backend.name}: a live claim is no metadata: keys() and copy-store pass it over`, async () => {
+    const spec = backend.spec();
+    const [store, close] = await backend.open(spec);
+    const key = `${registry.host}/sha256/${"c".repeat(64)}`;
+    try {
+      assert.equal(await store.claims!.claim(key, { owner: "me", note: "{}" }, 60_000), null);
+      await new V2MetadataService(store).add(fakeDigest(1), {
+        digest: fakeDigest(2),
+        sourceRepository: `${registry.host}/team/app`,
+        hmac: "",
+      });
+      assert.deepEqual(await store.keys!("v2metadata-by-diffid"), [
+        `sha256/${fakeDigest(1).slice(7)}`,
+      ]);
+      assert.deepEqual(await store.keys!("diffid-by-digest"), [`sha256/${fakeDigest(2).slice(7)}`]);
+      assert.deepEqual(await store.keys!("v1id"), []);
+      if (backend.location) {
+        const cli = (args: string[]) =>
+          runCli(args, { denoPermissions: ["--allow-write", "--allow-net", "--unstable-kv"] });
+        // The CLI's listings show no claim (no temp file left by a write, for a directory).
+        const verify = await cli(["--store", backend.location(spec), "verify"]);
+        assert.equal(verify.code, 0, verify.stdout + verify.stderr);
+        assert.doesNotMatch(verify.stdout, /claims|c{64}/);
+        const destination = tempDir("dm-fleet-copy-");
+        const run = await cli(["copy-store", backend.location(spec), destination]);
+        assert.equal(run.code, 0, run.stderr);
+        assert.deepEqual(filesUnder(destination).sort(), [
+          `diffid-by-digest/sha256/${fakeDigest(2).slice(7)}`,
+          `v2metadata-by-diffid/sha256/${fakeDigest(1).slice(7)}`,
+        ]);
+      }
+      // Still held, and still the owner's.
+      assert.deepEqual(await store.claims!.get(key), { owner: "me", note: "{}" });
+      assert.equal(await store.claims!.claim(key, { owner: "you", note: "" }, 1000) !== null, true);
+    } finally {
+      await close();
+    }
+  });
+}
+
+test("copy on Redis: 4 builders copying images that share layers upload each layer once", async () => {
+  const destination = await startRegistry({ accessLog: true });
+  try {
+    const { layouts, shared } = await fleetLayouts(4, [96 * KiB, 192 * KiB, 384 * KiB], 48 * KiB);
+    const sources = await Promise.all(layouts.map(async (layout, i) => {
+      const ref = `${registry.host}/copy${seeds}/app${i}:1.0`;
+      await push(ref, await ociLayoutStore(layout), { plainHttp: true });
+      return ref;
+    }));
+    const store = stores[0]!.spec();
+    const refs = sources.map((_, i) => `${destination.host}/fleet${seeds}/app${i}:1.0`);
+    const results = await runTogether(
+      sources.map((source, i) => ({ store, layout: layouts[i]!, ref: refs[i]!, source })),
+    );
+    const uploads = new Map<string, number>();
+    for (const request of await destination.requests()) {
+      const match = /[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(request.url);
+      if (request.method !== "PUT" || request.status !== 201 || !match) continue;
+      const digest = decodeURIComponent(match[1]!);
+      uploads.set(digest, (uploads.get(digest) ?? 0) + 1);
+    }
+    for (const digest of shared) assert.equal(uploads.get(digest), 1, `uploads of ${digest}`);
+    for (const [n] of shared.entries()) {
+      const outcomes = results.map((layers) => layers[n]!);
+      assert.equal(outcomes.filter((layer) => layer.transfer === ("copied" as string)).length, 1);
+      assert.ok(outcomes.every((layer) => ["copied", "mounted"].includes(layer.transfer)));
+    }
+  } finally {
+    await destination.stop();
+  }
+});
+
+test("push reports each layer: uploaded, then mounted from the first repository, then there already", async () => {
+  const { layouts } = await fleetLayouts(1, [32 * KiB, 64 * KiB], 16 * KiB);
+  const layout = await ociLayoutStore(layouts[0]!);
+  const metadataService = new V2MetadataService(await FSMetadataStore.open(tempDir("dm-push-")));
+  const config = { plainHttp: true, metadataService };
+  const first = `${registry.host}/report${seeds}/first`;
+  const second = `${registry.host}/report${seeds}/second`;
+  const transfers = (layers: PushedLayer[]) =>
+    layers.map(({ transfer, from, waited }) => ({ transfer, from, waited }));
+  const uploaded = await push(`${first}:1.0`, layout, config);
+  assert.deepEqual(
+    transfers(uploaded.layers),
+    Array(3).fill({ transfer: "uploaded", from: undefined, waited: undefined }),
+  );
+  const mounted = await push(`${second}:1.0`, layout, config);
+  assert.deepEqual(
+    transfers(mounted.layers),
+    Array(3).fill({ transfer: "mounted", from: first, waited: undefined }),
+  );
+  assert.equal(mounted.digest, uploaded.digest);
+  const again = await push(`${first}:1.0`, layout, config);
+  assert.deepEqual(
+    transfers(again.layers),
+    Array(3).fill({ transfer: "exists", from: undefined, waited: undefined }),
+  );
+  assert.deepEqual(
+    again.layers.map((layer) => layer.digest),
+    uploaded.layers.map((layer) => layer.digest),
+  );
+});

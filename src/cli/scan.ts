@@ -4,6 +4,7 @@
 // through keys().
 import { decodeV2MetadataList } from "../_go_json.ts";
 import { BY_DIFFID, BY_DIGEST, TEMP_PREFIX } from "../_keys.ts";
+import { CLAIMS } from "../_claims_on_update.ts";
 import { errorCode, mapError } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
 import type { FileInfo } from "../file_system.ts";
@@ -155,6 +156,8 @@ async function directoryKeys(
   const keys: FoundKey[] = [];
   for (const file of files) {
     const segments = file.relative.split("/");
+    // Upload claims of builders pushing now: neither metadata nor a write left unfinished.
+    if (segments[0] === CLAIMS) continue;
     if (segments.some((segment) => segment.startsWith(TEMP_PREFIX))) {
       rest.tempFiles.push(file);
       continue;

@@ -4,7 +4,10 @@
 // themselves only when it is not there (the holder failed, or died and its claim ran out) or
 // when waiting would take longer than uploading it would.
 import type { Claim, UploadClaims } from "../upload_claims.ts";
+import { isRegistryError } from "./errors.ts";
+import { parseReference, type Reference } from "./reference.ts";
 import { sleep } from "./transport/retry.ts";
+import type { BlobService } from "./types.ts";
 
 /** How long a claim lives unless renewed (`RegistryConfig.claimTtlMs`); renewed every third. */
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
@@ -205,5 +208,42 @@ function parseNote(claim: Claim): ClaimNote | undefined {
     return { repository: note.repository, ...(note.done === true ? { done: true } : {}) };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * After another builder's upload: the blob from the repository it went to, by an existence
+ * check when that is `target` itself, else by a mount; `null` when it is not there (that
+ * upload failed) or the note names no repository.
+ *
+ * @returns How the blob was taken, and the repository's full name.
+ */
+export async function takeFrom(
+  blobs: BlobService,
+  target: Reference,
+  digest: string,
+  repository: string,
+): Promise<{ transfer: "exists" | "mounted"; from: string } | null> {
+  let source: Reference;
+  try {
+    source = parseReference(repository, { defaultTag: false });
+  } catch {
+    return null;
+  }
+  // A repository of another registry cannot be mounted from (a note no push writes).
+  if (source.domain !== target.domain) return null;
+  try {
+    if (source.name === target.name) {
+      await blobs.stat(digest);
+      return { transfer: "exists", from: source.name };
+    }
+    const created = await blobs.create({ mountFrom: { repository: source.path, digest } });
+    if (created.kind === "mounted") return { transfer: "mounted", from: source.name };
+    await created.writer.cancel().catch(() => {});
+    return null;
+  } catch (error) {
+    // A registry that answers for another digest than the one asked is not believed further.
+    if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) throw error;
+    return null;
   }
 }

@@ -13,6 +13,7 @@ import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { limiter } from "./_limit.ts";
+import { DEFAULT_CLAIM_TTL_MS, takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import {
@@ -97,6 +98,13 @@ export interface CopiedLayer {
    * copied, as push leaves foreign layers).
    */
   transfer: "copied" | "mounted" | "exists" | "foreign";
+  /** For `mounted`: the full name of the repository it was mounted from. */
+  from?: string;
+  /**
+   * `true` when another builder sharing the metadata store was uploading it (an upload
+   * claim, as push has) and this copy waited for that.
+   */
+  waited?: boolean;
   /**
    * What was recorded: as {@linkcode PulledLayer}'s status (`recorded` also when no byte
    * passed but the metadata already knew this DiffID for the digest), or `unchecked`: no
@@ -132,11 +140,17 @@ interface CopyContext {
   slots: <T>(task: () => Promise<T>) => Promise<T>;
   /** Digest → its copy under way or done (one per digest, however many images name it). */
   copying: Map<string, Promise<Placed>>;
+  /** The upload rate measured so far, which bounds a wait for another's upload claim. */
+  rate: UploadRate;
 }
 
 /** How a blob reached the destination, and the DiffID its bytes gave when they passed. */
 interface Placed {
   transfer: "copied" | "mounted" | "exists";
+  /** For `mounted`: the repository's full name. */
+  from?: string;
+  /** Another builder's upload claim was waited for. */
+  waited?: boolean;
   /** The DiffID computed (`null`: not computable; `undefined`: no byte passed). */
   actual?: string | null;
 }
@@ -214,7 +228,7 @@ async function placeBlob(
     if (created?.kind === "mounted") {
       if (session !== null) await session.cancel().catch(() => {});
       onProgress?.({ action: "mount", digest, current: size, total: size, from: repository.name });
-      return { transfer: "mounted" };
+      return { transfer: "mounted", from: repository.name };
     }
     // A stale entry is forgotten as push forgets it (dockerd ignores a failure to).
     if (
@@ -232,29 +246,65 @@ async function placeBlob(
     if (session !== null) await session.cancel().catch(() => {});
     stop.throwIfAborted();
   }
-  let sink: DiffIDSink | null = null;
+  const send = async (): Promise<Placed> => {
+    let sink: DiffIDSink | null = null;
+    try {
+      await blobs.upload({
+        digest,
+        size,
+        // Each attempt reads the source again from its start, into a fresh DiffID.
+        open: async () => {
+          sink?.abort();
+          sink = diffID === null ? null : diffIDSink();
+          return feeding(await open(), sink, stop);
+        },
+      }, {
+        session,
+        chunkSize: ctx.config.chunkSize,
+        onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
+        onRetry: (attempt, error) =>
+          onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
+      });
+    } catch (error) {
+      (sink as DiffIDSink | null)?.abort();
+      throw error;
+    }
+    return { transfer: "copied", actual: await (sink as DiffIDSink | null)?.close() ?? null };
+  };
+  // A layer goes up under an upload claim, as push's do (the configuration needs none).
+  let placed: { result: Placed; waited: boolean };
   try {
-    await blobs.upload({
+    placed = await uploadOnce<Placed>({
+      claims: diffID === null ? undefined : ctx.service.store?.claims,
+      registry: ctx.target.domain,
       digest,
       size,
-      // Each attempt reads the source again from its start, into a fresh DiffID.
-      open: async () => {
-        sink?.abort();
-        sink = diffID === null ? null : diffIDSink();
-        return feeding(await open(), sink, stop);
+      repository: ctx.target.name,
+      ttlMs: ctx.config.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+      rate: ctx.rate,
+      signal: ctx.config.signal ? AbortSignal.any([stop, ctx.config.signal]) : stop,
+      adopt: async (repository) => {
+        const taken = await takeFrom(blobs, ctx.target, digest, repository);
+        if (taken === null) return null;
+        onProgress?.({
+          action: taken.transfer === "mounted" ? "mount" : "exists",
+          digest,
+          current: size,
+          total: size,
+          ...(taken.transfer === "mounted" ? { from: taken.from } : {}),
+        });
+        return taken.transfer === "mounted" ? taken : { transfer: "exists" };
       },
-    }, {
-      session,
-      chunkSize: ctx.config.chunkSize,
-      onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
-      onRetry: (attempt, error) =>
-        onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
+      upload: send,
     });
   } catch (error) {
-    (sink as DiffIDSink | null)?.abort();
+    if (session !== null) await session.cancel().catch(() => {});
     throw error;
   }
-  return { transfer: "copied", actual: await (sink as DiffIDSink | null)?.close() ?? null };
+  const { result, waited } = placed;
+  // Taken from where another builder put it: the session a mount opened is not needed.
+  if (result.transfer !== "copied" && session !== null) await session.cancel().catch(() => {});
+  return waited ? { ...result, waited } : result;
 }
 
 /** A blob of the source onto the destination, once per digest for the whole copy. */
@@ -289,7 +339,13 @@ async function recordLayer(
   placed: Placed,
 ): Promise<CopiedLayer> {
   const { digest } = layer;
-  const outcome = { digest, diffID, transfer: placed.transfer };
+  const outcome = {
+    digest,
+    diffID,
+    transfer: placed.transfer,
+    ...(placed.from === undefined ? {} : { from: placed.from }),
+    ...(placed.waited ? { waited: true } : {}),
+  };
   if (!isDigest(diffID)) return { ...outcome, status: "invalid" };
   if (placed.actual === undefined) {
     // No byte passed: record the push only for a DiffID the metadata already proved.
@@ -513,5 +569,6 @@ export async function copy(
       targetHasAuthInfo: hasAuthInfo(targetConfig.auth),
       slots: limiter(concurrency),
       copying: new Map(),
+      rate: new UploadRate(),
     }));
 }

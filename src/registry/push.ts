@@ -19,7 +19,7 @@ import {
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
-import { DEFAULT_CLAIM_TTL_MS, uploadOnce, UploadRate } from "./_claim.ts";
+import { DEFAULT_CLAIM_TTL_MS, takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
@@ -296,47 +296,24 @@ async function mounted(
   return { descriptor, transfer: "mounted", from };
 }
 
-/**
- * After another builder's upload claim ended: the layer from the repository it was uploaded
- * into, by an existence check when that is the target, else by a mount; `null` when it is
- * not there (that upload failed).
- */
+/** After another builder's upload claim ended: the layer from where it went, recorded. */
 async function adopt(
   ctx: PushContext,
   diffID: string,
   layer: Descriptor,
   repository: string,
 ): Promise<LayerPushed | null> {
-  const blobs = ctx.repo.blobs();
-  let source: Reference;
-  try {
-    source = parseReference(repository, { defaultTag: false });
-  } catch {
-    return null;
-  }
-  try {
-    if (source.name === ctx.target.name) {
-      await blobs.stat(layer.digest);
-      ctx.config.onProgress?.({
-        action: "exists",
-        digest: layer.digest,
-        current: layer.size,
-        total: layer.size,
-      });
-      await record(ctx, diffID, layer);
-      return { descriptor: layer, transfer: "exists" };
-    }
-    const created = await blobs.create({
-      mountFrom: { repository: source.path, digest: layer.digest },
-    });
-    if (created.kind === "mounted") return await mounted(ctx, diffID, layer, source.name);
-    await ignore(created.writer.cancel());
-    return null;
-  } catch (error) {
-    // A registry that answers for another digest than the one asked is not believed further.
-    if (isRegistryError(error, "DIGEST_INVALID", "ABORTED")) throw error;
-    return null;
-  }
+  const taken = await takeFrom(ctx.repo.blobs(), ctx.target, layer.digest, repository);
+  if (taken === null) return null;
+  if (taken.transfer === "mounted") return await mounted(ctx, diffID, layer, taken.from);
+  ctx.config.onProgress?.({
+    action: "exists",
+    digest: layer.digest,
+    current: layer.size,
+    total: layer.size,
+  });
+  await record(ctx, diffID, layer);
+  return { descriptor: layer, transfer: "exists" };
 }
 
 /**

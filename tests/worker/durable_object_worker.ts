@@ -8,6 +8,9 @@
 //   GET  /diffid?digest=…        V2MetadataService.getDiffID
 //   POST /fill?count=n           n keys in the namespace "many" (of a store of its own)
 //   GET  /keys?namespace=…       that store's keys() of the namespace
+//   GET|PUT|DELETE /store?namespace=…&key=…   get, set, delete of the object's store
+//   GET  /store?namespace=…      its keys()
+//   POST /claims {method, key, …}   one call of its claims (tests/_remote_store.ts)
 import { MetadataError, type V2Metadata, V2MetadataService } from "../../mod.ts";
 import {
   DurableObjectMetadataStore,
@@ -34,13 +37,28 @@ testStoreConformance(
 
 export class MetadataObject {
   readonly #storage: DurableObjectStorageLike;
+  readonly #store: Promise<DurableObjectMetadataStore>;
   readonly #service: Promise<V2MetadataService>;
 
   constructor(state: { storage: DurableObjectStorageLike }) {
     this.#storage = state.storage;
-    this.#service = DurableObjectMetadataStore.open(state.storage, { prefix: "fleet:" }).then(
-      (store) => new V2MetadataService(store),
-    );
+    this.#store = DurableObjectMetadataStore.open(state.storage, { prefix: "fleet:" });
+    this.#service = this.#store.then((store) => new V2MetadataService(store));
+  }
+
+  /** The object's store over HTTP: `get`, `set`, `delete`, and `keys` without a key. */
+  async #remote(request: Request, url: URL): Promise<Response> {
+    const store = await this.#store;
+    const namespace = url.searchParams.get("namespace")!;
+    const key = url.searchParams.get("key");
+    if (key === null) return Response.json(await store.keys(namespace));
+    if (request.method === "GET") {
+      return new Response(await store.get(namespace, key) as Uint8Array<ArrayBuffer>);
+    }
+    if (request.method === "PUT") {
+      await store.set(namespace, key, new Uint8Array(await request.arrayBuffer()));
+    } else await store.delete(namespace, key);
+    return new Response(null, { status: 204 });
   }
 
   async fetch(request: Request): Promise<Response> {
@@ -84,6 +102,26 @@ export class MetadataObject {
         case "GET /keys": {
           const store = await DurableObjectMetadataStore.open(this.#storage, { prefix: "fill:" });
           return Response.json(await store.keys(url.searchParams.get("namespace")!));
+        }
+        case "GET /store":
+        case "PUT /store":
+        case "DELETE /store":
+          return await this.#remote(request, url);
+        case "POST /claims": {
+          const claims = (await this.#store).claims!;
+          const call = await request.json() as {
+            method: "claim" | "renew" | "release" | "get";
+            key: string;
+            claim: { owner: string; note: string };
+            ttlMs: number;
+          };
+          const { key, claim, ttlMs } = call;
+          if (call.method === "claim") return Response.json(await claims.claim(key, claim, ttlMs));
+          if (call.method === "renew") return Response.json(await claims.renew(key, claim, ttlMs));
+          if (call.method === "release") {
+            return Response.json(await claims.release(key, claim.owner) ?? null);
+          }
+          return Response.json(await claims.get(key));
         }
         default:
           return new Response("not found", { status: 404 });
