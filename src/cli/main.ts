@@ -6,7 +6,7 @@ import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, type CommandName, parseArgs, USAGE, UsageError } from "./args.ts";
 import { CommandCredentials } from "./auth.ts";
-import { copyCommand, type CopyContext } from "./copy_command.ts";
+import { copyCommand } from "./copy_command.ts";
 import { linkCommand } from "./link_command.ts";
 import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
 import { escapeControls } from "./escape.ts";
