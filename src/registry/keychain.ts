@@ -317,21 +317,25 @@ export async function dockerKeychain(options: DockerKeychainOptions = {}): Promi
   return keychainFromConfig(text, path, { ...options, env });
 }
 
+/** A configuration whose credentials are settled: no keychain left. */
+export type Settled<T> = Omit<T, "keychain"> & Omit<CredentialFields, "keychain">;
+
 /** What {@linkcode withCredentials} fills in. */
 export interface CredentialFields {
   /** Credentials given: used as they are. */
   auth?: AuthConfig;
   /** Resolves the credentials when `auth` is not given. */
   keychain?: Keychain;
-  /** The HMAC key; derived from the credentials when not given. */
+  /** The HMAC key; derived from the keychain's credentials when not given. */
   hmacKey?: Uint8Array | null;
 }
 
 /**
  * A configuration with its credentials for `host` settled: `auth` as given, else the
- * keychain's; `hmacKey` as given, else derived from those credentials as dockerd derives it
- * (`computeV2MetadataHMACKey`, of `{}` when the keychain has none). Without `auth`, keychain or
- * `hmacKey`, the key stays `null`.
+ * keychain's. With credentials from the keychain, `hmacKey` (unless given) is derived from
+ * them as dockerd derives it (`computeV2MetadataHMACKey`, of `{}` when the keychain has none);
+ * with `auth` given, `hmacKey` stays as given, so a pull without one records untagged entries,
+ * byte for byte as dockerd's pull.
  *
  * @param host The registry host, e.g. `127.0.0.1:5000`.
  * @param config The configuration.
@@ -352,16 +356,13 @@ export interface CredentialFields {
 export async function withCredentials<T extends CredentialFields>(
   host: string,
   config: T,
-): Promise<Omit<T, "keychain"> & Omit<CredentialFields, "keychain">> {
+): Promise<Settled<T>> {
   const { keychain, ...rest } = config;
-  let auth = config.auth;
-  if (auth === undefined && keychain !== undefined) {
-    auth = (await keychain.resolve(host)).auth ?? {};
-  }
   const settled: CredentialFields = { ...rest as CredentialFields };
-  if (auth !== undefined && Object.keys(auth).length > 0) settled.auth = auth;
-  if (config.hmacKey === undefined && auth !== undefined) {
-    settled.hmacKey = await computeV2MetadataHMACKey(auth);
-  }
-  return settled as Omit<T, "keychain"> & Omit<CredentialFields, "keychain">;
+  if (config.auth !== undefined || keychain === undefined) return settled as Settled<T>;
+  const auth = (await keychain.resolve(host)).auth ?? {};
+  if (Object.keys(auth).length > 0) settled.auth = auth;
+  // Given `auth` alone keeps the key unset: pull then records untagged, as dockerd's pull.
+  if (config.hmacKey === undefined) settled.hmacKey = await computeV2MetadataHMACKey(auth);
+  return settled as Settled<T>;
 }

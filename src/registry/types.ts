@@ -231,8 +231,9 @@ export interface RegistryConfig {
   /** Where pull/push record and look up blob sources. */
   metadataService?: V2MetadataService;
   /**
-   * The key entries are tagged with; default `computeV2MetadataHMACKey` of the credentials in
-   * effect, as dockerd derives it (`null`, no key, without `auth` or `keychain`).
+   * The key entries are tagged with. With a `keychain`, by default `computeV2MetadataHMACKey`
+   * of the credentials it resolves, as dockerd derives it; otherwise `null` (no key: entries are
+   * recorded untagged, as dockerd's pull records them).
    */
   hmacKey?: Uint8Array | null;
   /** Tried first for Docker Hub references, e.g. `https://mirror.gcr.io`. */

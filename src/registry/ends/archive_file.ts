@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { withCredentials } from "../keychain.ts";
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { V2MetadataService } from "../../v2_metadata_service.ts";
@@ -62,9 +63,10 @@ export interface ArchiveCopyConfig extends Omit<RegistryConfig, "platform"> {
 export async function copyToArchive(
   ref: string,
   path: string,
-  config: ArchiveCopyConfig = {},
+  given: ArchiveCopyConfig = {},
 ): Promise<ArchiveCopyResult> {
   const parsed = parseReference(ref);
+  const config = await withCredentials(parsed.domain, given);
   const fs = config.fs ?? runtimeFileSystem();
   if (fs.writeFileStream === undefined) {
     throw new RegistryError("UNSUPPORTED", `Cannot write "${path}": the file system cannot stream`);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { withCredentials } from "../keychain.ts";
 import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
@@ -106,9 +107,10 @@ async function copyFrom(
 export async function copyToDockerd(
   ref: string,
   tag: string | undefined,
-  config: DockerdCopyConfig = {},
+  given: DockerdCopyConfig = {},
 ): Promise<ArchiveCopyResult> {
   const parsed = parseReference(ref);
+  const config = await withCredentials(parsed.domain, given);
   const api = new DockerdApi(config.dockerHost, config.signal);
   const service = config.metadataService ??
     await dockerdMetadataService(api, `copy "${ref}" into dockerd`);
