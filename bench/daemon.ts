@@ -9,14 +9,16 @@
  * (a) The image is in the registry and `docker load`ed into a dockerd that knows nothing of it:
  *     `docker push` alone (layer bytes uploaded, wall time) against `link` (with and without
  *     `--no-verify`) then `docker push`.
- * (c) `copy docker://… docker-daemon:…` against `docker pull`, each into a dockerd without the
- *     image; then `docker push` of the copy to a second repository: layers mounted.
+ * (c) `copy docker://… docker-daemon:…` against `docker pull` and `skopeo copy`, each into a
+ *     dockerd without the image; then `docker push` of each copy to another repository: layers
+ *     mounted.
  * Between steps dockerd forgets the image and its distribution metadata. The CLI runs as a
  * process of the runtime this script runs on (`deno run -A bench/daemon.ts` by default),
  * measured with /usr/bin/time.
  *
  * @module
  */
+import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
 import { createHash } from "node:crypto";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
@@ -73,6 +75,20 @@ function writeArchive(path: string, repoTag: string): { diffIDs: string[]; bytes
   writeSync(fd, new Uint8Array(1024));
   closeSync(fd);
   return { diffIDs, bytes };
+}
+
+/** Runs a program; rejects when it fails. */
+function run(program: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => stderr += chunk);
+    child.on("error", reject);
+    child.on(
+      "close",
+      (code) => code === 0 ? resolve() : reject(new Error(`${program}: ${stderr}`)),
+    );
+  });
 }
 
 /** dockerd forgets every image and all it recorded about layers. */
@@ -202,6 +218,29 @@ try {
       Math.round(copied.maxRssKiB / 1024)
     } MiB; then docker push to bench/app2 mounts ${mounts.mounted}/8, uploads ${mounts.uploaded.length} | ${
       (copied.elapsedMs / 1000 / pulled.seconds).toFixed(2)
+    }× docker pull |`,
+  );
+  // (c) skopeo's way into dockerd, and what docker push finds afterwards.
+  await forget(dockerd);
+  const bySkopeo = `${registry.host}/bench/app3:1`;
+  const skopeo = await timed(() =>
+    run("skopeo", [
+      "copy",
+      "--src-tls-verify=false",
+      "--dest-daemon-host",
+      dockerd.host,
+      `docker://${ref}`,
+      `docker-daemon:${bySkopeo}`,
+    ])
+  );
+  since = (await registry.requests()).length;
+  await dockerd.docker(["push", bySkopeo]);
+  const skopeoMounts = await transfers(registry, since, "bench/app3", layerDigests);
+  rows.push(
+    `| (c) skopeo copy docker:// docker-daemon: | ${
+      skopeo.seconds.toFixed(2)
+    } | then docker push to bench/app3 mounts ${skopeoMounts.mounted}/8, uploads ${skopeoMounts.uploaded.length} | ${
+      (skopeo.seconds / pulled.seconds).toFixed(2)
     }× docker pull |`,
   );
   console.log(`image: 8 layers, ${(total / MiB).toFixed(0)} MiB uncompressed (scale ${scale})`);

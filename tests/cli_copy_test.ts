@@ -289,7 +289,10 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
     [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
     [["copy", "docker-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
     [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
-    [["copy", "docker://x/y", "oci-archive:/tmp/a.tar:-bad"], /"-bad" is not a tag/],
+    [
+      ["copy", "docker://x/y", "oci-archive:/tmp/a.tar:a/../b"],
+      /is not an OCI layout.s image name/,
+    ],
     [["copy", "oci-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
   ];
   for (const [args, message] of cases) {

@@ -6,6 +6,7 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
+import { createServer } from "node:http";
 import { join } from "node:path";
 import { computeV2MetadataHMACKey, FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { link, ociLayoutStore, push, RegistryError } from "../src/registry/mod.ts";
@@ -197,4 +198,41 @@ test("link refuses sides it cannot link, and a bad platform, before reaching any
     assert.equal(run.code, 2, run.stderr);
     assert.match(run.stderr, message);
   }
+});
+
+test("link() on a dockerd with the containerd image store says it keeps no such store", async () => {
+  // dockerd 20.10 has no containerd image store, so a socket answers as a dockerd 24+ with it
+  // does (its /info, an image of its own): the real daemon cannot be started here.
+  const socket = join(tempDir(), "docker.sock");
+  const server = createServer((request, response) => {
+    response.setHeader("content-type", "application/json");
+    if (request.url === "/info") {
+      response.end(JSON.stringify({
+        DockerRootDir: "/var/lib/docker",
+        Driver: "overlayfs",
+        DriverStatus: [["driver-type", "io.containerd.snapshotter.v1"]],
+      }));
+    } else {
+      response.end(JSON.stringify({
+        Id: `sha256:${"a".repeat(64)}`,
+        RootFS: { Type: "layers", Layers: [`sha256:${"b".repeat(64)}`] },
+        Os: "linux",
+        Architecture: "amd64",
+      }));
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  try {
+    const error = await link("app:1", "127.0.0.1:1/app:1", { dockerHost: `unix://${socket}` })
+      .catch((error: unknown) => error);
+    assert.ok(error instanceof RegistryError, String(error));
+    assert.equal(error.code, "UNSUPPORTED");
+    assert.match(error.message, /containerd image store, which keeps no distribution metadata/);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+  const tcp = await link("app:1", "127.0.0.1:1/app:1", { dockerHost: "tcp://127.0.0.1:2375" })
+    .catch((error: unknown) => error);
+  assert.ok(tcp instanceof RegistryError);
+  assert.match(tcp.message, /only a unix:\/\/ socket is supported/);
 });

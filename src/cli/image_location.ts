@@ -70,7 +70,7 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
       }
       tag = taggedName(reference);
     } else if (tag !== undefined && !isOciRefName(tag)) {
-      throw new UsageError(`Cannot copy "${text}": "${tag}" is not a tag`);
+      throw new UsageError(`Cannot copy "${text}": "${tag}" is not an OCI layout's image name`);
     }
     if (path === "") throw new UsageError(`Cannot copy "${text}": no path`);
     if (!path.startsWith("/")) path = `${cwd.replace(/\/+$/, "")}/${path}`;

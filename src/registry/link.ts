@@ -145,17 +145,23 @@ export async function link(
     const pairs = layersWithDiffIDs(layers, held.diffIDs, `"${shown}"`);
     const downloads = limiter(config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS);
     const verify = config.verify ?? true;
-    // After a failure, layers still waiting for a place are not fetched.
-    let failed = false;
-    const checked = await Promise.all(pairs.map(({ layer, diffID }) =>
-      downloads(() => {
-        if (failed) return Promise.reject(new Error("another layer failed"));
-        return checkLayer(repo, layer, diffID, verify).catch((error) => {
-          failed = true;
+    // After a failure or a disproved layer, layers still waiting for a place are not fetched
+    // (`null`): the link fails either way.
+    let stopped = false;
+    const outcomes = await Promise.all(pairs.map(({ layer, diffID }) =>
+      downloads(async () => {
+        if (stopped) return null;
+        try {
+          const outcome = await checkLayer(repo, layer, diffID, verify);
+          stopped ||= outcome.status === "mismatch";
+          return outcome;
+        } catch (error) {
+          stopped = true;
           throw error;
-        });
+        }
       })
     ));
+    const checked = outcomes.filter((outcome) => outcome !== null);
     const disproved = checked.find((layer) => layer.status === "mismatch");
     if (disproved !== undefined) {
       throw new RegistryError(

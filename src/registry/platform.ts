@@ -66,8 +66,8 @@ export function parsePlatform(text: string): Platform {
  * ```
  */
 export function hostPlatform(): Platform {
-  const process = nodeBuiltin<{ arch: string; platform: string }>("node:process", "cwd");
-  const architecture = GO_ARCH[process?.arch ?? "x64"] ?? process!.arch;
-  const os = process?.platform === "win32" ? "windows" : "linux";
+  const host = nodeBuiltin<{ arch: string; platform: string }>("node:process", "cwd");
+  const architecture = GO_ARCH[host?.arch ?? "x64"] ?? host!.arch;
+  const os = host?.platform === "win32" ? "windows" : "linux";
   return architecture === "arm" ? { os, architecture, variant: "v7" } : { os, architecture };
 }
