@@ -56,7 +56,10 @@ export interface CopySide {
   plainHttp?: boolean;
   /** For a Docker Hub source: mirrors tried first (a destination never goes to a mirror). */
   mirrors?: string[];
-  /** Injectable transport for this side (defaults to the global `fetch`). */
+  /**
+   * The `fetch` this side's requests go through, token requests included (default as
+   * {@linkcode RegistryConfig.fetch}: `node:http` on Node, the global `fetch` elsewhere).
+   */
   fetch?: typeof fetch;
 }
 
