@@ -52,8 +52,11 @@ test("gzip'd layers at levels 0, 1, 6 and 9, in any chunking, give the tar's sha
   for (const way of WAYS) {
     for (const level of [0, 1, 6, 9]) {
       const gz = gzipSync(tar, { level });
-      for (const piece of [1, 4093, 65_536, 1 << 20, gz.length]) {
-        if (piece === 1 && level !== 9) continue; // byte by byte once is enough
+      // The handle's output buffer is the one to cross in every way (byte by byte once is
+      // enough: level 9, where it fills most); the streams own their buffers.
+      const pieces = way === "zlib-handle" ? [4093, 65_536, 1 << 20, gz.length] : [4093, gz.length];
+      if (way === "zlib-handle" && level === 9) pieces.push(1);
+      for (const piece of pieces) {
         const what = `${way}, level ${level}, pieces of ${piece}`;
         assert.equal(await diffIDOf(gz, piece, way), sha256(tar), what);
       }
