@@ -152,7 +152,10 @@ async function runRuntime(name, show) {
   // The quick tier and named files run in one process per runtime; the whole suite, a process
   // per file, so that each file's time is its own (and a crash loses one file's counts only).
   const batches = quick || named.length > 0
-    ? [{ name: "", args: [...(quick && name === "deno" ? DOC_TESTS : []), ...files] }]
+    ? [{
+      name: "",
+      args: [...(quick && docs.length > 0 && name === "deno" ? DOC_TESTS : []), ...files],
+    }]
     : [...(name === "deno" ? docs : []), ...files.map((file) => ({ name: file, args: [file] }))];
   for (const batch of batches) {
     const result = await runOnce(name, batch.args, show);
