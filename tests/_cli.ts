@@ -1,5 +1,6 @@
 // Runs cli.ts as a real process of the runtime under test, with a time limit and its peak
 // memory measured, and takes snapshots of a store that never open a file in it.
+// @needs GNU time (/usr/bin/time)
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

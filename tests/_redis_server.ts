@@ -1,5 +1,6 @@
 // A real redis-server (Debian's /usr/bin/redis-server) for the tests: on a free 127.0.0.1
 // port, with its files in a fresh temp dir, started and stopped by PID.
+// @needs redis-server
 import { type ChildProcess, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import process from "node:process";

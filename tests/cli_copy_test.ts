@@ -2,7 +2,7 @@
 // 127.0.0.1 with htpasswd: OCI layout → registry, registry → layout, registry → registry
 // (mounts seen in the registry's access log), credentials from a credential helper script on
 // PATH and from --password-stdin, JSON events, Ctrl-C, and bad references.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -476,7 +476,7 @@ test("copy progress: bars redrawn in place on a terminal, a line per finished bl
   );
 });
 
-test("cli.ts copy: stop the registry and remove temporary files", async () => {
+after(async () => {
   const running = await started?.catch(() => null);
   await running?.stop();
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // cli.ts run as a real process of the runtime under test, against stores materialised in
 // temp directories: written by Docker's Go package (tests/fixtures/go_metadata.json) and
 // by the library.
+// @needs setpriv and unshare (root or user namespaces)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {

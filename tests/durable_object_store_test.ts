@@ -1,6 +1,7 @@
 // DurableObjectMetadataStore in the real workerd runtime: tests/worker/durable_object_worker.ts
 // is bundled with esbuild (node:test swapped for a recorder, so the shared conformance suite
 // runs inside the Durable Object) and served by miniflare on 127.0.0.1.
+// @needs workerd (miniflare)
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { tempDir } from "./_adapters.ts";

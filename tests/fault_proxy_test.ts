@@ -2,7 +2,7 @@
 // rely on, against a real docker-registry on 127.0.0.1: cuts at exactly N bytes (responses and
 // uploads), bursts of injected statuses then the registry's own answer, a stall between head
 // and body, dropped connections, and a request log.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { type AddressInfo, connect, createServer } from "node:net";
@@ -298,9 +298,18 @@ test("fault proxy: a dropped connection gets no answer", async () => {
   assert.equal(again.status, 200);
 });
 
-test("fault proxy: stop the proxy and the registry", async () => {
-  const { proxy, registry } = await setup();
+test("fault proxy: a stopped proxy refuses connections", async () => {
+  const { registry } = await setup();
+  const proxy = await startFaultProxy(registry.url);
+  const before = await fetch(`${proxy.url}/v2/`);
+  await before.body?.cancel();
+  assert.equal(before.status, 200);
   await proxy.stop();
-  await registry.stop();
   await assert.rejects(fetch(`${proxy.url}/v2/`));
+});
+
+after(async () => {
+  const running = await started?.catch(() => null);
+  await running?.proxy.stop();
+  await running?.registry.stop();
 });

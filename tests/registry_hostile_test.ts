@@ -5,7 +5,7 @@
 // was (not) written or sent. Every one of them failed on the code before issue 14 (run alone,
 // each with a 25 s cap: the endless and stalled ones hung), except what the redirect test guards:
 // fetch already dropped Authorization on a redirect to another origin.
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -850,6 +850,6 @@ test("a layout index.json over LIMITS.layoutIndex is refused (EFBIG) before it i
   assert.ok(process.memoryUsage().rss - rss < LIMITS.layoutIndex);
 });
 
-test("clean up temporary directories", () => {
+after(() => {
   for (const dir of temps) rmSync(dir, { recursive: true, force: true });
 });

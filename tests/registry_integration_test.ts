@@ -1,7 +1,7 @@
 // Integration tests of the registry side against the real Distribution registry server
 // (Debian's `docker-registry`, /usr/bin/docker-registry), started on 127.0.0.1 by the tests
 // (the test set-up installs it).
-import { test } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, createHmac } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -435,7 +435,7 @@ test("a read-only registry refuses pushes with UNSUPPORTED", async () => {
   );
 });
 
-test("stop the registries and remove temporary files", async () => {
+after(async () => {
   for (const started of servers.values()) {
     const running = await started.catch(() => null);
     await running?.stop();

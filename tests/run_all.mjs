@@ -1,35 +1,78 @@
 #!/usr/bin/env node
-// Runs the whole suite on Deno, Bun and Node (tsx) and ends with "N passed, N failed".
-// TEST_RUNTIMES=deno,bun limits the runtimes; extra arguments are test files. First the set-up
-// (_setup.mjs) installs the programs the integration tests start, or stops with one line.
+// Runs the tests on Deno, Bun and Node (tsx) and ends with "N passed, N failed".
+//
+//     node tests/run_all.mjs            the whole suite (npm test): first the set-up (_setup.mjs)
+//                                       installs the programs the integration tests start, or
+//                                       stops with one line; then each file in a process of its
+//                                       own per runtime, timed; the summary shows every file's
+//                                       seconds per runtime
+//     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
+//                                       no service and no root, one process per runtime, the
+//                                       runtimes side by side, no set-up, the crash and property
+//                                       tests with fewer kills and runs (CRASH_KILLS=20,
+//                                       PROPERTY_RUNS=1000); the line before the last names what
+//                                       it left out
+//     node tests/run_all.mjs FILE...    those files only (with or without --quick)
+//
+// TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
+// module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
+// `// @needs docker-registry`): so a new test that starts docker-registry through that module is
+// left out of the quick tier without being listed anywhere.
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setUp } from "./_setup.mjs";
 
-const notReady = setUp();
-if (notReady !== null) {
-  console.error(`test set-up: ${notReady}`);
-  process.exit(1);
-}
-
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const files = process.argv.slice(2).length > 0
-  ? process.argv.slice(2)
-  : readdirSync(join(root, "tests"), { recursive: true })
-    .filter((file) => String(file).endsWith("_test.ts"))
-    .map((file) => join("tests", String(file)))
-    .sort();
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const named = args.filter((arg) => arg !== "--quick");
+const all = named.length > 0 ? named : readdirSync(join(root, "tests"), { recursive: true })
+  .filter((file) => String(file).endsWith("_test.ts"))
+  .map((file) => join("tests", String(file)))
+  .sort();
 
-// The whole suite on Deno also runs every documentation example (they are type-checked too).
-const docTests = process.argv.slice(2).length > 0 ? [] : ["--doc", "mod.ts", "cli.ts", "src/"];
+/** What `file` and the test modules it imports, transitively, say they need (`// @needs`). */
+function needs(file, seen = new Set()) {
+  if (seen.has(file)) return [];
+  seen.add(file);
+  const text = readFileSync(join(root, file), "utf8");
+  const found = [...text.matchAll(/^\/\/ @needs (.+)$/gm)].map((m) => m[1].trim());
+  for (const [, specifier] of text.matchAll(/^import\s[^;]*?from\s*"(\.\.?\/[^"]+)"/gm)) {
+    const target = normalize(join(dirname(file), specifier));
+    if (target.startsWith("tests") && existsSync(join(root, target))) {
+      found.push(...needs(target, seen));
+    }
+  }
+  return [...new Set(found)];
+}
 
-// Each runtime: the command, and how to read its pass/fail counts from its summary.
+/** The quick tier's repetition counts, unless the caller sets them: fewer kills and runs. */
+const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000" };
+
+const leftOut = quick
+  ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
+  : [];
+const files = all.filter((file) => !leftOut.some(([out]) => out === file));
+
+if (!quick) {
+  const notReady = setUp();
+  if (notReady !== null) {
+    console.error(`test set-up: ${notReady}`);
+    process.exit(1);
+  }
+}
+
+// Every documentation example runs (and is type-checked) on Deno, unless files are named.
+const DOC_TESTS = ["--doc", "mod.ts", "cli.ts", "src/"];
+const docs = named.length > 0 ? [] : [{ name: "doc examples (deno)", args: DOC_TESTS }];
+
+// Each runtime: the command for some files, and how to read its pass/fail counts.
 const runtimes = {
   deno: {
-    command: [bin("deno"), "test", "-A", "--unstable-kv", ...docTests, ...files],
+    command: (testArgs) => [bin("deno"), "test", "-A", "--unstable-kv", ...testArgs],
     count: (out) => {
       const m = [
         ...out.matchAll(
@@ -40,7 +83,13 @@ const runtimes = {
     },
   },
   bun: {
-    command: [bin("bun"), "test", "--timeout", "120000", ...files.map((file) => `./${file}`)],
+    command: (testArgs) => [
+      bin("bun"),
+      "test",
+      "--timeout",
+      "120000",
+      ...testArgs.map((file) => `./${file}`),
+    ],
     count: (out) => {
       const passed = [...out.matchAll(/^\s*(\d+) pass$/gm)].at(-1);
       const failed = [...out.matchAll(/^\s*(\d+) fail$/gm)].at(-1);
@@ -48,7 +97,14 @@ const runtimes = {
     },
   },
   node: {
-    command: [process.execPath, "--import", "tsx", "--test", "--test-reporter=tap", ...files],
+    command: (testArgs) => [
+      process.execPath,
+      "--import",
+      "tsx",
+      "--test",
+      "--test-reporter=tap",
+      ...testArgs,
+    ],
     count: (out) => {
       const passed = [...out.matchAll(/^# pass (\d+)$/gm)].at(-1);
       const failed = [...out.matchAll(/^# fail (\d+)$/gm)].at(-1);
@@ -57,38 +113,105 @@ const runtimes = {
   },
 };
 
-function run([command, ...args]) {
+/** Runs a command, its output passed to `show` as it comes; its exit code and whole output. */
+function run([command, ...commandArgs], show) {
   return new Promise((resolve) => {
-    const child = spawn(command, args, {
+    const child = spawn(command, commandArgs, {
       cwd: root,
-      env: { ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: { ...(quick ? QUICK_COUNTS : {}), ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     for (const stream of [child.stdout, child.stderr]) {
       stream.on("data", (chunk) => {
         out += chunk;
-        process.stdout.write(chunk);
+        show(chunk);
       });
     }
     child.on("close", (code) => resolve({ code, out }));
   });
 }
 
-const selected = (process.env.TEST_RUNTIMES ?? "deno,bun,node").split(",");
-let passed = 0;
-let failed = 0;
-const lines = [];
-for (const name of selected) {
-  console.log(`\n=== ${name} ===`);
-  const { code, out } = await run(runtimes[name].command);
-  const counts = runtimes[name].count(out) ?? { passed: 0, failed: 1 };
+/** Runs `testArgs` on `runtime` in one process: its counts and seconds. */
+async function runOnce(runtime, testArgs, show) {
+  const start = performance.now();
+  const { code, out } = await run(runtimes[runtime].command(testArgs), show);
+  const counts = runtimes[runtime].count(out) ?? { passed: 0, failed: 1 };
   // A crash without a summary, or a non-zero exit with no failure counted, is a failure.
   if (code !== 0 && counts.failed === 0) counts.failed = 1;
-  passed += counts.passed;
-  failed += counts.failed;
-  lines.push(`${name}: ${counts.passed} passed, ${counts.failed} failed`);
+  return { ...counts, seconds: (performance.now() - start) / 1000 };
+}
+
+const selected = (process.env.TEST_RUNTIMES ?? "deno,bun,node").split(",");
+const seconds = new Map(); // file → runtime → seconds (the whole suite only)
+
+/** Runs the files on one runtime; its output goes to `show`. */
+async function runRuntime(name, show) {
+  show(`\n=== ${name} ===\n`);
+  const total = { passed: 0, failed: 0 };
+  // The quick tier and named files run in one process per runtime; the whole suite, a process
+  // per file, so that each file's time is its own (and a crash loses one file's counts only).
+  const batches = quick || named.length > 0
+    ? [{
+      name: "",
+      args: [...(quick && docs.length > 0 && name === "deno" ? DOC_TESTS : []), ...files],
+    }]
+    : [...(name === "deno" ? docs : []), ...files.map((file) => ({ name: file, args: [file] }))];
+  for (const batch of batches) {
+    const result = await runOnce(name, batch.args, show);
+    total.passed += result.passed;
+    total.failed += result.failed;
+    if (batch.name !== "") {
+      if (!seconds.has(batch.name)) seconds.set(batch.name, {});
+      seconds.get(batch.name)[name] = result.seconds;
+    }
+  }
+  return total;
+}
+
+// The quick tier runs the runtimes side by side, each one's output shown once it is done; the
+// whole suite one after another (its services and timings are better alone).
+const totals = [];
+if (quick) {
+  totals.push(
+    ...await Promise.all(selected.map(async (name) => {
+      let out = "";
+      const total = await runRuntime(name, (chunk) => out += chunk);
+      process.stdout.write(out);
+      return total;
+    })),
+  );
+} else {
+  for (const name of selected) {
+    totals.push(await runRuntime(name, (chunk) => process.stdout.write(chunk)));
+  }
+}
+const passed = totals.reduce((sum, total) => sum + total.passed, 0);
+const failed = totals.reduce((sum, total) => sum + total.failed, 0);
+const lines = selected.map((name, i) =>
+  `${name}: ${totals[i].passed} passed, ${totals[i].failed} failed`
+);
+if (seconds.size > 0) {
+  const width = Math.max(...[...seconds.keys()].map((file) => file.length));
+  console.log(`\nseconds per file (${selected.join(" / ")}):`);
+  for (const [file, times] of seconds) {
+    const shown = selected.map((name) => times[name]?.toFixed(1).padStart(6) ?? "     –");
+    console.log(`  ${file.padEnd(width)} ${shown.join(" ")}`);
+  }
 }
 console.log(`\n${lines.join("\n")}`);
+if (quick) {
+  const counts = Object.entries(QUICK_COUNTS).map(([name, value]) =>
+    `${name}=${process.env[name] ?? value}`
+  );
+  const out = leftOut.map(([file, what]) => `${file.replace(/^tests\//, "")} (${what.join(", ")})`);
+  console.log(
+    `left out: ${
+      out.length === 0
+        ? "no file"
+        : `${out.length} files that need a service or root: ${out.join(", ")}`
+    }; ran with ${counts.join(" ")} (npm test runs everything, in full)`,
+  );
+}
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed === 0 ? 0 : 1);

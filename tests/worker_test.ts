@@ -1,5 +1,6 @@
 // Runs the core in the real workerd runtime: tests/worker/worker.ts is bundled with esbuild
 // and served by miniflare on 127.0.0.1; the tests talk to it over HTTP.
+// @needs workerd (miniflare)
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";

@@ -2,7 +2,9 @@
 // pass on their way to disk or to another registry (`feeding`): handed over one by one, with
 // backpressure, and no stream of its own in between (a tee or a second stream cost Deno a second
 // and ~40 MiB on the issue's image), and inflated without a buffer per chunk where node:zlib has
-// its native handle (Node, Deno, Bun).
+// its native handle (Node, Deno, Bun). That handle is not public API: it is used only where it is
+// found, and tests/registry_diff_id_test.ts runs every other way this runtime has, to the same
+// DiffIDs (docs/performance-registry.md has what each costs).
 import { concat } from "./transport/limits.ts";
 import { createHasher } from "./_verify.ts";
 import { nodeBuiltin, runtimeName } from "../_runtime.ts";
@@ -66,12 +68,6 @@ interface NodeGunzip {
 const GUNZIP_CHUNK = 256 << 10;
 
 /**
- * Bun's `DecompressionStream` pulled faster than its node:zlib stream, so it stands in for the
- * stream there when the native handle is missing.
- */
-const IS_BUN = runtimeName() === "bun";
-
-/**
  * node:zlib's gunzip: Node's `DecompressionStream` (20 and 22) reads its input without
  * backpressure, so a 256 MiB layer cost 360 MiB there; its zlib stream waits for `drain`.
  * Deno's inflates 64 MiB in 60 ms against 390 ms for its `DecompressionStream`.
@@ -89,16 +85,59 @@ const Z_FINISH = 4;
 const EMPTY = new Uint8Array(0);
 
 /**
- * gzip inflated by node:zlib's native handle, synchronously, into one output buffer reused for
- * the whole layer and hashed in place; `null` when this zlib has no such handle. Through the
- * stream API each inflated chunk was a new buffer: on Deno that garbage outgrew what its
- * collector frees young (~50 MiB more at the peak of the issue's pull) and the stream's
- * bookkeeping cost ~0.8 s of its CPU.
+ * A way to inflate gzip: node:zlib's native handle (`zlib-handle`, private), its stream
+ * (`zlib-stream`) or `DecompressionStream` (`decompression-stream`).
  */
-function handleInflater(gunzip: NodeGunzip, update: (chunk: Uint8Array) => void): Inflater | null {
-  const handle = gunzip._handle;
-  const state = gunzip._writeState;
-  if (typeof handle?.writeSync !== "function" || !(state instanceof Uint32Array)) return null;
+export type GunzipWay = "zlib-handle" | "zlib-stream" | "decompression-stream";
+
+/** Whether `gunzip` has the native handle {@linkcode handleInflater} drives. */
+function hasHandle(gunzip: NodeGunzip): boolean {
+  return typeof gunzip._handle?.writeSync === "function" &&
+    gunzip._writeState instanceof Uint32Array;
+}
+
+/**
+ * The ways to inflate gzip this runtime has.
+ *
+ * @returns Them, the private one first when there.
+ */
+export function gunzipWays(): GunzipWay[] {
+  const ways: GunzipWay[] = [];
+  if (nodeGunzip !== null) {
+    const probe = nodeGunzip();
+    if (hasHandle(probe)) ways.push("zlib-handle");
+    probe.destroy();
+    ways.push("zlib-stream");
+  }
+  if (typeof DecompressionStream === "function") ways.push("decompression-stream");
+  return ways;
+}
+
+let bestWay: GunzipWay | undefined;
+
+/**
+ * The way a sink inflates unless told: the native handle where found, else the stream, but on
+ * Bun `DecompressionStream`, which pulled faster there than its node:zlib stream.
+ */
+function defaultGunzipWay(): GunzipWay {
+  if (bestWay !== undefined) return bestWay;
+  const ways = gunzipWays();
+  const preferred: GunzipWay[] = runtimeName() === "bun"
+    ? ["zlib-handle", "decompression-stream", "zlib-stream"]
+    : ["zlib-handle", "zlib-stream", "decompression-stream"];
+  return bestWay = preferred.find((way) => ways.includes(way)) ?? "decompression-stream";
+}
+
+/**
+ * gzip inflated by node:zlib's native handle (see {@linkcode hasHandle}), synchronously, into one
+ * output buffer reused for the whole layer and hashed in place. Through the stream API each
+ * inflated chunk was a new buffer: on Deno that garbage outgrew what its collector frees young
+ * (~50 MiB more at the peak of the issue's pull) and the stream's bookkeeping cost ~0.8 s of its
+ * CPU.
+ */
+function handleInflater(gunzip: NodeGunzip, update: (chunk: Uint8Array) => void): Inflater {
+  const handle = gunzip._handle!;
+  const state = gunzip._writeState!;
   const output = new Uint8Array(GUNZIP_CHUNK);
   let error: Error | null = null;
   // In place of the stream's own handler, which would emit an `error` nobody listens to.
@@ -133,21 +172,14 @@ function handleInflater(gunzip: NodeGunzip, update: (chunk: Uint8Array) => void)
 }
 
 /**
- * gzip inflated by node:zlib into `update`: by its native handle when it has one, else by the
- * stream, `drain` by `drain` (on Bun by `DecompressionStream`); `fail` hears a corrupt stream.
+ * gzip inflated by node:zlib's stream into `update`, `drain` by `drain`; `fail` hears a corrupt
+ * stream.
  */
-function zlibInflater(
-  createGunzip: () => NodeGunzip,
+function streamInflater(
+  gunzip: NodeGunzip,
   update: (chunk: Uint8Array) => void,
   fail: () => void,
 ): Inflater {
-  const gunzip = createGunzip();
-  const direct = handleInflater(gunzip, update);
-  if (direct !== null) return direct;
-  if (IS_BUN) {
-    gunzip.destroy();
-    return webInflater(update, fail);
-  }
   let wake: (() => void) | null = null;
   const done = new Promise<void>((resolve, reject) => {
     gunzip.on("end", resolve);
@@ -212,14 +244,29 @@ function startsWith(head: Uint8Array, magic: number[]): boolean {
   return magic.every((byte, i) => head[i] === byte);
 }
 
+/** gzip inflated `way` into `update`; `fail` hears a corrupt stream. */
+function gunzipInflater(
+  way: GunzipWay,
+  update: (chunk: Uint8Array) => void,
+  fail: () => void,
+): Inflater {
+  if (way === "decompression-stream" || nodeGunzip === null) return webInflater(update, fail);
+  const gunzip = nodeGunzip();
+  return way === "zlib-handle" && hasHandle(gunzip)
+    ? handleInflater(gunzip, update)
+    : streamInflater(gunzip, update, fail);
+}
+
 /**
  * A DiffID computed from the chunks written to it. gzip (sniffed from the first bytes, as
  * dockerd does, not trusted from the media type) is inflated with node:zlib (Node, Deno, Bun) or
  * `DecompressionStream`; anything else not compressed is hashed as is.
  *
+ * @param way How to inflate gzip, one of {@linkcode gunzipWays}; the fastest this runtime has
+ * unless told.
  * @returns The sink.
  */
-export function diffIDSink(): DiffIDSink {
+export function diffIDSink(way: GunzipWay = defaultGunzipWay()): DiffIDSink {
   const hasher = createHasher("sha256")!;
   const update = (chunk: Uint8Array) => hasher.update(chunk);
   const head: Uint8Array[] = [];
@@ -238,9 +285,7 @@ export function diffIDSink(): DiffIDSink {
     if (!startsWith(first, [0x1f, 0x8b])) {
       inflater = { write: update, end: () => Promise.resolve(), destroy: () => {} };
     } else {
-      inflater = nodeGunzip === null
-        ? webInflater(update, fail)
-        : zlibInflater(nodeGunzip, update, fail);
+      inflater = gunzipInflater(way, update, fail);
     }
     return send(first);
   };

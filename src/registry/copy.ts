@@ -67,7 +67,10 @@ export interface CopySide {
   mirrors?: string[];
   /** This side's own TLS settings. */
   tls?: TlsOptions;
-  /** Injectable transport for this side (defaults to the global `fetch`). */
+  /**
+   * The `fetch` this side's requests go through, token requests included (default as
+   * {@linkcode RegistryConfig.fetch}: `node:http` on Node, the global `fetch` elsewhere).
+   */
   fetch?: typeof fetch;
 }
 

@@ -1,6 +1,6 @@
 /**
  * From a reference to repositories: the registry endpoints it resolves to (Docker Hub's mirrors
- * first, as seed 003's `GetRepositories`), each pinged, and `tags()`.
+ * first, as dockerd's `GetRepositories` orders them), each pinged, and `tags()`.
  *
  * @module
  */

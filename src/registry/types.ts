@@ -1,5 +1,5 @@
 /**
- * The shapes the registry side works with, after Docker's `distribution` package (seed 004):
+ * The shapes the registry side works with, after Docker's `distribution` package:
  * descriptors, manifests, and a repository with its manifest, blob and tag services.
  *
  * @module

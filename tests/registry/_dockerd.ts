@@ -4,6 +4,7 @@
 // /etc/docker is ignored. dockerd starts its own containerd under the exec root (unless a
 // system containerd runs). The docker
 // CLI (Debian's, by path) talks to it through DOCKER_HOST with a DOCKER_CONFIG of its own.
+// @needs dockerd and the docker CLI, as root
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,6 +1,7 @@
 // Starts Debian's Distribution registry server (/usr/bin/docker-registry) on 127.0.0.1 with a
 // free port, a temporary storage directory and a generated config; optionally with htpasswd
 // (Basic) authentication, in read-only mode, or keeping its access log. Stopped with stop().
+// @needs docker-registry
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
