@@ -85,14 +85,20 @@ function invalid(namespace: string, key: string, why: string): MetadataError {
 
 /**
  * Splits a digest or DiffID at its first `:` into the store key `<alg>/<encoded>`, as
- * Docker's `diffIDKey`/`digestKey` do; `EINVAL` where Go would panic (no `:`).
+ * Docker's `diffIDKey`/`digestKey` do; `EINVAL` where Go would panic (no `:`) and where the
+ * part after `:` cleans to nothing (`sha256:`, `sha256:/`, `sha256:.`): Go would make the
+ * file `<namespace>/sha256`, after which no `sha256:` key can be written.
  */
 export function digestKey(digest: string): string {
   const colon = digest.indexOf(":");
-  if (colon < 0) {
-    throw new MetadataError("EINVAL", `Cannot use digest "${digest}": it has no ":"`, {
-      path: digest,
-    });
+  if (colon < 0) throw invalidDigest(digest, 'it has no ":"');
+  const encoded = digest.slice(colon + 1);
+  if (encoded.split("/").every((segment) => segment === "" || segment === ".")) {
+    throw invalidDigest(digest, 'nothing follows the ":"');
   }
-  return `${digest.slice(0, colon)}/${digest.slice(colon + 1)}`;
+  return `${digest.slice(0, colon)}/${encoded}`;
+}
+
+function invalidDigest(digest: string, why: string): MetadataError {
+  return new MetadataError("EINVAL", `Cannot use digest "${digest}": ${why}`, { path: digest });
 }

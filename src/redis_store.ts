@@ -76,6 +76,17 @@ export interface RedisMetadataStoreOptions {
    * by the server before it is sent, so a hostile value cannot exhaust the reader's memory.
    */
   maxValueBytes?: number;
+  /**
+   * The most keys `keys()` collects from one namespace (default 1,000,000, about 100 MB of
+   * key strings) before failing with `E2BIG`: a server whose SCAN never ends (or a namespace
+   * grown by mistake) cannot exhaust the caller's memory.
+   */
+  maxKeys?: number;
+  /**
+   * How long `keys()` may scan in all, in milliseconds (default 60000), before failing with
+   * `ETIMEDOUT`. A SCAN cursor the server returns twice fails at once with `ELOOP`.
+   */
+  scanTimeoutMs?: number;
 }
 
 /**
@@ -96,12 +107,17 @@ const GET_AT_MOST = `local size = redis.call("STRLEN", KEYS[1])
 if size > tonumber(ARGV[1]) then return size end
 return redis.call("GET", KEYS[1])`;
 
+/** The limits among the options. */
+type Limits = Omit<RedisMetadataStoreOptions, "prefix">;
+
 /** RESP's bulk string type (`$`), which node-redis decodes to the type mapped here. */
 const BULK_STRING = 36;
 /** SCAN's batch size hint. */
 const SCAN_COUNT = "1000";
 
 const decoder = new TextDecoder();
+/** Keys must be UTF-8 to be handed out as strings: a lossy decoding would name another key. */
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 /** What is being attempted, for error messages, and until when `update` retries. */
 interface Attempt {
@@ -133,6 +149,17 @@ function globEscape(text: string): string {
   return text.replace(/[*?[\]\\]/g, "\\$&");
 }
 
+/** Bytes as text for a message: printable ASCII as is, every other byte as `\xNN`. */
+function showBytes(bytes: Uint8Array): string {
+  let text = "";
+  for (const byte of bytes) {
+    text += byte >= 0x20 && byte < 0x7f && byte !== 0x5c
+      ? String.fromCharCode(byte)
+      : `\\x${byte.toString(16).padStart(2, "0")}`;
+  }
+  return text;
+}
+
 /**
  * A {@linkcode MetadataStore} on Redis: the value of `(namespace, key)` is the Redis string
  * `<prefix><namespace>/<key>` (the path cleaned and checked exactly as
@@ -161,17 +188,17 @@ export class RedisMetadataStore implements MetadataStore {
   readonly #timeoutMs: number;
   readonly #busyTimeoutMs: number;
   readonly #maxValueBytes: number;
+  readonly #maxKeys: number;
+  readonly #scanTimeoutMs: number;
 
-  private constructor(
-    client: RedisClient,
-    prefix: string,
-    limits: { timeoutMs: number; busyTimeoutMs: number; maxValueBytes: number },
-  ) {
+  private constructor(client: RedisClient, prefix: string, limits: Required<Limits>) {
     this.client = client;
     this.prefix = prefix;
     this.#timeoutMs = limits.timeoutMs;
     this.#busyTimeoutMs = limits.busyTimeoutMs;
     this.#maxValueBytes = limits.maxValueBytes;
+    this.#maxKeys = limits.maxKeys;
+    this.#scanTimeoutMs = limits.scanTimeoutMs;
   }
 
   /**
@@ -195,10 +222,12 @@ export class RedisMetadataStore implements MetadataStore {
     client: RedisClient,
     options: RedisMetadataStoreOptions = {},
   ): Promise<RedisMetadataStore> {
-    const limits = {
+    const limits: Required<Limits> = {
       timeoutMs: options.timeoutMs ?? 10_000,
       busyTimeoutMs: options.busyTimeoutMs ?? 60_000,
       maxValueBytes: options.maxValueBytes ?? 1024 * 1024,
+      maxKeys: options.maxKeys ?? 1_000_000,
+      scanTimeoutMs: options.scanTimeoutMs ?? 60_000,
     };
     for (const [name, value] of Object.entries(limits)) {
       if (!(value >= 0)) {
@@ -318,7 +347,9 @@ export class RedisMetadataStore implements MetadataStore {
 
   /**
    * Lists the keys of a namespace (SCAN over `<prefix><namespace>/*`), sorted, as `get`
-   * takes them.
+   * takes them. The scan is bounded: more than `maxKeys` keys is `E2BIG`, a cursor the server
+   * returns twice `ELOOP`, a scan longer than `scanTimeoutMs` `ETIMEDOUT`; a key that is not
+   * UTF-8 (no string names it) is `EILSEQ`, its bytes shown as `\xNN` in the message.
    *
    * @example
    * ```ts ignore
@@ -330,9 +361,17 @@ export class RedisMetadataStore implements MetadataStore {
    */
   async keys(namespace: string): Promise<string[]> {
     const base = `${this.prefix}${namespacePath(namespace)}/`;
-    const attempt: Attempt = { action: "list", what: namespace, path: base, deadline: 0 };
+    const attempt: Attempt = {
+      action: "list",
+      what: namespace,
+      path: base,
+      deadline: Date.now() + this.#scanTimeoutMs,
+    };
+    const fail = (code: string, why: string) =>
+      new MetadataError(code, `Cannot list "${namespace}" at "${base}": ${why}`, { path: base });
     const pattern = globEscape(base) + "*";
     const keys = new Set<string>();
+    const cursors = new Set<string>();
     let cursor = "0";
     do {
       const reply = await this.#send(attempt, [
@@ -345,9 +384,28 @@ export class RedisMetadataStore implements MetadataStore {
       ]);
       const [next, batch] = Array.isArray(reply) ? reply : [];
       if (!(next instanceof Uint8Array) || !Array.isArray(batch)) throw this.#unexpected(attempt);
-      cursor = decoder.decode(next);
       // SCAN may return a key more than once.
-      for (const key of batch) keys.add(decoder.decode(key).slice(base.length));
+      for (const key of batch) {
+        if (!(key instanceof Uint8Array)) throw this.#unexpected(attempt);
+        let text: string;
+        try {
+          text = strictDecoder.decode(key);
+        } catch {
+          throw fail("EILSEQ", `the key "${showBytes(key)}" is not UTF-8`);
+        }
+        keys.add(text.slice(base.length));
+      }
+      if (keys.size > this.#maxKeys) {
+        throw fail("E2BIG", `more than ${this.#maxKeys} keys (the store's maxKeys)`);
+      }
+      cursor = decoder.decode(next);
+      if (cursor !== "0" && cursors.has(cursor)) {
+        throw fail("ELOOP", `the server returned the SCAN cursor ${cursor} twice`);
+      }
+      cursors.add(cursor);
+      if (cursor !== "0" && Date.now() > attempt.deadline) {
+        throw fail("ETIMEDOUT", `the scan took longer than ${this.#scanTimeoutMs} ms`);
+      }
     } while (cursor !== "0");
     return [...keys].sort();
   }

@@ -32,6 +32,36 @@ function listOrEmpty(bytes: Uint8Array | null): V2Metadata[] {
   }
 }
 
+/**
+ * The list rules, in one place: `entries` recorded into the encoded list `old` (`null` when
+ * absent; a corrupt one counts as empty), each appended after dropping its equals, the newest
+ * 50 kept. An entry the list already holds moves to the end with `"move"` (what `add` does:
+ * the newest sighting is preferred) or keeps its place with `"keep"` (a merge: entries
+ * are only added).
+ *
+ * @param old The list as stored.
+ * @param entries The entries to record, oldest first.
+ * @param listed What happens to an entry the list holds already.
+ * @returns The encoded list, or `old` itself when it would not change.
+ */
+export function recordEntries(
+  old: Uint8Array | null,
+  entries: readonly V2Metadata[],
+  listed: "move" | "keep",
+): Uint8Array {
+  let list = listOrEmpty(old);
+  let recorded = 0;
+  for (const entry of entries) {
+    if (listed === "keep" && list.some((other) => sameEntry(other, entry))) continue;
+    list = list.filter((other) => !sameEntry(other, entry));
+    list.push(entry);
+    recorded++;
+  }
+  if (old !== null && recorded === 0) return old;
+  const bytes = encodeV2MetadataList(list.slice(-MAX_ENTRIES));
+  return old !== null && sameBytes(old, bytes) ? old : bytes;
+}
+
 /** A copy with exactly the three string fields, or `EINVAL`. */
 function entryOf(metadata: V2Metadata): V2Metadata {
   const { digest, sourceRepository, hmac } = metadata ?? {};
@@ -149,11 +179,9 @@ export class V2MetadataService {
     keyPath(BY_DIGEST, mappingKey);
     let listChanged = true;
     await this.#update(listKey, (old) => {
-      const list = listOrEmpty(old).filter((other) => !sameEntry(other, entry));
-      list.push(entry);
-      const bytes = encodeV2MetadataList(list.slice(-MAX_ENTRIES));
-      listChanged = old === null || !sameBytes(old, bytes);
-      return listChanged ? bytes : old; // the same array: the store need not compare again
+      const bytes = recordEntries(old, [entry], "move");
+      listChanged = bytes !== old; // the same array: the store need not compare again
+      return bytes;
     });
     const diffIDBytes = encoder.encode(diffID);
     if (!listChanged && await this.#holds(BY_DIGEST, mappingKey, diffIDBytes)) return;

@@ -297,6 +297,48 @@ export function testStoreConformance(
     await rejectsWithCode(service.getMetadata("nocolon"), "EINVAL");
   });
 
+  it("V2MetadataService refuses a digest with nothing after ':' before touching the store", async (store) => {
+    // Go writes `sha256:` as the file v2metadata-by-diffid/sha256: no sha256 key fits after.
+    let calls = 0;
+    const watched = new Proxy(store, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          calls++;
+          return value.apply(target, args);
+        };
+      },
+    });
+    const service = new V2MetadataService(watched);
+    const key = await computeV2MetadataHMACKey({ username: "u", password: "p" });
+    for (const empty of ["sha256:", "sha256:/", "sha256:.", "sha256:./", "sha256://"]) {
+      await rejectsWithCode(service.add(empty, entry(1)), "EINVAL");
+      await rejectsWithCode(service.add(fakeDigest(1), { ...entry(1), digest: empty }), "EINVAL");
+      await rejectsWithCode(service.tagAndAdd(empty, key, entry(1)), "EINVAL");
+      await rejectsWithCode(
+        service.tagAndAdd(fakeDigest(1), key, { ...entry(1), digest: empty }),
+        "EINVAL",
+      );
+      await rejectsWithCode(service.getDiffID(empty), "EINVAL");
+      await rejectsWithCode(service.getMetadata(empty), "EINVAL");
+      await rejectsWithCode(service.remove({ ...entry(1), digest: empty }), "EINVAL");
+    }
+    assert.equal(calls, 0, "no store call was made");
+    assert.deepEqual(await store.keys!("v2metadata-by-diffid"), []);
+    assert.deepEqual(await store.keys!("diffid-by-digest"), []);
+    // The store still takes sha256 keys: nothing was bricked.
+    await service.add(fakeDigest(2), entry(3));
+    assert.deepEqual(await service.getMetadata(fakeDigest(2)), [entry(3)]);
+  });
+
+  it("V2MetadataService.remove() refuses a stored mapping to a DiffID with nothing after ':'", async (store) => {
+    const service = new V2MetadataService(store);
+    await store.set("diffid-by-digest", fakeDigest(4).replace(":", "/"), encoder.encode("sha256:"));
+    await rejectsWithCode(service.remove(entry(4)), "EINVAL");
+    assert.deepEqual(await store.keys!("v2metadata-by-diffid"), []);
+  });
+
   it("V1IDService.set() and get() round-trip under v1id/<registry>,<id>", async (store) => {
     const service = new V1IDService(store);
     const id = "0123456789abcdef".repeat(4);

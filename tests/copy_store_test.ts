@@ -96,3 +96,42 @@ test("copyStore() from a store without keys() is ENOTSUP", async () => {
     message: "Cannot copy the store: the source cannot list its keys",
   });
 });
+
+test("copyStore() refuses digests with nothing after ':' and leaves the destination usable", async () => {
+  // A store Go wrote for `add("sha256:", …)`: the lists' and mappings' `sha256` are files.
+  const source = await filled();
+  const list = (digest: string) =>
+    encoder.encode(JSON.stringify([{ Digest: digest, SourceRepository: "r", HMAC: "" }]));
+  const badEntry = `sha256/${fakeDigest(3).slice(7)}`;
+  const badValue = `sha256/${fakeDigest(4).slice(7)}`;
+  await source.set("v2metadata-by-diffid", badEntry, list("sha256:"));
+  await source.set("diffid-by-digest", badValue, encoder.encode("sha256:"));
+  const bricked = await open();
+  await bricked.set("v2metadata-by-diffid", "sha256", list(fakeDigest(5)));
+  // The bricked file sits where the sha256 directory of the source is.
+  const combined: MetadataStore = {
+    get: (namespace, key) => (key === "sha256" ? bricked : source).get(namespace, key),
+    set: () => Promise.reject(new Error("the source is not written")),
+    delete: () => Promise.reject(new Error("the source is not written")),
+    async keys(namespace) {
+      return [...await source.keys(namespace), ...await bricked.keys(namespace)].sort();
+    },
+  };
+  const destination = await open();
+  const [lists, mappings] = await copyStore(combined, destination);
+  assert.deepEqual(lists!.failures.map((f) => [f.key, f.code]), [
+    ["sha256", "EINVAL"],
+    [badEntry, "EINVAL"],
+  ]);
+  assert.deepEqual(mappings!.failures.map((f) => [f.key, f.code]), [[badValue, "EINVAL"]]);
+  assert.equal(lists!.copied, 2);
+  assert.deepEqual(
+    await destination.keys("v2metadata-by-diffid"),
+    (await source.keys("v2metadata-by-diffid")).filter((key) => key !== badEntry),
+  );
+  // Still a store sha256 keys fit in.
+  const service = new V2MetadataService(destination);
+  const entry = { digest: fakeDigest(7), sourceRepository: "r", hmac: "" };
+  await service.add(fakeDigest(6), entry);
+  assert.deepEqual(await service.getMetadata(fakeDigest(6)), [entry]);
+});

@@ -4,13 +4,13 @@
 // gains only the entries it is missing, a mapping it has is left alone. A second run writes
 // nothing; an interrupted one is finished by running it again.
 import { sameBytes } from "../_bytes.ts";
-import { decodeV2MetadataList, encodeV2MetadataList } from "../_go_json.ts";
-import { BY_DIFFID, BY_DIGEST, MAX_ENTRIES } from "../_keys.ts";
+import { decodeV2MetadataList } from "../_go_json.ts";
+import { BY_DIFFID, BY_DIGEST, digestKey } from "../_keys.ts";
 import { errorCode } from "../_map_error.ts";
 import { readModifyWrite } from "../_read_modify_write.ts";
 import { MetadataError } from "../errors.ts";
 import type { MetadataStore } from "../metadata_store.ts";
-import type { V2Metadata } from "../v2_metadata.ts";
+import { recordEntries } from "../v2_metadata_service.ts";
 import type { ProgressCallback } from "./scan.ts";
 
 /** The namespaces copied, lists before the mappings that point at them (as `add` writes). */
@@ -38,8 +38,21 @@ export interface NamespaceCopy {
   failures: { key: string; code: string; message: string }[];
 }
 
-function sameEntry(a: V2Metadata, b: V2Metadata): boolean {
-  return a.digest === b.digest && a.sourceRepository === b.sourceRepository && a.hmac === b.hmac;
+const decoder = new TextDecoder();
+
+/**
+ * `EINVAL` for a list or mapping key that is no `<alg>/<encoded>`: written by a digest with
+ * nothing after its `:` (Go accepts `sha256:`), it would make `sha256` a file in the
+ * destination, where no `sha256:` key could be written again.
+ */
+function checkDigestKey(namespace: string, key: string): void {
+  if (key.includes("/")) return;
+  throw new MetadataError(
+    "EINVAL",
+    `Cannot copy "${namespace}/${key}": the key is not <alg>/<encoded>; copied, it would ` +
+      `block every "${key}:" digest in the destination`,
+    { path: `${namespace}/${key}` },
+  );
 }
 
 /** The destination's read-modify-write: its own atomic `update`, else get and set. */
@@ -61,6 +74,7 @@ async function copyKey(
   namespace: string,
   key: string,
 ): Promise<"copied" | "merged" | "unchanged" | "conflict" | "gone"> {
+  if (namespace === BY_DIFFID || namespace === BY_DIGEST) checkDigestKey(namespace, key);
   let bytes: Uint8Array;
   try {
     bytes = await source.get(namespace, key);
@@ -68,28 +82,20 @@ async function copyKey(
     if (errorCode(error) === "ENOENT") return "gone";
     throw error;
   }
+  if (namespace === BY_DIGEST) digestKey(decoder.decode(bytes));
   let outcome: "copied" | "merged" | "unchanged" | "conflict" = "unchanged";
   if (namespace === BY_DIFFID) {
     // A corrupt source list is reported, not copied.
     const entries = decodeV2MetadataList(bytes);
+    for (const { digest } of entries) digestKey(digest);
     await update(destination, namespace, key, (old) => {
       if (old === null) {
         outcome = "copied";
         return bytes;
       }
-      let list: V2Metadata[];
-      try {
-        list = decodeV2MetadataList(old);
-      } catch {
-        list = []; // As V2MetadataService.add: a corrupt list counts as empty.
-      }
-      const missing = entries.filter((entry) => !list.some((other) => sameEntry(entry, other)));
-      if (missing.length === 0) {
-        outcome = "unchanged";
-        return old;
-      }
-      outcome = "merged";
-      return encodeV2MetadataList([...list, ...missing].slice(-MAX_ENTRIES));
+      const merged = recordEntries(old, entries, "keep");
+      outcome = merged === old ? "unchanged" : "merged";
+      return merged;
     });
   } else {
     await update(destination, namespace, key, (old) => {
@@ -120,9 +126,13 @@ export async function copyStore(
   if (!source.keys) {
     throw new MetadataError("ENOTSUP", "Cannot copy the store: the source cannot list its keys");
   }
+  // Every namespace is listed before anything is written: a source that cannot be listed
+  // whole (a key that is not UTF-8, a scan that never ends) leaves the destination as it was.
+  const listed: string[][] = [];
+  for (const namespace of COPIED_NAMESPACES) listed.push(await source.keys(namespace));
   const results: NamespaceCopy[] = [];
-  for (const namespace of COPIED_NAMESPACES) {
-    const keys = await source.keys(namespace);
+  for (const [index, namespace] of COPIED_NAMESPACES.entries()) {
+    const keys = listed[index]!;
     const result: NamespaceCopy = {
       namespace,
       keys: keys.length,

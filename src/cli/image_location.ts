@@ -2,15 +2,13 @@
 // `oci:DIR[:TAG]` (an OCI image layout directory). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
 import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import { isOciRefName } from "../registry/oci_layout.ts";
 import { UsageError } from "./args.ts";
 
 /** Where `copy` reads or writes an image. */
 export type ImageLocation =
   | { kind: "docker"; reference: Reference; text: string }
   | { kind: "oci"; dir: string; tag: string | undefined; text: string };
-
-/** A tag or digest: what may follow the last `:` of `oci:DIR:TAG` (skopeo's rule). */
-const OCI_TAG = /^[\w][\w.-]{0,127}$/;
 
 /**
  * Reads one side of `copy`.
@@ -39,13 +37,20 @@ export function parseImageLocation(text: string, cwd: string): ImageLocation {
     return { kind: "docker", reference, text };
   }
   if (text.startsWith("oci:")) {
+    // As skopeo: the directory ends at the first ":", and what follows must be a name the
+    // layout's grammar accepts, so `oci:d/x:../../y` is refused, not the directory `x:..`.
     let dir = text.slice("oci:".length);
     let tag: string | undefined;
-    const colon = dir.lastIndexOf(":");
-    if (colon >= 0 && !dir.slice(colon + 1).includes("/")) {
+    const colon = dir.indexOf(":");
+    if (colon >= 0) {
       tag = dir.slice(colon + 1);
       dir = dir.slice(0, colon);
-      if (!OCI_TAG.test(tag)) throw new UsageError(`Cannot copy "${text}": "${tag}" is not a tag`);
+      if (!isOciRefName(tag)) {
+        throw new UsageError(
+          `Cannot copy "${text}": invalid image "${tag}": an OCI layout names images by ` +
+            "letters and digits joined by one of -._:@+ or --, in components separated by /",
+        );
+      }
     }
     if (dir === "") throw new UsageError(`Cannot copy "${text}": no directory`);
     if (!dir.startsWith("/")) dir = `${cwd.replace(/\/+$/, "")}/${dir}`;

@@ -95,6 +95,8 @@ export interface RegistryErrorOptions {
   errors?: RegistryErrorEntry[] | undefined;
   /** A short machine-readable reason, e.g. `repository name must be lowercase`. */
   reason?: string | undefined;
+  /** The wait in ms the answer's `Retry-After` asked for, when it had one. */
+  retryAfter?: number | undefined;
   /** The underlying error. */
   cause?: unknown;
 }
@@ -125,13 +127,15 @@ export class RegistryError extends Error {
   readonly errors: RegistryErrorEntry[];
   /** A short reason, e.g. `repository name must be lowercase`, when there is one. */
   readonly reason: string | undefined;
+  /** The wait in ms the answer's `Retry-After` asked for, when it had one. */
+  readonly retryAfter: number | undefined;
 
   /**
    * Creates an error.
    *
    * @param code What failed.
    * @param message What was attempted and why it failed.
-   * @param options Status, method, URL, registry entries, reason and cause.
+   * @param options Status, method, URL, registry entries, reason, `Retry-After` and cause.
    */
   constructor(code: RegistryErrorCode, message: string, options: RegistryErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -142,6 +146,7 @@ export class RegistryError extends Error {
     this.url = options.url;
     this.errors = options.errors ?? [];
     this.reason = options.reason;
+    this.retryAfter = options.retryAfter;
   }
 }
 
@@ -178,7 +183,7 @@ export function schema1Deprecated(ref: string | null): RegistryError {
 }
 
 /** The registry's entries in an error body; anything not shaped as one is dropped. */
-export function errorEntries(body: unknown): RegistryErrorEntry[] {
+function errorEntries(body: unknown): RegistryErrorEntry[] {
   const list = (body as { errors?: unknown } | null)?.errors;
   if (!Array.isArray(list)) return [];
   const entries: RegistryErrorEntry[] = [];
@@ -195,7 +200,7 @@ export function errorEntries(body: unknown): RegistryErrorEntry[] {
 }
 
 /** The code an HTTP error answer stands for: its first entry's, else its status's. */
-export function codeOf(
+function codeOf(
   status: number,
   entries: RegistryErrorEntry[],
   notFound: RegistryErrorCode,
@@ -217,4 +222,138 @@ export function codeOf(
       return "TOOMANYREQUESTS";
   }
   return "UNKNOWN";
+}
+
+/** An HTTP error answer, its body read up to a limit. */
+export interface ErrorAnswer {
+  /** The HTTP status. */
+  status: number;
+  /** The headers. */
+  headers: Headers;
+  /** The first bytes of the body (the caller bounds how many). */
+  body: Uint8Array;
+}
+
+/** How {@linkcode errorFromAnswer} names and codes an answer. */
+export interface ErrorAnswerOptions {
+  /** What was attempted, e.g. `fetch a token from "<realm>"` (default `<METHOD> "<url>"`). */
+  what?: string;
+  /** The code a 404 without a registry code means (default `UNKNOWN`). */
+  notFound?: RegistryErrorCode;
+  /** The code whatever the answer says. */
+  code?: RegistryErrorCode;
+}
+
+/** The longest summary of an error body kept in a message, in characters. */
+const MAX_SUMMARY = 200;
+
+/**
+ * Turns an HTTP error answer into a {@linkcode RegistryError}: the code of its first registry
+ * error entry, else of its status; the message says what was attempted and what the server
+ * itself said (see {@linkcode errorSummary}); a `Retry-After` is kept.
+ *
+ * @param answer Status, headers and the first bytes of the body.
+ * @param request The request's method and URL.
+ * @param options What was attempted, and how a 404 (or any answer) is coded.
+ * @returns The error to throw.
+ *
+ * @example
+ * ```ts
+ * import { errorFromAnswer } from "./errors.ts";
+ *
+ * const body = new TextEncoder().encode('{"details":"incorrect username or password"}');
+ * const error = errorFromAnswer(
+ *   { status: 401, headers: new Headers(), body },
+ *   { method: "GET", url: "https://auth.example/token" },
+ * );
+ * console.log(error.code, error.message);
+ * // UNAUTHORIZED Cannot GET "https://auth.example/token": status 401: incorrect username or password
+ * ```
+ */
+export function errorFromAnswer(
+  answer: ErrorAnswer,
+  request: { method: string; url: string },
+  options: ErrorAnswerOptions = {},
+): RegistryError {
+  const { status, headers } = answer;
+  const text = new TextDecoder().decode(answer.body);
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // not JSON: summarised as text
+  }
+  const errors = errorEntries(json);
+  const summary = errorSummary(json, text, headers.get("content-type") ?? "");
+  const first = errors[0];
+  const said = first === undefined
+    ? `status ${status}${summary === "" ? "" : `: ${summary}`}`
+    : `${first.code.toLowerCase().replaceAll("_", " ")}${summary === "" ? "" : `: ${summary}`}`;
+  const retryAfter = parseRetryAfter(headers.get("retry-after"));
+  const what = options.what ?? `${request.method} "${request.url}"`;
+  return new RegistryError(
+    options.code ?? codeOf(status, errors, options.notFound ?? "UNKNOWN"),
+    `Cannot ${what}: ${said}`,
+    {
+      status,
+      method: request.method,
+      url: request.url,
+      errors,
+      ...(summary === "" ? {} : { reason: summary }),
+      ...(retryAfter === null ? {} : { retryAfter }),
+    },
+  );
+}
+
+/**
+ * The server's own words in an error body, on one line of at most {@linkcode MAX_SUMMARY}
+ * characters ("" when it said nothing): the messages (and string details) of a registry's
+ * `errors[]`; a token server's `details`, `detail`, `message` or OAuth 2 `error_description`
+ * and `error`; an HTML page's title (or its text); else the body's first line.
+ */
+function errorSummary(json: unknown, text: string, contentType: string): string {
+  if (json !== null && typeof json === "object") {
+    return clip(jsonWords(json as Record<string, unknown>), MAX_SUMMARY);
+  }
+  if (/html/i.test(contentType) || /^\s*</.test(text)) {
+    const title = /<title[^>]*>([^<]*)/i.exec(text)?.[1];
+    const words = clip(
+      (title ?? text.replace(/<(script|style)[\s\S]*?<\/\1>|<[^>]*>/gi, " "))
+        .replace(/&[a-z]+;|&#\d+;/gi, " "),
+      MAX_SUMMARY - 'HTML page ""'.length,
+    );
+    return words === "" ? "" : `HTML page "${words}"`;
+  }
+  return clip(text.trim().split(/\r?\n/, 1)[0] ?? "", MAX_SUMMARY);
+}
+
+/** `text` on one line, cut to `max` characters. */
+function clip(text: string, max: number): string {
+  // deno-lint-ignore no-control-regex
+  const line = text.replace(/[\s\x00-\x1f\x7f]+/g, " ").trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/** The words of a JSON error body, registry's or token server's. */
+function jsonWords(body: Record<string, unknown>): string {
+  const entries = errorEntries(body);
+  if (entries.length > 0) {
+    return entries.map((e) =>
+      [e.message, typeof e.detail === "string" ? e.detail : ""].filter((s) => s !== "").join(": ")
+    ).filter((s) => s !== "").join("; ");
+  }
+  for (const name of ["error_description", "details", "detail", "message", "error"]) {
+    const value = body[name];
+    if (typeof value === "string" && value.trim() !== "") return value;
+  }
+  return "";
+}
+
+/** `Retry-After` in ms: delta-seconds or an HTTP date; `null` when absent or unreadable. */
+function parseRetryAfter(value: string | null): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? null : Math.max(date - Date.now(), 0);
 }

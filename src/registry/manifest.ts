@@ -6,6 +6,7 @@
  */
 import { isDigest } from "./_digest.ts";
 import { RegistryError, schema1Deprecated } from "./errors.ts";
+import { LIMITS } from "./transport/limits.ts";
 import type { Descriptor, Manifest } from "./types.ts";
 
 /** Docker image manifest, schema 2. */
@@ -124,6 +125,15 @@ export function parseManifest(
   if (INDEX_TYPES.has(mediaType)) {
     if (!Array.isArray(json.manifests)) {
       throw malformed("Cannot parse index: no manifests", ref);
+    }
+    // Each entry is a manifest to fetch or copy: a crafted index must not mean unbounded work.
+    if (json.manifests.length > LIMITS.indexEntries) {
+      throw new RegistryError(
+        "TOO_LARGE",
+        `Cannot parse index: ${json.manifests.length} manifests, more than ` +
+          `LIMITS.indexEntries (${LIMITS.indexEntries})`,
+        { url: ref ?? undefined },
+      );
     }
     refs = json.manifests.map((m, i) => descriptorOf(m, `manifests[${i}]`, ref));
   } else if (IMAGE_TYPES.has(mediaType)) {

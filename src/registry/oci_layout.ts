@@ -20,6 +20,25 @@ export const ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name";
 /** The annotation containerd (and `docker save`) write the full reference to. */
 export const ANNOTATION_IMAGE_NAME = "io.containerd.image.name";
 
+/**
+ * The OCI image layout's grammar for `org.opencontainers.image.ref.name`, as skopeo checks
+ * it: components of letters and digits joined by one of `-._:@+` or by `--`, separated by `/`.
+ */
+const REF_NAME_COMPONENT = "[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*";
+const REF_NAME = new RegExp(`^${REF_NAME_COMPONENT}(?:/${REF_NAME_COMPONENT})*$`);
+
+/**
+ * Whether `name` may name an image in an OCI layout (the grammar skopeo and the image spec
+ * give `org.opencontainers.image.ref.name`): `1.0`, `app:1.0`, `127.0.0.1:5000/app:1.0`, not
+ * `../x`, `-x` or the empty string.
+ *
+ * @param name The tag or reference.
+ * @returns Whether the grammar accepts it.
+ */
+export function isOciRefName(name: string): boolean {
+  return REF_NAME.test(name);
+}
+
 const FILE_MODE = 0o644;
 const DIRECTORY_MODE = 0o755;
 const encoder = new TextEncoder();
@@ -314,11 +333,22 @@ export class OciLayoutStore implements ContentStore {
   /**
    * Points a name at a manifest in `index.json`, replacing the entry that had that name.
    *
-   * @param name The tag or reference to write to `org.opencontainers.image.ref.name`.
+   * @param name The tag or reference to write to `org.opencontainers.image.ref.name`;
+   * `TAG_INVALID` when the layout's grammar ({@linkcode isOciRefName}) refuses it.
    * @param descriptor The manifest's descriptor (its blob should be stored).
    * @returns Nothing.
    */
   tag(name: string, descriptor: Descriptor): Promise<void> {
+    if (!isOciRefName(name)) {
+      return Promise.reject(
+        new RegistryError(
+          "TAG_INVALID",
+          `Cannot tag "${name}" in "${this.dir}": not an OCI reference name (letters and ` +
+            "digits joined by one of -._:@+ or --, in components separated by /)",
+          { url: this.dir },
+        ),
+      );
+    }
     const run = this.#queue.then(async () => {
       const index = await this.#readIndex();
       index.manifests = index.manifests.filter((d) =>

@@ -11,7 +11,8 @@
 import type { AuthConfig } from "../../hmac.ts";
 import { RegistryError } from "../errors.ts";
 import type { AuthChallenge } from "./challenge.ts";
-import { type CallLimits, discard, type HttpRequest, send } from "./http.ts";
+import { errorFromResponse } from "./error_answer.ts";
+import { type CallLimits, type HttpRequest, send } from "./http.ts";
 import { LIMITS, parseJson, readAtMost } from "./limits.ts";
 import type { Transport } from "./transport.ts";
 
@@ -132,12 +133,10 @@ export class Authenticator {
     const response = await send(this.#transport, request, this.#limits);
     const where = `a token from "${realm}"`;
     if (response.status < 200 || response.status > 299) {
-      await discard(response);
-      throw new RegistryError(
-        response.status === 401 ? "UNAUTHORIZED" : "DENIED",
-        `Cannot fetch ${where}: status ${response.status}`,
-        { status: response.status, method: request.method, url: realm.toString() },
-      );
+      throw await errorFromResponse(response, { method: request.method, url: realm.toString() }, {
+        what: `fetch ${where}`,
+        code: response.status === 401 ? "UNAUTHORIZED" : "DENIED",
+      });
     }
     const body = parseJson(
       await readAtMost(response.body, LIMITS.token, where, realm.toString()),

@@ -7,22 +7,17 @@
  * @module
  */
 import type { AuthConfig } from "../../hmac.ts";
-import { codeOf, errorEntries, RegistryError, type RegistryErrorCode } from "../errors.ts";
+import { RegistryError, type RegistryErrorCode } from "../errors.ts";
 import { Authenticator } from "./auth.ts";
 import { parseAuthChallenges } from "./challenge.ts";
+import { errorFromResponse } from "./error_answer.ts";
 import { type CallLimits, discard, type HttpResponse, send } from "./http.ts";
-import { DEFAULT_IDLE_TIMEOUT, LIMITS, readAtMost } from "./limits.ts";
+import { DEFAULT_IDLE_TIMEOUT } from "./limits.ts";
 import { defaultTransport, isNode, type TlsOptions } from "./default_transport.ts";
 import { fetchTransport, type Transport } from "./transport.ts";
 import { DEFAULT_USER_AGENT, withUserAgent } from "./user_agent.ts";
-import {
-  isRetryable,
-  parseRetryAfter,
-  retryDelay,
-  type RetryPolicy,
-  retryPolicy,
-  sleep,
-} from "./retry.ts";
+import { isRetryable, type OnRetry, RetryBudget, type RetryPolicy, retryPolicy } from "./retry.ts";
+import { answeredUrl } from "./url.ts";
 
 /** What a request needs besides its method and URL. */
 export interface RequestOptions {
@@ -46,8 +41,14 @@ export interface RequestOptions {
   detached?: boolean;
   /** Not retried here (the caller retries at its own level, e.g. a chunk of an upload). */
   once?: boolean;
-  /** Told before each new attempt: the attempts made and the failure of the last one. */
-  onRetry?: (attempt: number, error: RegistryError) => void;
+  /**
+   * The operation this request is part of (a blob's upload or download): its retries spend
+   * that operation's budget, and are told to that budget's listener (default: a budget of its
+   * own, telling `onRetry`).
+   */
+  retry?: RetryBudget;
+  /** Told before each new attempt of a request with a budget of its own. */
+  onRetry?: OnRetry | undefined;
 }
 
 /** Options of a {@linkcode RegistryClient}. */
@@ -73,9 +74,6 @@ export interface RegistryClientOptions {
 
 /** The longest idle time of a detached request (an upload session's clean-up). */
 const DETACHED_IDLE_TIMEOUT = 5_000;
-
-/** The `Retry-After` of each error made from an answer that had one, in ms. */
-const retryAfterOf = new WeakMap<RegistryError, number>();
 
 /** A registry endpoint, e.g. `https://registry-1.docker.io` or `http://127.0.0.1:5000`. */
 export class RegistryClient {
@@ -114,22 +112,15 @@ export class RegistryClient {
     this.#retry = retryPolicy(options.retry);
   }
 
-  /** How this client's requests, and the transfers built on them, are retried. */
-  get retry(): Required<RetryPolicy> {
-    return this.#retry;
-  }
-
   /**
-   * Waits before attempt `attempt + 1` after `error`: backoff with jitter, at least the
-   * `Retry-After` of the answer it came from. Fails with `ABORTED` when the call aborts.
+   * A fresh budget for one operation under this client's retry policy, its waits aborted by
+   * the call's signal.
    *
-   * @param attempt Attempts made so far.
-   * @param error The last failure.
-   * @returns When it is time.
+   * @param onRetry Told before each new attempt of the operation.
+   * @returns The budget.
    */
-  backoff(attempt: number, error: unknown): Promise<void> {
-    const retryAfter = error instanceof RegistryError ? retryAfterOf.get(error) ?? null : null;
-    return sleep(retryDelay(this.#retry, attempt, retryAfter), this.#limits.signal);
+  retryBudget(onRetry?: OnRetry): RetryBudget {
+    return new RetryBudget(this.#retry, this.#limits.signal, onRetry);
   }
 
   /** The limits every request of this client runs under. */
@@ -141,15 +132,15 @@ export class RegistryClient {
   async ping(): Promise<void> {
     const url = `${this.endpoint}/v2/`;
     const response = await send(this.#transport, { method: "GET", url }, this.#limits);
+    if (response.status < 200 || (response.status > 299 && response.status !== 401)) {
+      throw await errorFromResponse(response, { method: "GET", url }, {
+        what: `ping "${url}"`,
+        code: "UNKNOWN",
+      });
+    }
     await discard(response);
     if (response.status === 401) {
       this.#auth.learn(parseAuthChallenges(response.headers.get("www-authenticate")));
-    } else if (response.status < 200 || response.status > 299) {
-      throw new RegistryError("UNKNOWN", `Cannot ping "${url}": status ${response.status}`, {
-        status: response.status,
-        method: "GET",
-        url,
-      });
     }
     this.#pinged = true;
   }
@@ -158,10 +149,10 @@ export class RegistryClient {
    * Sends a request to a path of the endpoint or to an absolute URL it gave (an upload
    * location, a `Link`), authorised only when that URL is on the endpoint's origin.
    *
-   * @param method The HTTP method.
-   * @param pathOrUrl `/v2/...`, or an absolute URL.
-   * A failure with no answer (`UNREACHABLE`) or a `408`, `429` or `5xx` answer is retried
-   * with backoff, per the client's retry policy, unless the body is a stream or `options.once`.
+   * A failure with no answer (`UNREACHABLE`) or a `408`, `429` or `5xx` answer is sent again
+   * with backoff within `options.retry` (or a budget of its own), unless the body is a stream
+   * or `options.once`. A stall is not retried here: a request that never answers would hold
+   * the call for every attempt (blob downloads resume after one, uploads start again).
    *
    * @param method The HTTP method.
    * @param pathOrUrl `/v2/...`, or an absolute URL.
@@ -175,20 +166,12 @@ export class RegistryClient {
   ): Promise<HttpResponse> {
     if (!this.#pinged) await this.ping();
     const url = resolveUrl(this.endpoint, pathOrUrl);
-    const retries = !options.once && !(options.body instanceof ReadableStream);
-    for (let attempt = 1;; attempt++) {
-      try {
-        return await this.#exchange(method, url, options);
-      } catch (error) {
-        // A stall is not retried here: a request that never answers would hold the call for
-        // every attempt. Blob downloads resume after one (see the repository).
-        const again = retries && attempt < this.#retry.attempts && isRetryable(error) &&
-          error.code !== "TIMEOUT" && error.code !== "TRUNCATED";
-        if (!again) throw error;
-        options.onRetry?.(attempt, error);
-        await this.backoff(attempt, error);
-      }
-    }
+    const exchange = () => this.#exchange(method, url, options);
+    if (options.once || options.body instanceof ReadableStream) return await exchange();
+    return await (options.retry ?? this.retryBudget(options.onRetry)).run(exchange, {
+      again: (error) =>
+        isRetryable(error) && error.code !== "TIMEOUT" && error.code !== "TRUNCATED",
+    });
   }
 
   /** One attempt, answering a 401 challenge once when the body can be sent again. */
@@ -196,7 +179,7 @@ export class RegistryClient {
     const limits: CallLimits = options.detached
       ? { idleTimeout: Math.min(this.#limits.idleTimeout, DETACHED_IDLE_TIMEOUT) }
       : this.#limits;
-    const scopes = [...options.scopes ?? []];
+    const scopes = options.scopes ?? [];
     const replayable = !(options.body instanceof ReadableStream);
     for (let attempt = 0;; attempt++) {
       const headers: Record<string, string> = { ...options.headers };
@@ -213,17 +196,16 @@ export class RegistryClient {
         const challenges = parseAuthChallenges(response.headers.get("www-authenticate"));
         if (challenges.length > 0 && this.#auth.canAnswer(challenges)) {
           await discard(response);
+          // The challenge's own `scope` is not asked for: it may name other repositories, and
+          // the token request carries the user's credentials (dockerd does not ask it either).
           this.#auth.learn(challenges);
-          const scope = challenges.find((c) => c.scheme === "bearer")?.params.scope;
-          if (scope !== undefined) scopes.push(...scope.split(" "));
           continue;
         }
       }
       if (response.status < 400) return response;
-      const error = await errorFromResponse(response, method, url, options.notFound ?? "UNKNOWN");
-      const retryAfter = parseRetryAfter(response.headers.get("retry-after"));
-      if (retryAfter !== null) retryAfterOf.set(error, retryAfter);
-      throw error;
+      throw await errorFromResponse(response, { method, url }, {
+        notFound: options.notFound ?? "UNKNOWN",
+      });
     }
   }
 }
@@ -238,61 +220,5 @@ function callerTransport(fetchFn: typeof fetch, tls: TlsOptions | undefined): Tr
 
 /** An absolute http(s) URL for a path of the endpoint, or for a URL an answer gave. */
 function resolveUrl(endpoint: string, pathOrUrl: string): string {
-  if (pathOrUrl.startsWith("/")) return endpoint + pathOrUrl;
-  const url = URL.canParse(pathOrUrl) ? new URL(pathOrUrl) : null;
-  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:")) {
-    throw new RegistryError("MALFORMED", `Cannot follow "${pathOrUrl}": not an http(s) URL`, {
-      url: pathOrUrl,
-    });
-  }
-  return url.toString();
-}
-
-/**
- * Turns an error answer into a {@linkcode RegistryError}: the code of its first registry
- * error entry, else of its status. At most {@linkcode LIMITS}`.errorBody` bytes are read.
- *
- * @param response The answer (its body is consumed).
- * @param method The request's method.
- * @param url The request's URL.
- * @param notFound The code a 404 without a registry code means.
- * @returns The error to throw.
- */
-export async function errorFromResponse(
-  response: HttpResponse,
-  method: string,
-  url: string,
-  notFound: RegistryErrorCode,
-): Promise<RegistryError> {
-  let text = "";
-  try {
-    text = new TextDecoder().decode(await readAtMost(response.body, LIMITS.errorBody, "", url));
-  } catch {
-    // too long, stalled or cut: the status alone tells
-    await discard(response);
-  }
-  let body: unknown = null;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    // not JSON: the status alone tells
-  }
-  const errors = errorEntries(body);
-  const status = response.status;
-  const code = codeOf(status, errors, notFound);
-  const first = errors[0];
-  const detail = first === undefined
-    ? `status ${status}${
-      text === "" || body !== null ? "" : `: ${JSON.stringify(text.slice(0, 200))}`
-    }`
-    : `${first.code.toLowerCase().replaceAll("_", " ")}${
-      first.message ? `: ${first.message}` : ""
-    }`;
-  return new RegistryError(code, `Cannot ${method} "${url}": ${detail}`, {
-    status,
-    method,
-    url,
-    errors,
-    ...(first?.message ? { reason: first.message } : {}),
-  });
+  return pathOrUrl.startsWith("/") ? endpoint + pathOrUrl : answeredUrl(pathOrUrl);
 }

@@ -21,6 +21,7 @@ const MiB = 1024 * KiB;
  * - `tagList`: 32 MiB for all pages of a tag list together, `tagPages` 10,000 pages.
  * - `layoutIndex`: 16 MiB for an OCI layout's `index.json`.
  * - `indexDepth`: 8 levels of image indexes within indexes on push.
+ * - `indexEntries`: 1,000 manifests in one image index (real ones list a few dozen).
  */
 export const LIMITS = {
   manifest: 4 * MiB,
@@ -31,6 +32,7 @@ export const LIMITS = {
   tagPages: 10_000,
   layoutIndex: 16 * MiB,
   indexDepth: 8,
+  indexEntries: 1_000,
 } as const;
 
 /**
