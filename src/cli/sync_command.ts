@@ -23,8 +23,9 @@ import { parseSyncYaml, type YamlValue } from "./sync_yaml.ts";
 /**
  * Destination repositories filled at once; the images of one go one after the other, each
  * moving 3 blobs at a time. Two images committing a layer they share into one repository at
- * once race in docker-registry (its filesystem driver rewrites the repository's link file in
- * place): a manifest put meanwhile was seen to find that layer unknown (once in ~7 runs).
+ * once made a manifest put find that layer unknown (once in ~7 runs on docker-registry 2.8;
+ * likely its filesystem driver rewriting the repository's link file in place), so one
+ * repository's images never overlap.
  */
 const CONCURRENT_REPOSITORIES = 2;
 
