@@ -63,7 +63,7 @@ test("cli.ts sync copies every tag of a repository, records into one store, and 
   const service = new V2MetadataService(await FSMetadataStore.open(root, { fs: nodeFileSystem }));
   const sources = (await service.getMetadata(images[0]!.diffIDs[0]!)).map((e) => e.sourceRepository)
     .sort();
-  assert.deepEqual(sources, [`${source.host}/team/app`, `${target.host}/mirror/app`]);
+  assert.deepEqual(sources, [`${source.host}/team/app`, `${target.host}/mirror/app`].sort());
   // Again: every blob is there, none is uploaded.
   const before = (await target.requests()).length;
   const again = await runCli(args, SYNC);

@@ -65,6 +65,21 @@ test("worker: the core runs in workerd without Deno, Bun, process or require", a
   });
 });
 
+test("worker: tls options and credential helpers fail with typed errors saying workerd cannot", async () => {
+  const { status, text } = await call("/unsupported");
+  assert.equal(status, 200);
+  assert.deepEqual(JSON.parse(text), {
+    tls: [
+      "UNSUPPORTED",
+      "Cannot use TLS options: this runtime has neither Deno.createHttpClient, Bun's fetch nor node:https (workers cannot set TLS per registry)",
+    ],
+    helper: [
+      "ENOSYS",
+      'Cannot run credential helper "desktop": this runtime cannot run programs; pass runProgram',
+    ],
+  });
+});
+
 test("worker: computeV2MetadataHMACKey() of {} is sha256:44136fa3…", async () => {
   assert.deepEqual(await call("/hmac-key", { auth: {} }), {
     status: 200,

@@ -213,7 +213,7 @@ Commands:
                         the repository's tags, one a line
   delete docker://REF   deletes the manifest (a tag is resolved to its digest first)
   sync docker://REPO docker://DEST
-                        every tag of a repository into DEST/<last name part>, 2 images at once,
+                        every tag of a repository into DEST/<last name part>, one image at a time,
                         one metadata store; run again to resume (blobs there are not sent again)
   sync --src yaml FILE docker://DEST
                         the images a skopeo sync YAML list names

@@ -12,7 +12,7 @@ import {
 } from "../registry/mod.ts";
 
 /** Where docker keeps per-registry certificates (`registry.CertsDir` for a rootful dockerd). */
-export const DOCKER_CERTS_DIR = "/etc/docker/certs.d";
+const DOCKER_CERTS_DIR = "/etc/docker/certs.d";
 
 /**
  * The certs.d directory: `DISTRIBUTION_METADATA_CERTS_D` when set (tests, a rootless docker's
@@ -71,7 +71,7 @@ export interface AccessOptions {
 }
 
 /** Hosts a registry runs on without TLS by default: this machine (dockerd's 127.0.0.0/8). */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   const name = host.replace(/:\d+$/, "");
   return name === "localhost" || name === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(name);
 }

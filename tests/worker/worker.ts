@@ -13,6 +13,7 @@ import {
   V2MetadataService,
 } from "../../mod.ts";
 import { DenoKvMetadataStore } from "../../src/kv_store.ts";
+import { keychainFromConfig, tags } from "../../src/registry/mod.ts";
 import { MemoryKv } from "../_memory_kv.ts";
 
 interface Body {
@@ -60,6 +61,15 @@ async function handle(request: Request): Promise<Response> {
         process: typeof globals.process,
         require: typeof globals.require,
       });
+    }
+    case "GET /unsupported": {
+      // What a worker cannot do, as typed errors: TLS settings per registry, running a helper.
+      const failure = (error: { code?: string; message?: string }) => [error.code, error.message];
+      const tls = await tags("127.0.0.1:1/team/app", { tls: { insecureSkipVerify: true } })
+        .then(() => null, failure);
+      const helper = await keychainFromConfig('{"credsStore":"desktop"}', "config.json")
+        .resolve("r.test").then(() => null, failure);
+      return Response.json({ tls, helper });
     }
     case "POST /hmac-key": {
       const key = await keyOf(body.auth);
