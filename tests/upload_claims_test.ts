@@ -142,10 +142,10 @@ async function finished(builder: Builder): Promise<PushedLayer[]> {
   return JSON.parse(line) as PushedLayer[];
 }
 
-/** How many uploads of each digest the registry completed (`PUT …?digest=` answered 201). */
-async function completedUploads(): Promise<Map<string, number>> {
+/** How many uploads of each digest a registry completed (`PUT …?digest=` answered 201). */
+async function completedUploads(server = registry): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const request of await registry.requests()) {
+  for (const request of await server.requests()) {
     const match = /[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(request.url);
     if (request.method !== "PUT" || request.status !== 201 || !match) continue;
     const digest = decodeURIComponent(match[1]!);
@@ -368,13 +368,7 @@ test("copy on Redis: 4 builders copying images that share layers upload each lay
     const results = await runTogether(
       sources.map((source, i) => ({ store, layout: layouts[i]!, ref: refs[i]!, source })),
     );
-    const uploads = new Map<string, number>();
-    for (const request of await destination.requests()) {
-      const match = /[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(request.url);
-      if (request.method !== "PUT" || request.status !== 201 || !match) continue;
-      const digest = decodeURIComponent(match[1]!);
-      uploads.set(digest, (uploads.get(digest) ?? 0) + 1);
-    }
+    const uploads = await completedUploads(destination);
     for (const digest of shared) assert.equal(uploads.get(digest), 1, `uploads of ${digest}`);
     for (const [n] of shared.entries()) {
       const outcomes = results.map((layers) => layers[n]!);
