@@ -63,6 +63,7 @@ async function writeImages(scratch: string) {
 function throttlingProxy(port: number, bytesPerSecond: number): Promise<Server> {
   const links = [0, 0]; // when each direction's link is free again, in ms
   const pipe = (from: Socket, to: Socket, direction: number) => {
+    const untilFree = () => Math.max(0, links[direction]! - performance.now());
     from.on("data", (chunk: Uint8Array) => {
       const start = Math.max(performance.now(), links[direction]!);
       links[direction] = start + chunk.length / bytesPerSecond * 1000;
@@ -70,9 +71,9 @@ function throttlingProxy(port: number, bytesPerSecond: number): Promise<Server> 
       setTimeout(() => {
         to.write(chunk);
         from.resume();
-      }, links[direction]! - performance.now());
+      }, untilFree());
     });
-    from.on("end", () => setTimeout(() => to.end(), links[direction]! - performance.now()));
+    from.on("end", () => setTimeout(() => to.end(), untilFree()));
     from.on("error", () => to.destroy());
   };
   const server = createServer((client) => {
@@ -95,7 +96,7 @@ async function fleet(command: Command, specs: PusherSpec[]): Promise<{
     const next = () => new Promise<string>((resolve) => lines.once("line", resolve));
     return { child, next };
   });
-  for (const { next } of children) await next(); // "ready"
+  await Promise.all(children.map(({ next }) => next())); // every builder is "ready"
   const results = children.map(({ next }) => next());
   const start = performance.now();
   for (const { child } of children) child.stdin!.write("go\n");

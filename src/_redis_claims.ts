@@ -50,36 +50,16 @@ function claimOf(reply: unknown): Claim | null {
 /** {@linkcode UploadClaims} on the Redis store's connection, under `prefix`. */
 export function redisClaims(send: ClaimSend, prefix: string): UploadClaims {
   const pathOf = (key: string) => `${prefix}${CLAIMS}/${key}`;
-  const ttl = (ms: number) => String(Math.max(1, Math.ceil(ms)));
+  /** Runs TAKE or RENEW: both write the owner's claim with a new expiry. */
+  const write = (action: string, script: string, key: string, claim: Claim, ttlMs: number) => {
+    const owner = ownerPrefix(claim.owner);
+    const path = pathOf(key);
+    const ttl = String(Math.max(1, Math.ceil(ttlMs)));
+    return send(action, path, ["EVAL", script, "1", path, owner, owner + claim.note, ttl]);
+  };
   return {
-    async claim(key, claim, ttlMs) {
-      const owner = ownerPrefix(claim.owner);
-      const path = pathOf(key);
-      const reply = await send("claim", path, [
-        "EVAL",
-        TAKE,
-        "1",
-        path,
-        owner,
-        owner + claim.note,
-        ttl(ttlMs),
-      ]);
-      return claimOf(reply);
-    },
-    async renew(key, claim, ttlMs) {
-      const owner = ownerPrefix(claim.owner);
-      const path = pathOf(key);
-      const reply = await send("renew", path, [
-        "EVAL",
-        RENEW,
-        "1",
-        path,
-        owner,
-        owner + claim.note,
-        ttl(ttlMs),
-      ]);
-      return reply === 1;
-    },
+    claim: async (key, claim, ttlMs) => claimOf(await write("claim", TAKE, key, claim, ttlMs)),
+    renew: async (key, claim, ttlMs) => await write("renew", RENEW, key, claim, ttlMs) === 1,
     async release(key, owner) {
       const path = pathOf(key);
       await send("release", path, ["EVAL", RELEASE, "1", path, ownerPrefix(owner)]);

@@ -1,9 +1,10 @@
 // One builder of upload_claims_test.ts (and of bench/fleet.ts's cold start), on any runtime:
-// opens the shared metadata store named by SPEC (JSON: a Redis URL and prefix, a Deno KV
-// SQLite file, a directory opened with lock: true, or a Durable Object in workerd), prints "ready", waits for a line on
-// stdin, pushes the OCI layout at SPEC.layout to SPEC.ref (or copies SPEC.source there), and
-// prints the layers of the result as JSON. With SPEC.stall, the upload of that digest never ends: it prints "stalled" and waits
-// to be killed.
+// opens the shared metadata store named by SPEC (JSON: a Redis URL and prefix, a Deno KV SQLite
+// file, a directory opened with lock: true, or a Durable Object in workerd), prints "ready",
+// waits for a line on stdin, pushes the OCI layout at SPEC.layout to SPEC.ref (or copies
+// SPEC.source there), and prints the layers of the result as JSON. With SPEC.stall, the upload
+// of that digest never ends: it prints "stalled" and waits to be killed; with SPEC.fail, it
+// prints "failing" and the push fails 5 s later.
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { FSMetadataStore, type MetadataStore, V2MetadataService } from "../mod.ts";
@@ -22,6 +23,8 @@ export interface PusherSpec {
   claimTtlMs?: number;
   /** A digest whose upload hangs (a builder to kill mid-upload). */
   stall?: string;
+  /** A digest whose upload fails after 5 s, not retried (a builder whose push fails). */
+  fail?: string;
   /** Copy this image (a registry reference) to `ref` instead of pushing the layout. */
   source?: string;
 }
@@ -49,15 +52,20 @@ if (spec.store.kind === "redis") {
   store = remoteStore(spec.store.url, spec.store.object);
 }
 
-/** The global fetch, where the upload of `stall` never ends. */
-const stalling: typeof fetch = (input, init) => {
+/** The global fetch, where the upload of `stall` never ends and that of `fail` fails. */
+const faulty: typeof fetch = async (input, init) => {
   const url = input instanceof Request ? input.url : String(input);
   const method = init?.method ?? (input instanceof Request ? input.method : "GET");
-  if (method === "PUT" && url.includes(spec.stall!)) {
+  if (method === "PUT" && spec.stall !== undefined && url.includes(spec.stall)) {
     process.stdout.write("stalled\n");
-    return new Promise(() => {});
+    return await new Promise(() => {});
   }
-  return fetch(input, init);
+  if (method === "PUT" && spec.fail !== undefined && url.includes(spec.fail)) {
+    process.stdout.write("failing\n");
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    throw new TypeError("fetch failed (the test's fault)");
+  }
+  return await fetch(input, init);
 };
 
 const layout = await ociLayoutStore(spec.layout);
@@ -67,7 +75,9 @@ const shared = {
   metadataService: new V2MetadataService(store),
   ...(spec.claimTtlMs === undefined ? {} : { claimTtlMs: spec.claimTtlMs }),
 };
-const fetching = spec.stall === undefined ? {} : { fetch: stalling };
+const fetching = spec.stall === undefined && spec.fail === undefined
+  ? {}
+  : { fetch: faulty, retry: { attempts: 1 } };
 const result = spec.source === undefined
   ? await push(spec.ref, layout, { ...shared, ...fetching, plainHttp: true })
   : await copy(spec.source, spec.ref, {

@@ -142,10 +142,10 @@ async function finished(builder: Builder): Promise<PushedLayer[]> {
   return JSON.parse(line) as PushedLayer[];
 }
 
-/** How many uploads of each digest the registry completed (`PUT …?digest=` answered 201). */
-async function completedUploads(): Promise<Map<string, number>> {
+/** How many uploads of each digest a registry completed (`PUT …?digest=` answered 201). */
+async function completedUploads(server = registry): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
-  for (const request of await registry.requests()) {
+  for (const request of await server.requests()) {
     const match = /[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(request.url);
     if (request.method !== "PUT" || request.status !== 201 || !match) continue;
     const digest = decodeURIComponent(match[1]!);
@@ -237,12 +237,13 @@ for (const backend of stores) {
       const outcomes = results.map((layers) => layers[n]!);
       assert.ok(outcomes.every((layer) => layer.digest === digest));
       assert.equal(outcomes.filter((layer) => layer.transfer === "uploaded").length, 1);
-      // The others mounted it from the uploader's repository, after waiting or from the
-      // metadata the uploader recorded.
-      const uploader = refs[outcomes.findIndex((layer) => layer.transfer === "uploaded")]!;
-      for (const layer of outcomes.filter((layer) => layer.transfer !== "uploaded")) {
+      // The others mounted it: from the uploader's repository after waiting for its claim, or
+      // from another builder's that the metadata named.
+      const names = refs.map((ref) => ref.slice(0, ref.lastIndexOf(":")));
+      for (const [i, layer] of outcomes.entries()) {
+        if (layer.transfer === "uploaded") continue;
         assert.equal(layer.transfer, "mounted");
-        assert.equal(layer.from, uploader.slice(0, uploader.lastIndexOf(":")));
+        assert.ok(names.includes(layer.from!) && layer.from !== names[i], String(layer.from));
       }
     }
     const [opened, close] = await backend.open(store);
@@ -354,6 +355,40 @@ for (const backend of stores) {
   });
 }
 
+test("push on Redis: a failed upload releases its claim at once, and a waiter uploads", async () => {
+  const { layouts, shared } = await fleetLayouts(3, [64 * KiB, 128 * KiB, 256 * KiB], 32 * KiB);
+  const store = stores[0]!.spec();
+  // A claim that would outlive the test's waiters by far: only its release lets them on.
+  const claimTtlMs = 60_000;
+  const refs = layouts.map((_, i) => `${registry.host}/fleet${seeds}/app${i}:1.0`);
+  const failing = startBuilder({
+    store,
+    layout: layouts[0]!,
+    ref: refs[0]!,
+    claimTtlMs,
+    fail: shared[2]!.slice("sha256:".length),
+  });
+  const others = layouts.slice(1).map((layout, i) =>
+    startBuilder({ store, layout, ref: refs[i + 1]!, claimTtlMs })
+  );
+  try {
+    for (const builder of [failing, ...others]) {
+      assert.equal(await builder.next(), "ready", builder.stderr());
+    }
+    failing.child.stdin!.write("go\n");
+    assert.equal(await failing.next(), "failing", failing.stderr());
+    for (const builder of others) builder.child.stdin!.write("go\n");
+    const results = await Promise.all(others.map(finished));
+    assert.notEqual(await failing.done, 0);
+    assert.equal((await completedUploads()).get(shared[2]!), 1);
+    const outcomes = results.map((layers) => layers[2]!);
+    assert.deepEqual(outcomes.map((layer) => layer.waited), [true, true]);
+    assert.deepEqual(outcomes.map((layer) => layer.transfer).sort(), ["mounted", "uploaded"]);
+  } finally {
+    failing.child.kill("SIGKILL");
+  }
+});
+
 test("copy on Redis: 4 builders copying images that share layers upload each layer once", async () => {
   const destination = await startRegistry({ accessLog: true });
   try {
@@ -368,13 +403,7 @@ test("copy on Redis: 4 builders copying images that share layers upload each lay
     const results = await runTogether(
       sources.map((source, i) => ({ store, layout: layouts[i]!, ref: refs[i]!, source })),
     );
-    const uploads = new Map<string, number>();
-    for (const request of await destination.requests()) {
-      const match = /[?&]digest=(sha256(?::|%3A)[0-9a-f]{64})/i.exec(request.url);
-      if (request.method !== "PUT" || request.status !== 201 || !match) continue;
-      const digest = decodeURIComponent(match[1]!);
-      uploads.set(digest, (uploads.get(digest) ?? 0) + 1);
-    }
+    const uploads = await completedUploads(destination);
     for (const digest of shared) assert.equal(uploads.get(digest), 1, `uploads of ${digest}`);
     for (const [n] of shared.entries()) {
       const outcomes = results.map((layers) => layers[n]!);

@@ -7,7 +7,7 @@ import type { Claim, UploadClaims } from "../upload_claims.ts";
 import { isRegistryError } from "./errors.ts";
 import { parseReference, type Reference } from "./reference.ts";
 import { sleep } from "./transport/retry.ts";
-import type { BlobService } from "./types.ts";
+import type { BlobService, BlobWriter, RegistryConfig } from "./types.ts";
 
 /** How long a claim lives unless renewed (`RegistryConfig.claimTtlMs`); renewed every third. */
 export const DEFAULT_CLAIM_TTL_MS = 10_000;
@@ -55,20 +55,23 @@ export class UploadRate {
 export interface ClaimedUpload<T> {
   /** The store's claims; without them the blob is simply uploaded. */
   claims: UploadClaims | undefined;
-  /** The registry host, e.g. `127.0.0.1:5000`. */
-  registry: string;
+  /** The repository it is uploaded into (the claim is for its registry). */
+  target: Reference;
+  /** The call's claim lifetime and signal. */
+  config: Pick<RegistryConfig, "claimTtlMs" | "signal">;
+  /** Stops a wait too (another blob failed). */
+  stop: AbortSignal;
   /** The blob's digest. */
   digest: string;
   /** Its size in bytes. */
   size: number;
-  /** The full name of the repository it is uploaded into. */
-  repository: string;
-  /** How long a claim lives unless renewed. */
-  ttlMs: number;
   /** The upload rate measured so far, which bounds a wait and which the upload adds to. */
   rate: UploadRate;
-  /** Stops a wait (with `ABORTED`). */
-  signal: AbortSignal | undefined;
+  /**
+   * A session a mount attempt opened, which `upload` goes on in: cancelled when the blob is
+   * adopted instead, or when waiting fails.
+   */
+  session: BlobWriter | null;
   /**
    * After another's claim ended: the blob taken from `repository`, where the holder put it
    * (a mount, or an existence check when it is the target), or `null` when it is not there.
@@ -93,35 +96,69 @@ export async function uploadOnce<T>(blob: ClaimedUpload<T>): Promise<{
   result: T;
   waited: boolean;
 }> {
-  const { claims } = blob;
-  if (claims === undefined) return { result: await timedUpload(blob), waited: false };
-  const key = `${blob.registry}/${blob.digest.replace(":", "/")}`;
+  let outcome: { result: T; waited: boolean; uploaded: boolean };
+  try {
+    outcome = await claimedUpload(blob);
+  } catch (error) {
+    await blob.session?.cancel().catch(() => {});
+    throw error;
+  }
+  // Taken from where another builder put it: the session a mount opened is not needed.
+  if (!outcome.uploaded) await blob.session?.cancel().catch(() => {});
+  return { result: outcome.result, waited: outcome.waited };
+}
+
+async function claimedUpload<T>(
+  blob: ClaimedUpload<T>,
+): Promise<{ result: T; waited: boolean; uploaded: boolean }> {
+  const uploaded = async (waited: boolean) => ({
+    result: await timedUpload(blob),
+    waited,
+    uploaded: true,
+  });
+  const { claims, target, config, stop } = blob;
+  if (claims === undefined) return await uploaded(false);
+  const key = `${target.domain}/${blob.digest.replace(":", "/")}`;
+  const held: Holding = {
+    key,
+    ttlMs: config.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
+    signal: config.signal ? AbortSignal.any([stop, config.signal]) : stop,
+  };
   let waited = false;
   for (;;) {
-    const mine: Claim = { owner: crypto.randomUUID(), note: noteOf(blob.repository, false) };
+    const mine: Claim = { owner: crypto.randomUUID(), note: noteOf(target.name, false) };
     let holder: Claim | null;
     try {
-      holder = await claims.claim(key, mine, blob.ttlMs);
+      holder = await claims.claim(key, mine, held.ttlMs);
     } catch {
-      return { result: await timedUpload(blob), waited };
+      return await uploaded(waited);
     }
-    if (holder === null) return { result: await holding(claims, key, mine, blob), waited };
+    if (holder === null) {
+      return { result: await holding(claims, held, mine, blob), waited, uploaded: true };
+    }
     if (!parseNote(holder)?.done) {
       // Each holder is waited for as long as uploading the blob would take: one that took
       // over from a dead holder started its upload only now.
       waited = true;
-      const ended = await waitWhileHeld(claims, key, holder, Date.now(), blob);
-      if (ended === TIMED_OUT) return { result: await timedUpload(blob), waited };
+      const ended = await waitWhileHeld(claims, held, holder, Date.now(), blob);
+      if (ended === TIMED_OUT) return await uploaded(waited);
       // Released after a failure, run out, or taken over: claim it (again) or wait on.
       if (ended === null || !parseNote(ended)?.done) continue;
       holder = ended;
     }
     const repository = parseNote(holder)?.repository;
     const adopted = repository === undefined ? null : await blob.adopt(repository);
-    if (adopted !== null) return { result: adopted, waited };
+    if (adopted !== null) return { result: adopted, waited, uploaded: false };
     // Done, yet not there (deleted since?): nobody else is uploading it, so upload.
-    return { result: await timedUpload(blob), waited };
+    return await uploaded(waited);
   }
+}
+
+/** The claim's key, lifetime, and what stops a wait. */
+interface Holding {
+  key: string;
+  ttlMs: number;
+  signal: AbortSignal;
 }
 
 /** The upload, counted into the rate. */
@@ -138,16 +175,16 @@ async function timedUpload<T>(blob: ClaimedUpload<T>): Promise<T> {
  */
 async function holding<T>(
   claims: UploadClaims,
-  key: string,
+  { key, ttlMs }: Holding,
   mine: Claim,
   blob: ClaimedUpload<T>,
 ): Promise<T> {
   const renewing = setInterval(() => {
-    claims.renew(key, mine, blob.ttlMs).then(
+    claims.renew(key, mine, ttlMs).then(
       // Lost (it ran out while this process stalled): take it again if it is free.
-      (renewed) => renewed ? undefined : claims.claim(key, mine, blob.ttlMs),
+      (renewed) => renewed ? undefined : claims.claim(key, mine, ttlMs),
     ).catch(() => {});
-  }, blob.ttlMs / 3);
+  }, ttlMs / 3);
   let result: T;
   try {
     result = await timedUpload(blob);
@@ -157,7 +194,7 @@ async function holding<T>(
     throw error;
   }
   clearInterval(renewing);
-  const done = { owner: mine.owner, note: noteOf(blob.repository, true) };
+  const done = { owner: mine.owner, note: noteOf(blob.target.name, true) };
   await claims.renew(key, done, DONE_TTL_MS).catch(() => {});
   return result;
 }
@@ -173,17 +210,17 @@ const TIMED_OUT = Symbol("timed out");
  */
 async function waitWhileHeld<T>(
   claims: UploadClaims,
-  key: string,
+  { key, ttlMs, signal }: Holding,
   holder: Claim,
   waitStart: number,
   blob: ClaimedUpload<T>,
 ): Promise<Claim | null | typeof TIMED_OUT> {
-  for (let delay = 5;; delay = Math.min(delay * 2, MAX_POLL_MS, blob.ttlMs / 4)) {
+  for (let delay = 5;; delay = Math.min(delay * 2, MAX_POLL_MS, ttlMs / 4)) {
     const upload = blob.rate.timeFor(blob.size) ?? CLAIM_WAIT_CAP_MS;
-    const bound = Math.min(CLAIM_WAIT_CAP_MS, Math.max(blob.ttlMs, upload));
+    const bound = Math.min(CLAIM_WAIT_CAP_MS, Math.max(ttlMs, upload));
     const left = waitStart + bound - Date.now();
     if (left <= 0) return TIMED_OUT;
-    await sleep(Math.min(delay, left), blob.signal);
+    await sleep(Math.min(delay, left), signal);
     let current: Claim | null;
     try {
       current = await claims.get(key);

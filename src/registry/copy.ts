@@ -13,7 +13,7 @@ import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
 import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
 import { limiter } from "./_limit.ts";
-import { DEFAULT_CLAIM_TTL_MS, takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
+import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import {
@@ -275,38 +275,29 @@ async function placeBlob(
     return { transfer: "copied", actual: await (sink as DiffIDSink | null)?.close() ?? null };
   };
   // A layer goes up under an upload claim, as push's do (the configuration needs none).
-  let placed: { result: Placed; waited: boolean };
-  try {
-    placed = await uploadOnce<Placed>({
-      claims: diffID === null ? undefined : ctx.service.store?.claims,
-      registry: ctx.target.domain,
-      digest,
-      size,
-      repository: ctx.target.name,
-      ttlMs: ctx.config.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
-      rate: ctx.rate,
-      signal: ctx.config.signal ? AbortSignal.any([stop, ctx.config.signal]) : stop,
-      adopt: async (repository) => {
-        const taken = await takeFrom(blobs, ctx.target, digest, repository);
-        if (taken === null) return null;
-        onProgress?.({
-          action: taken.transfer === "mounted" ? "mount" : "exists",
-          digest,
-          current: size,
-          total: size,
-          ...(taken.transfer === "mounted" ? { from: taken.from } : {}),
-        });
-        return taken.transfer === "mounted" ? taken : { transfer: "exists" };
-      },
-      upload: send,
-    });
-  } catch (error) {
-    if (session !== null) await session.cancel().catch(() => {});
-    throw error;
-  }
-  const { result, waited } = placed;
-  // Taken from where another builder put it: the session a mount opened is not needed.
-  if (result.transfer !== "copied" && session !== null) await session.cancel().catch(() => {});
+  const { result, waited } = await uploadOnce<Placed>({
+    claims: diffID === null ? undefined : ctx.service.store?.claims,
+    target: ctx.target,
+    config: ctx.config,
+    stop,
+    digest,
+    size,
+    rate: ctx.rate,
+    session,
+    adopt: async (repository) => {
+      const taken = await takeFrom(blobs, ctx.target, digest, repository);
+      if (taken === null) return null;
+      onProgress?.({
+        action: taken.transfer === "mounted" ? "mount" : "exists",
+        digest,
+        current: size,
+        total: size,
+        ...(taken.transfer === "mounted" ? { from: taken.from } : {}),
+      });
+      return taken.transfer === "mounted" ? taken : { transfer: "exists" };
+    },
+    upload: send,
+  });
   return waited ? { ...result, waited } : result;
 }
 

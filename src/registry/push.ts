@@ -19,7 +19,7 @@ import {
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
 import { limiter } from "./_limit.ts";
-import { DEFAULT_CLAIM_TTL_MS, takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
+import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
@@ -244,27 +244,18 @@ async function pushLayer(
     await record(ctx, diffID, { ...layer, size });
     return { descriptor: { ...layer, size }, transfer: "uploaded" };
   };
-  let pushed: { result: LayerPushed; waited: boolean };
-  try {
-    pushed = await uploadOnce<LayerPushed>({
-      claims: ctx.claims,
-      registry: ctx.target.domain,
-      digest,
-      size,
-      repository: ctx.target.name,
-      ttlMs: ctx.config.claimTtlMs ?? DEFAULT_CLAIM_TTL_MS,
-      rate: ctx.rate,
-      signal: ctx.config.signal ? AbortSignal.any([stop, ctx.config.signal]) : stop,
-      adopt: (repository) => adopt(ctx, diffID, { ...layer, size }, repository),
-      upload: sendLayer,
-    });
-  } catch (error) {
-    if (session !== null) await ignore(session.cancel());
-    throw error;
-  }
-  const { result, waited } = pushed;
-  // Taken from where another builder put it: the session a mount opened is not needed.
-  if (result.transfer !== "uploaded" && session !== null) await ignore(session.cancel());
+  const { result, waited } = await uploadOnce<LayerPushed>({
+    claims: ctx.claims,
+    target: ctx.target,
+    config: ctx.config,
+    stop,
+    digest,
+    size,
+    rate: ctx.rate,
+    session,
+    adopt: (repository) => adopt(ctx, diffID, { ...layer, size }, repository),
+    upload: sendLayer,
+  });
   return waited ? { ...result, waited } : result;
 }
 
