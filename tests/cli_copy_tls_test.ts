@@ -4,7 +4,8 @@
 // certificate failures that name the file to put where.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { nodeFileSystem } from "../src/adapters/node.ts";
 import { ociLayoutStore } from "../src/registry/mod.ts";
@@ -118,6 +119,34 @@ test("cli.ts copy answers a registry asking for a client certificate with certs.
     missing.stderr,
     `error: Cannot use client certificate "${keyless}/client.cert": missing key "${keyless}/client.key"\n`,
   );
+});
+
+test("skopeo beside us: the same certificate directory reaches a registry asking for a client certificate, and both refuse an unknown CA", async () => {
+  const { host } = await mutual;
+  const files = {
+    "ca.crt": certificates.caPath,
+    "client.cert": certificates.clientCertPath,
+    "client.key": certificates.clientKeyPath,
+  };
+  const dir = join(certsD(host, files), host);
+  const digestFile = join(scratch(), "digest");
+  const ours = await copyTo(host, ["--dest-cert-dir", dir, "--digestfile", digestFile]);
+  assert.equal(ours.code, 0, ours.stderr);
+  const skopeo = (args: string[]) =>
+    spawnSync("skopeo", ["inspect", ...args, `docker://${host}/team/app:1.0`], {
+      encoding: "utf8",
+      timeout: 60_000,
+    });
+  const seen = skopeo(["--cert-dir", dir]);
+  assert.equal(seen.status, 0, seen.stderr);
+  assert.equal(JSON.parse(seen.stdout).Digest, readFileSync(digestFile, "utf8"));
+  // Verified without the CA: skopeo fails as our --dest-tls-verify does (previous test).
+  const unknown = skopeo(["--tls-verify=true", "--cert-dir", scratch()]);
+  assert.notEqual(unknown.status, 0);
+  assert.match(unknown.stderr, /certificate signed by unknown authority/);
+  const refused = await copyTo(host, ["--dest-tls-verify", "--dest-cert-dir", scratch()]);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /signed by an unknown authority/);
 });
 
 test("isInsecureRegistry() matches daemon.json's host:port entries and IPv4 CIDRs", () => {
