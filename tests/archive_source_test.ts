@@ -233,6 +233,41 @@ const HOSTILE: [string, () => Uint8Array, RegistryErrorCode][] = [
   ["a symlink", () => join_([header("link", 0, TYPE("2")), new Uint8Array(1024)]), "MALFORMED"],
   ["a hard link", () => join_([header("link", 0, TYPE("1")), new Uint8Array(1024)]), "MALFORMED"],
   ["a device", () => join_([header("dev", 0, TYPE("3")), new Uint8Array(1024)]), "MALFORMED"],
+  [
+    "a link leading out of the archive",
+    () => {
+      const link = header("l/layer.tar", 0, (h) => {
+        TYPE("2")(h);
+        h.set(encoder.encode("../../etc/passwd"), 157);
+      });
+      return join_([link, tar(dockerArchiveParts().files.slice(1))]);
+    },
+    "MALFORMED",
+  ],
+  [
+    "a bad header checksum",
+    () => {
+      const bad = tar([{ name: "file", data: encoder.encode("x") }]);
+      bad[0] = "g".charCodeAt(0);
+      return bad;
+    },
+    "MALFORMED",
+  ],
+  [
+    "a pax header naming a path with ..",
+    () => {
+      const record = "path=../../evil\n";
+      const length = record.length + 3; // two digits and a space
+      const data = encoder.encode(`${length} ${record}`);
+      return join_([
+        header("pax", data.length, TYPE("x")),
+        data,
+        new Uint8Array(512 - data.length),
+        tar([{ name: "innocent", data: encoder.encode("x") }]),
+      ]);
+    },
+    "MALFORMED",
+  ],
   ["no manifest.json", () => tar(dockerArchiveParts().files.slice(0, 2)), "MALFORMED"],
   [
     "a manifest.json naming a layer that is not there",
@@ -295,6 +330,25 @@ const HOSTILE: [string, () => Uint8Array, RegistryErrorCode][] = [
   ],
 ];
 
+/** What each refusal says: the entry named. */
+const MESSAGES: Record<string, RegExp> = {
+  "an entry leaving with ..": /entry "\.\.\/evil" is absolute or leaves the archive/,
+  "an absolute entry": /entry "\/tmp\/evil" is absolute or leaves the archive/,
+  "a symlink": /link "link" points outside the archive/,
+  "a hard link": /entry "link" is not a regular file \(type "1"\)/,
+  "a device": /entry "dev" is not a regular file \(type "3"\)/,
+  "a link leading out of the archive": /link "l\/layer.tar" points outside the archive/,
+  "a bad header checksum": /has a bad header checksum/,
+  "a pax header naming a path with ..": /entry "\.\.\/\.\.\/evil" is absolute or leaves/,
+  "no manifest.json": /"manifest.json" is not in the archive/,
+  "a manifest.json naming a layer that is not there": /layer "missing.tar" is not in the archive/,
+  "a layer that is not its DiffID": /layer "l\/layer.tar" is sha256:\w+, not the DiffID/,
+  "a size that lies (the archive ends early)": /ends inside entry "big"/,
+  "a header claiming a 100 GB entry": /entry "huge" claims 100000000000 bytes, over 68719476736/,
+  "a size that is not a number": /entry "nan" has a size that is not a number/,
+  "more entries than LIMITS.archiveEntries": /more than 10000 entries/,
+};
+
 for (const [what, archive, code] of HOSTILE) {
   test(`a docker archive with ${what} is refused (${code}), nothing written, temp dir removed`, async () => {
     const dir = tempDir();
@@ -306,6 +360,7 @@ for (const [what, archive, code] of HOSTILE) {
       (error) => {
         assert.ok(error instanceof RegistryError, String(error));
         assert.equal(error.code, code, error.message);
+        assert.match(error.message, MESSAGES[what]!, what);
         return true;
       },
     );
