@@ -17,11 +17,12 @@ import {
   type RegistryErrorCode,
 } from "../src/registry/mod.ts";
 import { type RegistryServer, startRegistry } from "./registry/_registry_server.ts";
-import { imageConfig, sha256, tar, tarHeader } from "./registry/_image_builder.ts";
+import { imageConfig, noise, sha256, tar, tarHeader } from "./registry/_image_builder.ts";
 import { layoutWithImage, metadata, removeTempDirs, tempDir } from "./registry/_engine.ts";
 import { dockerArchive } from "./registry/_docker_archive.ts";
 import { gunzipSync } from "node:zlib";
 import { runCli } from "./_cli.ts";
+import { gzipStream } from "../src/registry/_gzip.ts";
 
 const ACCEPT = "application/vnd.docker.distribution.manifest.v2+json, " +
   "application/vnd.oci.image.manifest.v1+json";
@@ -220,6 +221,60 @@ function dockerArchiveParts(layerName = "l/layer.tar") {
     ],
   };
 }
+
+test("cli.ts copy streams a docker archive: a 160 MiB layer, peak RSS below the layer's size", async () => {
+  const dir = tempDir();
+  const path = join(dir, "big.tar");
+  // The layer is a tar holding one file of noise: written to the archive as it is made.
+  const size = 160 << 20;
+  const content = noise(size, 9);
+  const layer = join_([tarHeader("noise", size), content, new Uint8Array(1024)]);
+  const diffID = sha256(layer);
+  const config = imageConfig([diffID]);
+  const manifest = encoder.encode(
+    JSON.stringify([{ Config: "c.json", RepoTags: ["big:1"], Layers: ["l.tar"] }]),
+  );
+  writeFileSync(
+    path,
+    join_([
+      tarHeader("l.tar", layer.length),
+      layer,
+      tar([{ name: "c.json", data: config }, { name: "manifest.json", data: manifest }]),
+    ]),
+  );
+  const run = await runCli(
+    [
+      "copy",
+      "--dest-tls-verify=false",
+      `docker-archive:${path}`,
+      `docker://${server.host}/big/app:1`,
+    ],
+    {
+      denoPermissions: ["--allow-write", "--allow-net", "--allow-run"],
+      env: { TMPDIR: tempDir() },
+      timeoutMs: 120_000,
+    },
+  );
+  assert.equal(run.code, 0, run.stderr);
+  assert.equal((await manifestOf("big/app:1")).json.config.digest, sha256(config));
+  assert.ok(run.maxRssKiB * 1024 < size, `peak RSS ${run.maxRssKiB} KiB`);
+});
+
+test("gzipStream, through node:zlib and CompressionStream alike, inflates to its input", async () => {
+  const input = noise(3 << 20, 4);
+  for (const way of ["zlib-stream", "compression-stream"] as const) {
+    const source = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let at = 0; at < input.length; at += 100_000) {
+          controller.enqueue(input.slice(at, at + 100_000));
+        }
+        controller.close();
+      },
+    });
+    const gzipped = new Uint8Array(await new Response(gzipStream(source, way)).arrayBuffer());
+    assert.equal(sha256(gunzipSync(gzipped)), sha256(input), way);
+  }
+});
 
 const TYPE = (flag: string) => (h: Uint8Array) => void (h[156] = flag.charCodeAt(0));
 

@@ -16,6 +16,7 @@ import { digestOf } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
 import { createHasher } from "../_verify.ts";
 import { diffIDSink } from "../_diff_id.ts";
+import { gzipStream } from "../_gzip.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
 import { push } from "../push.ts";
@@ -275,11 +276,7 @@ async function gzipLayer(
 ): Promise<Descriptor> {
   const gz = `${layer.file}.gz`;
   const raw = await fs.openRead!(layer.file);
-  const { passing, seen } = hashing(
-    raw.stream.pipeThrough(
-      new CompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
-    ),
-  );
+  const { passing, seen } = hashing(gzipStream(raw.stream));
   await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
   const digest = seen.digest();
   if (!await layout.has(digest)) {
