@@ -449,3 +449,68 @@ test("an oci archive whose blob is not its digest is refused (DIGEST_INVALID)", 
   );
   assert.deepEqual(readdirSync(temp), []);
 });
+
+test("an oci archive holding a link, or naming a manifest it lacks, is refused (MALFORMED)", async () => {
+  const dir = tempDir();
+  const link = join_([
+    header("blobs/sha256/x", 0, (h) => {
+      TYPE("2")(h);
+      h.set(encoder.encode("../../index.json"), 157);
+    }),
+    new Uint8Array(1024),
+  ]);
+  const missing = tar([{
+    name: "index.json",
+    data: encoder.encode(JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        digest: `sha256:${"b".repeat(64)}`,
+        size: 10,
+      }],
+    })),
+  }]);
+  for (
+    const [name, bytes, message] of [
+      ["link.tar", link, /entry "blobs\/sha256\/x" is a link/],
+      ["missing.tar", missing, /names manifest sha256:b{64} that is not in it/],
+    ] as const
+  ) {
+    const path = join(dir, name);
+    writeFileSync(path, bytes);
+    const temp = join(dir, `temp-${name}`);
+    await assert.rejects(
+      copyFromArchive(path, `${server.host}/hostile/oci:1`, {
+        format: "oci-archive",
+        tempDir: temp,
+        plainHttp: true,
+      }),
+      (error) => {
+        assert.ok(error instanceof RegistryError && error.code === "MALFORMED", String(error));
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+    assert.deepEqual(readdirSync(temp), []);
+  }
+});
+
+test("an aborted signal stops the reading with its reason, temp dir removed", async () => {
+  const dir = tempDir();
+  const path = join(dir, "app.tar");
+  writeFileSync(path, dockerArchive("app:1", [[{ name: "a", data: encoder.encode("a") }]]).archive);
+  const stop = new AbortController();
+  const reason = new Error("stopped by the test");
+  stop.abort(reason);
+  const temp = join(dir, "temp");
+  // A registry nobody listens on: only the reading can fail with the reason.
+  await assert.rejects(
+    copyFromArchive(path, "127.0.0.1:1/app:1", {
+      tempDir: temp,
+      plainHttp: true,
+      signal: stop.signal,
+    }),
+    (error) => error === reason,
+  );
+  assert.deepEqual(readdirSync(temp), []);
+});

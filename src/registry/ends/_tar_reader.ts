@@ -33,13 +33,16 @@ const decoder = new TextDecoder();
 class Bytes {
   #reader: ReadableStreamDefaultReader<Uint8Array>;
   #pending: Uint8Array = new Uint8Array(0);
+  #signal: AbortSignal | undefined;
 
-  constructor(stream: ReadableStream<Uint8Array>) {
+  constructor(stream: ReadableStream<Uint8Array>, signal: AbortSignal | undefined) {
     this.#reader = stream.getReader();
+    this.#signal = signal;
   }
 
   /** Up to `max` bytes (at least one), or `null` at the end of the stream. */
   async some(max: number): Promise<Uint8Array | null> {
+    this.#signal?.throwIfAborted();
     while (this.#pending.length === 0) {
       const { done, value } = await this.#reader.read();
       if (done) return null;
@@ -179,13 +182,15 @@ function paxRecords(data: Uint8Array): Map<string, string> | null {
  *
  * @param stream The archive's bytes.
  * @param what The archive, for messages, e.g. `docker-archive "/tmp/app.tar"`.
+ * @param signal Stops the reading, failing with its reason.
  * @returns The entries.
  */
 export async function* tarEntries(
   stream: ReadableStream<Uint8Array>,
   what: string,
+  signal?: AbortSignal,
 ): AsyncGenerator<TarEntry> {
-  const bytes = new Bytes(stream);
+  const bytes = new Bytes(stream, signal);
   let count = 0;
   let longName: string | undefined;
   let longLink: string | undefined;

@@ -59,12 +59,13 @@ function systemTempDir(): string {
 }
 
 /** `stream`, its SHA-256, length and first byte taken as it passes. */
-function hashing(stream: ReadableStream<Uint8Array>) {
+function hashing(stream: ReadableStream<Uint8Array>, signal?: AbortSignal) {
   const hasher = createHasher("sha256")!;
   const seen = { size: 0, first: -1, digest: () => `sha256:${hasher.hex()}` };
   const passing = stream.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
+        signal?.throwIfAborted();
         hasher.update(chunk);
         if (seen.size === 0 && chunk.length > 0) seen.first = chunk[0]!;
         seen.size += chunk.length;
@@ -91,12 +92,14 @@ function pick<T>(all: T[], names: (item: T) => string[], tag: string | undefined
 /** An OCI archive's blobs into `layout`; returns the descriptor of the image `tag` picks. */
 async function readOciArchive(
   stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
   layout: OciLayoutStore,
   tag: string | undefined,
   what: string,
 ): Promise<Descriptor> {
   let index: Uint8Array | undefined;
-  for await (const entry of tarEntries(stream, what)) {
+  for await (const entry of tarEntries(stream, what, signal)) {
+    if (entry.kind === "symlink") throw malformed(what, `entry "${entry.name}" is a link`);
     const blob = /^blobs\/(sha256\/[0-9a-f]{64})$/.exec(entry.name);
     if (entry.name === "index.json") {
       index = await readAtMost(entry.body, LIMITS.layoutIndex, `"index.json" of ${what}`);
@@ -161,6 +164,7 @@ function familiarTag(name: string): string {
  */
 async function readDockerArchive(
   stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
   fs: FileSystem,
   work: string,
   layout: OciLayoutStore,
@@ -170,7 +174,7 @@ async function readDockerArchive(
   const saved = new Map<string, Saved>();
   // skopeo names each layer's legacy `<id>/layer.tar` as a link to `<hex>.tar`.
   const links = new Map<string, string>();
-  for await (const entry of tarEntries(stream, what)) {
+  for await (const entry of tarEntries(stream, what, signal)) {
     if (entry.kind === "directory") continue;
     if (saved.has(entry.name) || links.has(entry.name)) {
       throw malformed(what, `entry "${entry.name}" appears twice`);
@@ -224,11 +228,11 @@ async function readDockerArchive(
   const layers: Descriptor[] = [];
   for (const [i, name] of image.Layers.entries()) {
     const layer = find(name, "layer");
-    if (layer.digest === diffIDs[i]) layers.push(await gzipLayer(fs, layer, layout));
+    if (layer.digest === diffIDs[i]) layers.push(await gzipLayer(fs, layer, layout, signal));
     else {
       // A gzipped layer (`docker load` takes them; our own archives keep the registry's
       // blobs) goes as it is once its bytes inflate to the DiffID.
-      const inflated = layer.gzip ? await diffIDOf(fs, layer) : layer.digest;
+      const inflated = layer.gzip ? await diffIDOf(fs, layer, signal) : layer.digest;
       if (inflated !== diffIDs[i]) {
         throw new RegistryError(
           "DIGEST_INVALID",
@@ -258,13 +262,24 @@ async function readDockerArchive(
 }
 
 /** The DiffID of a saved gzipped layer: its bytes inflated and hashed, `null` if corrupt. */
-async function diffIDOf(fs: FileSystem, layer: Saved): Promise<string | null> {
+async function diffIDOf(
+  fs: FileSystem,
+  layer: Saved,
+  signal: AbortSignal | undefined,
+): Promise<string | null> {
   const sink = diffIDSink();
   const reader = (await fs.openRead!(layer.file)).stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) return await sink.close();
-    await sink.write(value);
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) return await sink.close();
+      await sink.write(value);
+    }
+  } catch (error) {
+    sink.abort();
+    await reader.cancel(error).catch(() => {});
+    throw error;
   }
 }
 
@@ -273,10 +288,11 @@ async function gzipLayer(
   fs: FileSystem,
   layer: Saved,
   layout: OciLayoutStore,
+  signal: AbortSignal | undefined,
 ): Promise<Descriptor> {
   const gz = `${layer.file}.gz`;
   const raw = await fs.openRead!(layer.file);
-  const { passing, seen } = hashing(gzipStream(raw.stream));
+  const { passing, seen } = hashing(gzipStream(raw.stream), signal);
   await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
   const digest = seen.digest();
   if (!await layout.has(digest)) {
@@ -335,8 +351,8 @@ export async function copyFromArchive(
     const layout = await ociLayoutStore(`${temp}/layout`, { fs });
     const { stream } = await fs.openRead(path);
     const manifest = format === "oci-archive"
-      ? await readOciArchive(stream, layout, tag, what)
-      : await readDockerArchive(stream, fs, `${temp}/work`, layout, tag, what);
+      ? await readOciArchive(stream, config.signal, layout, tag, what)
+      : await readDockerArchive(stream, config.signal, fs, `${temp}/work`, layout, tag, what);
     const { annotations: _, ...descriptor } = manifest;
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
