@@ -345,6 +345,15 @@ const HOSTILE: [string, () => Uint8Array, RegistryErrorCode][] = [
     "DIGEST_INVALID",
   ],
   [
+    "a manifest.json over LIMITS.manifest",
+    () =>
+      tar([{
+        name: "manifest.json",
+        data: encoder.encode(`[${" ".repeat(LIMITS.manifest)}]`),
+      }]),
+    "TOO_LARGE",
+  ],
+  [
     "a size that lies (the archive ends early)",
     () => join_([tarHeader("big", 1_000_000), new Uint8Array(4096)]),
     "TRUNCATED",
@@ -399,6 +408,7 @@ const MESSAGES: Record<string, RegExp> = {
   "a manifest.json naming a layer that is not there": /layer "missing.tar" is not in the archive/,
   "a layer that is not its DiffID": /layer "l\/layer.tar" is sha256:\w+, not the DiffID/,
   "a size that lies (the archive ends early)": /ends inside entry "big"/,
+  "a manifest.json over LIMITS.manifest": /the file "manifest.json" is larger than the limit/,
   "a header claiming a 100 GB entry": /entry "huge" claims 100000000000 bytes, over 68719476736/,
   "a size that is not a number": /entry "nan" has a size that is not a number/,
   "more entries than LIMITS.archiveEntries": /more than 10000 entries/,

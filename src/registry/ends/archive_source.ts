@@ -12,7 +12,7 @@ import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { nodeBuiltin } from "../../_runtime.ts";
 import { removeTree } from "../../_remove_tree.ts";
-import { digestOf } from "../_digest.ts";
+import { digestOf, isDigest } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
 import { createHasher } from "../_verify.ts";
 import { diffIDSink } from "../_diff_id.ts";
@@ -112,13 +112,19 @@ async function readOciArchive(
     ?.manifests;
   if (!Array.isArray(manifests)) throw malformed(what, "index.json lists no manifests");
   const chosen = pick(
-    manifests as Descriptor[],
-    (d) => [d.annotations?.[ANNOTATION_REF_NAME] ?? ""],
+    manifests as (Descriptor | null)[],
+    (d) => [d?.annotations?.[ANNOTATION_REF_NAME] ?? ""],
     tag,
     what,
   );
-  if (typeof chosen?.digest !== "string" || !await layout.has(chosen.digest)) {
-    throw malformed(what, `index.json names manifest ${chosen?.digest} that is not in it`);
+  if (
+    chosen === null || typeof chosen !== "object" || !isDigest(chosen.digest) ||
+    typeof chosen.mediaType !== "string" || !Number.isSafeInteger(chosen.size)
+  ) {
+    throw malformed(what, "index.json names its image with no valid descriptor");
+  }
+  if (!await layout.has(chosen.digest)) {
+    throw malformed(what, `index.json names manifest ${chosen.digest} that is not in it`);
   }
   return chosen;
 }
@@ -207,7 +213,14 @@ async function readDockerArchive(
   };
   const read = async (name: string, limit: number, role: string) => {
     const found = find(name, role);
-    return { ...found, data: await fs.readFile(found.file, { maxBytes: limit }) };
+    if (found.size > limit) {
+      throw new RegistryError(
+        "TOO_LARGE",
+        `Cannot read ${what}: ${role} "${name}" is larger than the limit of ${limit} bytes`,
+        { url: what, reason: `limit ${limit} bytes` },
+      );
+    }
+    return { ...found, data: await fs.readFile(found.file) };
   };
   const list = parseJson(
     (await read("manifest.json", LIMITS.manifest, "the file")).data,
@@ -216,7 +229,8 @@ async function readDockerArchive(
   if (!Array.isArray(list) || !list.every(isDockerImage)) {
     throw malformed(what, "manifest.json is not a list of images");
   }
-  const image = pick(list, (i) => (i.RepoTags ?? []).map(familiarTag), tag, what);
+  const wanted = tag === undefined ? undefined : familiarTag(tag);
+  const image = pick(list, (i) => (i.RepoTags ?? []).map(familiarTag), wanted, what);
   const config = await read(image.Config, LIMITS.config, "the configuration");
   const diffIDs = diffIDsOf(config.data, what);
   if (diffIDs.length !== image.Layers.length) {
