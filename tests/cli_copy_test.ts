@@ -288,7 +288,7 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
     [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd and archives take images/],
     [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
     [["copy", "docker-archive:/tmp/a.tar", "oci:/tmp/b"], /an archive is copied to a registry/],
-    [["copy", "--all", "oci-archive:/tmp/a.tar", "docker://x/y"], /it takes one image/],
+    [["copy", "--all", "oci-archive:/tmp/a.tar", "docker://x/y"], /it gives one image/],
     [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
     [
       ["copy", "docker://x/y", "oci-archive:/tmp/a.tar:a/../b"],

@@ -1,5 +1,6 @@
-// `copy SRC DST`: an image from an OCI layout to a registry (push), from a registry to a
-// layout (pull), or between registries (streamed straight through, nothing on disk),
+// `copy SRC DST`: an image from an OCI layout or an archive to a registry (push), from a
+// registry to a layout, dockerd or an archive (pull), or between registries (streamed straight
+// through, nothing on disk),
 // recording where its layers went in a metadata store, as dockerd records it.
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
@@ -220,8 +221,11 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         "from a registry (docker://REF); to push out of dockerd, use link and docker push",
     );
   }
-  if ((archiving || source.kind === "archive") && args.all) {
+  if (archiving && args.all) {
     throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
+  }
+  if (source.kind === "archive" && args.all) {
+    throw new UsageError(`Cannot copy "--all" from "${source.text}": it gives one image`);
   }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
