@@ -1,7 +1,7 @@
 // `copy SRC DST`: an image from an OCI layout or an archive to a registry (push), from a
 // registry to a layout, dockerd or an archive (pull), or between registries (streamed straight
-// through, nothing on disk),
-// recording where its layers went in a metadata store, as dockerd records it.
+// through, nothing on disk), recording where its layers went in a metadata store, as dockerd
+// records it.
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
