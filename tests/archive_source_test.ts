@@ -6,7 +6,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   copyFromArchive,
@@ -523,4 +523,44 @@ test("an aborted signal stops the reading with its reason, temp dir removed", as
     (error) => error === reason,
   );
   assert.deepEqual(readdirSync(temp), []);
+});
+
+test("names from pax headers and GNU long names are read (an OCI archive written so)", async () => {
+  const path = join(tempDir(), "app-oci.tar");
+  await copyToArchive(`${server.host}/src/app:1.0`, path, {
+    format: "oci-archive",
+    plainHttp: true,
+  });
+  // Rewrite each entry's name: odd ones through a pax `path`, even ones through a GNU `L`.
+  const bytes = new Uint8Array(readFileSync(path));
+  const parts: Uint8Array[] = [];
+  for (let at = 0, i = 0; at < bytes.length && bytes[at] !== 0; i++) {
+    const name = new TextDecoder().decode(bytes.subarray(at, at + 100)).replace(/\0.*$/s, "");
+    const size = parseInt(new TextDecoder().decode(bytes.subarray(at + 124, at + 135)), 8);
+    const padded = size + (512 - size % 512) % 512;
+    const record = `path=./${name}\n`;
+    let length = record.length + 2;
+    if (String(length).length + record.length + 1 !== length) length++;
+    const meta = i % 2 === 0 ? encoder.encode(`${name}\0`) : encoder.encode(`${length} ${record}`);
+    parts.push(
+      header(
+        i % 2 === 0 ? "././@LongLink" : "PaxHeader",
+        meta.length,
+        TYPE(i % 2 === 0 ? "L" : "x"),
+      ),
+      meta,
+      new Uint8Array((512 - meta.length % 512) % 512),
+      header("x", size, () => {}),
+      bytes.subarray(at + 512, at + 512 + padded),
+    );
+    at += 512 + padded;
+  }
+  parts.push(new Uint8Array(1024));
+  writeFileSync(path, join_(parts));
+  const pushed = await copyFromArchive(path, `${server.host}/long/app:1`, {
+    format: "oci-archive",
+    tempDir: tempDir(),
+    plainHttp: true,
+  });
+  assert.equal(pushed.digest, (await manifestOf("src/app:1.0")).digest);
 });
