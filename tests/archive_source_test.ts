@@ -21,6 +21,7 @@ import { imageConfig, noise, sha256, tar, tarHeader } from "./registry/_image_bu
 import { layoutWithImage, metadata, removeTempDirs, tempDir } from "./registry/_engine.ts";
 import { dockerArchive } from "./registry/_docker_archive.ts";
 import { gunzipSync } from "node:zlib";
+import { Buffer } from "node:buffer";
 import { runCli } from "./_cli.ts";
 import { gzipStream } from "../src/registry/_gzip.ts";
 
@@ -194,14 +195,9 @@ function header(name: string, size: number, change: (h: Uint8Array) => void): Ui
   return h;
 }
 
+/** The parts one after the other. */
 function join_(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return new Uint8Array(Buffer.concat(parts));
 }
 
 /** A valid docker archive of one layer, and its pieces to break. */
