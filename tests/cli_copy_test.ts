@@ -287,13 +287,17 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
     [["copy", "docker-daemon:app:1", "docker://x/y"], /to push out of dockerd, use link/],
     [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd and archives take images/],
     [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
-    [["copy", "docker-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
+    [["copy", "docker-archive:/tmp/a.tar", "oci:/tmp/b"], /an archive is copied to a registry/],
+    [["copy", "--all", "oci-archive:/tmp/a.tar", "docker://x/y"], /it gives one image/],
     [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
     [
       ["copy", "docker://x/y", "oci-archive:/tmp/a.tar:a/../b"],
       /is not an OCI layout.s image name/,
     ],
-    [["copy", "oci-archive:/tmp/a.tar", "docker://x/y"], /to push out of dockerd, use link/],
+    [
+      ["copy", "oci-archive:/tmp/a.tar", "docker-archive:/tmp/b.tar"],
+      /an archive is copied to a registry/,
+    ],
   ];
   for (const [args, message] of cases) {
     const run = await runCli(args, COPY);

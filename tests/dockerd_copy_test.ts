@@ -4,10 +4,16 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
-import { copyToDockerd, ociLayoutStore, push, RegistryError } from "../src/registry/mod.ts";
+import {
+  copyFromArchive,
+  copyToDockerd,
+  ociLayoutStore,
+  push,
+  RegistryError,
+} from "../src/registry/mod.ts";
 import { runCli } from "./_cli.ts";
 import {
   ALICE,
@@ -18,6 +24,7 @@ import {
   tempDir,
 } from "./registry/_daemons.ts";
 import { buildImage, sha256 } from "./registry/_image_builder.ts";
+import { dockerArchive } from "./registry/_docker_archive.ts";
 
 after(stopDaemons);
 
@@ -193,4 +200,25 @@ test("cli copy docker:// oci-archive: writes the OCI layout in a tar that skopeo
     (JSON.parse(config.stdout) as { rootfs: { diff_ids: string[] } }).rootfs.diff_ids,
     image.diffIDs,
   );
+});
+
+test("copyFromArchive() reads what docker save writes; docker pull of the pushed image gives the same image ID", async () => {
+  const { registry, dockerd } = await daemons();
+  const built = dockerArchive("saved/app:1", randomLayers(2));
+  await dockerd.docker(["load"], built.archive);
+  const path = join(tempDir(), "saved.tar");
+  await dockerd.docker(["save", "--output", path, "saved/app:1"]);
+  const ref = `${registry.host}/from/saved:1`;
+  const temp = tempDir();
+  await copyFromArchive(path, ref, {
+    tag: "saved/app:1",
+    auth: ALICE,
+    plainHttp: true,
+    tempDir: temp,
+  });
+  assert.deepEqual(readdirSync(temp), []);
+  await dockerd.docker(["rmi", "saved/app:1"]);
+  await dockerd.docker(["pull", ref]);
+  const id = await dockerd.docker(["image", "inspect", "--format", "{{.Id}}", ref]);
+  assert.equal(id.stdout.trim(), built.imageID);
 });

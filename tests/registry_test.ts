@@ -57,6 +57,7 @@ test("./registry exports the curated API and nothing else", async () => {
     "OciLayoutStore",
     "RegistryError",
     "copy",
+    "copyFromArchive",
     "copyToArchive",
     "copyToDockerd",
     "dockerKeychain",

@@ -1,6 +1,7 @@
-// `copy SRC DST`: an image from an OCI layout to a registry (push), from a registry to a
-// layout (pull), or between registries (streamed straight through, nothing on disk),
-// recording where its layers went in a metadata store, as dockerd records it.
+// `copy SRC DST`: an image from an OCI layout or an archive to a registry (push), from a
+// registry to a layout, dockerd or an archive (pull), or between registries (streamed straight
+// through, nothing on disk), recording where its layers went in a metadata store, as dockerd
+// records it.
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
 import { FSMetadataStore } from "../fs_store.ts";
@@ -8,6 +9,7 @@ import {
   type ContentStore,
   copy,
   type CopyConfig,
+  copyFromArchive,
   type CopySide,
   copyToArchive,
   copyToDockerd,
@@ -22,6 +24,7 @@ import {
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
+import { removeTree } from "../_remove_tree.ts";
 import { UsageError } from "./args.ts";
 import type { CopyProgress } from "./copy_progress.ts";
 import {
@@ -148,16 +151,6 @@ function namedStore(
   };
 }
 
-/** Removes a directory tree: a destination layout a failed pull created. */
-async function removeTree(fs: FileSystem, path: string): Promise<void> {
-  const info = await fs.stat(path);
-  if (info === null) return;
-  if (info.kind === "directory") {
-    for (const name of await fs.readDir(path)) await removeTree(fs, `${path}/${name}`);
-  }
-  await fs.remove(path);
-}
-
 /**
  * The outermost of `dir` and its ancestors that does not exist yet: what creating `dir`
  * creates, to remove if the copy fails (`undefined` when `dir` exists).
@@ -216,10 +209,13 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     context.credentials.checkSides(source.reference.domain, destination.reference.domain);
   }
   const archiving = destination.kind === "docker-daemon" || destination.kind === "archive";
-  if (
-    source.kind === "docker-daemon" || source.kind === "archive" ||
-    (archiving && source.kind !== "docker")
-  ) {
+  if (source.kind === "archive" && destination.kind !== "docker") {
+    throw new UsageError(
+      `Cannot copy "${source.text}" to "${destination.text}": an archive is copied to a ` +
+        "registry (docker://REF)",
+    );
+  }
+  if (source.kind === "docker-daemon" || (archiving && source.kind !== "docker")) {
     throw new UsageError(
       `Cannot copy "${source.text}" to "${destination.text}": dockerd and archives take images ` +
         "from a registry (docker://REF); to push out of dockerd, use link and docker push",
@@ -227,6 +223,9 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   }
   if (archiving && args.all) {
     throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
+  }
+  if (source.kind === "archive" && args.all) {
+    throw new UsageError(`Cannot copy "--all" from "${source.text}": it gives one image`);
   }
   // Without either, the registry side takes this machine's platform from an index.
   const platform = args.all
@@ -316,6 +315,15 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       });
       warnUnrecorded(context, result);
       copied = result;
+    } else if (source.kind === "archive" && destination.kind === "docker") {
+      context.progress.step("push");
+      const { format, tag } = source;
+      copied = await copyFromArchive(source.path, formatReference(destination.reference), {
+        ...await configFor(destination),
+        format,
+        ...(tag === undefined ? {} : { tag }),
+        fs: context.fs,
+      });
     } else if (source.kind === "docker" && destination.kind === "docker") {
       // Streamed registry to registry: each side with its own credentials and HMAC key.
       context.progress.step("push");

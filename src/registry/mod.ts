@@ -40,6 +40,7 @@ export { push } from "./push.ts";
 export { link, type LinkConfig, type LinkResult } from "./link.ts";
 export { copyToDockerd, type DockerdCopyConfig } from "./ends/dockerd_load.ts";
 export { type ArchiveCopyConfig, copyToArchive } from "./ends/archive_file.ts";
+export { type ArchiveSourceConfig, copyFromArchive } from "./ends/archive_source.ts";
 export type { ArchiveCopyResult, ArchiveFormat } from "./ends/_registry_archive.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";

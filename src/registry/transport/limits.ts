@@ -22,6 +22,9 @@ const MiB = 1024 * KiB;
  * - `layoutIndex`: 16 MiB for an OCI layout's `index.json`.
  * - `indexDepth`: 8 levels of image indexes within indexes on push.
  * - `indexEntries`: 1,000 manifests in one image index (real ones list a few dozen).
+ * - `archiveEntry`: 64 GiB for one file in an archive read by `copy` (a layer; registries
+ *   refuse far smaller ones), checked against its header before a byte of it is read.
+ * - `archiveEntries`: 10,000 entries in one archive (`docker save` writes a few per image).
  */
 export const LIMITS = {
   manifest: 4 * MiB,
@@ -33,6 +36,8 @@ export const LIMITS = {
   layoutIndex: 16 * MiB,
   indexDepth: 8,
   indexEntries: 1_000,
+  archiveEntry: 64 * 1024 * MiB,
+  archiveEntries: 10_000,
 } as const;
 
 /**

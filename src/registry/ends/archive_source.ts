@@ -1,0 +1,376 @@
+/**
+ * An archive file as the source of a push: `docker-archive` (what `docker save` and skopeo
+ * write) or `oci-archive` (an OCI image layout in a tar). The archive is read once, entry by
+ * entry, into a fresh OCI image layout in a temporary directory (every blob checked against
+ * its digest as it is written; a docker archive's layers checked against their DiffIDs and
+ * gzipped as dockerd pushes them), then pushed from there as any layout is, so the metadata
+ * records, mounts and upload claims of `push` all apply; the directory is removed afterwards.
+ *
+ * @module
+ */
+import type { FileSystem } from "../../file_system.ts";
+import { runtimeFileSystem } from "../../_runtime_file_system.ts";
+import { nodeBuiltin } from "../../_runtime.ts";
+import { removeTree } from "../../_remove_tree.ts";
+import { digestOf, isDigest } from "../_digest.ts";
+import { diffIDsOf } from "../_image.ts";
+import { createHasher } from "../_verify.ts";
+import { diffIDSink } from "../_diff_id.ts";
+import { gzipStream } from "../_gzip.ts";
+import { RegistryError } from "../errors.ts";
+import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
+import { push } from "../push.ts";
+import { familiarName, formatReference, parseReference } from "../reference.ts";
+import { LIMITS, parseJson, readAtMost } from "../transport/limits.ts";
+import type { Descriptor, PushResult, RegistryConfig } from "../types.ts";
+import type { ArchiveFormat } from "./_registry_archive.ts";
+import { linkTarget, tarEntries } from "./_tar_reader.ts";
+
+/** How {@linkcode copyFromArchive} reads the archive and reaches the registry. */
+export interface ArchiveSourceConfig extends RegistryConfig {
+  /** `docker-archive` (default) or `oci-archive`. */
+  format?: ArchiveFormat;
+  /**
+   * Which image: a docker archive's `RepoTags` entry (`app:1`), an OCI archive's
+   * `org.opencontainers.image.ref.name`; without it the archive must hold one image.
+   */
+  tag?: string;
+  /** The file system holding the archive and the temporary directory (default: the runtime's). */
+  fs?: FileSystem;
+  /** Where the temporary layout is made (default: the runtime's temporary directory). */
+  tempDir?: string;
+}
+
+const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
+const DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+function malformed(what: string, detail: string): RegistryError {
+  return new RegistryError("MALFORMED", `Cannot read ${what}: ${detail}`, {
+    url: what,
+    reason: detail,
+  });
+}
+
+/** The runtime's temporary directory. */
+function systemTempDir(): string {
+  const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
+  return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
+}
+
+/** `stream`, its SHA-256, length and first byte taken as it passes. */
+function hashing(stream: ReadableStream<Uint8Array>, signal?: AbortSignal) {
+  const hasher = createHasher("sha256")!;
+  const seen = { size: 0, first: -1, digest: () => `sha256:${hasher.hex()}` };
+  const passing = stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        signal?.throwIfAborted();
+        hasher.update(chunk);
+        if (seen.size === 0 && chunk.length > 0) seen.first = chunk[0]!;
+        seen.size += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return { passing, seen };
+}
+
+/** The image a list of candidates names: `tag`'s, or the only one. */
+function pick<T>(all: T[], names: (item: T) => string[], tag: string | undefined, what: string): T {
+  if (tag === undefined) {
+    if (all.length !== 1) {
+      throw malformed(what, `it holds ${all.length} images; name one`);
+    }
+    return all[0]!;
+  }
+  const found = all.find((item) => names(item).includes(tag));
+  if (found === undefined) throw malformed(what, `no image named "${tag}"`);
+  return found;
+}
+
+/** An OCI archive's blobs into `layout`; returns the descriptor of the image `tag` picks. */
+async function readOciArchive(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
+  layout: OciLayoutStore,
+  tag: string | undefined,
+  what: string,
+): Promise<Descriptor> {
+  let index: Uint8Array | undefined;
+  for await (const entry of tarEntries(stream, what, signal)) {
+    if (entry.kind === "symlink") throw malformed(what, `entry "${entry.name}" is a link`);
+    const blob = /^blobs\/(sha256\/[0-9a-f]{64})$/.exec(entry.name);
+    if (entry.name === "index.json") {
+      index = await readAtMost(entry.body, LIMITS.layoutIndex, `"index.json" of ${what}`);
+    } else if (blob !== null) {
+      await layout.write(blob[1]!.replace("/", ":"), entry.body, { maxBytes: entry.size });
+    } else await entry.body.cancel();
+  }
+  if (index === undefined) throw malformed(what, "no index.json");
+  const manifests = (parseJson(index, `"index.json" of ${what}`) as { manifests?: unknown })
+    ?.manifests;
+  if (!Array.isArray(manifests)) throw malformed(what, "index.json lists no manifests");
+  const chosen = pick(
+    manifests as (Descriptor | null)[],
+    (d) => [d?.annotations?.[ANNOTATION_REF_NAME] ?? ""],
+    tag,
+    what,
+  );
+  if (
+    chosen === null || typeof chosen !== "object" || !isDigest(chosen.digest) ||
+    typeof chosen.mediaType !== "string" || !Number.isSafeInteger(chosen.size)
+  ) {
+    throw malformed(what, "index.json names its image with no valid descriptor");
+  }
+  if (!await layout.has(chosen.digest)) {
+    throw malformed(what, `index.json names manifest ${chosen.digest} that is not in it`);
+  }
+  return chosen;
+}
+
+/** One file of a docker archive, saved: where, its size and SHA-256. */
+interface Saved {
+  file: string;
+  size: number;
+  digest: string;
+  /** Whether it starts as gzip does (a layer `docker load` takes compressed). */
+  gzip: boolean;
+}
+
+/** A `manifest.json` entry. */
+interface DockerImage {
+  Config: string;
+  RepoTags: string[] | null;
+  Layers: string[];
+}
+
+function isDockerImage(value: unknown): value is DockerImage {
+  const image = value as DockerImage | null;
+  return typeof image === "object" && image !== null && typeof image.Config === "string" &&
+    Array.isArray(image.Layers) && image.Layers.every((l) => typeof l === "string") &&
+    (image.RepoTags === null || image.RepoTags === undefined ||
+      (Array.isArray(image.RepoTags) && image.RepoTags.every((t) => typeof t === "string")));
+}
+
+/** A `RepoTags` entry as `docker-archive:PATH:NAME:TAG` names it: `app:1`, `busybox:latest`. */
+function familiarTag(name: string): string {
+  try {
+    const ref = parseReference(name);
+    return `${familiarName(ref)}:${ref.tag}`;
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * A docker archive into `layout`: every file saved to `work` (its order is free: `docker
+ * save` writes `manifest.json` last), then the image `tag` picks assembled, its layers
+ * proven against the config's DiffIDs and gzipped. Returns the manifest's descriptor.
+ */
+async function readDockerArchive(
+  stream: ReadableStream<Uint8Array>,
+  signal: AbortSignal | undefined,
+  fs: FileSystem,
+  work: string,
+  layout: OciLayoutStore,
+  tag: string | undefined,
+  what: string,
+): Promise<Descriptor> {
+  const saved = new Map<string, Saved>();
+  // skopeo names each layer's legacy `<id>/layer.tar` as a link to `<hex>.tar`.
+  const links = new Map<string, string>();
+  for await (const entry of tarEntries(stream, what, signal)) {
+    if (entry.kind === "directory") continue;
+    if (saved.has(entry.name) || links.has(entry.name)) {
+      throw malformed(what, `entry "${entry.name}" appears twice`);
+    }
+    if (entry.kind === "symlink") {
+      const target = linkTarget(entry.name, entry.target!);
+      if (target === null) {
+        throw malformed(what, `link "${entry.name}" points outside the archive`);
+      }
+      links.set(entry.name, target);
+      continue;
+    }
+    const file = `${work}/${saved.size}`;
+    const { passing, seen } = hashing(entry.body);
+    await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+    saved.set(entry.name, {
+      file,
+      size: seen.size,
+      digest: seen.digest(),
+      gzip: seen.first === 0x1f,
+    });
+  }
+  /** The file `name` is, through at most 8 links. */
+  const find = (name: string, role: string): Saved => {
+    let path = name;
+    for (let hops = 0; links.has(path) && hops <= 8; hops++) path = links.get(path)!;
+    const found = saved.get(path);
+    if (found === undefined) throw malformed(what, `${role} "${name}" is not in the archive`);
+    return found;
+  };
+  const read = async (name: string, limit: number, role: string) => {
+    const found = find(name, role);
+    if (found.size > limit) {
+      throw new RegistryError(
+        "TOO_LARGE",
+        `Cannot read ${what}: ${role} "${name}" is larger than the limit of ${limit} bytes`,
+        { url: what, reason: `limit ${limit} bytes` },
+      );
+    }
+    return { ...found, data: await fs.readFile(found.file) };
+  };
+  const list = parseJson(
+    (await read("manifest.json", LIMITS.manifest, "the file")).data,
+    `"manifest.json" of ${what}`,
+  );
+  if (!Array.isArray(list) || !list.every(isDockerImage)) {
+    throw malformed(what, "manifest.json is not a list of images");
+  }
+  const wanted = tag === undefined ? undefined : familiarTag(tag);
+  const image = pick(list, (i) => (i.RepoTags ?? []).map(familiarTag), wanted, what);
+  const config = await read(image.Config, LIMITS.config, "the configuration");
+  const diffIDs = diffIDsOf(config.data, what);
+  if (diffIDs.length !== image.Layers.length) {
+    throw malformed(
+      what,
+      `manifest.json names ${image.Layers.length} layers, the configuration ${diffIDs.length}`,
+    );
+  }
+  const layers: Descriptor[] = [];
+  for (const [i, name] of image.Layers.entries()) {
+    const layer = find(name, "layer");
+    if (layer.digest === diffIDs[i]) layers.push(await gzipLayer(fs, layer, layout, signal));
+    else {
+      // A gzipped layer (`docker load` takes them; our own archives keep the registry's
+      // blobs) goes as it is once its bytes inflate to the DiffID.
+      const inflated = layer.gzip ? await diffIDOf(fs, layer, signal) : layer.digest;
+      if (inflated !== diffIDs[i]) {
+        throw new RegistryError(
+          "DIGEST_INVALID",
+          `Cannot read ${what}: layer "${name}" is ${inflated ?? "not a readable layer"}, ` +
+            `not the DiffID ${diffIDs[i]} its configuration names`,
+          { url: what, reason: `DiffID ${diffIDs[i]}` },
+        );
+      }
+      await layout.write(layer.digest, (await fs.openRead!(layer.file)).stream);
+      layers.push({ mediaType: DOCKER_LAYER, size: layer.size, digest: layer.digest });
+    }
+  }
+  await layout.put(config.digest, config.data);
+  const manifest = new TextEncoder().encode(JSON.stringify(
+    {
+      schemaVersion: 2,
+      mediaType: DOCKER_MANIFEST,
+      config: { mediaType: DOCKER_CONFIG, size: config.size, digest: config.digest },
+      layers,
+    },
+    null,
+    3,
+  ));
+  const digest = await digestOf(manifest);
+  await layout.put(digest, manifest);
+  return { mediaType: DOCKER_MANIFEST, digest, size: manifest.length };
+}
+
+/** The DiffID of a saved gzipped layer: its bytes inflated and hashed, `null` if corrupt. */
+async function diffIDOf(
+  fs: FileSystem,
+  layer: Saved,
+  signal: AbortSignal | undefined,
+): Promise<string | null> {
+  const sink = diffIDSink();
+  const reader = (await fs.openRead!(layer.file)).stream.getReader();
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const { done, value } = await reader.read();
+      if (done) return await sink.close();
+      await sink.write(value);
+    }
+  } catch (error) {
+    sink.abort();
+    await reader.cancel(error).catch(() => {});
+    throw error;
+  }
+}
+
+/** A saved layer gzipped into the layout, as dockerd compresses what it pushes. */
+async function gzipLayer(
+  fs: FileSystem,
+  layer: Saved,
+  layout: OciLayoutStore,
+  signal: AbortSignal | undefined,
+): Promise<Descriptor> {
+  const gz = `${layer.file}.gz`;
+  const raw = await fs.openRead!(layer.file);
+  const { passing, seen } = hashing(gzipStream(raw.stream), signal);
+  await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
+  const digest = seen.digest();
+  if (!await layout.has(digest)) {
+    await layout.write(digest, (await fs.openRead!(gz)).stream, { maxBytes: seen.size });
+  }
+  await fs.remove(gz);
+  return { mediaType: DOCKER_LAYER, size: seen.size, digest };
+}
+
+/**
+ * Pushes the image an archive at `path` holds to `ref`: the archive read once into a
+ * temporary OCI image layout (under `config.tempDir`, removed afterwards whatever happens),
+ * then {@linkcode push}ed from it, recording each layer in `config.metadataService`.
+ *
+ * A docker archive's `manifest.json` picks the image (`config.tag`, else its only one); each
+ * of its layers, an uncompressed tar, must hash to the DiffID its configuration names
+ * (`DIGEST_INVALID` otherwise) and is gzipped on its way to disk, so the push is what
+ * dockerd's would be: a Docker v2 manifest with gzipped layers. An OCI archive's blobs are
+ * checked against their digests; `index.json` picks the image (by
+ * `org.opencontainers.image.ref.name`), pushed with its manifest's bytes unchanged.
+ *
+ * A hostile archive is refused with the entry named, before anything is pushed: a link,
+ * device, absolute name or one leaving with `..` (`MALFORMED`), a header that is not a number
+ * or an entry over `LIMITS.archiveEntry` bytes (`MALFORMED`, `TOO_LARGE`), more than
+ * `LIMITS.archiveEntries` entries, an archive ending inside an entry (`TRUNCATED`), a
+ * `manifest.json` naming what is not there (`MALFORMED`). Nothing is written outside the
+ * temporary directory.
+ *
+ * @param path The archive.
+ * @param ref Where to push, e.g. `registry.example.com/team/app:1`.
+ * @param config Format, tag, temporary directory, file system, and what {@linkcode push} takes.
+ * @returns What push returns.
+ *
+ * @example
+ * ```ts ignore
+ * import { copyFromArchive } from "@distribution/metadata/registry";
+ *
+ * await copyFromArchive("/tmp/app.tar", "registry.example.com/team/app:1", { tag: "app:1" });
+ * ```
+ */
+export async function copyFromArchive(
+  path: string,
+  ref: string,
+  config: ArchiveSourceConfig = {},
+): Promise<PushResult> {
+  const { format = "docker-archive", tag, fs = runtimeFileSystem(), tempDir, ...pushConfig } =
+    config;
+  if (fs.openRead === undefined || fs.writeFileStream === undefined) {
+    throw new RegistryError("UNSUPPORTED", `Cannot read "${path}": the file system cannot stream`);
+  }
+  const what = `${format} "${path}"`;
+  const target = parseReference(ref);
+  const temp = `${tempDir ?? systemTempDir()}/distribution-archive-${crypto.randomUUID()}`;
+  await fs.mkdir(`${temp}/work`, 0o700);
+  try {
+    const layout = await ociLayoutStore(`${temp}/layout`, { fs });
+    const { stream } = await fs.openRead(path);
+    const manifest = format === "oci-archive"
+      ? await readOciArchive(stream, config.signal, layout, tag, what)
+      : await readDockerArchive(stream, config.signal, fs, `${temp}/work`, layout, tag, what);
+    const { annotations: _, ...descriptor } = manifest;
+    await layout.tag(formatReference(target), descriptor);
+    return await push(ref, layout, pushConfig);
+  } finally {
+    await removeTree(fs, temp);
+  }
+}
