@@ -160,30 +160,35 @@ const SIDE_OPTIONS = {
 } as const;
 /** `--tls-verify[=BOOL]`, for every registry or one side. */
 const TLS_VERIFY = ["--tls-verify", "--src-tls-verify", "--dest-tls-verify"];
-const SIDE_FLAGS = {
-  "--src-no-creds": "sourceCredentials",
-  "--dest-no-creds": "destinationCredentials",
-} as const;
+/** What `--help` and `--version` ask for instead of a command. */
+interface Asked {
+  help: boolean;
+  version: boolean;
+}
 
-/** The options without a value. */
-const KNOWN_FLAGS: ReadonlySet<string> = new Set([
-  "--json",
-  "--no-trunc",
-  "--password-stdin",
-  "--progress",
-  "--no-progress",
-  "--plain-http",
-  "--no-plain-http",
-  "--all",
-  "--verify",
-  "--no-verify",
-  "--raw",
-  "--config",
-  "--quiet",
-  "--help",
-  "--version",
-  ...Object.keys(SIDE_FLAGS),
-]);
+/** The options without a value, and what each sets. */
+const FLAGS: Readonly<Record<string, (args: CliArgs, asked: Asked) => void>> = {
+  "--json": (args) => args.json = true,
+  "--no-trunc": (args) => args.noTrunc = true,
+  "--password-stdin": (args) => args.passwordStdin = true,
+  "--progress": (args) => args.progress = true,
+  "--no-progress": (args) => args.progress = false,
+  "--plain-http": (args) => args.plainHttp = true,
+  "--no-plain-http": (args) => args.plainHttp = false,
+  "--all": (args) => args.all = true,
+  "--verify": (args) => args.verify = true,
+  "--no-verify": (args) => args.verify = false,
+  "--raw": (args) => args.raw = true,
+  "--config": (args) => args.config = true,
+  "-q": (args) => args.quiet = true,
+  "--quiet": (args) => args.quiet = true,
+  "--src-no-creds": (args) => args.sourceCredentials.noCreds = true,
+  "--dest-no-creds": (args) => args.destinationCredentials.noCreds = true,
+  "-h": (_, asked) => asked.help = true,
+  "--help": (_, asked) => asked.help = true,
+  "-v": (_, asked) => asked.version = true,
+  "--version": (_, asked) => asked.version = true,
+};
 
 /** The usage text printed by `help`, `--help` and after a usage error. */
 export const USAGE = `Usage: distribution-metadata [options] <command> [argument]
@@ -343,8 +348,7 @@ export function parseArgs(argv: readonly string[]): CliArgs {
     syncSource: undefined,
   };
   const positional: string[] = [];
-  let help = false;
-  let version = false;
+  const asked: Asked = { help: false, version: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "--") {
@@ -389,69 +393,13 @@ export function parseArgs(argv: readonly string[]): CliArgs {
           .tlsVerify = verify;}
       continue;
     }
-    if (name in SIDE_FLAGS && inline === undefined) {
-      args[SIDE_FLAGS[name as keyof typeof SIDE_FLAGS]].noCreds = true;
-      continue;
-    }
-    if (inline !== undefined && !KNOWN_FLAGS.has(name)) {
-      throw new UsageError(`Unknown option "${name}"`);
-    }
+    const flag = Object.hasOwn(FLAGS, name) ? FLAGS[name] : undefined;
+    if (flag === undefined) throw new UsageError(`Unknown option "${name}"`);
     if (inline !== undefined) throw new UsageError(`Option "${name}" takes no value`);
-    switch (name) {
-      case "--json":
-        args.json = true;
-        break;
-      case "--no-trunc":
-        args.noTrunc = true;
-        break;
-      case "--password-stdin":
-        args.passwordStdin = true;
-        break;
-      case "--progress":
-        args.progress = true;
-        break;
-      case "--no-progress":
-        args.progress = false;
-        break;
-      case "--plain-http":
-        args.plainHttp = true;
-        break;
-      case "--no-plain-http":
-        args.plainHttp = false;
-        break;
-      case "--all":
-        args.all = true;
-        break;
-      case "--verify":
-        args.verify = true;
-        break;
-      case "--no-verify":
-        args.verify = false;
-        break;
-      case "--raw":
-        args.raw = true;
-        break;
-      case "--config":
-        args.config = true;
-        break;
-      case "-q":
-      case "--quiet":
-        args.quiet = true;
-        break;
-      case "-h":
-      case "--help":
-        help = true;
-        break;
-      case "-v":
-      case "--version":
-        version = true;
-        break;
-      default:
-        throw new UsageError(`Unknown option "${arg}"`);
-    }
+    flag(args, asked);
   }
-  if (help) return { ...args, command: "help" };
-  if (version) return { ...args, command: "version" };
+  if (asked.help) return { ...args, command: "help" };
+  if (asked.version) return { ...args, command: "version" };
   const [command, ...rest] = positional;
   if (command === undefined) return args;
   if (!(COMMANDS as readonly string[]).includes(command)) {
