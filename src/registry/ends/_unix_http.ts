@@ -3,6 +3,7 @@
 // missing, a call fails with one clear error). Only what dockerd's API needs: one request, its
 // answer's head, and the body as a Web stream that pauses the socket while its reader is behind.
 import { nodeBuiltin } from "../../_runtime.ts";
+import { drained } from "../transport/node_http.ts";
 
 /** What is used here of `node:http`. */
 interface NodeHttp {
@@ -86,22 +87,6 @@ function bodyOf(message: NodeMessage): ReadableStream<Uint8Array> {
       message.destroy();
     },
   }, { highWaterMark: 1 });
-}
-
-/** Resolves on the request's next `drain`; rejects when it closes first. */
-function drained(request: NodeRequest): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const drain = () => {
-      request.off("close", close);
-      resolve();
-    };
-    const close = () => {
-      request.off("drain", drain);
-      reject(new Error("the connection closed while sending"));
-    };
-    request.once("drain", drain);
-    request.once("close", close);
-  });
 }
 
 /** Writes `body` as the socket drains, then ends the request. */

@@ -210,8 +210,19 @@ async function pump(
   }
 }
 
-/** Resolves on the request's next `drain`; rejects when it closes first. */
-function drained(req: NodeRequest): Promise<void> {
+/** The part of a `node:http` request {@linkcode drained} waits on. */
+export interface Drainable {
+  once(event: "drain" | "close", listener: () => void): unknown;
+  off(event: "drain" | "close", listener: () => void): unknown;
+}
+
+/**
+ * Resolves on the request's next `drain`; rejects when it closes first.
+ *
+ * @param req A `node:http` request whose `write` returned `false`.
+ * @returns When the socket takes more.
+ */
+export function drained(req: Drainable): Promise<void> {
   return new Promise((resolve, reject) => {
     const drain = () => {
       req.off("close", close);
