@@ -1,9 +1,9 @@
 // HTTP/1.1 over a unix socket, as dockerd's API is served: `node:http` with `socketPath`, which
 // Node, Deno and Bun all implement (found at run time, so this file loads anywhere; where it is
 // missing, a call fails with one clear error). Only what dockerd's API needs: one request, its
-// answer's head, and the body as a Web stream that pauses the socket while its reader is behind.
+// answer's head, and the body as the registry transport streams one (node_http.ts).
 import { nodeBuiltin } from "../../_runtime.ts";
-import { drained } from "../transport/node_http.ts";
+import { bodyStream, drained, type NodeBody } from "../transport/node_http.ts";
 
 /** What is used here of `node:http`. */
 interface NodeHttp {
@@ -25,15 +25,9 @@ interface NodeRequest {
   destroy(error?: unknown): unknown;
 }
 
-interface NodeMessage {
+interface NodeMessage extends NodeBody {
   statusCode?: number;
   headers: Record<string, string | string[] | undefined>;
-  on(event: "data", listener: (chunk: Uint8Array) => void): unknown;
-  once(event: "end" | "close", listener: () => void): unknown;
-  once(event: "error", listener: (error: Error) => void): unknown;
-  pause(): unknown;
-  resume(): unknown;
-  destroy(error?: unknown): unknown;
 }
 
 /** An answer of the API: its status, content type and body. */
@@ -52,41 +46,6 @@ export interface UnixRequest {
   /** Sent as the socket drains. */
   body?: Uint8Array | ReadableStream<Uint8Array>;
   signal?: AbortSignal | undefined;
-}
-
-/** The answer's body: read as the reader asks, the socket paused in between. */
-function bodyOf(message: NodeMessage): ReadableStream<Uint8Array> {
-  let controller!: ReadableStreamDefaultController<Uint8Array>;
-  let done = false;
-  message.on("data", (chunk) => {
-    controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    if ((controller.desiredSize ?? 0) <= 0) message.pause();
-  });
-  message.once("end", () => {
-    if (!done) controller.close();
-    done = true;
-  });
-  message.once("error", (error) => {
-    if (!done) controller.error(error);
-    done = true;
-  });
-  message.once("close", () => {
-    if (!done) controller.error(new Error("the connection closed before the answer's end"));
-    done = true;
-  });
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
-      message.pause();
-    },
-    pull() {
-      message.resume();
-    },
-    cancel() {
-      done = true;
-      message.destroy();
-    },
-  }, { highWaterMark: 1 });
 }
 
 /** Writes `body` as the socket drains, then ends the request. */
@@ -145,7 +104,7 @@ export function unixRequest(socket: string, request: UnixRequest): Promise<UnixA
       resolve({
         status: answer.statusCode ?? 0,
         contentType: typeof type === "string" ? type : "",
-        body: bodyOf(answer),
+        body: bodyStream(answer),
       });
     });
     if (body instanceof ReadableStream) void send(req, body);

@@ -30,10 +30,14 @@ interface NodeEmitter {
 }
 
 /** What is used here of `http.IncomingMessage`. */
-interface NodeResponse extends NodeEmitter {
+interface NodeResponse extends NodeBody {
   statusCode?: number;
   rawHeaders: string[];
   complete: boolean;
+}
+
+/** What {@linkcode bodyStream} uses of an answer (also dockerd's, on a unix socket). */
+export interface NodeBody extends NodeEmitter {
   pause(): unknown;
   resume(): unknown;
 }
@@ -246,7 +250,7 @@ export function drained(req: Drainable): Promise<void> {
  * Node's Web streams are JavaScript, so fewer, bigger chunks cut a pull's CPU more than the
  * copy costs.
  */
-function bodyStream(message: NodeResponse): ReadableStream<Uint8Array> {
+export function bodyStream(message: NodeBody): ReadableStream<Uint8Array> {
   let ended = false;
   let paused = false;
   let waiting = false; // a read is waiting for the next chunk
