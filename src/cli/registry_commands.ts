@@ -14,7 +14,7 @@ import {
   tags,
 } from "../registry/mod.ts";
 import { isIndexMediaType } from "../registry/manifest.ts";
-import { selectEntries } from "../registry/pull.ts";
+import { selectEntries } from "../registry/_image_manifest.ts";
 import { endpointsFor, openRepository } from "../registry/repositories.ts";
 import { withCredentials } from "../registry/keychain.ts";
 import { UsageError } from "./args.ts";

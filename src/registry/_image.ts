@@ -2,6 +2,7 @@
 import { parseJson } from "./transport/limits.ts";
 import { RegistryError } from "./errors.ts";
 import type { Descriptor } from "./types.ts";
+import type { V2MetadataService } from "../v2_metadata_service.ts";
 
 /** The layer DiffIDs of an image configuration (`rootfs.diff_ids`), as strings, unchecked. */
 export function diffIDsOf(config: Uint8Array, what: string): string[] {
@@ -37,4 +38,22 @@ export function layersWithDiffIDs(
 /** Whether a layer is foreign (non-distributable: fetched from its URLs, never pushed). */
 export function isForeign(layer: Descriptor): boolean {
   return (layer.urls?.length ?? 0) > 0;
+}
+
+/**
+ * The DiffID the metadata knows for `digest`, or `null` (none, or a store that cannot tell).
+ *
+ * @param service The metadata service.
+ * @param digest A layer's digest.
+ * @returns Its DiffID, or `null`.
+ */
+export async function knownDiffID(
+  service: V2MetadataService,
+  digest: string,
+): Promise<string | null> {
+  try {
+    return await service.getDiffID(digest);
+  } catch {
+    return null;
+  }
 }

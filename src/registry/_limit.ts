@@ -1,6 +1,12 @@
 // At most `max` tasks at once, the rest waiting in order: dockerd's maxConcurrentDownloads and
 // maxConcurrentUploads.
 
+/** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
+export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
+
+/** Layers pushed at once when `maxConcurrentUploads` is not set (dockerd's default). */
+export const DEFAULT_CONCURRENT_UPLOADS = 5;
+
 /**
  * A runner of tasks, at most `max` at a time, started in the order given.
  *

@@ -11,19 +11,12 @@ import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
-import { limiter } from "./_limit.ts";
+import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
 import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
-import {
-  DEFAULT_CONCURRENT_DOWNLOADS,
-  fromFirstEndpoint,
-  imageOfIndex,
-  knownDiffID,
-  selectEntries,
-} from "./pull.ts";
-import { DEFAULT_CONCURRENT_UPLOADS } from "./push.ts";
+import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import {
   attemptBudget,
   forgetsFailedMount,
@@ -37,6 +30,7 @@ import { formatReference, parseReference, type Reference } from "./reference.ts"
 import {
   checkRepositoryName,
   endpointsFor,
+  fromFirstEndpoint,
   getRepositories,
   openRepository,
 } from "./repositories.ts";

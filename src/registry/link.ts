@@ -8,15 +8,14 @@
 import { digestOf, isDigest } from "./_digest.ts";
 import { diffIDSink } from "./_diff_id.ts";
 import { isForeign, layersWithDiffIDs } from "./_image.ts";
-import { limiter } from "./_limit.ts";
+import { DEFAULT_CONCURRENT_DOWNLOADS, limiter } from "./_limit.ts";
 import { RegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
 import { imageManifest } from "./_image_manifest.ts";
 import { DockerdApi } from "./ends/dockerd_api.ts";
 import { dockerdMetadataService } from "./ends/dockerd_store.ts";
-import { DEFAULT_CONCURRENT_DOWNLOADS, fromFirstEndpoint } from "./pull.ts";
 import { formatReference, parseReference } from "./reference.ts";
-import { getRepositories } from "./repositories.ts";
+import { fromFirstEndpoint, getRepositories } from "./repositories.ts";
 import type { Descriptor, Platform, PulledLayer, RegistryConfig, Repository } from "./types.ts";
 
 /** How {@linkcode link} reaches dockerd and the registry, and how far it trusts the registry. */

@@ -8,79 +8,25 @@
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest, readVerified } from "./_digest.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "./_image.ts";
+import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import { diffIDSink, feeding } from "./_diff_id.ts";
-import { limiter } from "./_limit.ts";
-import { isRegistryError, RegistryError } from "./errors.ts";
+import { DEFAULT_CONCURRENT_DOWNLOADS, limiter } from "./_limit.ts";
+import { RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { withCredentials } from "./keychain.ts";
-import { getRepositories } from "./repositories.ts";
+import { fromFirstEndpoint, getRepositories } from "./repositories.ts";
 import type {
   ContentStore,
   Descriptor,
   Manifest,
-  Platform,
   PulledLayer,
   PullResult,
   RegistryConfig,
   Repository,
 } from "./types.ts";
-
-/** Layers downloaded at once when `maxConcurrentDownloads` is not set (dockerd's default). */
-export const DEFAULT_CONCURRENT_DOWNLOADS = 3;
-
-/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback). */
-const FALLBACK_CODES: ReadonlySet<string> = new Set([
-  "UNAUTHORIZED",
-  "MANIFEST_UNKNOWN",
-  "NAME_UNKNOWN",
-  "UNREACHABLE",
-]);
-
-/**
- * `attempt` on each of the endpoints in turn (mirrors first, as `getRepositories` orders them),
- * going on to the next after a mirror's failure or one dockerd falls back on, never after an
- * abort; the last endpoint's failure is thrown.
- *
- * @param repositories The endpoints, from `getRepositories`.
- * @param attempt The transfer from one endpoint.
- * @returns The first endpoint's result that succeeds.
- */
-export async function fromFirstEndpoint<T>(
-  repositories: Repository[],
-  attempt: (repo: Repository) => Promise<T>,
-): Promise<T> {
-  for (const [i, repo] of repositories.entries()) {
-    try {
-      return await attempt(repo);
-    } catch (error) {
-      const more = i < repositories.length - 1;
-      const fallback = !isRegistryError(error, "ABORTED") &&
-        (repo.mirror || (isRegistryError(error) && FALLBACK_CODES.has(error.code)));
-      if (!more || !fallback) throw error;
-    }
-  }
-  throw new Error("unreachable: getRepositories returns at least one repository");
-}
-
-function pickPlatform(index: Manifest, platform: Platform, ref: string): Descriptor {
-  const entries = index.references();
-  const found = entries.find((d) =>
-    d.platform?.os === platform.os && d.platform.architecture === platform.architecture &&
-    (platform.variant === undefined || d.platform.variant === platform.variant)
-  );
-  if (found === undefined) {
-    const wanted = [platform.os, platform.architecture, platform.variant].filter(Boolean).join("/");
-    throw new RegistryError(
-      "MANIFEST_UNKNOWN",
-      `Cannot pull "${ref}": no matching manifest for ${wanted} in the manifest list entries`,
-      { url: ref },
-    );
-  }
-  return found;
-}
 
 /** The image configuration: from the store when it has it, else fetched (bounded, verified). */
 async function fetchConfig(
@@ -136,24 +82,6 @@ async function fetchLayer(
     throw error;
   }
   return await diffID.close();
-}
-
-/**
- * The DiffID the metadata knows for `digest`, or `null` (none, or a store that cannot tell).
- *
- * @param service The metadata service.
- * @param digest A layer's digest.
- * @returns Its DiffID, or `null`.
- */
-export async function knownDiffID(
-  service: V2MetadataService,
-  digest: string,
-): Promise<string | null> {
-  try {
-    return await service.getDiffID(digest);
-  } catch {
-    return null;
-  }
 }
 
 /** What became of one layer before anything is recorded for it. */
@@ -244,52 +172,6 @@ async function pullImage(
   }
   await store.put(digest, manifest.payload);
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
-}
-
-/**
- * The image manifest an index entry names; another index is `UNSUPPORTED`, as dockerd pulls
- * only image manifests from a list (this also ends an index naming itself).
- *
- * @param repo The repository of the index.
- * @param entry The entry.
- * @param doing `"pull"` or `"copy"`, for the message.
- * @param shown The reference, for messages.
- * @returns The manifest.
- */
-export async function imageOfIndex(
-  repo: Repository,
-  entry: Descriptor,
-  doing: "pull" | "copy" | "link",
-  shown: string,
-): Promise<Manifest> {
-  const child = await repo.manifests().get(entry.digest);
-  if (isIndexMediaType(child.mediaType)) {
-    throw new RegistryError(
-      "UNSUPPORTED",
-      `Cannot ${doing} "${shown}": index entry "${entry.digest}" is an index, not an image manifest`,
-      { url: shown },
-    );
-  }
-  return child;
-}
-
-/**
- * The index entries to pull (or copy) for `selection`: one, each of a list, or every one.
- *
- * @param index The image index.
- * @param selection One platform, a list, or `"all"`.
- * @param shown The reference, for messages.
- * @returns The entries, each digest once; `MANIFEST_UNKNOWN` when a platform has none.
- */
-export function selectEntries(
-  index: Manifest,
-  selection: Platform | Platform[] | "all",
-  shown: string,
-): Descriptor[] {
-  if (selection === "all") return index.references();
-  const wanted = Array.isArray(selection) ? selection : [selection];
-  const entries = wanted.map((platform) => pickPlatform(index, platform, shown));
-  return entries.filter((entry, i) => entries.findIndex((e) => e.digest === entry.digest) === i);
 }
 
 async function pullFrom(

@@ -18,7 +18,7 @@ import {
   mountFailureEnds,
   sortByLikenessAndAge,
 } from "./push_candidates.ts";
-import { limiter } from "./_limit.ts";
+import { DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
 import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
@@ -60,9 +60,6 @@ interface PushContext {
 interface LayerPushed extends Omit<PushedLayer, "digest" | "diffID"> {
   descriptor: Descriptor;
 }
-
-/** Layers pushed at once when `maxConcurrentUploads` is not set (dockerd's default). */
-export const DEFAULT_CONCURRENT_UPLOADS = 5;
 
 /** A stored layer's size: the store's stat when it has one, else its manifest's word. */
 async function storedSize(store: ContentStore, layer: Descriptor): Promise<number> {

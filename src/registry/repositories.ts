@@ -158,3 +158,37 @@ export async function tags(ref: string, config: RegistryConfig = {}): Promise<st
   }
   throw lastError;
 }
+
+/** Codes that let dockerd fall back to the next endpoint (shouldV2Fallback). */
+const FALLBACK_CODES: ReadonlySet<string> = new Set([
+  "UNAUTHORIZED",
+  "MANIFEST_UNKNOWN",
+  "NAME_UNKNOWN",
+  "UNREACHABLE",
+]);
+
+/**
+ * `attempt` on each of the endpoints in turn (mirrors first, as `getRepositories` orders them),
+ * going on to the next after a mirror's failure or one dockerd falls back on, never after an
+ * abort; the last endpoint's failure is thrown.
+ *
+ * @param repositories The endpoints, from `getRepositories`.
+ * @param attempt The transfer from one endpoint.
+ * @returns The first endpoint's result that succeeds.
+ */
+export async function fromFirstEndpoint<T>(
+  repositories: Repository[],
+  attempt: (repo: Repository) => Promise<T>,
+): Promise<T> {
+  for (const [i, repo] of repositories.entries()) {
+    try {
+      return await attempt(repo);
+    } catch (error) {
+      const more = i < repositories.length - 1;
+      const fallback = !isRegistryError(error, "ABORTED") &&
+        (repo.mirror || (isRegistryError(error) && FALLBACK_CODES.has(error.code)));
+      if (!more || !fallback) throw error;
+    }
+  }
+  throw new Error("unreachable: getRepositories returns at least one repository");
+}

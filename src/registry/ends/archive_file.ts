@@ -11,9 +11,8 @@ import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
-import { fromFirstEndpoint } from "../pull.ts";
 import { parseReference } from "../reference.ts";
-import { getRepositories } from "../repositories.ts";
+import { fromFirstEndpoint, getRepositories } from "../repositories.ts";
 import type { Platform, RegistryConfig } from "../types.ts";
 import {
   type ArchiveCopyResult,
