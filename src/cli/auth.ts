@@ -2,7 +2,7 @@
 // line (`-u`/`--password-stdin`, `--creds`, copy's `--src-*`/`--dest-*` as skopeo has them) or a
 // docker config.json and its helpers (the registry library's keychain).
 import type { AuthConfig } from "../hmac.ts";
-import { dockerKeychain, type Keychain, type KeychainEntry } from "../registry/mod.ts";
+import { dockerKeychain, type Keychain, type KeychainEntry } from "../registry/keychain.ts";
 import { parseReference } from "../registry/reference.ts";
 import { type CliArgs, type SideCredentialArgs, UsageError } from "./args.ts";
 

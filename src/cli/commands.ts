@@ -8,7 +8,7 @@ import { checkV2MetadataHMAC, computeV2MetadataHMACKey } from "../hmac.ts";
 import type { MetadataStore } from "../metadata_store.ts";
 import { orderByLikenessAndAge } from "../registry/push_candidates.ts";
 import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
-import { formatReference, parseReference, type Reference } from "../registry/mod.ts";
+import { formatReference, parseReference, type Reference } from "../registry/reference.ts";
 import { type CliArgs, UsageError } from "./args.ts";
 import type { CredentialResolver } from "./auth.ts";
 import {

@@ -1,6 +1,6 @@
 // What `copy` shows while blobs move: a bar per blob redrawn on a terminal, a line per
 // finished blob otherwise (with --progress), or one JSON event per line on stdout (--json).
-import type { TransferProgress } from "../registry/mod.ts";
+import type { TransferProgress } from "../registry/types.ts";
 import { escapeControls } from "./escape.ts";
 
 /** How `copy` reports progress. */

@@ -3,13 +3,13 @@
 // `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive), `oci-archive:PATH[:TAG]` (an OCI
 // image layout in a tar). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
+import type { ArchiveFormat } from "../registry/ends/_registry_archive.ts";
 import {
-  type ArchiveFormat,
   familiarName,
   formatReference,
   parseReference,
   type Reference,
-} from "../registry/mod.ts";
+} from "../registry/reference.ts";
 import { isOciRefName } from "../registry/oci_layout.ts";
 import { UsageError } from "./args.ts";
 

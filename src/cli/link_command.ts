@@ -1,7 +1,9 @@
 // `link docker-daemon:IMAGE docker://REF`: records in dockerd's store what `docker pull REF`
 // would have, so that `docker push` of a loaded image finds its layers in the registry.
 import { FSMetadataStore } from "../fs_store.ts";
-import { formatReference, link, type LinkConfig, parsePlatform } from "../registry/mod.ts";
+import { link, type LinkConfig } from "../registry/link.ts";
+import { parsePlatform } from "../registry/platform.ts";
+import { formatReference } from "../registry/reference.ts";
 import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
 
 import { V2MetadataService } from "../v2_metadata_service.ts";

@@ -1,35 +1,19 @@
 // The CLI without its runtime: cli.ts passes in arguments, output streams, environment and
 // the runtime's FileSystem, so everything here runs (and is tested) on any runtime.
+//
+// A command's modules are imported when it runs (`import()` below): start-up is most of a
+// short command's time, and `link` then loads the registry client without the store commands,
+// copy's ends or the Redis and KV stores, `-v` none of them.
 import { errorCode } from "../_map_error.ts";
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
-import { FSMetadataStore } from "../fs_store.ts";
+import type { FSMetadataStore } from "../fs_store.ts";
 import { type CliArgs, type CommandName, parseArgs, USAGE, UsageError } from "./args.ts";
-import { CommandCredentials } from "./auth.ts";
-import { copyCommand } from "./copy_command.ts";
-import { linkCommand } from "./link_command.ts";
-import { copyProgress, type CopyProgressMode } from "./copy_progress.ts";
+import type { CopyProgressMode } from "./copy_progress.ts";
 import { escapeControls } from "./escape.ts";
-import { readOnlyFileSystem } from "./read_only_file_system.ts";
-import {
-  checkCommand,
-  type CommandContext,
-  diffIDCommand,
-  listCommand,
-  metadataCommand,
-  verifyCommand,
-} from "./commands.ts";
+import type { CommandContext } from "./commands.ts";
 import type { ProgressCallback } from "./scan.ts";
-import { copyStoreCommand } from "./copy_store_command.ts";
-import { syncCommand } from "./sync_command.ts";
-import { certificateHint, certsBase } from "./registry_access.ts";
-import { deleteCommand, inspectCommand, listTagsCommand } from "./registry_commands.ts";
-import {
-  openStoreLocation,
-  parseStoreLocation,
-  showStoreLocation,
-  type StoreLocation,
-} from "./store_location.ts";
+import type { StoreLocation } from "./store_location.ts";
 
 /** What cli.ts provides from the runtime. */
 export interface CliEnvironment {
@@ -152,6 +136,10 @@ async function openExisting(fs: FileSystem, root: string): Promise<FSMetadataSto
     throw fail(code, code === "EACCES" ? "permission denied" : String(error));
   }
   if (info === null) throw fail("ENOENT", "no such file or directory");
+  const [{ FSMetadataStore }, { readOnlyFileSystem }] = await Promise.all([
+    import("../fs_store.ts"),
+    import("./read_only_file_system.ts"),
+  ]);
   if (info.kind === "file" || info.kind === "other") throw fail("ENOTDIR", "not a directory");
   try {
     await fs.readDir(root);
@@ -218,13 +206,14 @@ async function interruptible(
 }
 
 /** What every command that talks to registries gets: files, credentials, output, signal. */
-function registryContext(
+async function registryContext(
   environment: CliEnvironment,
   args: CliArgs,
   print: (line: string) => void,
   warn: (line: string) => void,
   signal: AbortSignal,
 ) {
+  const { CommandCredentials } = await import("./auth.ts");
   return {
     args,
     fs: environment.fs,
@@ -243,11 +232,11 @@ type StoreCommandName = Exclude<
   "copy" | "copy-store" | "link" | "sync" | "help" | "version" | keyof typeof REGISTRY_COMMANDS
 >;
 
-/** The commands on one registry. */
+/** The commands on one registry, as registry_commands.ts names them. */
 const REGISTRY_COMMANDS = {
-  inspect: inspectCommand,
-  "list-tags": listTagsCommand,
-  delete: deleteCommand,
+  inspect: "inspectCommand",
+  "list-tags": "listTagsCommand",
+  delete: "deleteCommand",
 } as const;
 
 /** `ls`, `diffid`, `metadata`, `check` or `verify` on an open store. */
@@ -255,19 +244,22 @@ async function storeCommand(
   environment: CliEnvironment,
   context: CommandContext & { args: { command: StoreCommandName } },
 ): Promise<number> {
+  const commands = await import("./commands.ts");
   switch (context.args.command) {
     case "ls":
-      return await listCommand(context);
+      return await commands.listCommand(context);
     case "diffid":
-      return await diffIDCommand(context);
+      return await commands.diffIDCommand(context);
     case "metadata":
-      return await metadataCommand(context);
-    case "check":
+      return await commands.metadataCommand(context);
+    case "check": {
+      const { CommandCredentials } = await import("./auth.ts");
       context.credentials = await new CommandCredentials(context.args, environment, context.warn)
         .forCheck();
-      return await checkCommand(context);
+      return await commands.checkCommand(context);
+    }
     case "verify":
-      return await verifyCommand(context);
+      return await commands.verifyCommand(context);
   }
 }
 
@@ -310,37 +302,42 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
   };
   const openDirectory = (path: string) => openExisting(environment.fs, path);
   try {
+    const context = (signal: AbortSignal) =>
+      registryContext(environment, args, print, warn, signal);
     if (command === "copy-store") {
+      const { copyStoreCommand } = await import("./copy_store_command.ts");
       return await copyStoreCommand({ args, fs: environment.fs, openDirectory, ...output });
     }
     if (command === "sync") {
-      return await interruptible(
-        environment,
-        (signal) => syncCommand(registryContext(environment, args, print, warn, signal)),
-      );
+      const { syncCommand } = await import("./sync_command.ts");
+      return await interruptible(environment, async (signal) => syncCommand(await context(signal)));
     }
     if (command === "copy") {
-      return await interruptible(environment, (signal) =>
+      const [{ copyCommand }, { copyProgress }] = await Promise.all([
+        import("./copy_command.ts"),
+        import("./copy_progress.ts"),
+      ]);
+      return await interruptible(environment, async (signal) =>
         copyCommand({
-          ...registryContext(environment, args, print, warn, signal),
+          ...await context(signal),
           cwd: environment.cwd,
           progress: copyProgress(copyProgressMode(environment, args), environment),
         }));
     }
     if (command === "link") {
-      return await interruptible(
-        environment,
-        (signal) => linkCommand(registryContext(environment, args, print, warn, signal)),
-      );
+      const { linkCommand } = await import("./link_command.ts");
+      return await interruptible(environment, async (signal) => linkCommand(await context(signal)));
     }
     if (command === "inspect" || command === "list-tags" || command === "delete") {
-      const run = REGISTRY_COMMANDS[command];
-      return await interruptible(environment, (signal) =>
-        run({
-          ...registryContext(environment, args, print, warn, signal),
-          write: environment.stdout,
-        }));
+      const run = (await import("./registry_commands.ts"))[REGISTRY_COMMANDS[command]];
+      return await interruptible(
+        environment,
+        async (signal) => run({ ...await context(signal), write: environment.stdout }),
+      );
     }
+    const { openStoreLocation, parseStoreLocation, showStoreLocation } = await import(
+      "./store_location.ts"
+    );
     const location: StoreLocation = args.store === undefined
       ? { kind: "directory", path: args.root ?? await findStore(environment) }
       : await parseStoreLocation(args.store, environment.fs, true);
@@ -360,6 +357,7 @@ export async function runCli(environment: CliEnvironment): Promise<number> {
     if (error instanceof UsageError) usageError(error);
     else {
       warn(`error: ${error instanceof Error ? error.message : String(error)}`);
+      const { certificateHint, certsBase } = await import("./registry_access.ts");
       const hint = certificateHint(error, certsBase(environment.env));
       if (hint !== null) warn(hint);
     }

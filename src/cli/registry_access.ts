@@ -4,12 +4,9 @@
 // verification first, then plain http; skopeo's `--cert-dir` and `--tls-verify` per side.
 import { MetadataError } from "../errors.ts";
 import type { FileSystem } from "../file_system.ts";
-import {
-  getRepositories,
-  isRegistryError,
-  type RegistryError,
-  type TlsOptions,
-} from "../registry/mod.ts";
+import { isRegistryError, type RegistryError } from "../registry/errors.ts";
+import { getRepositories } from "../registry/repositories.ts";
+import type { TlsOptions } from "../registry/transport/default_transport.ts";
 
 /** Where docker keeps per-registry certificates (`registry.CertsDir` for a rootful dockerd). */
 const DOCKER_CERTS_DIR = "/etc/docker/certs.d";

@@ -2,7 +2,8 @@
 // credentials the command line gives it (auth.ts): a side of `copy`, or the one registry of
 // `inspect`, `list-tags` and `delete`.
 import type { FileSystem } from "../file_system.ts";
-import { type CopySide, formatReference, type Reference } from "../registry/mod.ts";
+import type { CopySide } from "../registry/copy.ts";
+import { formatReference, type Reference } from "../registry/reference.ts";
 import type { CliArgs, SideCredentialArgs } from "./args.ts";
 import type { CommandCredentials } from "./auth.ts";
 import { certsBase, insecureRegistries, registryAccess } from "./registry_access.ts";
