@@ -79,6 +79,26 @@ async function checkLayer(
 }
 
 /**
+ * Awaits `asked` in their order: the first to fail is the error the caller sees, whichever
+ * failed first in time, and aborts `stop` so the others end too.
+ */
+async function inOrder<T extends readonly unknown[]>(
+  asked: { [K in keyof T]: Promise<T[K]> },
+  stop: AbortController,
+): Promise<T> {
+  // A later failure is awaited below, or moot after an earlier one.
+  for (const promise of asked) promise.catch(() => {});
+  const values: unknown[] = [];
+  try {
+    for (const promise of asked) values.push(await promise);
+  } catch (error) {
+    stop.abort();
+    throw error;
+  }
+  return values as unknown as T;
+}
+
+/**
  * Links an image dockerd holds (loaded, built, or imported) to the same image in a registry:
  * records into the distribution metadata, for every layer, the entry `docker pull` of that
  * image would have written (DiffID → the registry's blob digest, source repository, HMAC of
@@ -124,12 +144,21 @@ export async function link(
   const parsed = parseReference(ref);
   const config = await withCredentials(parsed.domain, given);
   const shown = formatReference(parsed);
-  const api = new DockerdApi(config.dockerHost, config.signal);
-  const held = await api.image(image);
-  const service = config.metadataService ??
-    await dockerdMetadataService(api, `link "${image}"`);
+  // dockerd's image, its store (`/info` is slow to answer) and the registry's ping are asked
+  // at once: each waits on another process, and a link is mostly that waiting.
+  const stop = new AbortController();
+  const signal = config.signal === undefined
+    ? stop.signal
+    : AbortSignal.any([config.signal, stop.signal]);
+  const api = new DockerdApi(config.dockerHost, signal);
   const { platform: _, ...registryConfig } = config;
-  const repositories = await getRepositories(ref, registryConfig);
+  const [held, service, repositories] = await inOrder([
+    api.image(image),
+    config.metadataService === undefined
+      ? dockerdMetadataService(api, `link "${image}"`)
+      : Promise.resolve(config.metadataService),
+    getRepositories(ref, { ...registryConfig, signal }),
+  ], stop);
   return await fromFirstEndpoint(repositories, async (repo) => {
     const manifest = await imageManifest(repo, parsed, config.platform ?? held.platform, "link");
     const [configDescriptor, ...layers] = manifest.references();
