@@ -24,7 +24,7 @@ import { familiarName, formatReference, parseReference } from "../reference.ts";
 import { LIMITS, parseJson, readAtMost } from "../transport/limits.ts";
 import type { Descriptor, PushResult, RegistryConfig } from "../types.ts";
 import type { ArchiveFormat } from "./_registry_archive.ts";
-import { linkTarget, tarEntries } from "./_tar_reader.ts";
+import { cleanName, linkTarget, tarEntries } from "./_tar_reader.ts";
 
 /** How {@linkcode copyFromArchive} reads the archive and reaches the registry. */
 export interface ArchiveSourceConfig extends RegistryConfig {
@@ -164,9 +164,19 @@ function familiarTag(name: string): string {
 }
 
 /**
+ * The digest an entry's name claims: dockerd 25 and later save every file of an image as an
+ * OCI layout's `blobs/sha256/<hex>` (and manifest.json names them so), `null` for other names.
+ */
+function claimedDigest(name: string): string | null {
+  const blob = /^blobs\/sha256\/([0-9a-f]{64})$/.exec(name);
+  return blob === null ? null : `sha256:${blob[1]}`;
+}
+
+/**
  * A docker archive into `layout`: every file saved to `work` (its order is free: `docker
- * save` writes `manifest.json` last), then the image `tag` picks assembled, its layers
- * proven against the config's DiffIDs and gzipped. Returns the manifest's descriptor.
+ * save` writes `manifest.json` last; dockerd 25 and later write `blobs/sha256/<hex>` files,
+ * each checked against its name), then the image `tag` picks assembled, its layers proven
+ * against the config's DiffIDs and gzipped. Returns the manifest's descriptor.
  */
 async function readDockerArchive(
   stream: ReadableStream<Uint8Array>,
@@ -196,16 +206,26 @@ async function readDockerArchive(
     const file = `${work}/${saved.size}`;
     const { passing, seen } = hashing(entry.body);
     await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+    const digest = seen.digest();
+    const claimed = claimedDigest(entry.name);
+    if (claimed !== null && claimed !== digest) {
+      throw new RegistryError(
+        "DIGEST_INVALID",
+        `Cannot read ${what}: entry "${entry.name}" is ${digest}, not the digest its name says`,
+        { url: what, reason: `digest ${claimed}` },
+      );
+    }
     saved.set(entry.name, {
       file,
       size: seen.size,
-      digest: seen.digest(),
+      digest,
       gzip: seen.first === 0x1f,
     });
   }
-  /** The file `name` is, through at most 8 links. */
+  /** The file `name` (as dockerd joins it to the archive's root) is, through at most 8 links. */
   const find = (name: string, role: string): Saved => {
-    let path = name;
+    let path = cleanName(name);
+    if (path === null) throw malformed(what, `${role} "${name}" is absolute or leaves the archive`);
     for (let hops = 0; links.has(path) && hops <= 8; hops++) path = links.get(path)!;
     const found = saved.get(path);
     if (found === undefined) throw malformed(what, `${role} "${name}" is not in the archive`);
