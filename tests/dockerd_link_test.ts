@@ -7,6 +7,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { createServer } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { computeV2MetadataHMACKey, FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { link, ociLayoutStore, push, RegistryError } from "../src/registry/mod.ts";
@@ -178,6 +179,36 @@ test("link() fails with IMAGE_MISMATCH on another image and records nothing", as
     .catch((error: unknown) => error);
   assert.ok(missing instanceof RegistryError);
   assert.deepEqual([missing.code, missing.status], ["DAEMON_ERROR", 404]);
+});
+
+test("link reports dockerd's refusal at once while the registry is silent, and exits", async () => {
+  const { dockerd } = await daemons();
+  // A registry that takes the connection and never answers (the idle timeout is 30 s).
+  const held: Socket[] = [];
+  const silent = createTcpServer((socket) => void held.push(socket));
+  await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+  const registry = `127.0.0.1:${(silent.address() as { port: number }).port}`;
+  try {
+    const started = performance.now();
+    const error = await link("no-such-image:1", `${registry}/app:1`, {
+      plainHttp: true,
+      dockerHost: dockerd.host,
+    }).catch((error: unknown) => error);
+    assert.ok(error instanceof RegistryError, String(error));
+    assert.deepEqual([error.code, error.status], ["DAEMON_ERROR", 404]);
+    assert.ok(performance.now() - started < 5_000, "not waiting for the registry");
+    // The process ends too: the registry's ping, asked at the same time, is stopped.
+    const run = await runCli(
+      ["link", "docker-daemon:no-such-image:1", `docker://${registry}/app:1`],
+      { env: { DOCKER_HOST: dockerd.host }, denoPermissions: ["--allow-write", "--allow-net"] },
+    );
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /No such image: no-such-image:1/);
+    assert.ok(run.elapsedMs < 10_000, `exited after ${run.elapsedMs} ms`);
+  } finally {
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => silent.close(resolve));
+  }
 });
 
 test("link refuses sides it cannot link, and a bad platform, before reaching anything", async () => {
