@@ -346,7 +346,8 @@ async function gzipLayer(
  * (`DIGEST_INVALID` otherwise) and is gzipped on its way to disk, so the push is what
  * dockerd's would be: a Docker v2 manifest with gzipped layers. An OCI archive's blobs are
  * checked against their digests; `index.json` picks the image (by
- * `org.opencontainers.image.ref.name`), pushed with its manifest's bytes unchanged.
+ * `org.opencontainers.image.ref.name`), pushed with its manifest's bytes unchanged. dockerd 25
+ * and later save an OCI image layout inside the docker archive, which reads either way.
  *
  * A hostile archive is refused with the entry named, before anything is pushed: a link,
  * device, absolute name or one leaving with `..` (`MALFORMED`), a header that is not a number
