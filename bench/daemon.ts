@@ -11,7 +11,8 @@
  *     `--no-verify`) then `docker push`.
  * (c) `copy docker://… docker-daemon:…` against `docker pull` and `skopeo copy`, each into a
  *     dockerd without the image; then `docker push` of each copy to another repository: layers
- *     mounted.
+ *     mounted. `docker load` of the archive from local disk is the floor of a copy through
+ *     `POST /images/load`.
  * Between steps dockerd forgets the image and its distribution metadata. The CLI runs as a
  * process of the runtime this script runs on (`deno run -A bench/daemon.ts` by default),
  * measured with /usr/bin/time.
@@ -206,6 +207,14 @@ try {
   await forget(dockerd);
   const pulled = await timed(() => dockerd.docker(["pull", ref]));
   rows.push(`| (c) docker pull | ${pulled.seconds.toFixed(2)} | — | — |`);
+  // The floor of any copy through `POST /images/load`: dockerd loading the archive from disk.
+  await forget(dockerd);
+  const loaded = await timed(load);
+  rows.push(
+    `| (c) docker load of the archive on local disk | ${loaded.seconds.toFixed(2)} | — | ${
+      (loaded.seconds / pulled.seconds).toFixed(2)
+    }× docker pull |`,
+  );
   await forget(dockerd);
   const copy = `${registry.host}/bench/app2:1`;
   const copied = await cli(["copy", `docker://${ref}`, `docker-daemon:${copy}`]);
