@@ -136,10 +136,6 @@ async function openExisting(fs: FileSystem, root: string): Promise<FSMetadataSto
     throw fail(code, code === "EACCES" ? "permission denied" : String(error));
   }
   if (info === null) throw fail("ENOENT", "no such file or directory");
-  const [{ FSMetadataStore }, { readOnlyFileSystem }] = await Promise.all([
-    import("../fs_store.ts"),
-    import("./read_only_file_system.ts"),
-  ]);
   if (info.kind === "file" || info.kind === "other") throw fail("ENOTDIR", "not a directory");
   try {
     await fs.readDir(root);
@@ -147,6 +143,10 @@ async function openExisting(fs: FileSystem, root: string): Promise<FSMetadataSto
     const code = errorCode(error);
     throw fail(code, code === "EACCES" ? "permission denied" : String(error));
   }
+  const [{ FSMetadataStore }, { readOnlyFileSystem }] = await Promise.all([
+    import("../fs_store.ts"),
+    import("./read_only_file_system.ts"),
+  ]);
   return await FSMetadataStore.open(root, {
     fs: readOnlyFileSystem(fs),
     maxValueBytes: MAX_VALUE_BYTES,

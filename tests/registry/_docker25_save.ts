@@ -10,7 +10,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { sha256, tarHeader } from "./_image_builder.ts";
+import { Buffer } from "node:buffer";
+import { sha256, tar, tarHeader } from "./_image_builder.ts";
 
 const encoder = new TextEncoder();
 
@@ -47,18 +48,8 @@ function directory(name: string): Uint8Array {
 
 /** The files as such an archive: the blob directories first, as archive.Tar writes them. */
 export function docker25Tar(files: [string, Uint8Array][]): Uint8Array {
-  const parts: Uint8Array[] = ["blobs", "blobs/sha256"].map(directory);
-  for (const [name, data] of files) {
-    parts.push(tarHeader(name, data.length), data, new Uint8Array((512 - data.length % 512) % 512));
-  }
-  parts.push(new Uint8Array(1024));
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  const entries = tar(files.map(([name, data]) => ({ name, data })));
+  return new Uint8Array(Buffer.concat([directory("blobs"), directory("blobs/sha256"), entries]));
 }
 
 /** A reference as Go's `reference.ParseNormalizedNamed(...).String()` gives it. */
