@@ -10,11 +10,10 @@
  */
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
-import { nodeBuiltin } from "../../_runtime.ts";
 import { removeTree } from "../../_remove_tree.ts";
 import { digestOf, isDigest } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
-import { createHasher } from "../_verify.ts";
+import { hashing, systemTempDir } from "../_spool.ts";
 import { diffIDSink } from "../_diff_id.ts";
 import { gzipStream } from "../_gzip.ts";
 import { RegistryError } from "../errors.ts";
@@ -50,30 +49,6 @@ function malformed(what: string, detail: string): RegistryError {
     url: what,
     reason: detail,
   });
-}
-
-/** The runtime's temporary directory. */
-function systemTempDir(): string {
-  const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
-  return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
-}
-
-/** `stream`, its SHA-256, length and first byte taken as it passes. */
-function hashing(stream: ReadableStream<Uint8Array>, signal?: AbortSignal) {
-  const hasher = createHasher("sha256")!;
-  const seen = { size: 0, first: -1, digest: () => `sha256:${hasher.hex()}` };
-  const passing = stream.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        signal?.throwIfAborted();
-        hasher.update(chunk);
-        if (seen.size === 0 && chunk.length > 0) seen.first = chunk[0]!;
-        seen.size += chunk.length;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  return { passing, seen };
 }
 
 /** The image a list of candidates names: `tag`'s, or the only one. */
