@@ -30,18 +30,23 @@ import { checkRepositoryName } from "./repositories.ts";
 import type { BlobWriter, Descriptor, PushResult, RegistryConfig } from "./types.ts";
 
 /** The media types of what dockerd pushes. */
-export const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-export const DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
+const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
 export const DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
-/** A layer's uncompressed bytes, already proven to hash to its DiffID, readable again. */
+/**
+ * A layer's bytes, readable again: uncompressed, already proven to hash to its DiffID, or,
+ * with `blob`, already gzipped (proven to inflate to it), pushed as they are.
+ */
 export interface UncompressedLayer {
-  /** The DiffID its bytes hash to. */
+  /** The DiffID its (inflated) bytes hash to. */
   diffID: string;
   /** Its bytes from the start. */
   open(): Promise<ReadableStream<Uint8Array>>;
-  /** Frees what holds the bytes (e.g. a spool file) once they are compressed. */
+  /** Frees what holds the bytes (e.g. a spool file) once they are compressed or pushed. */
   release(): Promise<void>;
+  /** The blob the bytes already are, when the source holds the layer gzipped. */
+  blob?: Descriptor;
 }
 
 /** An image whose source holds the layers uncompressed. */
@@ -106,6 +111,23 @@ async function compressAndUpload(
   session: BlobWriter | null,
   signal: AbortSignal,
 ): Promise<LayerPushed> {
+  if (layer.blob !== undefined) {
+    try {
+      return await uploadLayer(
+        ctx,
+        layer.diffID,
+        {
+          ...layer.blob,
+          open: () => layer.open(),
+          what: `layer ${layer.diffID} as ${layer.blob.digest}`,
+        },
+        session,
+        signal,
+      );
+    } finally {
+      await layer.release();
+    }
+  }
   const gz = `${dir}/${layer.diffID.slice(layer.diffID.indexOf(":") + 1)}.gz`;
   try {
     const { passing, seen } = hashing(gzipStream(await layer.open()), signal);
@@ -134,7 +156,7 @@ async function compressAndUpload(
 }
 
 /** The Docker v2 manifest of a configuration and its layers, as dockerd writes it. */
-export async function dockerManifest(config: Uint8Array, layers: Descriptor[]) {
+async function dockerManifest(config: Uint8Array, layers: Descriptor[]) {
   const payload = new TextEncoder().encode(JSON.stringify(
     {
       schemaVersion: 2,
