@@ -201,10 +201,12 @@ test("cli copy docker-daemon: --root records into the store named, not dockerd's
   await assert.rejects(dockerds.getMetadata(image.diffIDs[0]!));
 });
 
-test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_INVALID, nothing uploaded or recorded", async () => {
-  const { registry } = await daemons();
-  // A hostile API: an image whose configuration is on disk as dockerd keeps it, and a save
-  // whose layer.tar holds other bytes than the DiffID.
+/**
+ * A dockerd API on a socket of its own: one image of one layer, its configuration on disk as
+ * dockerd keeps it, and a save whose `layer.tar` is `served` (the layer's own bytes, or others);
+ * every path asked is kept. With `containerd`, /info answers as the containerd image store.
+ */
+async function fakeDockerd(options: { lying?: boolean; containerd?: boolean } = {}) {
   const root = tempDir();
   const honest = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
   const lying = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
@@ -215,11 +217,15 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
   mkdirSync(imagedb, { recursive: true });
   writeFileSync(join(imagedb, id.slice(7)), config);
   const socket = join(tempDir(), "docker.sock");
+  const asked: string[] = [];
   const server = createServer((request, response) => {
+    asked.push(request.url!);
     if (request.url === "/info") {
-      response.end(JSON.stringify({ DockerRootDir: root, Driver: "vfs", DriverStatus: [] }));
+      const status = options.containerd ? [["driver-type", "io.containerd.snapshotter.v1"]] : [];
+      response.end(JSON.stringify({ DockerRootDir: root, Driver: "vfs", DriverStatus: status }));
     } else if (request.url === `/images/${id}/get`) {
-      response.end(tar([{ name: `${"c".repeat(64)}/layer.tar`, data: lying }]));
+      const layer = options.lying ? lying : honest;
+      response.end(tar([{ name: `${"c".repeat(64)}/layer.tar`, data: layer }]));
     } else {
       response.end(JSON.stringify({
         Id: id,
@@ -230,6 +236,61 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
     }
   });
   await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return {
+    root,
+    diffID,
+    lyingDiffID: sha256(lying),
+    host: `unix://${socket}`,
+    asked,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+test("copyFromDockerd() of an image whose layers the registry has asks dockerd for no save", async () => {
+  const { registry } = await daemons();
+  const dockerd = await fakeDockerd();
+  try {
+    const service = new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d")));
+    const config = {
+      auth: ALICE,
+      plainHttp: true,
+      dockerHost: dockerd.host,
+      metadataService: service,
+    };
+    const first = await copyFromDockerd("app:1", `${registry.host}/nosave/app:1`, config);
+    assert.deepEqual(first.layers.map((layer) => layer.transfer), ["uploaded"]);
+    assert.equal(dockerd.asked.filter((path) => path.endsWith("/get")).length, 1);
+    const again = await copyFromDockerd("app:1", `${registry.host}/nosave/app:1`, config);
+    assert.deepEqual(again.layers.map((layer) => layer.transfer), ["exists"]);
+    const elsewhere = await copyFromDockerd("app:1", `${registry.host}/nosave/other:1`, config);
+    assert.deepEqual(elsewhere.layers.map((layer) => layer.transfer), ["mounted"]);
+    assert.equal(again.digest, first.digest);
+    assert.equal(elsewhere.digest, first.digest);
+    assert.equal(dockerd.asked.filter((path) => path.endsWith("/get")).length, 1);
+  } finally {
+    await dockerd.close();
+  }
+});
+
+test("copyFromDockerd() on the containerd image store says in one line it keeps no such store", async () => {
+  const dockerd = await fakeDockerd({ containerd: true });
+  try {
+    const error = await copyFromDockerd("app:1", "127.0.0.1:1/app:1", { dockerHost: dockerd.host })
+      .catch((error: unknown) => error);
+    assert.ok(error instanceof RegistryError, String(error));
+    assert.equal(error.code, "UNSUPPORTED");
+    assert.match(
+      error.message,
+      /^Cannot copy "app:1" out of dockerd: dockerd uses the containerd image store[^\n]*$/,
+    );
+  } finally {
+    await dockerd.close();
+  }
+});
+
+test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_INVALID, nothing uploaded or recorded", async () => {
+  const { registry } = await daemons();
+  const dockerd = await fakeDockerd({ lying: true });
   const temp = tempDir();
   const before = (await registry.requests()).length;
   try {
@@ -237,19 +298,21 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
     const error = await copyFromDockerd("lying:1", `${registry.host}/lying/app:1`, {
       auth: ALICE,
       plainHttp: true,
-      dockerHost: `unix://${socket}`,
+      dockerHost: dockerd.host,
       metadataService: service,
       tempDir: temp,
     }).catch((error: unknown) => error);
     assert.ok(error instanceof RegistryError, String(error));
     assert.equal(error.code, "DIGEST_INVALID", error.message);
-    assert.match(error.message, new RegExp(`layer\\.tar" is ${sha256(lying)}`));
-    await assert.rejects(service.getMetadata(diffID));
+    assert.match(error.message, new RegExp(`layer\\.tar" is ${dockerd.lyingDiffID}`));
+    await assert.rejects(service.getMetadata(dockerd.diffID));
   } finally {
-    await new Promise((resolve) => server.close(resolve));
+    await dockerd.close();
   }
   const requests = await requestsSince(registry, before);
   assert.deepEqual(requests.filter((r) => r.method !== "GET" && r.method !== "HEAD"), []);
   assert.deepEqual(readdirSync(temp), []);
-  assert.ok(!existsSync(join(root, "image", "vfs", "distribution", "v2metadata-by-diffid")));
+  assert.ok(
+    !existsSync(join(dockerd.root, "image", "vfs", "distribution", "v2metadata-by-diffid")),
+  );
 });
