@@ -182,6 +182,33 @@ test("cli copy docker-daemon: docker://: docker push then uploads nothing, mount
   assert.ok(took < 5000, `${took} ms`); // the CLI's start included; the library's is timed in bench
 });
 
+test("copyFromDockerd() of an image sharing layers with one copied before: only the new layer is read and uploaded", async () => {
+  const { registry, dockerd } = await daemons();
+  const layers = randomLayers(4);
+  const base = dockerArchive("shared/base:1", layers.slice(0, 3));
+  const top = dockerArchive("shared/top:1", layers);
+  await dockerd.docker(["load"], base.archive);
+  await dockerd.docker(["load"], top.archive);
+  const config = {
+    auth: ALICE,
+    hmacKey: await computeV2MetadataHMACKey(ALICE),
+    plainHttp: true,
+    dockerHost: dockerd.host,
+  };
+  await copyFromDockerd("shared/base:1", `${registry.host}/shared/base:1`, config);
+  const before = (await registry.requests()).length;
+  const pushed = await copyFromDockerd("shared/top:1", `${registry.host}/shared/top:1`, config);
+  assert.deepEqual(pushed.layers.map((layer) => layer.transfer), [
+    "mounted",
+    "mounted",
+    "mounted",
+    "uploaded",
+  ]);
+  assert.deepEqual(pushed.layers.map((layer) => layer.diffID), top.diffIDs);
+  const requests = await requestsSince(registry, before);
+  assert.deepEqual(committed(requests, top.imageID), [pushed.layers[3]!.digest]);
+});
+
 test("cli copy docker-daemon: --root records into the store named, not dockerd's", async () => {
   const { registry, dockerd } = await daemons();
   const name = `${registry.host}/rooted/app:1`;

@@ -81,8 +81,9 @@ async function layerSizes(
 
 /**
  * The `wanted` layers of dockerd's save of `image`, each spooled into `dir` as it streams and
- * known by its SHA-256; a `layer.tar` that is none of the image's DiffIDs is refused
- * (`DIGEST_INVALID`), so no bytes but the image's own are ever pushed or recorded.
+ * known by its SHA-256, the save read only until the last of them; a `layer.tar` that is none
+ * of the image's DiffIDs is refused (`DIGEST_INVALID`), so no bytes but the image's own are
+ * ever pushed or recorded.
  */
 async function* savedLayers(
   api: DockerdApi,
@@ -95,6 +96,8 @@ async function* savedLayers(
   const what = `dockerd's save of ${image.id}`;
   const body = await api.request({ method: "GET", path: `/images/${image.id}/get` });
   const diffIDs = new Set(image.diffIDs);
+  // Once the last layer wanted went by, the rest of the save is not read.
+  const missing = new Set(wanted);
   let spooled = 0;
   for await (const entry of tarEntries(body, what, signal)) {
     if (entry.kind !== "file") continue;
@@ -120,6 +123,8 @@ async function* savedLayers(
       open: async () => (await fs.openRead!(file)).stream,
       release: () => Promise.resolve(fs.remove(file)),
     };
+    missing.delete(diffID);
+    if (missing.size === 0) return;
   }
 }
 
