@@ -36,6 +36,8 @@ import { tarEntries } from "./_tar_reader.ts";
 export interface DockerdSourceConfig extends UncompressedPushConfig {
   /** dockerd's socket as a `DOCKER_HOST` value (default `unix:///var/run/docker.sock`). */
   dockerHost?: string;
+  /** The file system of dockerd's image store and of the temporary directory (default: the runtime's). */
+  fs?: FileSystem;
 }
 
 /** The configuration's bytes from dockerd's image store, proven to be the image ID. */
