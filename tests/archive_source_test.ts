@@ -121,6 +121,39 @@ test("a docker save archive (uncompressed layers, manifest.json last): layers gz
   }
 });
 
+test("a docker save archive pushed again: layers found or mounted by DiffID, none compressed or uploaded", async () => {
+  const saved = dockerArchive("again:1", [
+    [{ name: "a", data: noise(300_000, 11) }],
+    [{ name: "b", data: noise(20_000_000, 12) }],
+  ]);
+  const path = join(tempDir(), "saved.tar");
+  writeFileSync(path, saved.archive);
+  const { service } = await metadata();
+  const pushTo = async (repo: string) => {
+    const pushed = new Set<string>();
+    const result = await copyFromArchive(path, `${server.host}/${repo}:1`, {
+      metadataService: service,
+      tempDir: tempDir(),
+      plainHttp: true,
+      onProgress: (event) => {
+        // The configuration is uploaded into the new repository; no layer is.
+        if (event.action === "push" && event.digest !== saved.imageID) pushed.add(event.digest);
+      },
+    });
+    return { transfers: result.layers.map((layer) => layer.transfer), pushed: [...pushed], result };
+  };
+  const first = await pushTo("again/app");
+  assert.deepEqual(first.transfers, ["uploaded", "uploaded"]);
+  const second = await pushTo("again/app");
+  assert.deepEqual(second.transfers, ["exists", "exists"]);
+  assert.deepEqual(second.pushed, []);
+  assert.equal(second.result.digest, first.result.digest);
+  const elsewhere = await pushTo("again/other");
+  assert.deepEqual(elsewhere.transfers, ["mounted", "mounted"]);
+  assert.deepEqual(elsewhere.pushed, []);
+  assert.equal(elsewhere.result.digest, first.result.digest);
+});
+
 test("oci-archive round trip: the manifest byte-exact (same digest)", async () => {
   const path = join(tempDir(), "app-oci.tar");
   await copyToArchive(`${server.host}/src/app:1.0`, path, {

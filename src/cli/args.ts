@@ -206,7 +206,10 @@ Commands:
                         run again to resume)
   copy <src> <dst>      copy an image: docker://REF or oci:DIR[:TAG] on either side, recording
                         into the metadata store (--root or --store; default: the user's own,
-                        $XDG_DATA_HOME/distribution-metadata/distribution)
+                        $XDG_DATA_HOME/distribution-metadata/distribution); docker-daemon:NAME:TAG
+                        into or out of dockerd (recording into dockerd's store by default; out of
+                        it, layers the registry has are found by DiffID, not compressed),
+                        docker-archive:PATH and oci-archive:PATH into or out of archives
   link docker-daemon:IMAGE docker://REF
                         record in dockerd's store (from $DOCKER_HOST; --root overrides) the
                         entries docker pull of REF would write, so docker push skips or mounts

@@ -1,4 +1,4 @@
-// `copy SRC DST`: an image from an OCI layout or an archive to a registry (push), from a
+// `copy SRC DST`: an image from an OCI layout, dockerd or an archive to a registry (push), from a
 // registry to a layout, dockerd or an archive (pull), or between registries (streamed straight
 // through, nothing on disk), recording where its layers went in a metadata store, as dockerd
 // records it.
@@ -10,6 +10,7 @@ import {
   copy,
   type CopyConfig,
   copyFromArchive,
+  copyFromDockerd,
   type CopySide,
   copyToArchive,
   copyToDockerd,
@@ -215,16 +216,22 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         "registry (docker://REF)",
     );
   }
-  if (source.kind === "docker-daemon" || (archiving && source.kind !== "docker")) {
+  if (source.kind === "docker-daemon" && destination.kind !== "docker") {
+    throw new UsageError(
+      `Cannot copy "${source.text}" to "${destination.text}": dockerd's images are copied to a ` +
+        "registry (docker://REF)",
+    );
+  }
+  if (archiving && source.kind !== "docker") {
     throw new UsageError(
       `Cannot copy "${source.text}" to "${destination.text}": dockerd and archives take images ` +
-        "from a registry (docker://REF); to push out of dockerd, use link and docker push",
+        "from a registry (docker://REF)",
     );
   }
   if (archiving && args.all) {
     throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
   }
-  if (source.kind === "archive" && args.all) {
+  if ((source.kind === "archive" || source.kind === "docker-daemon") && args.all) {
     throw new UsageError(`Cannot copy "--all" from "${source.text}": it gives one image`);
   }
   // Without either, the registry side takes this machine's platform from an index.
@@ -233,8 +240,10 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     : args.platform === undefined
     ? undefined
     : parsePlatform(args.platform);
-  // Into dockerd, the layers are recorded in dockerd's own store unless another is named.
-  const opened = destination.kind === "docker-daemon" && args.root === undefined &&
+  // Into or out of dockerd, the layers are recorded in dockerd's own store (what its push
+  // reads) unless another is named.
+  const daemon = source.kind === "docker-daemon" || destination.kind === "docker-daemon";
+  const opened = daemon && args.root === undefined &&
       args.store === undefined
     ? null
     : await openMetadataStore(context);
@@ -324,6 +333,17 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         ...(tag === undefined ? {} : { tag }),
         fs: context.fs,
       });
+    } else if (source.kind === "docker-daemon" && destination.kind === "docker") {
+      context.progress.step("push");
+      copied = await copyFromDockerd(
+        taggedName(source.reference),
+        formatReference(destination.reference),
+        {
+          ...await configFor(destination),
+          dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
+          fs: context.fs,
+        },
+      );
     } else if (source.kind === "docker" && destination.kind === "docker") {
       // Streamed registry to registry: each side with its own credentials and HMAC key.
       context.progress.step("push");

@@ -2,7 +2,11 @@
 // so a slow reader (a file, an upload) never leaves compressed output queued. Node's
 // `CompressionStream` does queue it: its readable side counts chunks, not bytes, and keeps
 // zlib running ahead (a 160 MiB layer held 130 MiB), so node:zlib's public stream is driven
-// here wherever the runtime has it, `CompressionStream` otherwise.
+// here wherever the runtime has it, `CompressionStream` otherwise. It compresses at zlib's
+// fastest level: a layer's digest is this compressor's anyway (no other gzip gives the same
+// bytes), and on 128 MiB of real files (node_modules) level 1 took half the time of level 6 for
+// a 8% larger blob (2.5 s against 5.0 s, 43% against 40% of the size); on random data, which
+// nothing compresses, both took the same time.
 import { nodeBuiltin } from "../_runtime.ts";
 
 interface NodeGzip {
@@ -14,7 +18,13 @@ interface NodeGzip {
   destroy(): void;
 }
 
-const nodeZlib = nodeBuiltin<{ createGzip(): NodeGzip }>("node:zlib", "createGzip");
+const nodeZlib = nodeBuiltin<{ createGzip(options: { level: number }): NodeGzip }>(
+  "node:zlib",
+  "createGzip",
+);
+
+/** zlib's level: the fastest. */
+const LEVEL = 1;
 
 /** The ways to gzip: node:zlib's stream, where the runtime has it, or `CompressionStream`. */
 export type GzipWay = "zlib-stream" | "compression-stream";
@@ -35,7 +45,7 @@ export function gzipStream(
       new CompressionStream("gzip") as TransformStream<Uint8Array, Uint8Array>,
     );
   }
-  const gzip = nodeZlib.createGzip();
+  const gzip = nodeZlib.createGzip({ level: LEVEL });
   const reader = source.getReader();
   const out: Uint8Array[] = [];
   let finished = false;

@@ -39,6 +39,8 @@ export { pull } from "./pull.ts";
 export { push } from "./push.ts";
 export { link, type LinkConfig, type LinkResult } from "./link.ts";
 export { copyToDockerd, type DockerdCopyConfig } from "./ends/dockerd_load.ts";
+export { copyFromDockerd, type DockerdSourceConfig } from "./ends/dockerd_source.ts";
+export type { UncompressedPushConfig } from "./push_uncompressed.ts";
 export { type ArchiveCopyConfig, copyToArchive } from "./ends/archive_file.ts";
 export { type ArchiveSourceConfig, copyFromArchive } from "./ends/archive_source.ts";
 export type { ArchiveCopyResult, ArchiveFormat } from "./ends/_registry_archive.ts";

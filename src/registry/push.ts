@@ -36,10 +36,10 @@ import type {
   Repository,
 } from "./types.ts";
 
-interface PushContext {
+/** One push's state: the repository, the metadata, the layers done and under way. */
+export interface PushContext {
   repo: Repository;
   target: Reference;
-  store: ContentStore;
   service: V2MetadataService;
   hmacKey: Uint8Array | null;
   hasAuthInfo: boolean;
@@ -57,7 +57,7 @@ interface PushContext {
 }
 
 /** What became of one layer: as {@linkcode PushedLayer}, with the descriptor pushed. */
-interface LayerPushed extends Omit<PushedLayer, "digest" | "diffID"> {
+export interface LayerPushed extends Omit<PushedLayer, "digest" | "diffID"> {
   descriptor: Descriptor;
 }
 
@@ -74,11 +74,17 @@ async function ignore(promise: Promise<unknown>): Promise<void> {
   }
 }
 
+/**
+ * A layer before its lookup: its blob's descriptor when the source has it compressed, else
+ * its media type alone (the registry's answers give the digest and size).
+ */
+export type LayerShape = Omit<Descriptor, "digest" | "size"> & { digest?: string; size?: number };
+
 /** dockerd's layerAlreadyExists: HEAD up to `max` distinct digests in the target repository. */
 async function layerAlreadyExists(
   ctx: PushContext,
   diffID: string,
-  layer: Descriptor,
+  layer: LayerShape,
   checkOtherRepositories: boolean,
   max: number,
   entries: V2Metadata[],
@@ -97,9 +103,10 @@ async function layerAlreadyExists(
   }
   for (const [digest, meta] of byDigest) {
     checked.add(digest);
+    let size: number;
     try {
       // stat refuses an answer for another digest than the one asked (DIGEST_INVALID).
-      await ctx.repo.blobs().stat(digest);
+      size = (await ctx.repo.blobs().stat(digest)).size;
     } catch (error) {
       if (isRegistryError(error, "BLOB_UNKNOWN") && meta.sourceRepository === target) {
         await ignore(ctx.service.remove(meta));
@@ -114,33 +121,39 @@ async function layerAlreadyExists(
         hmac: "",
       });
     }
-    const descriptor = { ...layer, digest };
+    const descriptor = { ...layer, digest, size: layer.size ?? size };
     ctx.remoteLayers.set(diffID, descriptor);
-    ctx.config.onProgress?.({ action: "exists", digest, current: layer.size, total: layer.size });
+    ctx.config.onProgress?.({
+      action: "exists",
+      digest,
+      current: descriptor.size,
+      total: descriptor.size,
+    });
     return descriptor;
   }
   return null;
 }
 
-/** dockerd's v2PushDescriptor.Upload for one layer. */
-async function pushLayer(
+/**
+ * What the lookup of a layer came to: the layer on the registry (found or mounted), or the
+ * session a refused mount left open, which its upload goes on in.
+ */
+export type LookedUp = { pushed: LayerPushed } | { pushed: null; session: BlobWriter | null };
+
+/**
+ * dockerd's v2PushDescriptor.Upload up to the upload: the layer already pushed by this push,
+ * one existence check of the best-known digest, mounts from other repositories of the
+ * registry, more existence checks; the budgets by `budgetSize` (dockerd's layer size).
+ */
+export async function lookUpLayer(
   ctx: PushContext,
   diffID: string,
-  layer: Descriptor,
-  stop: AbortSignal,
-): Promise<LayerPushed> {
-  if (isForeign(layer)) {
-    ctx.config.onProgress?.({
-      action: "skip",
-      digest: layer.digest,
-      current: 0,
-      total: layer.size,
-    });
-    return { descriptor: layer, transfer: "foreign" };
-  }
+  layer: LayerShape,
+  budgetSize: number | undefined,
+): Promise<LookedUp> {
   const done = ctx.remoteLayers.get(diffID);
-  if (done !== undefined) return { descriptor: done, transfer: "exists" };
-  const budget = attemptBudget(layer.size);
+  if (done !== undefined) return { pushed: { descriptor: done, transfer: "exists" } };
+  const budget = attemptBudget(budgetSize);
   const checked = new Set<string>();
   let entries: V2Metadata[] = [];
   try {
@@ -149,7 +162,7 @@ async function pushLayer(
     // no metadata for this layer: nothing to find, dockerd goes on to mounts (none) and upload
   }
   const found = await layerAlreadyExists(ctx, diffID, layer, true, 1, entries, checked);
-  if (found !== null) return { descriptor: found, transfer: "exists" };
+  if (found !== null) return { pushed: { descriptor: found, transfer: "exists" } };
 
   const blobs = ctx.repo.blobs();
   let upload: BlobWriter | null = null;
@@ -176,8 +189,16 @@ async function pushLayer(
     }
     if (created?.kind === "mounted") {
       if (upload !== null) await ignore(upload.cancel());
-      const descriptor = { ...layer, digest: created.descriptor.digest };
-      return await mounted(ctx, diffID, descriptor, candidate.sourceRepository);
+      const digest = created.descriptor.digest;
+      // A mount's answer gives no size: dockerd's client asks with a HEAD too.
+      const size = layer.size ?? (await blobs.stat(digest)).size;
+      const pushed = await mounted(
+        ctx,
+        diffID,
+        { ...layer, digest, size },
+        candidate.sourceRepository,
+      );
+      return { pushed };
     }
     if (await forgetsFailedMount(candidate, ctx.hmacKey, unauthorized, ctx.hasAuthInfo)) {
       await ignore(ctx.service.remove(candidate));
@@ -200,37 +221,36 @@ async function pushLayer(
     );
     if (found !== null) {
       if (upload !== null) await ignore(upload.cancel());
-      return { descriptor: found, transfer: "exists" };
+      return { pushed: { descriptor: found, transfer: "exists" } };
     }
   }
+  return { pushed: null, session: upload };
+}
 
-  // Each layer is read once, checked as it is sent: the check holds back the last bytes
-  // until the bytes proved to be `size` and to hash to `digest`, and errors the body
-  // otherwise, so the request cannot complete (the session is cancelled) and no registry,
-  // checking or not, ever has other bytes under this name.
-  const digest = layer.digest;
-  let size: number;
-  try {
-    size = await storedSize(ctx.store, layer);
-  } catch (error) {
-    if (upload !== null) await ignore(upload.cancel());
-    throw error;
-  }
+/**
+ * Uploads a layer the lookup did not find, under an upload claim when the store offers them,
+ * then records it. Each layer is read once, checked as it is sent: the check holds back the
+ * last bytes until the bytes proved to be `size` and to hash to `digest`, and errors the body
+ * otherwise, so the request cannot complete (the session is cancelled) and no registry,
+ * checking or not, ever has other bytes under this name.
+ */
+export async function uploadLayer(
+  ctx: PushContext,
+  diffID: string,
+  blob: Descriptor & { open(): Promise<ReadableStream<Uint8Array>>; what: string },
+  session: BlobWriter | null,
+  stop: AbortSignal,
+): Promise<LayerPushed> {
+  const { open, what, ...layer } = blob;
+  const { digest, size } = layer;
+  const blobs = ctx.repo.blobs();
   const onProgress = ctx.config.onProgress;
-  const session = upload;
   const sendLayer = async (): Promise<LayerPushed> => {
     await blobs.upload({
       digest,
       size,
       // `stop` ends the upload when another layer failed.
-      open: async () =>
-        verifyingSized(
-          await ctx.store.open(digest, { verify: false }),
-          digest,
-          size,
-          `blob "${digest}" in the content store`,
-          stop,
-        ),
+      open: async () => verifyingSized(await open(), digest, size, what, stop),
     }, {
       session,
       chunkSize: ctx.config.chunkSize,
@@ -238,8 +258,8 @@ async function pushLayer(
       onRetry: (attempt, error) =>
         onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
     });
-    await record(ctx, diffID, { ...layer, size });
-    return { descriptor: { ...layer, size }, transfer: "uploaded" };
+    await record(ctx, diffID, layer);
+    return { descriptor: layer, transfer: "uploaded" };
   };
   const { result, waited } = await uploadOnce<LayerPushed>({
     claims: ctx.claims,
@@ -250,10 +270,50 @@ async function pushLayer(
     size,
     rate: ctx.rate,
     session,
-    adopt: (repository) => adopt(ctx, diffID, { ...layer, size }, repository),
+    adopt: (repository) => adopt(ctx, diffID, layer, repository),
     upload: sendLayer,
   });
   return waited ? { ...result, waited } : result;
+}
+
+/** dockerd's v2PushDescriptor.Upload for one layer of a content store. */
+async function pushLayer(
+  ctx: PushContext,
+  store: ContentStore,
+  diffID: string,
+  layer: Descriptor,
+  stop: AbortSignal,
+): Promise<LayerPushed> {
+  if (isForeign(layer)) {
+    ctx.config.onProgress?.({
+      action: "skip",
+      digest: layer.digest,
+      current: 0,
+      total: layer.size,
+    });
+    return { descriptor: layer, transfer: "foreign" };
+  }
+  const looked = await lookUpLayer(ctx, diffID, layer, layer.size);
+  if (looked.pushed !== null) return looked.pushed;
+  let size: number;
+  try {
+    size = await storedSize(store, layer);
+  } catch (error) {
+    if (looked.session !== null) await ignore(looked.session.cancel());
+    throw error;
+  }
+  return await uploadLayer(
+    ctx,
+    diffID,
+    {
+      ...layer,
+      size,
+      open: () => store.open(layer.digest, { verify: false }),
+      what: `blob "${layer.digest}" in the content store`,
+    },
+    looked.session,
+    stop,
+  );
 }
 
 /** Records a layer the target repository has now, as dockerd does after a push. */
@@ -311,6 +371,7 @@ async function adopt(
  */
 async function pushLayers(
   ctx: PushContext,
+  store: ContentStore,
   layers: { layer: Descriptor; diffID: string }[],
 ): Promise<PushedLayer[]> {
   const stop = new AbortController();
@@ -322,7 +383,7 @@ async function pushLayers(
       task = ctx.uploads(async () => {
         stop.signal.throwIfAborted();
         try {
-          return await pushLayer(ctx, diffID, layer, stop.signal);
+          return await pushLayer(ctx, store, diffID, layer, stop.signal);
         } catch (error) {
           if (!stop.signal.aborted) {
             first = { error };
@@ -351,7 +412,11 @@ async function pushLayers(
 }
 
 /** The config blob (or any non-layer blob): HEAD, then upload when missing. */
-async function pushBlob(ctx: PushContext, descriptor: Descriptor, data: Uint8Array): Promise<void> {
+export async function pushBlob(
+  ctx: PushContext,
+  descriptor: Descriptor,
+  data: Uint8Array,
+): Promise<void> {
   try {
     await ctx.repo.blobs().stat(descriptor.digest);
     ctx.config.onProgress?.({
@@ -376,6 +441,7 @@ async function pushBlob(ctx: PushContext, descriptor: Descriptor, data: Uint8Arr
 
 async function pushManifest(
   ctx: PushContext,
+  store: ContentStore,
   node: PlannedManifest,
   tag: string | undefined,
   pushed: Set<string>,
@@ -387,12 +453,12 @@ async function pushManifest(
     manifests = [];
     for (const child of node.children) {
       if (!pushed.has(child.descriptor.digest)) {
-        manifests.push(await pushManifest(ctx, child, undefined, pushed));
+        manifests.push(await pushManifest(ctx, store, child, undefined, pushed));
       }
     }
     layers = manifests.flatMap((image) => image.layers);
   } else {
-    layers = await pushLayers(ctx, node.layers);
+    layers = await pushLayers(ctx, store, node.layers);
     await pushBlob(ctx, node.config, node.configBytes);
   }
   const digest = await ctx.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
@@ -404,6 +470,30 @@ async function pushManifest(
     layers,
   };
   return manifests === undefined ? result : { ...result, manifests };
+}
+
+/**
+ * Opens a push to `target` for `config` (its credentials already resolved): the repository
+ * with pull and push scopes on the first endpoint, the metadata service, the limits.
+ */
+export async function openPush(target: Reference, config: RegistryConfig): Promise<PushContext> {
+  const repo = await openRepository(target, endpointsFor(target, config, true)[0]!, config, [
+    "pull",
+    "push",
+  ]);
+  return {
+    repo,
+    target,
+    service: config.metadataService ?? new V2MetadataService(null),
+    hmacKey: config.hmacKey ?? null,
+    hasAuthInfo: hasAuthInfo(config.auth),
+    config,
+    remoteLayers: new Map(),
+    pushing: new Map(),
+    uploads: limiter(config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS),
+    claims: config.metadataService?.store?.claims,
+    rate: new UploadRate(),
+  };
 }
 
 /**
@@ -484,23 +574,6 @@ export async function push(
   // Everything local is read and checked before the first request: manifests and configs
   // against their digests, DiffIDs as digests, indexes for cycles.
   const plan = await planImage(store, descriptor, formatReference(target));
-  const repo = await openRepository(target, endpointsFor(target, config, true)[0]!, config, [
-    "pull",
-    "push",
-  ]);
-  const ctx: PushContext = {
-    repo,
-    target,
-    store,
-    service: config.metadataService ?? new V2MetadataService(null),
-    hmacKey: config.hmacKey ?? null,
-    hasAuthInfo: hasAuthInfo(config.auth),
-    config,
-    remoteLayers: new Map(),
-    pushing: new Map(),
-    uploads: limiter(config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS),
-    claims: config.metadataService?.store?.claims,
-    rate: new UploadRate(),
-  };
-  return await pushManifest(ctx, plan, target.tag, new Set());
+  const ctx = await openPush(target, config);
+  return await pushManifest(ctx, store, plan, target.tag, new Set());
 }

@@ -1,25 +1,31 @@
 /**
  * An archive file as the source of a push: `docker-archive` (what `docker save` and skopeo
  * write) or `oci-archive` (an OCI image layout in a tar). The archive is read once, entry by
- * entry, into a fresh OCI image layout in a temporary directory (every blob checked against
- * its digest as it is written; a docker archive's layers checked against their DiffIDs and
- * gzipped as dockerd pushes them), then pushed from there as any layout is, so the metadata
- * records, mounts and upload claims of `push` all apply; the directory is removed afterwards.
+ * entry, into a temporary directory (every file hashed as it is written). A docker archive's
+ * layers, checked against their DiffIDs, are then pushed as dockerd pushes them
+ * ({@linkcode pushUncompressed}): looked up by DiffID first, and only those the registry lacks
+ * gzipped and uploaded. An OCI archive's blobs, checked against their digests, form an OCI
+ * image layout pushed as any layout is. The metadata records, mounts and upload claims of a
+ * push all apply; the directory is removed afterwards.
  *
  * @module
  */
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
-import { nodeBuiltin } from "../../_runtime.ts";
 import { removeTree } from "../../_remove_tree.ts";
-import { digestOf, isDigest } from "../_digest.ts";
+import { isDigest } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
-import { createHasher } from "../_verify.ts";
+import { hashing, systemTempDir } from "../_spool.ts";
 import { diffIDSink } from "../_diff_id.ts";
-import { gzipStream } from "../_gzip.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
 import { push } from "../push.ts";
+import {
+  DOCKER_LAYER,
+  pushUncompressed,
+  type UncompressedImage,
+  type UncompressedLayer,
+} from "../push_uncompressed.ts";
 import { familiarName, formatReference, parseReference } from "../reference.ts";
 import { LIMITS, parseJson, readAtMost } from "../transport/limits.ts";
 import type { Descriptor, PushResult, RegistryConfig } from "../types.ts";
@@ -41,39 +47,11 @@ export interface ArchiveSourceConfig extends RegistryConfig {
   tempDir?: string;
 }
 
-const DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json";
-const DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json";
-const DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
 function malformed(what: string, detail: string): RegistryError {
   return new RegistryError("MALFORMED", `Cannot read ${what}: ${detail}`, {
     url: what,
     reason: detail,
   });
-}
-
-/** The runtime's temporary directory. */
-function systemTempDir(): string {
-  const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
-  return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
-}
-
-/** `stream`, its SHA-256, length and first byte taken as it passes. */
-function hashing(stream: ReadableStream<Uint8Array>, signal?: AbortSignal) {
-  const hasher = createHasher("sha256")!;
-  const seen = { size: 0, first: -1, digest: () => `sha256:${hasher.hex()}` };
-  const passing = stream.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        signal?.throwIfAborted();
-        hasher.update(chunk);
-        if (seen.size === 0 && chunk.length > 0) seen.first = chunk[0]!;
-        seen.size += chunk.length;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
-  return { passing, seen };
 }
 
 /** The image a list of candidates names: `tag`'s, or the only one. */
@@ -173,20 +151,19 @@ function claimedDigest(name: string): string | null {
 }
 
 /**
- * A docker archive into `layout`: every file saved to `work` (its order is free: `docker
- * save` writes `manifest.json` last; dockerd 25 and later write `blobs/sha256/<hex>` files,
- * each checked against its name), then the image `tag` picks assembled, its layers proven
- * against the config's DiffIDs and gzipped. Returns the manifest's descriptor.
+ * A docker archive read: every file saved to `work` (its order is free: `docker save` writes
+ * `manifest.json` last; dockerd 25 and later write `blobs/sha256/<hex>` files, each checked
+ * against its name), then the image `tag` picks, its layers proven against the
+ * configuration's DiffIDs (an uncompressed one by its hash, a gzipped one by inflating it).
  */
 async function readDockerArchive(
   stream: ReadableStream<Uint8Array>,
   signal: AbortSignal | undefined,
   fs: FileSystem,
   work: string,
-  layout: OciLayoutStore,
   tag: string | undefined,
   what: string,
-): Promise<Descriptor> {
+): Promise<UncompressedImage> {
   const saved = new Map<string, Saved>();
   // skopeo names each layer's legacy `<id>/layer.tar` as a link to `<hex>.tar`.
   const links = new Map<string, string>();
@@ -259,40 +236,42 @@ async function readDockerArchive(
       `manifest.json names ${image.Layers.length} layers, the configuration ${diffIDs.length}`,
     );
   }
-  const layers: Descriptor[] = [];
+  const layers = new Map<string, UncompressedLayer>();
+  const sizes: number[] = [];
   for (const [i, name] of image.Layers.entries()) {
     const layer = find(name, "layer");
-    if (layer.digest === diffIDs[i]) layers.push(await gzipLayer(fs, layer, layout, signal));
-    else {
-      // A gzipped layer (`docker load` takes them; our own archives keep the registry's
-      // blobs) goes as it is once its bytes inflate to the DiffID.
-      const inflated = layer.gzip ? await diffIDOf(fs, layer, signal) : layer.digest;
-      if (inflated !== diffIDs[i]) {
-        throw new RegistryError(
-          "DIGEST_INVALID",
-          `Cannot read ${what}: layer "${name}" is ${inflated ?? "not a readable layer"}, ` +
-            `not the DiffID ${diffIDs[i]} its configuration names`,
-          { url: what, reason: `DiffID ${diffIDs[i]}` },
-        );
-      }
-      await layout.write(layer.digest, (await fs.openRead!(layer.file)).stream);
-      layers.push({ mediaType: DOCKER_LAYER, size: layer.size, digest: layer.digest });
+    const diffID = diffIDs[i]!;
+    sizes.push(layer.size);
+    // A gzipped layer (`docker load` takes them; our own archives keep the registry's
+    // blobs) goes as it is once its bytes inflate to the DiffID.
+    const inflated = layer.digest === diffID || !layer.gzip
+      ? layer.digest
+      : await diffIDOf(fs, layer, signal);
+    if (inflated !== diffID) {
+      throw new RegistryError(
+        "DIGEST_INVALID",
+        `Cannot read ${what}: layer "${name}" is ${inflated ?? "not a readable layer"}, ` +
+          `not the DiffID ${diffID} its configuration names`,
+        { url: what, reason: `DiffID ${diffID}` },
+      );
     }
+    layers.set(diffID, {
+      diffID,
+      open: async () => (await fs.openRead!(layer.file)).stream,
+      // The work directory goes as a whole: a file may be two layers' (through links).
+      release: () => Promise.resolve(),
+      ...(layer.digest === diffID
+        ? {}
+        : { blob: { mediaType: DOCKER_LAYER, size: layer.size, digest: layer.digest } }),
+    });
   }
-  await layout.put(config.digest, config.data);
-  const manifest = new TextEncoder().encode(JSON.stringify(
-    {
-      schemaVersion: 2,
-      mediaType: DOCKER_MANIFEST,
-      config: { mediaType: DOCKER_CONFIG, size: config.size, digest: config.digest },
-      layers,
+  return {
+    config: config.data,
+    sizes,
+    layers: async function* (wanted) {
+      for (const layer of layers.values()) if (wanted.has(layer.diffID)) yield layer;
     },
-    null,
-    3,
-  ));
-  const digest = await digestOf(manifest);
-  await layout.put(digest, manifest);
-  return { mediaType: DOCKER_MANIFEST, digest, size: manifest.length };
+  };
 }
 
 /** The DiffID of a saved gzipped layer: its bytes inflated and hashed, `null` if corrupt. */
@@ -317,34 +296,17 @@ async function diffIDOf(
   }
 }
 
-/** A saved layer gzipped into the layout, as dockerd compresses what it pushes. */
-async function gzipLayer(
-  fs: FileSystem,
-  layer: Saved,
-  layout: OciLayoutStore,
-  signal: AbortSignal | undefined,
-): Promise<Descriptor> {
-  const gz = `${layer.file}.gz`;
-  const raw = await fs.openRead!(layer.file);
-  const { passing, seen } = hashing(gzipStream(raw.stream), signal);
-  await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
-  const digest = seen.digest();
-  if (!await layout.has(digest)) {
-    await layout.write(digest, (await fs.openRead!(gz)).stream, { maxBytes: seen.size });
-  }
-  await fs.remove(gz);
-  return { mediaType: DOCKER_LAYER, size: seen.size, digest };
-}
-
 /**
  * Pushes the image an archive at `path` holds to `ref`: the archive read once into a
- * temporary OCI image layout (under `config.tempDir`, removed afterwards whatever happens),
- * then {@linkcode push}ed from it, recording each layer in `config.metadataService`.
+ * temporary directory (under `config.tempDir`, removed afterwards whatever happens), then
+ * pushed from there, recording each layer in `config.metadataService`.
  *
  * A docker archive's `manifest.json` picks the image (`config.tag`, else its only one); each
  * of its layers, an uncompressed tar, must hash to the DiffID its configuration names
- * (`DIGEST_INVALID` otherwise) and is gzipped on its way to disk, so the push is what
- * dockerd's would be: a Docker v2 manifest with gzipped layers. An OCI archive's blobs are
+ * (`DIGEST_INVALID` otherwise; a gzipped one must inflate to it, and goes as it is), and the
+ * push is dockerd's ({@linkcode pushUncompressed}): each layer looked up by its DiffID in the
+ * metadata first (existence check, mounts), only the layers left gzipped and uploaded, then a
+ * Docker v2 manifest of gzipped layers. An OCI archive's blobs are
  * checked against their digests; `index.json` picks the image (by
  * `org.opencontainers.image.ref.name`), pushed with its manifest's bytes unchanged. dockerd 25
  * and later save an OCI image layout inside the docker archive, which reads either way.
@@ -383,12 +345,19 @@ export async function copyFromArchive(
   const temp = `${tempDir ?? systemTempDir()}/distribution-archive-${crypto.randomUUID()}`;
   await fs.mkdir(`${temp}/work`, 0o700);
   try {
-    const layout = await ociLayoutStore(`${temp}/layout`, { fs });
     const { stream } = await fs.openRead(path);
-    const manifest = format === "oci-archive"
-      ? await readOciArchive(stream, config.signal, layout, tag, what)
-      : await readDockerArchive(stream, config.signal, fs, `${temp}/work`, layout, tag, what);
-    const { annotations: _, ...descriptor } = manifest;
+    if (format === "docker-archive") {
+      const image = await readDockerArchive(stream, config.signal, fs, `${temp}/work`, tag, what);
+      return await pushUncompressed(ref, image, { ...pushConfig, fs, tempDir: temp });
+    }
+    const layout = await ociLayoutStore(`${temp}/layout`, { fs });
+    const { annotations: _, ...descriptor } = await readOciArchive(
+      stream,
+      config.signal,
+      layout,
+      tag,
+      what,
+    );
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
   } finally {

@@ -147,13 +147,14 @@ export class DockerdApi {
   }
 
   /**
-   * Where dockerd keeps its images (`GET /info`): its distribution metadata store, unless it
-   * uses the containerd image store, which keeps none.
+   * Where dockerd keeps its images (`GET /info`): `<DockerRootDir>/image/<Driver>` (as
+   * dockerd sees it), which holds the image configurations (`imagedb`), the layers' sizes
+   * (`layerdb`) and the distribution metadata (`distribution`), unless it uses the
+   * containerd image store, which keeps none of them.
    *
-   * @returns `<DockerRootDir>/image/<Driver>/distribution` (as dockerd sees it), or `null` on
-   * the containerd image store.
+   * @returns The directory, or `null` on the containerd image store.
    */
-  async distributionStore(): Promise<string | null> {
+  async imageStore(): Promise<string | null> {
     const json = await this.#json("/info");
     const status = Array.isArray(json.DriverStatus) ? json.DriverStatus : [];
     const snapshotter = status.some((pair) =>
@@ -169,6 +170,6 @@ export class DockerdApi {
         `Cannot find dockerd's store: /info gives root "${root}" and driver "${driver}"`,
       );
     }
-    return snapshotter ? null : `${root.replace(/\/+$/, "")}/image/${driver}/distribution`;
+    return snapshotter ? null : `${root.replace(/\/+$/, "")}/image/${driver}`;
   }
 }

@@ -1,5 +1,6 @@
 /**
- * dockerd's own distribution metadata store, opened where its API says it is.
+ * dockerd's own image store on disk, found where its API says it is: its distribution
+ * metadata, image configurations and layer sizes.
  *
  * @module
  */
@@ -9,8 +10,27 @@ import { RegistryError } from "../errors.ts";
 import type { DockerdApi } from "./dockerd_api.ts";
 
 /**
- * The metadata service on dockerd's store, `<DockerRootDir>/image/<Driver>/distribution`
- * (from `/info`); a dockerd on the containerd image store keeps none (`UNSUPPORTED`).
+ * dockerd's `<DockerRootDir>/image/<Driver>` (from `/info`); a dockerd on the containerd
+ * image store keeps none (`UNSUPPORTED`).
+ *
+ * @param api dockerd's API.
+ * @param doing What needs it, for the message, e.g. `link "app:1"`.
+ * @returns The directory, as dockerd sees it.
+ */
+export async function dockerdImageStore(api: DockerdApi, doing: string): Promise<string> {
+  const path = await api.imageStore();
+  if (path === null) {
+    throw new RegistryError(
+      "UNSUPPORTED",
+      `Cannot ${doing}: dockerd uses the containerd image store, which keeps no ` +
+        "distribution metadata (docker push finds the registry's layers by itself there)",
+    );
+  }
+  return path;
+}
+
+/**
+ * The metadata service on dockerd's store, `<DockerRootDir>/image/<Driver>/distribution`.
  *
  * @param api dockerd's API.
  * @param doing What needs it, for the message, e.g. `link "app:1"`.
@@ -20,13 +40,6 @@ export async function dockerdMetadataService(
   api: DockerdApi,
   doing: string,
 ): Promise<V2MetadataService> {
-  const path = await api.distributionStore();
-  if (path === null) {
-    throw new RegistryError(
-      "UNSUPPORTED",
-      `Cannot ${doing}: dockerd uses the containerd image store, which keeps no ` +
-        "distribution metadata (docker push finds the registry's layers by itself there)",
-    );
-  }
-  return new V2MetadataService(await FSMetadataStore.open(path));
+  const store = await dockerdImageStore(api, doing);
+  return new V2MetadataService(await FSMetadataStore.open(`${store}/distribution`));
 }

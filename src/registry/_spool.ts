@@ -1,0 +1,41 @@
+// Bytes on their way through a temporary file: where such files go, and a stream's SHA-256,
+// length and first byte taken as it passes (so a spooled file is known without reading it again).
+import { nodeBuiltin } from "../_runtime.ts";
+import { createHasher } from "./_verify.ts";
+
+/** The runtime's temporary directory. */
+export function systemTempDir(): string {
+  const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
+  return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
+}
+
+/** What {@linkcode hashing} saw pass. */
+export interface Seen {
+  /** Bytes passed so far. */
+  size: number;
+  /** The first byte, `-1` before any. */
+  first: number;
+  /** The SHA-256 of the bytes passed, `sha256:<hex>` (once they all passed). */
+  digest(): string;
+}
+
+/** `stream`, its SHA-256, length and first byte taken as it passes. */
+export function hashing(
+  stream: ReadableStream<Uint8Array>,
+  signal?: AbortSignal,
+): { passing: ReadableStream<Uint8Array>; seen: Seen } {
+  const hasher = createHasher("sha256")!;
+  const seen = { size: 0, first: -1, digest: () => `sha256:${hasher.hex()}` };
+  const passing = stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        signal?.throwIfAborted();
+        hasher.update(chunk);
+        if (seen.size === 0 && chunk.length > 0) seen.first = chunk[0]!;
+        seen.size += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return { passing, seen };
+}

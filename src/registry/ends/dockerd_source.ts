@@ -1,0 +1,185 @@
+/**
+ * dockerd as the source of a push, pushing as `docker push` does: the image configuration's
+ * exact bytes and the layers' sizes are read from dockerd's image store on disk, every layer
+ * is looked up by its DiffID in the distribution metadata first, and only when layers are
+ * left is `GET /images/{id}/get` (the `docker save` archive) streamed for their bytes.
+ *
+ * dockerd 20.10 writes that archive from a directory, in the lexical order of its names: for
+ * each layer its v1 directory `<v1 id>/` with `VERSION`, `json` and `layer.tar` (v1 IDs are
+ * digests, so the layers come in no order of the image), the configuration
+ * `<image id hex>.json` among them, then `manifest.json` (and `repositories` when saved by
+ * name; by ID, as here, there is none); a layer the image holds twice is a symbolic link to
+ * the first `layer.tar`. So each `layer.tar` is known by its bytes' SHA-256, its DiffID, not
+ * by its name, and `manifest.json` is never needed.
+ *
+ * @module
+ */
+import type { FileSystem } from "../../file_system.ts";
+import { FSMetadataStore } from "../../fs_store.ts";
+import { runtimeFileSystem } from "../../_runtime_file_system.ts";
+import { V2MetadataService } from "../../v2_metadata_service.ts";
+import { digestOf } from "../_digest.ts";
+import { hashing } from "../_spool.ts";
+import { RegistryError } from "../errors.ts";
+import {
+  pushUncompressed,
+  type UncompressedLayer,
+  type UncompressedPushConfig,
+} from "../push_uncompressed.ts";
+import { LIMITS } from "../transport/limits.ts";
+import type { PushResult } from "../types.ts";
+import { type DaemonImage, DockerdApi } from "./dockerd_api.ts";
+import { dockerdImageStore } from "./dockerd_store.ts";
+import { tarEntries } from "./_tar_reader.ts";
+
+/** How {@linkcode copyFromDockerd} reaches dockerd and the registry. */
+export interface DockerdSourceConfig extends UncompressedPushConfig {
+  /** dockerd's socket as a `DOCKER_HOST` value (default `unix:///var/run/docker.sock`). */
+  dockerHost?: string;
+  /** The file system of dockerd's image store and of the temporary directory (default: the runtime's). */
+  fs?: FileSystem;
+}
+
+/** The configuration's bytes from dockerd's image store, proven to be the image ID. */
+async function configOf(fs: FileSystem, store: string, image: DaemonImage): Promise<Uint8Array> {
+  const path = `${store}/imagedb/content/sha256/${image.id.slice("sha256:".length)}`;
+  const bytes = await fs.readFile(path, { maxBytes: LIMITS.config });
+  const digest = await digestOf(bytes);
+  if (digest !== image.id) {
+    throw new RegistryError(
+      "DIGEST_INVALID",
+      `Cannot push dockerd's image ${image.id}: its configuration "${path}" is ${digest}`,
+      { url: path, reason: `digest ${image.id}` },
+    );
+  }
+  return bytes;
+}
+
+/**
+ * Each layer's size in dockerd's layer store (`layerdb/sha256/<chain ID>/size`), which
+ * dockerd's push sizes its attempt budgets by; `undefined` where it cannot be read.
+ */
+async function layerSizes(
+  fs: FileSystem,
+  store: string,
+  diffIDs: string[],
+): Promise<(number | undefined)[]> {
+  const sizes: (number | undefined)[] = [];
+  let chainID = "";
+  for (const diffID of diffIDs) {
+    chainID = chainID === ""
+      ? diffID
+      : await digestOf(new TextEncoder().encode(`${chainID} ${diffID}`));
+    try {
+      const path = `${store}/layerdb/sha256/${chainID.slice("sha256:".length)}/size`;
+      const text = new TextDecoder().decode(await fs.readFile(path, { maxBytes: 32 }));
+      sizes.push(/^\d+$/.test(text) ? Number(text) : undefined);
+    } catch {
+      sizes.push(undefined); // dockerd's own rule for a size it cannot get: a middle layer
+    }
+  }
+  return sizes;
+}
+
+/**
+ * The `wanted` layers of dockerd's save of `image`, each spooled into `dir` as it streams and
+ * known by its SHA-256, the save read only until the last of them; a `layer.tar` that is none
+ * of the image's DiffIDs is refused (`DIGEST_INVALID`), so no bytes but the image's own are
+ * ever pushed or recorded.
+ */
+async function* savedLayers(
+  api: DockerdApi,
+  image: DaemonImage,
+  wanted: ReadonlySet<string>,
+  fs: FileSystem,
+  dir: string,
+  signal: AbortSignal,
+): AsyncGenerator<UncompressedLayer> {
+  const what = `dockerd's save of ${image.id}`;
+  const body = await api.request({ method: "GET", path: `/images/${image.id}/get` });
+  const diffIDs = new Set(image.diffIDs);
+  // Once the last layer wanted went by, the rest of the save is not read.
+  const missing = new Set(wanted);
+  let spooled = 0;
+  for await (const entry of tarEntries(body, what, signal)) {
+    if (entry.kind !== "file") continue;
+    if (!/^[0-9a-f]{64}\/layer\.tar$/.test(entry.name)) {
+      await entry.body.cancel();
+      continue;
+    }
+    const file = `${dir}/${spooled++}.tar`;
+    const { passing, seen } = hashing(entry.body, signal);
+    await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+    const diffID = seen.digest();
+    if (!wanted.has(diffID)) await fs.remove(file);
+    if (!diffIDs.has(diffID)) {
+      throw new RegistryError(
+        "DIGEST_INVALID",
+        `Cannot read ${what}: "${entry.name}" is ${diffID}, none of the image's DiffIDs`,
+        { url: what, reason: `DiffID ${diffID}` },
+      );
+    }
+    if (!wanted.has(diffID)) continue;
+    yield {
+      diffID,
+      open: async () => (await fs.openRead!(file)).stream,
+      release: () => Promise.resolve(fs.remove(file)),
+    };
+    missing.delete(diffID);
+    if (missing.size === 0) return;
+  }
+}
+
+/**
+ * Pushes an image dockerd holds to a registry, as `docker push` does, and records every
+ * layer in dockerd's store, so a later `docker push` of it skips them too.
+ *
+ * The image's ID and DiffIDs come from `GET /images/{image}/json`, its configuration's exact
+ * bytes from dockerd's image store on disk (`<DockerRootDir>/image/<Driver>/imagedb`, found
+ * from `/info`; its digest must be the image ID), and the layers' sizes from its `layerdb`.
+ * Each layer is then looked up by its DiffID in the metadata (an existence check in the target
+ * repository, mounts from the registry's other repositories, HMAC-preferred, with dockerd's
+ * budgets), and only when layers are left is dockerd's save of the image streamed: each
+ * `layer.tar` is hashed as it is spooled to a temporary file, must be one of the image's
+ * DiffIDs (`DIGEST_INVALID` otherwise, nothing recorded), and the ones left are gzipped and
+ * uploaded, up to `maxConcurrentUploads` at once, then recorded. Without
+ * `metadataService`, records into dockerd's own store (`<…>/distribution`); a dockerd on the
+ * containerd image store keeps no such store (`UNSUPPORTED`).
+ *
+ * @param image The image in dockerd: a reference or an image ID, e.g. `app:1`.
+ * @param ref Where to push, e.g. `registry.example.com/team/app:1`.
+ * @param config dockerd's socket, credentials and their HMAC key, the metadata service,
+ * concurrency, temporary directory, transport, signal, progress.
+ * @returns The pushed Docker v2 manifest, and what became of each layer.
+ *
+ * @example
+ * ```ts ignore
+ * import { computeV2MetadataHMACKey } from "@distribution/metadata";
+ * import { copyFromDockerd } from "@distribution/metadata/registry";
+ *
+ * const auth = { username: "ci", password: "secret" };
+ * const pushed = await copyFromDockerd("app:1", "registry.example.com/team/app:1", {
+ *   auth,
+ *   hmacKey: await computeV2MetadataHMACKey(auth),
+ * });
+ * console.log(pushed.layers.map((layer) => layer.transfer));
+ * ```
+ */
+export async function copyFromDockerd(
+  image: string,
+  ref: string,
+  config: DockerdSourceConfig = {},
+): Promise<PushResult> {
+  const { dockerHost, ...pushConfig } = config;
+  const fs = config.fs ?? runtimeFileSystem();
+  const api = new DockerdApi(dockerHost, config.signal);
+  const held = await api.image(image);
+  const store = await dockerdImageStore(api, `copy "${image}" out of dockerd`);
+  const metadataService = config.metadataService ??
+    new V2MetadataService(await FSMetadataStore.open(`${store}/distribution`));
+  return await pushUncompressed(ref, {
+    config: await configOf(fs, store, held),
+    sizes: await layerSizes(fs, store, held.diffIDs),
+    layers: (wanted, dir, signal) => savedLayers(api, held, wanted, fs, dir, signal),
+  }, { ...pushConfig, fs, metadataService });
+}
