@@ -123,7 +123,7 @@ const runtimes = {
 /** Deno's type check of `testArgs`, as one test that passes when `deno check` exits 0. */
 const typeCheck = (testArgs) => ({
   runtime: "deno",
-  name: "type check (deno)",
+  name: "type check",
   command: [bin("deno"), "check", "--unstable-kv", ...testArgs],
   count: (_out, code) => ({ passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 }),
 });
@@ -171,7 +171,7 @@ function jobsOf(runtime) {
   if (quick || named.length > 0) {
     return [...checks, one("", [...(runtime === "deno" ? docs : []), ...files])];
   }
-  const docExamples = runtime === "deno" ? [one("doc examples (deno)", DOC_TESTS)] : [];
+  const docExamples = runtime === "deno" ? [one("doc examples", DOC_TESTS)] : [];
   return [...checks, ...docExamples, ...files.map((file) => one(file, [file]))];
 }
 
