@@ -8,11 +8,11 @@
 //                                       one's output shown whole once it is done; the summary shows
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
-//                                       no service and no root, one process per runtime, the
-//                                       runtimes side by side, no set-up, the crash and property
-//                                       tests with fewer kills and runs (CRASH_KILLS=20,
-//                                       PROPERTY_RUNS=1000); the line before the last names what
-//                                       it left out
+//                                       no service and no root, one process of them per runtime
+//                                       (and Deno's doc examples), all side by side, no set-up,
+//                                       the crash and property tests with fewer kills and runs
+//                                       (CRASH_KILLS=20, PROPERTY_RUNS=1000); the line before the
+//                                       last names what it left out
 //     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
 //                                       without --quick)
 //
@@ -162,17 +162,19 @@ const selected = (process.env.TEST_RUNTIMES ?? "deno,bun,node").split(",");
 /**
  * Each runtime's processes. The quick tier and named files: one process of all the files per
  * runtime. The whole suite: a process per file, so that each file's time is its own and a crash
- * loses one file's counts only. On Deno, the type check of them all comes first.
+ * loses one file's counts only. On Deno, the type check of them all comes first, and the
+ * documentation examples (a worker each) are a process of their own.
  */
 function jobsOf(runtime) {
   const { command, count } = runtimes[runtime];
   const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
-  const checks = runtime === "deno" ? [typeCheck([...docs, ...files])] : [];
-  if (quick || named.length > 0) {
-    return [...checks, one("", [...(runtime === "deno" ? docs : []), ...files])];
-  }
-  const docExamples = runtime === "deno" ? [one("doc examples", DOC_TESTS)] : [];
-  return [...checks, ...docExamples, ...files.map((file) => one(file, [file]))];
+  const deno = runtime === "deno";
+  const checks = deno ? [typeCheck([...docs, ...files])] : [];
+  const docExamples = deno && docs.length > 0 ? [one("doc examples", docs)] : [];
+  const tests = quick || named.length > 0
+    ? [one("", files)]
+    : files.map((file) => one(file, [file]));
+  return [...checks, ...docExamples, ...tests];
 }
 
 /** Runs `jobs` in order, `width` processes at once; each one's output is shown whole when done. */
