@@ -1,6 +1,5 @@
 // Runs cli.ts as a real process of the runtime under test, with a time limit and its peak
 // memory measured, and takes snapshots of a store that never open a file in it.
-// @slow a CLI process per case: about 60 CPU-seconds on the three runtimes
 import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";

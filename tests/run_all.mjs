@@ -12,8 +12,7 @@
 //                                       (and Deno's doc examples), all side by side, no set-up,
 //                                       the crash and property tests with fewer kills and runs
 //                                       (CRASH_KILLS=20, PROPERTY_RUNS=1000); the line before the
-//                                       last names what it left out; with --slow, the files
-//                                       marked slow too
+//                                       last names what it left out
 //     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
 //                                       without --quick)
 //
@@ -24,8 +23,7 @@
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
-// left out of the quick tier without being listed anywhere. A line `// @slow <why>` leaves a file
-// out of the quick tier (unless --slow) for its time alone (tests/_cli.ts has one).
+// left out of the quick tier without being listed anywhere.
 import { spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize } from "node:path";
@@ -36,24 +34,18 @@ const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const bin = (name) => join(root, "node_modules", ".bin", name);
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
-const slow = args.includes("--slow");
-const named = args.filter((arg) => arg !== "--quick" && arg !== "--slow");
+const named = args.filter((arg) => arg !== "--quick");
 const all = named.length > 0 ? named : readdirSync(join(root, "tests"), { recursive: true })
   .filter((file) => String(file).endsWith("_test.ts"))
   .map((file) => join("tests", String(file)))
   .sort();
 
-/**
- * What `file` and the test modules it imports, transitively, say they need (`// @needs`), and
- * why they are slow (`// @slow`, as "slow: <why>", unless --slow).
- */
+/** What `file` and the test modules it imports, transitively, say they need (`// @needs`). */
 function needs(file, seen = new Set()) {
   if (seen.has(file)) return [];
   seen.add(file);
   const text = readFileSync(join(root, file), "utf8");
-  const found = [...text.matchAll(/^\/\/ @(needs|slow) (.+)$/gm)]
-    .filter((m) => m[1] === "needs" || !slow)
-    .map((m) => m[1] === "slow" ? `slow: ${m[2].trim()}` : m[2].trim());
+  const found = [...text.matchAll(/^\/\/ @needs (.+)$/gm)].map((m) => m[1].trim());
   for (const [, specifier] of text.matchAll(/^import\s[^;]*?from\s*"(\.\.?\/[^"]+)"/gm)) {
     const target = normalize(join(dirname(file), specifier));
     if (target.startsWith("tests") && existsSync(join(root, target))) {
@@ -247,7 +239,7 @@ if (quick) {
     `left out: ${
       out.length === 0
         ? "no file"
-        : `${out.length} files that need a service or root, or are slow: ${out.join(", ")}`
+        : `${out.length} files that need a service or root: ${out.join(", ")}`
     }; ran with ${counts.join(" ")} (npm test runs everything, in full)`,
   );
 }
