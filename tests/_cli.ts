@@ -1,17 +1,15 @@
 // Runs cli.ts as a real process of the runtime under test, with a time limit and its peak
 // memory measured, and takes snapshots of a store that never open a file in it.
+// @needs GNU time (/usr/bin/time)
 import { execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runtimeCommand, runtimeName } from "./_runtime.ts";
 
 export const repo = fileURLToPath(new URL("..", import.meta.url));
-const cli = join(repo, "tests", "_cli_peak_rss.ts");
-const posix = process.platform !== "win32";
-/** The line _cli_peak_rss.ts ends stderr with. */
-const PEAK_RSS = /\0peak RSS KiB: (\d+)\n$/;
+const cli = join(repo, "cli.ts");
 
 /** How a run of cli.ts ended. */
 export interface CliRun {
@@ -19,7 +17,7 @@ export interface CliRun {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** Peak resident memory in KiB (the process's own ru_maxrss); NaN when it was killed. */
+  /** Peak resident memory in KiB, as `/usr/bin/time -f %M` reports it. */
   maxRssKiB: number;
   elapsedMs: number;
 }
@@ -47,20 +45,20 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "cli-test-"));
 }
 
-/** Runs cli.ts with `args`, killing it after the time limit. */
+/** Runs cli.ts with `args` under `/usr/bin/time`, killing it after the time limit. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun> {
   const [command, commandArgs] = runtimeCommand(cli, args);
   if (runtimeName === "deno") {
     commandArgs.splice(1, 1, "--allow-read", "--allow-env", ...options.denoPermissions ?? []);
   }
   const scratch = tempDir();
-  const [program, ...programArgs] = [...options.wrapper ?? [], command, ...commandArgs];
-  const child = spawn(program!, programArgs, {
+  const timeFile = join(scratch, "time");
+  const wrapped = [...options.wrapper ?? [], command, ...commandArgs];
+  const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, ...wrapped], {
     cwd: options.cwd ?? repo,
     env: { ...process.env, HOME: scratch, NO_COLOR: "1", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
-    // Its own process group, so the time limit also ends what it started (POSIX only).
-    detached: posix,
+    detached: true, // its own process group, so the time limit ends the CLI with it
   });
   child.stdin.on("error", () => {}); // a CLI that stops reading early closes the pipe
   child.stdin.end(options.stdin ?? "");
@@ -72,21 +70,20 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    if (posix) process.kill(-child.pid!, "SIGKILL");
-    else child.kill("SIGKILL");
+    process.kill(-child.pid!, "SIGKILL");
   }, options.timeoutMs ?? 30_000);
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
       const elapsedMs = performance.now() - started;
+      const lines = readFileSync(timeFile, "utf8").trim().split("\n");
       rmSync(scratch, { recursive: true, force: true });
-      const peak = PEAK_RSS.exec(stderr);
       resolve({
         code: timedOut ? null : code,
         stdout,
-        stderr: peak ? stderr.slice(0, peak.index) : stderr,
-        maxRssKiB: peak ? Number(peak[1]) : NaN,
+        stderr,
+        maxRssKiB: Number(lines.at(-1)),
         elapsedMs,
       });
     });

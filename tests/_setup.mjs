@@ -21,7 +21,7 @@ export const REQUIREMENTS = [
   { program: "/usr/bin/redis-server", pkg: "redis-server" },
   { program: "/usr/bin/setpriv", pkg: "util-linux" },
   { program: "/usr/bin/unshare", pkg: "util-linux" },
-  // The real exit status of a CLI run under SIGINT (cli_copy_test).
+  // Peak RSS and the real exit status of a CLI run (tests/_cli.ts, cli_copy_test).
   { program: "/usr/bin/time", pkg: "time" },
   // A reverse proxy redirecting blob GETs to another origin (registry_redirect_proxy_test).
   { program: "/usr/sbin/nginx", pkg: "nginx-light" },
