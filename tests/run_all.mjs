@@ -4,15 +4,21 @@
 //     node tests/run_all.mjs            the whole suite (npm test): first the set-up (_setup.mjs)
 //                                       installs the programs the integration tests start, or
 //                                       stops with one line; then each file in a process of its
-//                                       own per runtime, timed; the summary shows every file's
-//                                       seconds per runtime
+//                                       own per runtime, two processes at a time (TEST_JOBS), each
+//                                       one's output shown whole once it is done; the summary shows
+//                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
-//                                       no service and no root, one process per runtime, the
-//                                       runtimes side by side, no set-up, the crash and property
-//                                       tests with fewer kills and runs (CRASH_KILLS=20,
-//                                       PROPERTY_RUNS=1000); the line before the last names what
-//                                       it left out
-//     node tests/run_all.mjs FILE...    those files only (with or without --quick)
+//                                       no service and no root, one process of them per runtime
+//                                       (and Deno's doc examples), all side by side, no set-up,
+//                                       the crash and property tests with fewer kills and runs
+//                                       (CRASH_KILLS=20, PROPERTY_RUNS=1000); the line before the
+//                                       last names what it left out
+//     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
+//                                       without --quick)
+//
+// On Deno, one `deno check` of the files (and of the documentation examples, when they run)
+// comes first and counts as one test; the test processes then skip their own type check, which
+// cost each of them about 2 CPU-seconds here for the same result.
 //
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
@@ -67,20 +73,21 @@ if (!quick) {
 
 // Every documentation example runs (and is type-checked) on Deno, unless files are named.
 const DOC_TESTS = ["--doc", "mod.ts", "cli.ts", "src/"];
-const docs = named.length > 0 ? [] : [{ name: "doc examples (deno)", args: DOC_TESTS }];
+const docs = named.length > 0 ? [] : DOC_TESTS;
 
-// Each runtime: the command for some files, and how to read its pass/fail counts.
+/** Deno's pass/fail counts, from its last summary line. */
+function denoCount(out) {
+  const m = [
+    ...out.matchAll(/(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/g),
+  ].at(-1);
+  return m && { passed: Number(m[1]), failed: Number(m[3]) };
+}
+
+// Each runtime: the command for some test files, and how to read its pass/fail counts.
 const runtimes = {
   deno: {
-    command: (testArgs) => [bin("deno"), "test", "-A", "--unstable-kv", ...testArgs],
-    count: (out) => {
-      const m = [
-        ...out.matchAll(
-          /(\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \((\d+) steps?\))?/g,
-        ),
-      ].at(-1);
-      return m && { passed: Number(m[1]), failed: Number(m[3]) };
-    },
+    command: (testArgs) => [bin("deno"), "test", "-A", "--unstable-kv", "--no-check", ...testArgs],
+    count: denoCount,
   },
   bun: {
     command: (testArgs) => [
@@ -101,8 +108,8 @@ const runtimes = {
       process.execPath,
       "--import",
       "tsx",
-      "--test",
       "--test-reporter=tap",
+      join("tests", "_node_tests.mjs"),
       ...testArgs,
     ],
     count: (out) => {
@@ -112,6 +119,14 @@ const runtimes = {
     },
   },
 };
+
+/** Deno's type check of `testArgs`, as one test that passes when `deno check` exits 0. */
+const typeCheck = (testArgs) => ({
+  runtime: "deno",
+  name: "type check",
+  command: [bin("deno"), "check", "--unstable-kv", ...testArgs],
+  count: (_out, code) => ({ passed: code === 0 ? 1 : 0, failed: code === 0 ? 0 : 1 }),
+});
 
 /** Runs a command, its output passed to `show` as it comes; its exit code and whole output. */
 function run([command, ...commandArgs], show) {
@@ -132,74 +147,89 @@ function run([command, ...commandArgs], show) {
   });
 }
 
-/** Runs `testArgs` on `runtime` in one process: its counts and seconds. */
-async function runOnce(runtime, testArgs, show) {
+/** Runs one job's process: its counts and seconds. */
+async function runJob(job, show) {
   const start = performance.now();
-  const { code, out } = await run(runtimes[runtime].command(testArgs), show);
-  const counts = runtimes[runtime].count(out) ?? { passed: 0, failed: 1 };
+  const { code, out } = await run(job.command, show);
+  const counts = job.count(out, code) ?? { passed: 0, failed: 1 };
   // A crash without a summary, or a non-zero exit with no failure counted, is a failure.
   if (code !== 0 && counts.failed === 0) counts.failed = 1;
   return { ...counts, seconds: (performance.now() - start) / 1000 };
 }
 
 const selected = (process.env.TEST_RUNTIMES ?? "deno,bun,node").split(",");
-const seconds = new Map(); // file → runtime → seconds (the whole suite only)
 
-/** Runs the files on one runtime; its output goes to `show`. */
-async function runRuntime(name, show) {
-  show(`\n=== ${name} ===\n`);
-  const total = { passed: 0, failed: 0 };
-  // The quick tier and named files run in one process per runtime; the whole suite, a process
-  // per file, so that each file's time is its own (and a crash loses one file's counts only).
-  const batches = quick || named.length > 0
-    ? [{
-      name: "",
-      args: [...(quick && docs.length > 0 && name === "deno" ? DOC_TESTS : []), ...files],
-    }]
-    : [...(name === "deno" ? docs : []), ...files.map((file) => ({ name: file, args: [file] }))];
-  for (const batch of batches) {
-    const result = await runOnce(name, batch.args, show);
-    total.passed += result.passed;
-    total.failed += result.failed;
-    if (batch.name !== "") {
-      if (!seconds.has(batch.name)) seconds.set(batch.name, {});
-      seconds.get(batch.name)[name] = result.seconds;
+/**
+ * Each runtime's processes. The quick tier and named files: one process of all the files per
+ * runtime. The whole suite: a process per file, so that each file's time is its own and a crash
+ * loses one file's counts only. On Deno, the type check of them all comes first, and the
+ * documentation examples (a worker each) are a process of their own.
+ */
+function jobsOf(runtime) {
+  const { command, count } = runtimes[runtime];
+  const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
+  const deno = runtime === "deno";
+  const checks = deno ? [typeCheck([...docs, ...files])] : [];
+  const docExamples = deno && docs.length > 0 ? [one("doc examples", docs)] : [];
+  const tests = quick || named.length > 0
+    ? [one("", files)]
+    : files.map((file) => one(file, [file]));
+  return [...checks, ...docExamples, ...tests];
+}
+
+/** Runs `jobs` in order, `width` processes at once; each one's output is shown whole when done. */
+async function runAll(jobs, width) {
+  const results = new Map(); // job → its counts and seconds
+  let next = 0;
+  async function worker() {
+    while (next < jobs.length) {
+      const job = jobs[next++];
+      let out = "";
+      const result = await runJob(job, (chunk) => out += chunk);
+      const title = job.name === "" ? job.runtime : `${job.name} (${job.runtime})`;
+      process.stdout.write(`\n=== ${title}: ${result.seconds.toFixed(1)} s ===\n${out}`);
+      results.set(job, result);
     }
   }
-  return total;
+  await Promise.all(Array.from({ length: width }, worker));
+  return results;
 }
 
-// The quick tier runs the runtimes side by side, each one's output shown once it is done; the
-// whole suite one after another (its services and timings are better alone).
-const totals = [];
-if (quick) {
-  totals.push(
-    ...await Promise.all(selected.map(async (name) => {
-      let out = "";
-      const total = await runRuntime(name, (chunk) => out += chunk);
-      process.stdout.write(out);
-      return total;
-    })),
-  );
-} else {
-  for (const name of selected) {
-    totals.push(await runRuntime(name, (chunk) => process.stdout.write(chunk)));
-  }
-}
+const jobs = selected.flatMap(jobsOf);
+// The quick tier and named files run every process at once (the runtimes side by side). The
+// whole suite runs TEST_JOBS processes at once (default 2, this machine's cores): its files start
+// their services on free ports, in directories of their own.
+const width = quick || named.length > 0
+  ? jobs.length
+  : Math.max(1, Number(process.env.TEST_JOBS ?? 2));
+const results = await runAll(jobs, width);
+
+const totals = selected.map((runtime) =>
+  jobs.filter((job) => job.runtime === runtime).reduce((total, job) => ({
+    passed: total.passed + results.get(job).passed,
+    failed: total.failed + results.get(job).failed,
+  }), { passed: 0, failed: 0 })
+);
 const passed = totals.reduce((sum, total) => sum + total.passed, 0);
 const failed = totals.reduce((sum, total) => sum + total.failed, 0);
-const lines = selected.map((name, i) =>
-  `${name}: ${totals[i].passed} passed, ${totals[i].failed} failed`
-);
-if (seconds.size > 0) {
-  const width = Math.max(...[...seconds.keys()].map((file) => file.length));
-  console.log(`\nseconds per file (${selected.join(" / ")}):`);
-  for (const [file, times] of seconds) {
-    const shown = selected.map((name) => times[name]?.toFixed(1).padStart(6) ?? "     –");
-    console.log(`  ${file.padEnd(width)} ${shown.join(" ")}`);
-  }
+const seconds = new Map(); // file → runtime → seconds
+for (const [job, result] of results) {
+  const name = job.name === "" ? "all files" : job.name;
+  if (!seconds.has(name)) seconds.set(name, {});
+  seconds.get(name)[job.runtime] = result.seconds;
 }
-console.log(`\n${lines.join("\n")}`);
+const nameWidth = Math.max(...[...seconds.keys()].map((file) => file.length));
+console.log(`\nseconds per file (${selected.join(" / ")}):`);
+for (const [file, times] of [...seconds].sort(([a], [b]) => a.localeCompare(b))) {
+  const shown = selected.map((name) => times[name]?.toFixed(1).padStart(6) ?? "     –");
+  console.log(`  ${file.padEnd(nameWidth)} ${shown.join(" ")}`);
+}
+console.log(
+  `\n${
+    selected.map((name, i) => `${name}: ${totals[i].passed} passed, ${totals[i].failed} failed`)
+      .join("\n")
+  }`,
+);
 if (quick) {
   const counts = Object.entries(QUICK_COUNTS).map(([name, value]) =>
     `${name}=${process.env[name] ?? value}`
