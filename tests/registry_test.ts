@@ -58,6 +58,7 @@ test("./registry exports the curated API and nothing else", async () => {
     "RegistryError",
     "copy",
     "copyFromArchive",
+    "copyFromDockerd",
     "copyToArchive",
     "copyToDockerd",
     "dockerKeychain",
