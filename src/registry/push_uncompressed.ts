@@ -130,38 +130,41 @@ async function compressAndUpload(
   }
   const gz = `${dir}/${layer.diffID.slice(layer.diffID.indexOf(":") + 1)}.gz`;
   try {
-    const { passing, seen } = hashing(gzipStream(await layer.open()), signal);
-    await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
-    await layer.release();
-    const digest = seen.digest();
+    let gzipped: Descriptor;
+    try {
+      const { passing, seen } = hashing(gzipStream(await layer.open()), signal);
+      await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
+      gzipped = { mediaType: DOCKER_LAYER, digest: seen.digest(), size: seen.size };
+    } catch (error) {
+      // The session a refused mount opened goes to no upload now.
+      await session?.cancel().catch(() => {});
+      throw error;
+    } finally {
+      await layer.release();
+    }
     return await uploadLayer(
       ctx,
       layer.diffID,
       {
-        mediaType: DOCKER_LAYER,
-        digest,
-        size: seen.size,
+        ...gzipped,
         open: async () => (await fs.openRead!(gz)).stream,
-        what: `layer ${layer.diffID} gzipped as ${digest}`,
+        what: `layer ${layer.diffID} gzipped as ${gzipped.digest}`,
       },
       session,
       signal,
     );
-  } catch (error) {
-    await session?.cancel().catch(() => {});
-    throw error;
   } finally {
     await fs.remove(gz);
   }
 }
 
 /** The Docker v2 manifest of a configuration and its layers, as dockerd writes it. */
-async function dockerManifest(config: Uint8Array, layers: Descriptor[]) {
+async function dockerManifest(config: Descriptor, layers: Descriptor[]) {
   const payload = new TextEncoder().encode(JSON.stringify(
     {
       schemaVersion: 2,
       mediaType: DOCKER_MANIFEST,
-      config: { mediaType: DOCKER_CONFIG, size: config.length, digest: await digestOf(config) },
+      config: { mediaType: config.mediaType, size: config.size, digest: config.digest },
       layers: layers.map(({ mediaType, size, digest }) => ({ mediaType, size, digest })),
     },
     null,
@@ -226,12 +229,13 @@ export async function pushUncompressed(
   }
 
   const layers = diffIDs.map((diffID) => pushed.get(diffID)!.descriptor);
-  const manifest = await dockerManifest(image.config, layers);
-  await pushBlob(
-    ctx,
-    { mediaType: DOCKER_CONFIG, size: image.config.length, digest: await digestOf(image.config) },
-    image.config,
-  );
+  const configBlob = {
+    mediaType: DOCKER_CONFIG,
+    size: image.config.length,
+    digest: await digestOf(image.config),
+  };
+  const manifest = await dockerManifest(configBlob, layers);
+  await pushBlob(ctx, configBlob, image.config);
   const parsed = parseManifest(manifest.payload, DOCKER_MANIFEST);
   const digest = await ctx.repo.manifests().put(
     parsed,
