@@ -230,10 +230,14 @@ test("cli copy docker-daemon: --root records into the store named, not dockerd's
 
 /**
  * A dockerd API on a socket of its own: one image of one layer, its configuration on disk as
- * dockerd keeps it, and a save whose `layer.tar` is `served` (the layer's own bytes, or others);
- * every path asked is kept. With `containerd`, /info answers as the containerd image store.
+ * dockerd keeps it, and a save whose layer is the layer's own bytes or, `lying`, others; the
+ * save as dockerd 20.10 writes it (`<v1 id>/layer.tar`) or, `oci`, as dockerd 25 and later do
+ * (`blobs/sha256/<hex>`, the layer's named by its DiffID); every path asked is kept. With
+ * `containerd`, /info answers as the containerd image store.
  */
-async function fakeDockerd(options: { lying?: boolean; containerd?: boolean } = {}) {
+async function fakeDockerd(
+  options: { lying?: boolean; containerd?: boolean; oci?: boolean } = {},
+) {
   const root = tempDir();
   const honest = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
   const lying = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
@@ -252,7 +256,15 @@ async function fakeDockerd(options: { lying?: boolean; containerd?: boolean } = 
       response.end(JSON.stringify({ DockerRootDir: root, Driver: "vfs", DriverStatus: status }));
     } else if (request.url === `/images/${id}/get`) {
       const layer = options.lying ? lying : honest;
-      response.end(tar([{ name: `${"c".repeat(64)}/layer.tar`, data: layer }]));
+      response.end(tar(
+        options.oci
+          ? [
+            { name: `blobs/sha256/${id.slice(7)}`, data: config },
+            { name: `blobs/sha256/${diffID.slice(7)}`, data: layer },
+            { name: "manifest.json", data: new TextEncoder().encode("[]") },
+          ]
+          : [{ name: `${"c".repeat(64)}/layer.tar`, data: layer }],
+      ));
     } else {
       response.end(JSON.stringify({
         Id: id,
@@ -342,4 +354,38 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
   assert.ok(
     !existsSync(join(dockerd.root, "image", "vfs", "distribution", "v2metadata-by-diffid")),
   );
+});
+
+test("copyFromDockerd() reads dockerd 25's save: only the wanted layer's blob, checked against its name", async () => {
+  const { registry } = await daemons();
+  for (const lying of [false, true]) {
+    const dockerd = await fakeDockerd({ oci: true, lying });
+    try {
+      const service = new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d")));
+      const pushing = copyFromDockerd("app:1", `${registry.host}/oci-save/app${lying}:1`, {
+        auth: ALICE,
+        plainHttp: true,
+        dockerHost: dockerd.host,
+        metadataService: service,
+      });
+      if (lying) {
+        const error = await pushing.catch((error: unknown) => error);
+        assert.ok(error instanceof RegistryError, String(error));
+        assert.equal(error.code, "DIGEST_INVALID", error.message);
+        assert.match(
+          error.message,
+          new RegExp(`blobs/sha256/${dockerd.diffID.slice(7)}" is ${dockerd.lyingDiffID}, not`),
+        );
+        await assert.rejects(service.getMetadata(dockerd.diffID));
+      } else {
+        const pushed = await pushing;
+        assert.deepEqual(pushed.layers.map((layer) => [layer.diffID, layer.transfer]), [
+          [dockerd.diffID, "uploaded"],
+        ]);
+        assert.equal((await service.getMetadata(dockerd.diffID)).length, 1);
+      }
+    } finally {
+      await dockerd.close();
+    }
+  }
 });

@@ -10,7 +10,9 @@
  * `<image id hex>.json` among them, then `manifest.json` (and `repositories` when saved by
  * name; by ID, as here, there is none); a layer the image holds twice is a symbolic link to
  * the first `layer.tar`. So each `layer.tar` is known by its bytes' SHA-256, its DiffID, not
- * by its name, and `manifest.json` is never needed.
+ * by its name, and `manifest.json` is never needed. dockerd 25 and later save an OCI image
+ * layout instead, every file a blob `blobs/sha256/<hex>` named by its digest, a layer's by its
+ * DiffID: only the blobs of the layers wanted are read, each checked against its name.
  *
  * @module
  */
@@ -81,11 +83,16 @@ async function layerSizes(
   return sizes;
 }
 
+/** A layer of dockerd's save before 25: `<v1 id>/layer.tar`. */
+const V1_LAYER = /^[0-9a-f]{64}\/layer\.tar$/;
+/** A file of dockerd's save from 25 on: an OCI layout's blob, a layer's named by its DiffID. */
+const SAVED_BLOB = /^blobs\/sha256\/([0-9a-f]{64})$/;
+
 /**
  * The `wanted` layers of dockerd's save of `image`, each spooled into `dir` as it streams and
- * known by its SHA-256, the save read only until the last of them; a `layer.tar` that is none
- * of the image's DiffIDs is refused (`DIGEST_INVALID`), so no bytes but the image's own are
- * ever pushed or recorded.
+ * known by its SHA-256, the save read only until the last of them. A `layer.tar` that is none
+ * of the image's DiffIDs, or a blob whose bytes are not the digest its name says, is refused
+ * (`DIGEST_INVALID`), so no bytes but the image's own are ever pushed or recorded.
  */
 async function* savedLayers(
   api: DockerdApi,
@@ -102,8 +109,13 @@ async function* savedLayers(
   const missing = new Set(wanted);
   let spooled = 0;
   for await (const entry of tarEntries(body, what, signal)) {
-    if (entry.kind !== "file") continue;
-    if (!/^[0-9a-f]{64}\/layer\.tar$/.test(entry.name)) {
+    const blob = entry.kind === "file" ? SAVED_BLOB.exec(entry.name) : null;
+    const claimed = blob === null ? null : `sha256:${blob[1]}`;
+    // A blob is named by its digest, a layer's being its DiffID: only the ones wanted are read.
+    const read = claimed === null
+      ? entry.kind === "file" && V1_LAYER.test(entry.name)
+      : missing.has(claimed);
+    if (!read) {
       await entry.body.cancel();
       continue;
     }
@@ -111,15 +123,19 @@ async function* savedLayers(
     const { passing, seen } = hashing(entry.body, signal);
     await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
     const diffID = seen.digest();
-    if (!wanted.has(diffID)) await fs.remove(file);
-    if (!diffIDs.has(diffID)) {
+    if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
       throw new RegistryError(
         "DIGEST_INVALID",
-        `Cannot read ${what}: "${entry.name}" is ${diffID}, none of the image's DiffIDs`,
-        { url: what, reason: `DiffID ${diffID}` },
+        `Cannot read ${what}: "${entry.name}" is ${diffID}, ${
+          claimed === null ? "none of the image's DiffIDs" : "not the digest its name says"
+        }`,
+        { url: what, reason: `DiffID ${claimed ?? diffID}` },
       );
     }
-    if (!wanted.has(diffID)) continue;
+    if (!wanted.has(diffID)) {
+      await fs.remove(file);
+      continue;
+    }
     yield {
       diffID,
       open: async () => (await fs.openRead!(file)).stream,
