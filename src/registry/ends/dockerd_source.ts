@@ -23,7 +23,9 @@ import { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
 import { hashing } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
+import { gzipStream } from "../_gzip.ts";
 import {
+  DOCKER_LAYER,
   pushUncompressed,
   type UncompressedLayer,
   type UncompressedPushConfig,
@@ -107,6 +109,10 @@ async function* savedLayers(
   const diffIDs = new Set(image.diffIDs);
   // Once the last layer wanted went by, the rest of the save is not read.
   const missing = new Set(wanted);
+  // A layer is gzipped as it is spooled (one pass over its bytes, not two) when it is surely
+  // wanted: named by its DiffID, or every layer is wanted (a first push). Otherwise a
+  // `layer.tar` is known only once hashed, so it is spooled as it is and gzipped only if wanted.
+  const allWanted = [...diffIDs].every((diffID) => wanted.has(diffID));
   let spooled = 0;
   for await (const entry of tarEntries(body, what, signal)) {
     const blob = entry.kind === "file" ? SAVED_BLOB.exec(entry.name) : null;
@@ -120,9 +126,10 @@ async function* savedLayers(
       continue;
     }
     const file = `${dir}/${spooled++}.tar`;
-    const { passing, seen } = hashing(entry.body, signal);
-    await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
-    const diffID = seen.digest();
+    const raw = hashing(entry.body, signal);
+    const gzipped = claimed !== null || allWanted ? hashing(gzipStream(raw.passing), signal) : null;
+    await fs.writeFileStream!(file, `${file}.tmp`, (gzipped ?? raw).passing, 0o600);
+    const diffID = raw.seen.digest();
     if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
       throw new RegistryError(
         "DIGEST_INVALID",
@@ -140,6 +147,9 @@ async function* savedLayers(
       diffID,
       open: async () => (await fs.openRead!(file)).stream,
       release: () => Promise.resolve(fs.remove(file)),
+      ...(gzipped === null ? {} : {
+        blob: { mediaType: DOCKER_LAYER, digest: gzipped.seen.digest(), size: gzipped.seen.size },
+      }),
     };
     missing.delete(diffID);
     if (missing.size === 0) return;
