@@ -5,9 +5,18 @@
 // not the image's is refused, recording nothing. Needs root, as dockerd does.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { computeV2MetadataHMACKey, FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { copyFromDockerd, RegistryError } from "../src/registry/mod.ts";
 import { DockerdApi } from "../src/registry/ends/dockerd_api.ts";
@@ -27,6 +36,8 @@ import type { LoggedRequest, RegistryServer } from "./registry/_registry_server.
 import { imageConfig, sha256, tar } from "./registry/_image_builder.ts";
 
 after(stopDaemons);
+
+const REPO = dirname(dirname(fileURLToPath(import.meta.url)));
 
 /** An image `docker load` gives dockerd, tagged `name`: no registry digest known for it. */
 async function loaded(dockerd: Dockerd, name: string, count = 3) {
@@ -388,4 +399,100 @@ test("copyFromDockerd() reads dockerd 25's save: only the wanted layer's blob, c
       await dockerd.close();
     }
   }
+});
+
+test("copyFromDockerd() as a user dockerd's socket admits but not its image store: dockerd's store refused in one line; with a store of the user's own, the save is pushed", async () => {
+  const { registry, dockerd } = await daemons();
+  const name = "nonroot/app:1";
+  const image = await loaded(dockerd, name, 2);
+  // The user: nobody, let through to the socket (as the docker group is), not into dockerd's root.
+  const socket = dockerd.host.slice("unix://".length);
+  chmodSync(dirname(socket), 0o711);
+  chmodSync(socket, 0o666);
+  const home = tempDir();
+  chmodSync(home, 0o777);
+  const script = join(home, "push.ts");
+  writeFileSync(
+    script,
+    `import { copyFromDockerd } from ${JSON.stringify(join(REPO, "src/registry/mod.ts"))};
+import { FSMetadataStore, V2MetadataService } from ${JSON.stringify(join(REPO, "mod.ts"))};
+const [image, ref, host, password, store] = process.argv.slice(2);
+try {
+  const pushed = await copyFromDockerd(image, ref, {
+    auth: { username: "alice", password },
+    plainHttp: true,
+    dockerHost: host,
+    ...(store === undefined ? {} : {
+      metadataService: new V2MetadataService(await FSMetadataStore.open(store)),
+    }),
+  });
+  console.log(JSON.stringify({ digest: pushed.digest, layers: pushed.layers }));
+} catch (error) {
+  console.log(JSON.stringify({ code: error.code, message: error.message }));
+}
+`,
+  );
+  // Bundled where nobody may read it (the checkout may sit where only root enters), run by
+  // the system's node as nobody.
+  const bundle = join(home, "push.mjs");
+  execFileSync(join(REPO, "node_modules", ".bin", "esbuild"), [
+    script,
+    "--bundle",
+    "--platform=node",
+    "--format=esm",
+    "--log-level=warning",
+    `--outfile=${bundle}`,
+  ]);
+  chmodSync(bundle, 0o644);
+  const asNobody = (...args: string[]) =>
+    JSON.parse(
+      execFileSync("setpriv", [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "env",
+        `HOME=${home}`,
+        `TMPDIR=${home}`,
+        "node",
+        bundle,
+        name,
+        `${registry.host}/nonroot/app:1`,
+        dockerd.host,
+        ALICE.password,
+        ...args,
+      ], { encoding: "utf8" }),
+    );
+
+  const refused = asNobody();
+  assert.equal(refused.code, "EACCES");
+  assert.match(
+    refused.message,
+    /dockerd's metadata store ".*\/distribution" is not open to this user/,
+  );
+  assert.match(refused.message, /--root or --store/);
+
+  const store = join(home, "store");
+  const pushed = asNobody(store);
+  assert.deepEqual(pushed.layers.map((layer: { transfer: string }) => layer.transfer), [
+    "uploaded",
+    "uploaded",
+  ]);
+  assert.deepEqual(pushed.layers.map((layer: { diffID: string }) => layer.diffID), image.diffIDs);
+  const service = new V2MetadataService(await FSMetadataStore.open(store));
+  for (const layer of pushed.layers) {
+    assert.equal(await service.getDiffID(layer.digest), layer.diffID);
+  }
+  // What the registry holds is dockerd's image: docker pull of it gives the same image ID.
+  await dockerd.docker(["rmi", name]);
+  await dockerd.docker(["pull", `${registry.host}/nonroot/app:1`]);
+  const id = await dockerd.docker([
+    "image",
+    "inspect",
+    "--format",
+    "{{.Id}}",
+    `${registry.host}/nonroot/app:1`,
+  ]);
+  assert.equal(id.stdout.trim(), image.imageID);
+  // Nothing left behind in the temporary directory but what the test put there.
+  assert.deepEqual(readdirSync(home).sort(), ["push.mjs", "push.ts", "store"]);
 });

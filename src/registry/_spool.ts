@@ -1,5 +1,7 @@
 // Bytes on their way through a temporary file: where such files go, and a stream's SHA-256,
 // length and first byte taken as it passes (so a spooled file is known without reading it again).
+import type { FileSystem } from "../file_system.ts";
+import { removeTree } from "../_remove_tree.ts";
 import { nodeBuiltin } from "../_runtime.ts";
 import { createHasher } from "./_verify.ts";
 
@@ -7,6 +9,25 @@ import { createHasher } from "./_verify.ts";
 export function systemTempDir(): string {
   const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
   return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
+}
+
+/**
+ * Runs `task` in a new directory of this user's alone, `<base>/<prefix>-<uuid>` (`base` by
+ * default the runtime's temporary directory), removed afterwards whatever happens.
+ */
+export async function inTempDir<T>(
+  fs: FileSystem,
+  base: string | undefined,
+  prefix: string,
+  task: (dir: string) => Promise<T>,
+): Promise<T> {
+  const dir = `${base ?? systemTempDir()}/${prefix}-${crypto.randomUUID()}`;
+  await fs.mkdir(dir, 0o700);
+  try {
+    return await task(dir);
+  } finally {
+    await removeTree(fs, dir);
+  }
 }
 
 /** What {@linkcode hashing} saw pass. */

@@ -12,10 +12,9 @@
  */
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
-import { removeTree } from "../../_remove_tree.ts";
 import { isDigest } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
-import { hashing, systemTempDir } from "../_spool.ts";
+import { hashing, inTempDir } from "../_spool.ts";
 import { diffIDSink } from "../_diff_id.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
@@ -156,7 +155,7 @@ function claimedDigest(name: string): string | null {
  * against its name), then the image `tag` picks, its layers proven against the
  * configuration's DiffIDs (an uncompressed one by its hash, a gzipped one by inflating it).
  */
-async function readDockerArchive(
+export async function readDockerArchive(
   stream: ReadableStream<Uint8Array>,
   signal: AbortSignal | undefined,
   fs: FileSystem,
@@ -342,11 +341,10 @@ export async function copyFromArchive(
   }
   const what = `${format} "${path}"`;
   const target = parseReference(ref);
-  const temp = `${tempDir ?? systemTempDir()}/distribution-archive-${crypto.randomUUID()}`;
-  await fs.mkdir(`${temp}/work`, 0o700);
-  try {
-    const { stream } = await fs.openRead(path);
+  return await inTempDir(fs, tempDir, "distribution-archive", async (temp) => {
+    const { stream } = await fs.openRead!(path);
     if (format === "docker-archive") {
+      await fs.mkdir(`${temp}/work`, 0o700);
       const image = await readDockerArchive(stream, config.signal, fs, `${temp}/work`, tag, what);
       return await pushUncompressed(ref, image, { ...pushConfig, fs, tempDir: temp });
     }
@@ -360,7 +358,5 @@ export async function copyFromArchive(
     );
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
-  } finally {
-    await removeTree(fs, temp);
-  }
+  });
 }

@@ -17,11 +17,9 @@
  * @module
  */
 import type { FileSystem } from "../../file_system.ts";
-import { FSMetadataStore } from "../../fs_store.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
-import { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
-import { hashing } from "../_spool.ts";
+import { hashing, inTempDir } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
 import { gzipStream } from "../_gzip.ts";
 import {
@@ -33,7 +31,8 @@ import {
 import { LIMITS } from "../transport/limits.ts";
 import type { PushResult } from "../types.ts";
 import { type DaemonImage, DockerdApi } from "./dockerd_api.ts";
-import { dockerdImageStore } from "./dockerd_store.ts";
+import { dockerdImageStore, isDenied, openDockerdMetadata } from "./dockerd_store.ts";
+import { readDockerArchive } from "./archive_source.ts";
 import { tarEntries } from "./_tar_reader.ts";
 
 /** How {@linkcode copyFromDockerd} reaches dockerd and the registry. */
@@ -169,8 +168,12 @@ async function* savedLayers(
  * `layer.tar` is hashed as it is spooled to a temporary file, must be one of the image's
  * DiffIDs (`DIGEST_INVALID` otherwise, nothing recorded), and the ones left are gzipped and
  * uploaded, up to `maxConcurrentUploads` at once, then recorded. Without
- * `metadataService`, records into dockerd's own store (`<…>/distribution`); a dockerd on the
- * containerd image store keeps no such store (`UNSUPPORTED`).
+ * `metadataService`, records into dockerd's own store (`<…>/distribution`; `EACCES` saying so
+ * when this user may not open it); a dockerd on the containerd image store keeps no such store
+ * (`UNSUPPORTED`). A user whom dockerd's socket admits but not its image store (the docker
+ * group, not root) still pushes, with `metadataService` given: the image then comes from the
+ * save, read whole into the temporary directory first (as skopeo reads it), its configuration
+ * checked against the image ID.
  *
  * @param image The image in dockerd: a reference or an image ID, e.g. `app:1`.
  * @param ref Where to push, e.g. `registry.example.com/team/app:1`.
@@ -200,12 +203,47 @@ export async function copyFromDockerd(
   const fs = config.fs ?? runtimeFileSystem();
   const api = new DockerdApi(dockerHost, config.signal);
   const held = await api.image(image);
-  const store = await dockerdImageStore(api, `copy "${image}" out of dockerd`);
-  const metadataService = config.metadataService ??
-    new V2MetadataService(await FSMetadataStore.open(`${store}/distribution`));
+  const doing = `copy "${image}" out of dockerd`;
+  const store = await dockerdImageStore(api, doing);
+  const metadataService = config.metadataService ?? await openDockerdMetadata(store, doing);
+  let configBytes: Uint8Array;
+  try {
+    configBytes = await configOf(fs, store, held);
+  } catch (error) {
+    if (!isDenied(error)) throw error;
+    return await pushFromSave(api, held, ref, { ...pushConfig, fs, metadataService });
+  }
   return await pushUncompressed(ref, {
-    config: await configOf(fs, store, held),
+    config: configBytes,
     sizes: await layerSizes(fs, store, held.diffIDs),
     layers: (wanted, dir, signal) => savedLayers(api, held, wanted, fs, dir, signal),
   }, { ...pushConfig, fs, metadataService });
+}
+
+/**
+ * The push when dockerd's image store is not open to this user (it is root's; the socket
+ * is the docker group's): the image comes from dockerd's save, read whole into a temporary
+ * directory first, as skopeo reads it, and is pushed as a docker archive is, once its
+ * configuration proved to be the image ID.
+ */
+async function pushFromSave(
+  api: DockerdApi,
+  image: DaemonImage,
+  ref: string,
+  config: UncompressedPushConfig & { fs: FileSystem },
+): Promise<PushResult> {
+  const what = `dockerd's save of ${image.id}`;
+  return await inTempDir(config.fs, config.tempDir, "distribution-save", async (dir) => {
+    const save = await api.request({ method: "GET", path: `/images/${image.id}/get` });
+    const saved = await readDockerArchive(save, config.signal, config.fs, dir, undefined, what);
+    const digest = await digestOf(saved.config);
+    if (digest !== image.id) {
+      throw new RegistryError(
+        "DIGEST_INVALID",
+        `Cannot push dockerd's image ${image.id}: the configuration in its save is ${digest}`,
+        { url: what, reason: `digest ${image.id}` },
+      );
+    }
+    return await pushUncompressed(ref, saved, { ...config, tempDir: dir });
+  });
 }
