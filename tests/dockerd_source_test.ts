@@ -261,11 +261,14 @@ async function fakeDockerd(
   const socket = join(tempDir(), "docker.sock");
   const asked: string[] = [];
   const server = createServer((request, response) => {
-    asked.push(request.url!);
-    if (request.url === "/info") {
+    // Deno's fetch over a socket asks in absolute form (as a proxy is asked), which HTTP/1.1
+    // servers take as dockerd does.
+    const { pathname } = new URL(request.url!, "http://docker");
+    asked.push(pathname);
+    if (pathname === "/info") {
       const status = options.containerd ? [["driver-type", "io.containerd.snapshotter.v1"]] : [];
       response.end(JSON.stringify({ DockerRootDir: root, Driver: "vfs", DriverStatus: status }));
-    } else if (request.url === `/images/${id}/get`) {
+    } else if (pathname === `/images/${id}/get`) {
       const layer = options.lying ? lying : honest;
       response.end(tar(
         options.oci

@@ -1,8 +1,10 @@
-// HTTP/1.1 over a unix socket, as dockerd's API is served: `node:http` with `socketPath`, which
-// Node, Deno and Bun all implement (found at run time, so this file loads anywhere; where it is
-// missing, a call fails with one clear error). Only what dockerd's API needs: one request, its
-// answer's head, and the body as the registry transport streams one (node_http.ts).
-import { nodeBuiltin } from "../../_runtime.ts";
+// HTTP/1.1 over a unix socket, as dockerd's API is served. Two ways, found at run time so this
+// file loads anywhere: `fetch`, where the runtime lets it dial a unix socket (Deno's
+// `createHttpClient` with a unix proxy, Bun's `unix` option), else `node:http` with
+// `socketPath`, which Node, Deno and Bun all have. On Deno, node:http read a 128 MiB save at
+// half curl's speed and held up to 140 MiB doing it; its `fetch` keeps curl's pace in 66 MiB.
+// Only what dockerd's API needs: one request, its answer's head, and the body as a stream.
+import { denoNamespace, nodeBuiltin, runtimeName } from "../../_runtime.ts";
 import { bodyStream, drained, type NodeBody } from "../transport/node_http.ts";
 
 /** What is used here of `node:http`. */
@@ -64,14 +66,104 @@ async function send(request: NodeRequest, body: ReadableStream<Uint8Array>): Pro
   }
 }
 
+/** The ways to reach a unix socket: `fetch` (Deno, Bun) or `node:http`. */
+export type UnixWay = "fetch" | "node-http";
+
+type SocketFetch = (url: string, init: RequestInit) => Promise<Response>;
+
+interface DenoHttp {
+  createHttpClient?(options: { proxy: { transport: "unix"; path: string } }): unknown;
+}
+
+/** One Deno client per socket, its connections kept for the next request. */
+const denoClients = new Map<string, unknown>();
+
+/** `fetch` dialling `socket`, where the runtime has such a fetch. */
+function socketFetch(socket: string): SocketFetch | null {
+  const deno = denoNamespace<DenoHttp>();
+  if (typeof deno?.createHttpClient === "function") {
+    let client = denoClients.get(socket);
+    if (client === undefined) {
+      client = deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
+      denoClients.set(socket, client);
+    }
+    return (url, init) => fetch(url, { ...init, client } as RequestInit);
+  }
+  if (runtimeName() === "bun") {
+    return (url, init) => fetch(url, { ...init, unix: socket } as RequestInit);
+  }
+  return null;
+}
+
+/** The ways this runtime has, the default first; tests force each. */
+export function unixWays(): UnixWay[] {
+  const ways: UnixWay[] = socketFetch("/") === null ? [] : ["fetch"];
+  if (nodeBuiltin<NodeHttp>("node:http", "request") !== null) ways.push("node-http");
+  return ways;
+}
+
+/** `body` as it is read, its own failure kept in `failure` (fetch reports it as another). */
+function watched(
+  body: ReadableStream<Uint8Array>,
+  failure: { error?: unknown },
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) controller.close();
+        else controller.enqueue(value);
+      } catch (error) {
+        failure.error = error;
+        throw error;
+      }
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+async function fetchRequest(dial: SocketFetch, request: UnixRequest): Promise<UnixAnswer> {
+  const { body, signal } = request;
+  const failure: { error?: unknown } = {};
+  let response: Response;
+  try {
+    response = await dial(`http://docker${request.path}`, {
+      method: request.method,
+      headers: request.headers ?? {},
+      redirect: "manual",
+      ...(signal === undefined ? {} : { signal }),
+      ...(body === undefined
+        ? {}
+        : body instanceof ReadableStream
+        ? { body: watched(body, failure), duplex: "half" }
+        : { body }),
+    } as RequestInit);
+  } catch (error) {
+    throw "error" in failure ? failure.error : error;
+  }
+  return {
+    status: response.status,
+    contentType: response.headers.get("content-type") ?? "",
+    body: response.body ?? new Blob().stream(),
+  };
+}
+
 /**
  * Sends one request to the HTTP server on a unix socket and resolves with its answer's head.
  *
  * @param socket The socket's path, e.g. `/var/run/docker.sock`.
  * @param request The method, path, headers, body and signal.
+ * @param way How (default: `fetch` where the runtime has one that dials sockets).
  * @returns The status, content type and body stream.
  */
-export function unixRequest(socket: string, request: UnixRequest): Promise<UnixAnswer> {
+export function unixRequest(
+  socket: string,
+  request: UnixRequest,
+  way: UnixWay = unixWays()[0] ?? "node-http",
+): Promise<UnixAnswer> {
+  const dial = way === "fetch" ? socketFetch(socket) : null;
+  if (dial !== null) return fetchRequest(dial, request);
   const http = nodeBuiltin<NodeHttp>("node:http", "request");
   if (http === null) {
     return Promise.reject(new Error("this runtime has no node:http to reach a unix socket"));
