@@ -81,8 +81,12 @@ function segmentedGzip(
   let pending: Uint8Array | null = null;
   let crc = 0;
   let length = 0;
-  /** The next segment's pieces (chunks cut at `SEGMENT`), none at the end of the input. */
-  async function nextSegment(): Promise<Uint8Array[]> {
+  /**
+   * The next `SEGMENT` bytes (fewer at the end, none past it), in one piece: what becomes of
+   * them depends on the bytes alone, never on how the source cut them, so the same layer
+   * always gives the same blob (the same digest for every builder).
+   */
+  async function nextSegment(): Promise<Uint8Array> {
     const pieces: Uint8Array[] = [];
     let size = 0;
     while (size < SEGMENT) {
@@ -102,24 +106,24 @@ function segmentedGzip(
       size += chunk.length;
     }
     length += size;
-    return pieces;
+    return join(pieces);
   }
   const deflater = new Deflater(zlib);
   // The next segment is read while this one is compressed.
-  let ahead: Promise<Uint8Array[]> | null = null;
+  let ahead: Promise<Uint8Array> | null = null;
   /** The compressed form of the next segment (none while zlib holds it back), or the end. */
   async function nextOutput(): Promise<{ chunks: Uint8Array[]; done: boolean }> {
-    const pieces = await (ahead ?? nextSegment());
-    ahead = pieces.length === 0 ? null : nextSegment();
+    const segment = await (ahead ?? nextSegment());
+    ahead = segment.length === 0 ? null : nextSegment();
     ahead?.catch(() => {}); // awaited by the next call, or the stream is cancelled
-    if (pieces.length === 0) {
+    if (segment.length === 0) {
       const rest = await deflater.flush();
       deflater.destroy();
       return { chunks: [...rest, FINAL_BLOCK, trailer(crc, length)], done: true };
     }
-    const chunks = entropy(pieces) > ENTROPY_STORED
-      ? [...await deflater.flush(), storedBlocks(pieces)]
-      : await deflater.write(pieces);
+    const chunks = entropy(segment) > ENTROPY_STORED
+      ? [...await deflater.flush(), storedBlocks(segment)]
+      : await deflater.write(segment);
     return { chunks, done: false };
   }
   return new ReadableStream<Uint8Array>({
@@ -147,16 +151,14 @@ function segmentedGzip(
   }, { highWaterMark: 0 });
 }
 
-/** Bits per byte of a sample of the pieces: the first 4 KiB of every 16 KiB. */
-function entropy(pieces: Uint8Array[]): number {
+/** Bits per byte of a sample of `data`: the first 4 KiB of every 16 KiB. */
+function entropy(data: Uint8Array): number {
   const counts = new Uint32Array(256);
   let sampled = 0;
-  for (const piece of pieces) {
-    for (let start = 0; start < piece.length; start += 16 << 10) {
-      const end = Math.min(start + (4 << 10), piece.length);
-      for (let i = start; i < end; i++) counts[piece[i]!]!++;
-      sampled += end - start;
-    }
+  for (let start = 0; start < data.length; start += 16 << 10) {
+    const end = Math.min(start + (4 << 10), data.length);
+    for (let i = start; i < end; i++) counts[data[i]!]!++;
+    sampled += end - start;
   }
   let bits = 0;
   for (const count of counts) {
@@ -165,23 +167,16 @@ function entropy(pieces: Uint8Array[]): number {
   return bits;
 }
 
-/** The pieces as non-final stored blocks, each a 5-byte header and up to 64 KiB. */
-function storedBlocks(pieces: Uint8Array[]): Uint8Array {
-  const size = pieces.reduce((sum, piece) => sum + piece.length, 0);
-  const out = new Uint8Array(size + 5 * Math.ceil(size / STORED_MAX));
-  const data = join(pieces);
+/** `data` as non-final stored blocks, each a 5-byte header and up to 64 KiB. */
+function storedBlocks(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(data.length + 5 * Math.ceil(data.length / STORED_MAX));
   let at = 0;
-  for (let start = 0; start < size; start += STORED_MAX) {
+  for (let start = 0; start < data.length; start += STORED_MAX) {
     const block = data.subarray(start, start + STORED_MAX);
-    out.set([
-      0,
-      block.length & 0xff,
-      block.length >> 8,
-      ~block.length & 0xff,
-      ~block.length >> 8 & 0xff,
-    ], at);
+    const size = block.length;
+    out.set([0, size & 0xff, size >> 8, ~size & 0xff, ~size >> 8 & 0xff], at);
     out.set(block, at + 5);
-    at += 5 + block.length;
+    at += 5 + size;
   }
   return out;
 }
@@ -203,15 +198,13 @@ class Deflater {
     this.#zlib = zlib;
   }
 
-  /** Deflates `pieces`; returns the output ready so far. */
-  async write(pieces: Uint8Array[]): Promise<Uint8Array[]> {
+  /** Deflates `data`; returns the output ready so far. */
+  async write(data: Uint8Array): Promise<Uint8Array[]> {
     const stream = this.#stream ?? this.#open();
     this.#unflushed = true;
-    for (const piece of pieces) {
-      await new Promise<void>((resolve, reject) =>
-        stream.write(piece, (error) => error ? reject(error) : resolve())
-      );
-    }
+    await new Promise<void>((resolve, reject) =>
+      stream.write(data, (error) => error ? reject(error) : resolve())
+    );
     return this.#out.splice(0);
   }
 
