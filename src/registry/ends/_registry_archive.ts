@@ -11,6 +11,7 @@ import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
 import { imageManifest } from "../_image_manifest.ts";
 import { verifyingSized } from "../_verify.ts";
 import { RegistryError } from "../errors.ts";
+import { proven, recordLayer } from "../transfer/proven.ts";
 import { familiarName, formatReference, type Reference } from "../reference.ts";
 import { LIMITS } from "../transport/limits.ts";
 import type { Descriptor, Platform, PulledLayer, Repository } from "../types.ts";
@@ -211,19 +212,18 @@ export async function registryArchive(
       for (const entry of entries) entry.sink?.abort();
     },
     async finish(service, hmacKey, sourceRepository) {
-      const proven = new Map<string, string | null>();
+      const actual = new Map<string, string | null>();
       for (const entry of entries) {
-        if (entry.sink !== null) proven.set(entry.file, await entry.sink.close());
+        if (entry.sink !== null) actual.set(entry.file, await entry.sink.close());
       }
       const results: PulledLayer[] = [];
       for (const { layer, diffID, file } of entries) {
-        const actual = proven.get(file) ?? null;
         const { digest } = layer;
-        if (actual === diffID) {
-          await service.tagAndAdd(diffID, hmacKey, { digest, sourceRepository, hmac: "" });
-          results.push({ digest, diffID, status: "recorded" });
-        } else if (actual === null) results.push({ digest, diffID, status: "unverifiable" });
-        else results.push({ digest, diffID, status: "mismatch", actualDiffID: actual });
+        const verdict = proven(diffID, actual.get(file) ?? null);
+        if (verdict.status === "recorded") {
+          await recordLayer(service, hmacKey, diffID, digest, sourceRepository);
+        }
+        results.push({ digest, diffID, ...verdict });
       }
       return { ...descriptor, imageID, layers: results };
     },
