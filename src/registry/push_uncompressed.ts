@@ -188,7 +188,7 @@ export async function pushUncompressed(
   const left = new Map<string, BlobWriter | null>();
   const lookups = new TaskGroup(stop);
   for (const diffID of sizes.keys()) {
-    lookups.add(ctx.uploads(async () => {
+    lookups.add(lookups.inSlot(ctx.uploads, async () => {
       signal.throwIfAborted();
       const looked = await lookUpLayer(ctx, diffID, { mediaType: DOCKER_LAYER }, sizes.get(diffID));
       if (looked.pushed === null) left.set(diffID, looked.session);
@@ -256,7 +256,7 @@ async function compressLeft(
       }
       const session = left.get(layer.diffID)!;
       left.delete(layer.diffID);
-      uploads.add(ctx.uploads(async () => {
+      uploads.add(uploads.inSlot(ctx.uploads, async () => {
         signal.throwIfAborted();
         const done = await compressAndUpload(ctx, fs, dir, layer, session, signal);
         pushed.set(layer.diffID, done);

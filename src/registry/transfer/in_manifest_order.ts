@@ -1,9 +1,9 @@
 // The layers of one image moved at once and settled in manifest order: push, pull and copy
 // run their layers through this, so the metadata sees the same calls in the same order as a
 // transfer of one layer at a time, and the first failure stops every other layer.
-import { TaskGroup } from "./task_group.ts";
+import { type Slots, TaskGroup } from "./task_group.ts";
 
-/** Runs a layer's work in a place of the concurrency limit, heeding the run's stop signal. */
+/** Runs a layer's work in a place of the concurrency limit ({@linkcode TaskGroup.inSlot}). */
 export type InSlot = <D>(work: (stop: AbortSignal) => Promise<D>) => Promise<D>;
 
 /**
@@ -23,22 +23,13 @@ export type InSlot = <D>(work: (stop: AbortSignal) => Promise<D>) => Promise<D>;
  */
 export async function inManifestOrder<T, D, R>(
   items: readonly T[],
-  slots: <U>(task: () => Promise<U>) => Promise<U>,
+  slots: Slots,
   start: (item: T, inSlot: InSlot) => Promise<D>,
   settle: (item: T, done: D) => R | Promise<R>,
   stop: AbortController = new AbortController(),
 ): Promise<R[]> {
   const group = new TaskGroup(stop);
-  const inSlot: InSlot = (work) =>
-    slots(async () => {
-      stop.signal.throwIfAborted();
-      try {
-        return await work(stop.signal);
-      } catch (error) {
-        group.fail(error);
-        throw error;
-      }
-    });
+  const inSlot: InSlot = (work) => group.inSlot(slots, work);
   const tasks = items.map((item) => group.add(start(item, inSlot)));
   const settled: R[] = [];
   try {

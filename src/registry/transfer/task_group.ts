@@ -1,5 +1,8 @@
 // Tasks that stand or fall together: the first failure stops the others and is the one thrown.
 
+/** A limiter of concurrency (see `_limit.ts`): runs a task once a place is free. */
+export type Slots = <T>(task: () => Promise<T>) => Promise<T>;
+
 /**
  * Tasks run as they are added; the first failure (a task's, or one given to
  * {@linkcode TaskGroup.fail}) aborts `stop`, so the others end promptly and those not yet
@@ -28,6 +31,27 @@ export class TaskGroup {
     });
     this.#tasks.push(watched.catch(() => {}));
     return watched;
+  }
+
+  /**
+   * Runs `work` once `slots` gives it a place, and not at all when the group failed meanwhile.
+   * Its failure stops the group before its place goes to the next task waiting, which so
+   * never starts.
+   *
+   * @param slots The limiter of the concurrency.
+   * @param work The work, given the group's stop signal.
+   * @returns What the work returns.
+   */
+  inSlot<T>(slots: Slots, work: (stop: AbortSignal) => Promise<T>): Promise<T> {
+    return slots(async () => {
+      this.#stop.signal.throwIfAborted();
+      try {
+        return await work(this.#stop.signal);
+      } catch (error) {
+        this.fail(error);
+        throw error;
+      }
+    });
   }
 
   /**
