@@ -7,10 +7,9 @@
  * @module
  */
 import type { AuthConfig } from "../hmac.ts";
-import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
-import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { configFrom, imageParts, isForeign, knownDiffID } from "./_image.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
@@ -287,13 +286,14 @@ async function copyImage(
   digest: string,
   tag: string | undefined,
 ): Promise<CopyResult> {
-  const [config, ...layers] = manifest.references();
-  const configBytes = await ctx.from.blobs().get(config!.digest, { maxBytes: LIMITS.config });
-  const what = `"${ctx.shown}"`;
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, what), what);
+  const { config, configBytes, layers } = await imageParts(
+    manifest,
+    configFrom(ctx.from),
+    ctx.shown,
+  );
   const stop = new AbortController();
   const results = await inManifestOrder(
-    pairs,
+    layers,
     ctx.slots,
     ({ layer, diffID }, inSlot) => {
       if (!isForeign(layer)) return copyBlob(ctx, layer, diffID, inSlot);
@@ -315,7 +315,7 @@ async function copyImage(
         },
       }),
     );
-  await placeBlob(ctx, { ...config!, size: configBytes.length }, stream, null, stop.signal);
+  await placeBlob(ctx, { ...config, size: configBytes.length }, stream, null, stop.signal);
   await ctx.to.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
 }

@@ -8,7 +8,7 @@
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
 import { digestOf, readVerified } from "./_digest.ts";
-import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { imageParts, isForeign, knownDiffID } from "./_image.ts";
 import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import { diffIDSink, feeding } from "./_diff_id.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, limiter } from "./_limit.ts";
@@ -134,11 +134,13 @@ async function pullImage(
   digest: string,
 ): Promise<PullResult> {
   const { repo, store, config, service, shown } = ctx;
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await fetchConfig(repo, store, configDescriptor!);
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+  const { layers } = await imageParts(
+    manifest,
+    (descriptor) => fetchConfig(repo, store, descriptor),
+    shown,
+  );
   const results = await inManifestOrder(
-    pairs,
+    layers,
     ctx.downloads,
     ({ layer, diffID }, inSlot) =>
       inSlot((stop) => pullLayer(repo, store, config, service, layer, diffID, stop)),

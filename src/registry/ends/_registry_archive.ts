@@ -7,13 +7,12 @@
 import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "../_diff_id.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
+import { configFrom, imageParts, isForeign } from "../_image.ts";
 import { imageManifest } from "../_image_manifest.ts";
 import { verifyingSized } from "../_verify.ts";
 import { RegistryError } from "../errors.ts";
 import { proven, recordLayer } from "../transfer/proven.ts";
 import { familiarName, formatReference, type Reference } from "../reference.ts";
-import { LIMITS } from "../transport/limits.ts";
 import type { Descriptor, Platform, PulledLayer, Repository } from "../types.ts";
 import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
 
@@ -163,11 +162,11 @@ export async function registryArchive(
 ): Promise<RegistryArchive> {
   const shown = formatReference(ref);
   const manifest = await imageManifest(repo, ref, platform, "pull");
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await repo.blobs().get(configDescriptor!.digest, {
-    maxBytes: LIMITS.config,
-  });
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+  const { config, configBytes, layers: pairs } = await imageParts(
+    manifest,
+    configFrom(repo),
+    shown,
+  );
   const foreign = pairs.find(({ layer }) => isForeign(layer));
   if (foreign !== undefined) {
     throw new RegistryError(
@@ -185,7 +184,7 @@ export async function registryArchive(
     written.add(file);
     return { layer, diffID, file, sink: first ? diffIDSink() : null };
   });
-  const imageID = configDescriptor!.digest;
+  const imageID = config.digest;
   const descriptor: Descriptor = {
     mediaType: manifest.mediaType,
     digest: await digestOf(manifest.payload),
