@@ -1,7 +1,7 @@
 // Reading an image configuration's rootfs.diff_ids and matching them to manifest layers.
-import { parseJson } from "./transport/limits.ts";
+import { LIMITS, parseJson } from "./transport/limits.ts";
 import { RegistryError } from "./errors.ts";
-import type { Descriptor } from "./types.ts";
+import type { Descriptor, Manifest, Repository } from "./types.ts";
 import type { V2MetadataService } from "../v2_metadata_service.ts";
 
 /** The layer DiffIDs of an image configuration (`rootfs.diff_ids`), as strings, unchecked. */
@@ -33,6 +33,50 @@ export function layersWithDiffIDs(
     );
   }
   return layers.map((layer, i) => ({ layer, diffID: diffIDs[i]! }));
+}
+
+/** An image manifest's parts: its configuration, and each layer with the DiffID it is given. */
+export interface ImageParts {
+  config: Descriptor;
+  /** The configuration's bytes. */
+  configBytes: Uint8Array;
+  /** The layers in manifest order, each with its `rootfs.diff_ids` entry. */
+  layers: { layer: Descriptor; diffID: string }[];
+}
+
+/**
+ * The configuration of an image manifest, read by `readConfig`, and its layers paired with the
+ * DiffIDs it gives them (a count mismatch refused, as dockerd refuses it).
+ *
+ * @param manifest An image manifest.
+ * @param readConfig Reads the configuration's bytes (bounded, verified) from the source.
+ * @param shown The reference, for messages.
+ * @returns The parts.
+ */
+export async function imageParts(
+  manifest: Manifest,
+  readConfig: (config: Descriptor) => Promise<Uint8Array>,
+  shown: string,
+): Promise<ImageParts> {
+  const [config, ...layers] = manifest.references();
+  const configBytes = await readConfig(config!);
+  const what = `"${shown}"`;
+  return {
+    config: config!,
+    configBytes,
+    layers: layersWithDiffIDs(layers, diffIDsOf(configBytes, what), what),
+  };
+}
+
+/**
+ * Reads an image configuration from a registry repository, at most `LIMITS.config` bytes,
+ * digest checked.
+ *
+ * @param repo The repository.
+ * @returns The reader, for {@linkcode imageParts}.
+ */
+export function configFrom(repo: Repository): (config: Descriptor) => Promise<Uint8Array> {
+  return (config) => repo.blobs().get(config.digest, { maxBytes: LIMITS.config });
 }
 
 /** Whether a layer is foreign (non-distributable: fetched from its URLs, never pushed). */

@@ -5,7 +5,7 @@
 // crafted one is a manifest whose bytes are not its name (DIGEST_INVALID).
 import { LIMITS } from "./transport/limits.ts";
 import { isDigest, readVerified } from "./_digest.ts";
-import { diffIDsOf, layersWithDiffIDs } from "./_image.ts";
+import { imageParts } from "./_image.ts";
 import { RegistryError } from "./errors.ts";
 import { isIndexMediaType, parseManifest } from "./manifest.ts";
 import type { ContentStore, Descriptor, Manifest } from "./types.ts";
@@ -85,14 +85,17 @@ export function planImage(
       }
       return { ...base, kind: "index", children };
     }
-    const [config, ...layers] = refs;
-    const configBytes = await readLimited(
-      store,
-      config!.digest,
-      LIMITS.config,
-      `image configuration "${config!.digest}"`,
+    const { config, configBytes, layers: pairs } = await imageParts(
+      manifest,
+      (descriptor) =>
+        readLimited(
+          store,
+          descriptor.digest,
+          LIMITS.config,
+          `image configuration "${descriptor.digest}"`,
+        ),
+      shown,
     );
-    const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
     for (const { diffID } of pairs) {
       if (!isDigest(diffID)) {
         throw new RegistryError(
@@ -102,7 +105,7 @@ export function planImage(
         );
       }
     }
-    return { ...base, kind: "image", config: config!, configBytes, layers: pairs };
+    return { ...base, kind: "image", config, configBytes, layers: pairs };
   };
   return plan(descriptor, 0);
 }

@@ -7,42 +7,30 @@
  * @module
  */
 import type { AuthConfig } from "../hmac.ts";
-import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
-import { LIMITS } from "./transport/limits.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
-import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { configFrom, imageParts, isForeign, knownDiffID } from "./_image.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
-import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
+import { attemptBudget, mountCandidates } from "./push_candidates.ts";
+import { inManifestOrder, type InSlot } from "./transfer/in_manifest_order.ts";
 import {
-  attemptBudget,
-  forgetsFailedMount,
-  hasAuthInfo,
-  mountCandidates,
-  mountFailureEnds,
-} from "./push_candidates.ts";
+  mountFrom,
+  type MountSource,
+  openRegistryDestination,
+  type RegistryDestination,
+  uploadClaimed,
+} from "./ends/registry_destination.ts";
+import { proven, recordLayer } from "./transfer/proven.ts";
+import { told } from "./transfer/told.ts";
 import { type Keychain, withCredentials } from "./keychain.ts";
 import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
-import {
-  checkRepositoryName,
-  endpointsFor,
-  fromFirstEndpoint,
-  getRepositories,
-  openRepository,
-} from "./repositories.ts";
+import { checkRepositoryName, fromFirstEndpoint, getRepositories } from "./repositories.ts";
 import type { TlsOptions } from "./transport/default_transport.ts";
-import type {
-  BlobWriter,
-  Descriptor,
-  Manifest,
-  PulledLayer,
-  RegistryConfig,
-  Repository,
-} from "./types.ts";
+import type { Descriptor, Manifest, PulledLayer, RegistryConfig, Repository } from "./types.ts";
 
 /** How one side of a copy is reached: its own credentials, never sent to the other side. */
 export interface CopySide {
@@ -123,22 +111,15 @@ export interface CopyResult extends Descriptor {
 /** One copy: both repositories, the metadata, and the shared transfer slots. */
 interface CopyContext {
   from: Repository;
-  to: Repository;
   source: Reference;
-  target: Reference;
   shown: string;
   config: CopyConfig;
-  service: V2MetadataService;
   sourceKey: Uint8Array | null;
-  targetKey: Uint8Array | null;
-  /** Whether the destination's credentials are given (push's `hasAuthInfo`). */
-  targetHasAuthInfo: boolean;
+  to: RegistryDestination;
   /** Runs at most the concurrency's blob copies at once. */
   slots: <T>(task: () => Promise<T>) => Promise<T>;
   /** Digest → its copy under way or done (one per digest, however many images name it). */
   copying: Map<string, Promise<Placed>>;
-  /** The upload rate measured so far, which bounds a wait for another's upload claim. */
-  rate: UploadRate;
 }
 
 /** How a blob reached the destination, and the DiffID its bytes gave when they passed. */
@@ -152,12 +133,6 @@ interface Placed {
   actual?: string | null;
 }
 
-/** A repository to mount from, and the metadata entry that named it (none for the source). */
-interface MountSource {
-  repository: Reference;
-  entry: V2Metadata | null;
-}
-
 /**
  * The repositories of the destination's registry to mount `digest` from, best first: the
  * source repository when both sides are one registry, then those the metadata knows for the
@@ -169,18 +144,21 @@ async function mountSources(
   blob: Descriptor,
   diffID: string | null,
 ): Promise<MountSource[]> {
-  const sources: MountSource[] = ctx.from.endpoint === ctx.to.endpoint
-    ? [{ repository: ctx.source, entry: null }]
+  const { digest } = blob;
+  const sameRegistry = ctx.from.endpoint === ctx.to.repo.endpoint;
+  const sources: MountSource[] = sameRegistry
+    ? [{ repository: ctx.source.name, digest, entry: null }]
     : [];
   if (diffID !== null && isDigest(diffID)) {
-    const entries = await ctx.service.getMetadata(diffID).catch(() => []);
+    const entries = await ctx.to.service.getMetadata(diffID).catch(() => []);
     const budget = attemptBudget(blob.size);
-    const candidates = await mountCandidates(ctx.target, ctx.targetKey, -1, entries);
-    for (const entry of candidates.filter((c) => c.digest === blob.digest)) {
+    const paths = new Set(sameRegistry ? [ctx.source.path] : []);
+    const candidates = await mountCandidates(ctx.to.target, ctx.to.hmacKey, -1, entries);
+    for (const entry of candidates.filter((c) => c.digest === digest)) {
       const repository = parseReference(entry.sourceRepository, { defaultTag: false });
-      if (!sources.some((known) => known.repository.path === repository.path)) {
-        sources.push({ repository, entry });
-      }
+      if (paths.has(repository.path)) continue;
+      paths.add(repository.path);
+      sources.push({ repository: repository.name, digest, entry });
     }
     sources.length = Math.min(sources.length, Math.max(budget.maxMountAttempts, 1));
   }
@@ -200,99 +178,53 @@ async function placeBlob(
   stop: AbortSignal,
 ): Promise<Placed> {
   const { digest, size } = blob;
-  const blobs = ctx.to.blobs();
   const onProgress = ctx.config.onProgress;
   try {
-    await blobs.stat(digest);
-    onProgress?.({ action: "exists", digest, current: size, total: size });
+    await ctx.to.repo.blobs().stat(digest);
+    told(onProgress, "exists", blob);
     return { transfer: "exists" };
   } catch (error) {
     if (!isRegistryError(error, "BLOB_UNKNOWN")) throw error;
   }
-  let session: BlobWriter | null = null;
-  for (const { repository, entry } of await mountSources(ctx, blob, diffID)) {
-    let created = null;
-    let unauthorized = false;
-    try {
-      created = await blobs.create({ mountFrom: { repository: repository.path, digest } });
-    } catch (error) {
-      if (mountFailureEnds(error)) {
-        if (session !== null) await session.cancel().catch(() => {});
-        throw error;
-      }
-      unauthorized = isRegistryError(error, "UNAUTHORIZED");
-    }
-    if (created?.kind === "mounted") {
-      if (session !== null) await session.cancel().catch(() => {});
-      onProgress?.({ action: "mount", digest, current: size, total: size, from: repository.name });
-      return { transfer: "mounted", from: repository.name };
-    }
-    // A stale entry is forgotten as push forgets it (dockerd ignores a failure to).
-    if (
-      entry !== null &&
-      await forgetsFailedMount(entry, ctx.targetKey, unauthorized, ctx.targetHasAuthInfo)
-    ) {
-      await ctx.service.remove(entry).catch(() => {});
-    }
-    if (created === null) continue;
-    if (session !== null) await session.cancel().catch(() => {});
-    session = created.writer;
+  const mounts = await mountFrom(ctx.to, await mountSources(ctx, blob, diffID));
+  if (mounts.mounted !== null) {
+    const from = mounts.mounted.repository;
+    told(onProgress, "mount", blob, from);
+    return { transfer: "mounted", from };
   }
+  const { session } = mounts;
   if (stop.aborted) {
     // Another blob failed meanwhile: a session a mount opened is not left behind.
     if (session !== null) await session.cancel().catch(() => {});
     stop.throwIfAborted();
   }
-  const send = async (): Promise<Placed> => {
-    let sink: DiffIDSink | null = null;
-    try {
-      await blobs.upload({
-        digest,
-        size,
-        // Each attempt reads the source again from its start, into a fresh DiffID.
-        open: async () => {
-          sink?.abort();
-          sink = diffID === null ? null : diffIDSink();
-          return feeding(await open(), sink, stop);
-        },
-      }, {
-        session,
-        chunkSize: ctx.config.chunkSize,
-        onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
-        onRetry: (attempt, error) =>
-          onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
-      });
-    } catch (error) {
-      (sink as DiffIDSink | null)?.abort();
-      throw error;
-    }
-    return { transfer: "copied", actual: await (sink as DiffIDSink | null)?.close() ?? null };
+  let sink: DiffIDSink | null = null;
+  // Each attempt reads the source again from its start, into a fresh DiffID.
+  const reading = async () => {
+    sink?.abort();
+    sink = diffID === null ? null : diffIDSink();
+    return feeding(await open(), sink, stop);
   };
-  // A layer goes up under an upload claim, as push's do (the configuration needs none).
-  const { result, waited } = await uploadOnce<Placed>({
-    claims: diffID === null ? undefined : ctx.service.store?.claims,
-    target: ctx.target,
-    config: ctx.config,
-    stop,
-    digest,
-    size,
-    rate: ctx.rate,
-    session,
-    adopt: async (repository) => {
-      const taken = await takeFrom(blobs, ctx.target, digest, repository);
-      if (taken === null) return null;
-      onProgress?.({
-        action: taken.transfer === "mounted" ? "mount" : "exists",
-        digest,
-        current: size,
-        total: size,
-        ...(taken.transfer === "mounted" ? { from: taken.from } : {}),
-      });
-      return taken.transfer === "mounted" ? taken : { transfer: "exists" };
-    },
-    upload: send,
-  });
-  return waited ? { ...result, waited } : result;
+  try {
+    // A layer goes up under an upload claim, as push's do (the configuration needs none).
+    const { result, waited } = await uploadClaimed(
+      ctx.to,
+      { digest, size, open: reading },
+      session,
+      stop,
+      diffID !== null,
+      async (how): Promise<Placed> =>
+        how.transfer === "uploaded"
+          ? { transfer: "copied", actual: await (sink as DiffIDSink | null)?.close() ?? null }
+          : how.transfer === "mounted"
+          ? how
+          : { transfer: "exists" },
+    );
+    return waited ? { ...result, waited } : result;
+  } catch (error) {
+    (sink as DiffIDSink | null)?.abort();
+    throw error;
+  }
 }
 
 /** A blob of the source onto the destination, once per digest for the whole copy. */
@@ -300,17 +232,14 @@ function copyBlob(
   ctx: CopyContext,
   blob: Descriptor,
   diffID: string | null,
-  stop: AbortSignal,
+  inSlot: InSlot,
 ): Promise<Placed> {
   let copying = ctx.copying.get(blob.digest);
   if (copying === undefined) {
     // The source's bytes, checked as they pass; the last bytes are held back until they
     // match their digest, so the destination never receives all of a blob that does not.
     const open = () => ctx.from.blobs().open(blob.digest, { maxBytes: blob.size });
-    copying = ctx.slots(() => {
-      stop.throwIfAborted();
-      return placeBlob(ctx, blob, open, diffID, stop);
-    });
+    copying = inSlot((stop) => placeBlob(ctx, blob, open, diffID, stop));
     ctx.copying.set(blob.digest, copying);
   }
   return copying;
@@ -320,7 +249,7 @@ function copyBlob(
  * What a placed layer proves, and its metadata: a pull from the source (when its bytes gave
  * the configuration's DiffID) and a push to the destination, each under that side's HMAC key.
  */
-async function recordLayer(
+async function settleLayer(
   ctx: CopyContext,
   layer: Descriptor,
   diffID: string,
@@ -334,27 +263,16 @@ async function recordLayer(
     ...(placed.from === undefined ? {} : { from: placed.from }),
     ...(placed.waited ? { waited: true } : {}),
   };
-  if (!isDigest(diffID)) return { ...outcome, status: "invalid" };
-  if (placed.actual === undefined) {
+  if (placed.actual !== undefined) {
+    const verdict = proven(diffID, placed.actual);
+    if (verdict.status !== "recorded") return { ...outcome, ...verdict };
+    await recordLayer(ctx.to.service, ctx.sourceKey, diffID, digest, ctx.from.name);
+  } else if (!isDigest(diffID)) return { ...outcome, status: "invalid" };
+  else if (await knownDiffID(ctx.to.service, digest) !== diffID) {
     // No byte passed: record the push only for a DiffID the metadata already proved.
-    if (await knownDiffID(ctx.service, digest) !== diffID) {
-      return { ...outcome, status: "unchecked" };
-    }
-  } else if (placed.actual === null) return { ...outcome, status: "unverifiable" };
-  else if (placed.actual !== diffID) {
-    return { ...outcome, status: "mismatch", actualDiffID: placed.actual };
-  } else {
-    await ctx.service.tagAndAdd(diffID, ctx.sourceKey, {
-      digest,
-      sourceRepository: ctx.from.name,
-      hmac: "",
-    });
+    return { ...outcome, status: "unchecked" };
   }
-  await ctx.service.tagAndAdd(diffID, ctx.targetKey, {
-    digest,
-    sourceRepository: ctx.target.name,
-    hmac: "",
-  });
+  await recordLayer(ctx.to.service, ctx.to.hmacKey, diffID, digest, ctx.to.target.name);
   return { ...outcome, status: "recorded" };
 }
 
@@ -368,68 +286,56 @@ async function copyImage(
   digest: string,
   tag: string | undefined,
 ): Promise<CopyResult> {
-  const [config, ...layers] = manifest.references();
-  const configBytes = await ctx.from.blobs().get(config!.digest, { maxBytes: LIMITS.config });
-  const what = `"${ctx.shown}"`;
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, what), what);
+  const { config, configBytes, layers } = await imageParts(
+    manifest,
+    configFrom(ctx.from),
+    ctx.shown,
+  );
   const stop = new AbortController();
-  const tasks = pairs.map(({ layer, diffID }) => {
-    if (!isForeign(layer)) return copyBlob(ctx, layer, diffID, stop.signal);
-    ctx.config.onProgress?.({
-      action: "skip",
-      digest: layer.digest,
-      current: 0,
-      total: layer.size,
-    });
-    return Promise.resolve(null);
-  });
-  for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
-  const results: CopiedLayer[] = [];
-  try {
-    for (const [i, task] of tasks.entries()) {
-      const placed = await task;
-      const { layer, diffID } = pairs[i]!;
-      results.push(
-        placed === null
-          ? { digest: layer.digest, diffID, transfer: "foreign", status: "foreign" }
-          : await recordLayer(ctx, layer, diffID, placed),
-      );
-    }
-    const stream = () =>
-      Promise.resolve(
-        new ReadableStream<Uint8Array>({
-          start(controller) {
-            controller.enqueue(configBytes);
-            controller.close();
-          },
-        }),
-      );
-    await placeBlob(ctx, { ...config!, size: configBytes.length }, stream, null, stop.signal);
-  } catch (error) {
-    stop.abort();
-    await Promise.allSettled(tasks);
-    throw error;
-  }
-  await ctx.to.manifests().put(manifest, tag === undefined ? {} : { tag });
+  const results = await inManifestOrder(
+    layers,
+    ctx.slots,
+    ({ layer, diffID }, inSlot) => {
+      if (!isForeign(layer)) return copyBlob(ctx, layer, diffID, inSlot);
+      told(ctx.config.onProgress, "skip", layer);
+      return Promise.resolve(null);
+    },
+    ({ layer, diffID }, placed): CopiedLayer | Promise<CopiedLayer> =>
+      placed === null
+        ? { digest: layer.digest, diffID, transfer: "foreign", status: "foreign" }
+        : settleLayer(ctx, layer, diffID, placed),
+    stop,
+  );
+  const stream = () =>
+    Promise.resolve(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(configBytes);
+          controller.close();
+        },
+      }),
+    );
+  await placeBlob(ctx, { ...config, size: configBytes.length }, stream, null, stop.signal);
+  await ctx.to.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
 }
 
 /** A destination named by digest must be what the copy tags: refused before anything moves. */
 function checkTargetDigest(ctx: CopyContext, digest: string): void {
-  const wanted = ctx.target.digest;
+  const wanted = ctx.to.target.digest;
   if (wanted === undefined || wanted === digest) return;
   throw new RegistryError(
     "DIGEST_INVALID",
-    `Cannot copy "${ctx.shown}" to "${formatReference(ctx.target)}": it is ${digest}`,
+    `Cannot copy "${ctx.shown}" to "${formatReference(ctx.to.target)}": it is ${digest}`,
     { url: wanted, reason: `the image is ${digest}` },
   );
 }
 
 async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
-  const { from, source, target, shown } = ctx;
+  const { from, source, shown } = ctx;
   const manifest = await from.manifests().get(source.digest ?? source.tag!);
   const digest = source.digest ?? await digestOf(manifest.payload);
-  const tag = target.tag;
+  const tag = ctx.to.target.tag;
   if (!isIndexMediaType(manifest.mediaType)) {
     checkTargetDigest(ctx, digest);
     return await copyImage(ctx, manifest, digest, tag);
@@ -444,7 +350,7 @@ async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
     images.push(await copyImage(ctx, child, entry.digest, one ? tag : undefined));
   }
   if (one) return images[0]!;
-  await ctx.to.manifests().put(manifest, tag === undefined ? {} : { tag });
+  await ctx.to.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
   const layers = images.flatMap((image) => image.layers);
   return {
     mediaType: manifest.mediaType,
@@ -528,16 +434,7 @@ export async function copy(
     source: await withCredentials(parsedSource.domain, config.source ?? {}),
     destination: await withCredentials(target.domain, config.destination ?? {}),
   };
-  const targetConfig = sideConfig(config, config.destination, true);
-  const to = await openRepository(
-    target,
-    endpointsFor(target, targetConfig, true)[0]!,
-    targetConfig,
-    [
-      "pull",
-      "push",
-    ],
-  );
+  const to = await openRegistryDestination(target, sideConfig(config, config.destination, true));
   const repositories = await getRepositories(source, sideConfig(config, config.source, false));
   const concurrency = Math.min(
     config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS,
@@ -546,17 +443,12 @@ export async function copy(
   return await fromFirstEndpoint(repositories, (from) =>
     copyFrom({
       from,
-      to,
       source: parsedSource,
-      target,
       shown: formatReference(parsedSource),
       config,
-      service: config.metadataService ?? new V2MetadataService(null),
       sourceKey: config.source?.hmacKey ?? null,
-      targetKey: config.destination?.hmacKey ?? null,
-      targetHasAuthInfo: hasAuthInfo(targetConfig.auth),
+      to,
       slots: limiter(concurrency),
       copying: new Map(),
-      rate: new UploadRate(),
     }));
 }

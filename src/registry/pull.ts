@@ -7,12 +7,15 @@
  */
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
-import { digestOf, isDigest, readVerified } from "./_digest.ts";
-import { diffIDsOf, isForeign, knownDiffID, layersWithDiffIDs } from "./_image.ts";
+import { digestOf, readVerified } from "./_digest.ts";
+import { imageParts, isForeign, knownDiffID } from "./_image.ts";
 import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import { diffIDSink, feeding } from "./_diff_id.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, limiter } from "./_limit.ts";
 import { RegistryError } from "./errors.ts";
+import { inManifestOrder } from "./transfer/in_manifest_order.ts";
+import { proven, recordLayer } from "./transfer/proven.ts";
+import { told } from "./transfer/told.ts";
 import { isIndexMediaType } from "./manifest.ts";
 import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
@@ -84,9 +87,6 @@ async function fetchLayer(
   return await diffID.close();
 }
 
-/** What became of one layer before anything is recorded for it. */
-type LayerOutcome = PulledLayer & { record: boolean };
-
 async function pullLayer(
   repo: Repository,
   store: ContentStore,
@@ -95,27 +95,20 @@ async function pullLayer(
   layer: Descriptor,
   diffID: string,
   stop: AbortSignal,
-): Promise<LayerOutcome> {
-  const { digest, size } = layer;
+): Promise<PulledLayer> {
+  const { digest } = layer;
   if (isForeign(layer) && !(await store.has(digest))) {
-    config.onProgress?.({ action: "skip", digest, current: 0, total: size });
-    return { digest, diffID, status: "foreign", record: false };
+    told(config.onProgress, "skip", layer);
+    return { digest, diffID, status: "foreign" };
   }
   // dockerd: a layer it already has (known DiffID for this blob) is "Already exists" and
   // records nothing; a downloaded layer is recorded once registered.
   if (await store.has(digest) && await knownDiffID(service, digest) === diffID) {
-    config.onProgress?.({ action: "exists", digest, current: size, total: size });
-    return { digest, diffID, status: "exists", record: false };
+    told(config.onProgress, "exists", layer);
+    return { digest, diffID, status: "exists" };
   }
   const actual = await fetchLayer(repo, store, layer, stop);
-  // Record only a DiffID the bytes prove: a configuration claiming another image's DiffID
-  // would otherwise make every later push of that image mount this layer.
-  if (!isDigest(diffID)) return { digest, diffID, status: "invalid", record: false };
-  if (actual === null) return { digest, diffID, status: "unverifiable", record: false };
-  if (actual !== diffID) {
-    return { digest, diffID, status: "mismatch", actualDiffID: actual, record: false };
-  }
-  return { digest, diffID, status: "recorded", record: true };
+  return { digest, diffID, ...proven(diffID, actual) };
 }
 
 /** One pull: the repository, the reference, where the blobs go, and the shared download slots. */
@@ -141,35 +134,24 @@ async function pullImage(
   digest: string,
 ): Promise<PullResult> {
   const { repo, store, config, service, shown } = ctx;
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await fetchConfig(repo, store, configDescriptor!);
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
-  const stop = new AbortController();
-  const tasks = pairs.map(({ layer, diffID }) =>
-    ctx.downloads(() => {
-      stop.signal.throwIfAborted();
-      return pullLayer(repo, store, config, service, layer, diffID, stop.signal);
-    })
+  const { layers } = await imageParts(
+    manifest,
+    (descriptor) => fetchConfig(repo, store, descriptor),
+    shown,
   );
-  for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
-  const results: PulledLayer[] = [];
-  try {
-    for (const task of tasks) {
-      const { record, ...outcome } = await task;
-      if (record) {
-        await service.tagAndAdd(outcome.diffID, config.hmacKey ?? null, {
-          digest: outcome.digest,
-          sourceRepository: ctx.ref.name,
-          hmac: "",
-        });
+  const results = await inManifestOrder(
+    layers,
+    ctx.downloads,
+    ({ layer, diffID }, inSlot) =>
+      inSlot((stop) => pullLayer(repo, store, config, service, layer, diffID, stop)),
+    async (_, outcome) => {
+      if (outcome.status === "recorded") {
+        const { diffID, digest } = outcome;
+        await recordLayer(service, config.hmacKey ?? null, diffID, digest, ctx.ref.name);
       }
-      results.push(outcome);
-    }
-  } catch (error) {
-    stop.abort();
-    await Promise.allSettled(tasks);
-    throw error;
-  }
+      return outcome;
+    },
+  );
   await store.put(digest, manifest.payload);
   return { mediaType: manifest.mediaType, digest, size: manifest.payload.length, layers: results };
 }

@@ -7,25 +7,25 @@
  */
 import { checkV2MetadataHMAC } from "../hmac.ts";
 import { MetadataError } from "../errors.ts";
-import { type V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";
+import type { V2Metadata } from "../v2_metadata_service.ts";
 import { planImage, type PlannedManifest } from "./_plan.ts";
 import { isForeign } from "./_image.ts";
+import { attemptBudget, mountCandidates, sortByLikenessAndAge } from "./push_candidates.ts";
+import { inManifestOrder } from "./transfer/in_manifest_order.ts";
 import {
-  attemptBudget,
-  forgetsFailedMount,
-  hasAuthInfo,
-  mountCandidates,
-  mountFailureEnds,
-  sortByLikenessAndAge,
-} from "./push_candidates.ts";
+  mountFrom,
+  openRegistryDestination,
+  type RegistryDestination,
+  uploadClaimed,
+} from "./ends/registry_destination.ts";
+import { recordLayer } from "./transfer/proven.ts";
+import { told } from "./transfer/told.ts";
 import { DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
-import { takeFrom, uploadOnce, UploadRate } from "./_claim.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
 import { familiarName, formatReference, parseReference, type Reference } from "./reference.ts";
-import { checkRepositoryName, endpointsFor, openRepository } from "./repositories.ts";
-import type { UploadClaims } from "../upload_claims.ts";
+import { checkRepositoryName } from "./repositories.ts";
 import type {
   BlobWriter,
   ContentStore,
@@ -33,27 +33,16 @@ import type {
   PushedLayer,
   PushResult,
   RegistryConfig,
-  Repository,
 } from "./types.ts";
 
-/** One push's state: the repository, the metadata, the layers done and under way. */
-export interface PushContext {
-  repo: Repository;
-  target: Reference;
-  service: V2MetadataService;
-  hmacKey: Uint8Array | null;
-  hasAuthInfo: boolean;
-  config: RegistryConfig;
+/** One push's state: the destination, the layers done and under way. */
+export interface PushContext extends RegistryDestination {
   /** DiffID → descriptor of layers known to be on the registry (dockerd's pushState.remoteLayers). */
   remoteLayers: Map<string, Descriptor>;
   /** DiffID → the push of that layer under way (one per DiffID, however many images name it). */
   pushing: Map<string, Promise<LayerPushed>>;
   /** Runs at most `maxConcurrentUploads` layer pushes at once. */
   uploads: <T>(task: () => Promise<T>) => Promise<T>;
-  /** The metadata store's upload claims, when it offers them. */
-  claims: UploadClaims | undefined;
-  /** The upload rate measured so far, which bounds a wait for another's claim. */
-  rate: UploadRate;
 }
 
 /** What became of one layer: as {@linkcode PushedLayer}, with the descriptor pushed. */
@@ -115,20 +104,11 @@ async function layerAlreadyExists(
       continue;
     }
     if (meta.sourceRepository !== target || !(await checkV2MetadataHMAC(meta, ctx.hmacKey))) {
-      await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-        digest,
-        sourceRepository: target,
-        hmac: "",
-      });
+      await recordLayer(ctx.service, ctx.hmacKey, diffID, digest, target);
     }
     const descriptor = { ...layer, digest, size: layer.size ?? size };
     ctx.remoteLayers.set(diffID, descriptor);
-    ctx.config.onProgress?.({
-      action: "exists",
-      digest,
-      current: descriptor.size,
-      total: descriptor.size,
-    });
+    told(ctx.config.onProgress, "exists", descriptor);
     return descriptor;
   }
   return null;
@@ -165,49 +145,28 @@ export async function lookUpLayer(
   if (found !== null) return { pushed: { descriptor: found, transfer: "exists" } };
 
   const blobs = ctx.repo.blobs();
-  let upload: BlobWriter | null = null;
   const candidates = await mountCandidates(
     ctx.target,
     ctx.hmacKey,
     budget.maxMountAttempts,
     entries,
   );
-  for (const candidate of candidates) {
-    const source = parseReference(candidate.sourceRepository, { defaultTag: false });
-    let unauthorized = false;
-    let created: Awaited<ReturnType<typeof blobs.create>> | null = null;
-    try {
-      created = await blobs.create({
-        mountFrom: { repository: source.path, digest: candidate.digest },
-      });
-    } catch (error) {
-      if (mountFailureEnds(error)) {
-        if (upload !== null) await ignore(upload.cancel());
-        throw error;
-      }
-      unauthorized = isRegistryError(error, "UNAUTHORIZED");
-    }
-    if (created?.kind === "mounted") {
-      if (upload !== null) await ignore(upload.cancel());
-      const digest = created.descriptor.digest;
-      // A mount's answer gives no size: dockerd's client asks with a HEAD too.
-      const size = layer.size ?? (await blobs.stat(digest)).size;
-      const pushed = await mounted(
-        ctx,
-        diffID,
-        { ...layer, digest, size },
-        candidate.sourceRepository,
-      );
-      return { pushed };
-    }
-    if (await forgetsFailedMount(candidate, ctx.hmacKey, unauthorized, ctx.hasAuthInfo)) {
-      await ignore(ctx.service.remove(candidate));
-    }
-    if (created?.kind === "upload") {
-      if (upload !== null) await ignore(upload.cancel());
-      upload = created.writer;
-    }
+  const mounts = await mountFrom(
+    ctx,
+    candidates.map((entry) => ({
+      repository: entry.sourceRepository,
+      digest: entry.digest,
+      entry,
+    })),
+  );
+  if (mounts.mounted !== null) {
+    const { repository, digest } = mounts.mounted;
+    // A mount's answer gives no size: dockerd's client asks with a HEAD too.
+    const size = layer.size ?? (await blobs.stat(digest)).size;
+    const pushed = await mounted(ctx, diffID, { ...layer, digest, size }, repository);
+    return { pushed };
   }
+  const upload = mounts.session;
 
   if (budget.maxExistenceChecks - checked.size > 0) {
     const found = await layerAlreadyExists(
@@ -243,36 +202,19 @@ export async function uploadLayer(
 ): Promise<LayerPushed> {
   const { open, what, ...layer } = blob;
   const { digest, size } = layer;
-  const blobs = ctx.repo.blobs();
-  const onProgress = ctx.config.onProgress;
-  const sendLayer = async (): Promise<LayerPushed> => {
-    await blobs.upload({
-      digest,
-      size,
-      // `stop` ends the upload when another layer failed.
-      open: async () => verifyingSized(await open(), digest, size, what, stop),
-    }, {
-      session,
-      chunkSize: ctx.config.chunkSize,
-      onProgress: (current) => onProgress?.({ action: "push", digest, current, total: size }),
-      onRetry: (attempt, error) =>
-        onProgress?.({ action: "retry", digest, current: 0, total: size, attempt, error }),
-    });
-    await record(ctx, diffID, layer);
-    return { descriptor: layer, transfer: "uploaded" };
-  };
-  const { result, waited } = await uploadOnce<LayerPushed>({
-    claims: ctx.claims,
-    target: ctx.target,
-    config: ctx.config,
-    stop,
-    digest,
-    size,
-    rate: ctx.rate,
+  const { result, waited } = await uploadClaimed(
+    ctx,
+    { digest, size, open: async () => verifyingSized(await open(), digest, size, what, stop) },
     session,
-    adopt: (repository) => adopt(ctx, diffID, layer, repository),
-    upload: sendLayer,
-  });
+    stop,
+    true,
+    async (how): Promise<LayerPushed> => {
+      await record(ctx, diffID, layer);
+      return how.transfer === "mounted"
+        ? { descriptor: layer, transfer: "mounted", from: how.from }
+        : { descriptor: layer, transfer: how.transfer };
+    },
+  );
   return waited ? { ...result, waited } : result;
 }
 
@@ -285,12 +227,7 @@ async function pushLayer(
   stop: AbortSignal,
 ): Promise<LayerPushed> {
   if (isForeign(layer)) {
-    ctx.config.onProgress?.({
-      action: "skip",
-      digest: layer.digest,
-      current: 0,
-      total: layer.size,
-    });
+    told(ctx.config.onProgress, "skip", layer);
     return { descriptor: layer, transfer: "foreign" };
   }
   const looked = await lookUpLayer(ctx, diffID, layer, layer.size);
@@ -318,11 +255,7 @@ async function pushLayer(
 
 /** Records a layer the target repository has now, as dockerd does after a push. */
 async function record(ctx: PushContext, diffID: string, descriptor: Descriptor): Promise<void> {
-  await ctx.service.tagAndAdd(diffID, ctx.hmacKey, {
-    digest: descriptor.digest,
-    sourceRepository: ctx.target.name,
-    hmac: "",
-  });
+  await recordLayer(ctx.service, ctx.hmacKey, diffID, descriptor.digest, ctx.target.name);
   ctx.remoteLayers.set(diffID, descriptor);
 }
 
@@ -333,35 +266,9 @@ async function mounted(
   descriptor: Descriptor,
   from: string,
 ): Promise<LayerPushed> {
-  ctx.config.onProgress?.({
-    action: "mount",
-    digest: descriptor.digest,
-    current: descriptor.size,
-    total: descriptor.size,
-    from,
-  });
+  told(ctx.config.onProgress, "mount", descriptor, from);
   await record(ctx, diffID, descriptor);
   return { descriptor, transfer: "mounted", from };
-}
-
-/** After another builder's upload claim ended: the layer from where it went, recorded. */
-async function adopt(
-  ctx: PushContext,
-  diffID: string,
-  layer: Descriptor,
-  repository: string,
-): Promise<LayerPushed | null> {
-  const taken = await takeFrom(ctx.repo.blobs(), ctx.target, layer.digest, repository);
-  if (taken === null) return null;
-  if (taken.transfer === "mounted") return await mounted(ctx, diffID, layer, taken.from);
-  ctx.config.onProgress?.({
-    action: "exists",
-    digest: layer.digest,
-    current: layer.size,
-    total: layer.size,
-  });
-  await record(ctx, diffID, layer);
-  return { descriptor: layer, transfer: "exists" };
 }
 
 /**
@@ -369,46 +276,28 @@ async function adopt(
  * failure stops the other uploads at once (their sessions cancelled, the layers still waiting
  * never started), and is thrown once they all ended.
  */
-async function pushLayers(
+function pushLayers(
   ctx: PushContext,
   store: ContentStore,
   layers: { layer: Descriptor; diffID: string }[],
 ): Promise<PushedLayer[]> {
-  const stop = new AbortController();
-  // Set by the tasks, which TypeScript does not follow.
-  let first = null as { error: unknown } | null;
-  const tasks = layers.map(({ layer, diffID }) => {
-    let task = ctx.pushing.get(diffID);
-    if (task === undefined) {
-      task = ctx.uploads(async () => {
-        stop.signal.throwIfAborted();
-        try {
-          return await pushLayer(ctx, store, diffID, layer, stop.signal);
-        } catch (error) {
-          if (!stop.signal.aborted) {
-            first = { error };
-            stop.abort();
-          }
-          throw error;
-        }
-      });
-      ctx.pushing.set(diffID, task);
-    }
-    return task;
-  });
-  for (const task of tasks) task.catch(() => {}); // each is awaited below, or settled on failure
-  const pushed: PushedLayer[] = [];
-  try {
-    for (const [i, task] of tasks.entries()) {
-      const { descriptor: _, ...outcome } = await task;
-      pushed.push({ digest: layers[i]!.layer.digest, diffID: layers[i]!.diffID, ...outcome });
-    }
-  } catch (error) {
-    stop.abort();
-    await Promise.allSettled(tasks);
-    throw first?.error ?? error;
-  }
-  return pushed;
+  return inManifestOrder(
+    layers,
+    ctx.uploads,
+    ({ layer, diffID }, inSlot) => {
+      let task = ctx.pushing.get(diffID);
+      if (task === undefined) {
+        task = inSlot((stop) => pushLayer(ctx, store, diffID, layer, stop));
+        ctx.pushing.set(diffID, task);
+      }
+      return task;
+    },
+    ({ layer, diffID }, { descriptor: _, ...outcome }) => ({
+      digest: layer.digest,
+      diffID,
+      ...outcome,
+    }),
+  );
 }
 
 /** The config blob (or any non-layer blob): HEAD, then upload when missing. */
@@ -419,12 +308,7 @@ export async function pushBlob(
 ): Promise<void> {
   try {
     await ctx.repo.blobs().stat(descriptor.digest);
-    ctx.config.onProgress?.({
-      action: "exists",
-      digest: descriptor.digest,
-      current: descriptor.size,
-      total: descriptor.size,
-    });
+    told(ctx.config.onProgress, "exists", descriptor);
     return;
   } catch (error) {
     if (!isRegistryError(error, "BLOB_UNKNOWN")) throw error;
@@ -477,22 +361,11 @@ async function pushManifest(
  * with pull and push scopes on the first endpoint, the metadata service, the limits.
  */
 export async function openPush(target: Reference, config: RegistryConfig): Promise<PushContext> {
-  const repo = await openRepository(target, endpointsFor(target, config, true)[0]!, config, [
-    "pull",
-    "push",
-  ]);
   return {
-    repo,
-    target,
-    service: config.metadataService ?? new V2MetadataService(null),
-    hmacKey: config.hmacKey ?? null,
-    hasAuthInfo: hasAuthInfo(config.auth),
-    config,
+    ...await openRegistryDestination(target, config),
     remoteLayers: new Map(),
     pushing: new Map(),
     uploads: limiter(config.maxConcurrentUploads ?? DEFAULT_CONCURRENT_UPLOADS),
-    claims: config.metadataService?.store?.claims,
-    rate: new UploadRate(),
   };
 }
 

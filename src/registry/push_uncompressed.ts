@@ -27,6 +27,7 @@ import {
 } from "./push.ts";
 import { parseReference } from "./reference.ts";
 import { checkRepositoryName } from "./repositories.ts";
+import { TaskGroup } from "./transfer/task_group.ts";
 import type { BlobWriter, Descriptor, PushResult, RegistryConfig } from "./types.ts";
 
 /** The media types of what dockerd pushes. */
@@ -73,33 +74,6 @@ export interface UncompressedPushConfig extends RegistryConfig {
   fs?: FileSystem;
   /** Where the temporary directory is made (default: the runtime's temporary directory). */
   tempDir?: string;
-}
-
-/**
- * Runs `tasks` as they come; the first failure aborts `stop` (so the others end promptly)
- * and is thrown once all settled.
- */
-class TaskGroup {
-  readonly #tasks: Promise<unknown>[] = [];
-  readonly #stop: AbortController;
-  #first: { error: unknown } | null = null;
-
-  constructor(stop: AbortController) {
-    this.#stop = stop;
-  }
-
-  add(task: Promise<unknown>): void {
-    this.#tasks.push(task.catch((error) => {
-      if (this.#first === null) this.#first = { error };
-      this.#stop.abort(error);
-    }));
-  }
-
-  /** Waits for every task; throws the first failure. */
-  async settle(): Promise<void> {
-    await Promise.all(this.#tasks);
-    if (this.#first !== null) throw this.#first.error;
-  }
 }
 
 /** A proven layer gzipped into `dir` (its digest and size learnt), then uploaded. */
@@ -214,7 +188,7 @@ export async function pushUncompressed(
   const left = new Map<string, BlobWriter | null>();
   const lookups = new TaskGroup(stop);
   for (const diffID of sizes.keys()) {
-    lookups.add(ctx.uploads(async () => {
+    lookups.add(lookups.inSlot(ctx.uploads, async () => {
       signal.throwIfAborted();
       const looked = await lookUpLayer(ctx, diffID, { mediaType: DOCKER_LAYER }, sizes.get(diffID));
       if (looked.pushed === null) left.set(diffID, looked.session);
@@ -272,9 +246,8 @@ async function compressLeft(
   }
   const dir = `${tempDir ?? systemTempDir()}/distribution-push-${crypto.randomUUID()}`;
   await fs.mkdir(dir, 0o700);
+  // The first failure, the source's or an upload's (which stops the source), ends them all.
   const uploads = new TaskGroup(stop);
-  // The first failure, the source's or an upload's (which stops the source).
-  let failure: { error: unknown } | null = null;
   try {
     for await (const layer of image.layers(new Set(left.keys()), dir, signal)) {
       if (!left.has(layer.diffID)) {
@@ -283,7 +256,7 @@ async function compressLeft(
       }
       const session = left.get(layer.diffID)!;
       left.delete(layer.diffID);
-      uploads.add(ctx.uploads(async () => {
+      uploads.add(uploads.inSlot(ctx.uploads, async () => {
         signal.throwIfAborted();
         const done = await compressAndUpload(ctx, fs, dir, layer, session, signal);
         pushed.set(layer.diffID, done);
@@ -297,15 +270,11 @@ async function compressLeft(
       );
     }
   } catch (error) {
-    if (!stop.signal.aborted) stop.abort(error);
-    failure = { error: stop.signal.reason };
+    uploads.fail(error);
   }
   try {
     await uploads.settle();
-  } catch (error) {
-    failure ??= { error };
   } finally {
     await removeTree(fs, dir);
   }
-  if (failure !== null) throw failure.error;
 }

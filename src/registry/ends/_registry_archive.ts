@@ -7,12 +7,12 @@
 import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "../_diff_id.ts";
-import { diffIDsOf, isForeign, layersWithDiffIDs } from "../_image.ts";
+import { configFrom, imageParts, isForeign } from "../_image.ts";
 import { imageManifest } from "../_image_manifest.ts";
 import { verifyingSized } from "../_verify.ts";
 import { RegistryError } from "../errors.ts";
+import { proven, recordLayer } from "../transfer/proven.ts";
 import { familiarName, formatReference, type Reference } from "../reference.ts";
-import { LIMITS } from "../transport/limits.ts";
 import type { Descriptor, Platform, PulledLayer, Repository } from "../types.ts";
 import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
 
@@ -162,11 +162,11 @@ export async function registryArchive(
 ): Promise<RegistryArchive> {
   const shown = formatReference(ref);
   const manifest = await imageManifest(repo, ref, platform, "pull");
-  const [configDescriptor, ...layers] = manifest.references();
-  const configBytes = await repo.blobs().get(configDescriptor!.digest, {
-    maxBytes: LIMITS.config,
-  });
-  const pairs = layersWithDiffIDs(layers, diffIDsOf(configBytes, `"${shown}"`), `"${shown}"`);
+  const { config, configBytes, layers: pairs } = await imageParts(
+    manifest,
+    configFrom(repo),
+    shown,
+  );
   const foreign = pairs.find(({ layer }) => isForeign(layer));
   if (foreign !== undefined) {
     throw new RegistryError(
@@ -184,7 +184,7 @@ export async function registryArchive(
     written.add(file);
     return { layer, diffID, file, sink: first ? diffIDSink() : null };
   });
-  const imageID = configDescriptor!.digest;
+  const imageID = config.digest;
   const descriptor: Descriptor = {
     mediaType: manifest.mediaType,
     digest: await digestOf(manifest.payload),
@@ -211,19 +211,18 @@ export async function registryArchive(
       for (const entry of entries) entry.sink?.abort();
     },
     async finish(service, hmacKey, sourceRepository) {
-      const proven = new Map<string, string | null>();
+      const actual = new Map<string, string | null>();
       for (const entry of entries) {
-        if (entry.sink !== null) proven.set(entry.file, await entry.sink.close());
+        if (entry.sink !== null) actual.set(entry.file, await entry.sink.close());
       }
       const results: PulledLayer[] = [];
       for (const { layer, diffID, file } of entries) {
-        const actual = proven.get(file) ?? null;
         const { digest } = layer;
-        if (actual === diffID) {
-          await service.tagAndAdd(diffID, hmacKey, { digest, sourceRepository, hmac: "" });
-          results.push({ digest, diffID, status: "recorded" });
-        } else if (actual === null) results.push({ digest, diffID, status: "unverifiable" });
-        else results.push({ digest, diffID, status: "mismatch", actualDiffID: actual });
+        const verdict = proven(diffID, actual.get(file) ?? null);
+        if (verdict.status === "recorded") {
+          await recordLayer(service, hmacKey, diffID, digest, sourceRepository);
+        }
+        results.push({ digest, diffID, ...verdict });
       }
       return { ...descriptor, imageID, layers: results };
     },
