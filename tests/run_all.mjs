@@ -25,9 +25,11 @@
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
 // left out of the quick tier without being listed anywhere.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeDocExamples } from "./_doc_examples.mjs";
 import { setUp } from "./_setup.mjs";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -71,9 +73,16 @@ if (!quick) {
   }
 }
 
-// Every documentation example runs (and is type-checked) on Deno, unless files are named.
-const DOC_TESTS = ["--doc", "mod.ts", "cli.ts", "src/"];
-const docs = named.length > 0 ? [] : DOC_TESTS;
+// Every documentation example runs (and is type-checked) on Deno, unless files are named: each
+// written to a module of its own in a temp dir, all of them run in one worker.
+const DOC_MODULES = ["mod.ts", "cli.ts", "src/"];
+const examplesDir = named.length > 0 ? null : mkdtempSync(join(tmpdir(), "doc-examples-"));
+const examples = examplesDir === null ? [] : writeDocExamples(root, DOC_MODULES, examplesDir);
+const docs = examplesDir === null ? [] : [
+  ...DOC_MODULES,
+  join("tests", "_doc_examples.ts"),
+  ...examples.map((example) => join(examplesDir, example)),
+];
 
 /** Deno's pass/fail counts, from its last summary line. */
 function denoCount(out) {
@@ -170,7 +179,9 @@ function jobsOf(runtime) {
   const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
   const deno = runtime === "deno";
   const checks = deno ? [typeCheck([...docs, ...files])] : [];
-  const docExamples = deno && docs.length > 0 ? [one("doc examples", docs)] : [];
+  const docExamples = deno && examplesDir !== null
+    ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
+    : [];
   const tests = quick || named.length > 0
     ? [one("", files)]
     : files.map((file) => one(file, [file]));
@@ -203,6 +214,7 @@ const width = quick || named.length > 0
   ? jobs.length
   : Math.max(1, Number(process.env.TEST_JOBS ?? 2));
 const results = await runAll(jobs, width);
+if (examplesDir !== null) rmSync(examplesDir, { recursive: true, force: true });
 
 const totals = selected.map((runtime) =>
   jobs.filter((job) => job.runtime === runtime).reduce((total, job) => ({
