@@ -11,7 +11,7 @@ import {
   V2MetadataService,
 } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
-import { type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
+import { assertPeakRssUnder, type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
 import { runtimeName } from "./_runtime.ts";
 
 const digest = (n: number) => "sha256:" + n.toString(16).padStart(64, "0");
@@ -205,7 +205,7 @@ test("cli.ts check fails naming the helper that cannot be run, fails, or floods 
     assert.ok(run.stderr.startsWith(`error: Cannot get credentials for "`), run.stderr);
     assert.ok(run.stderr.includes(`from "docker-credential-${name}": `), run.stderr);
     assert.ok(run.stderr.includes(why), `${name}: ${run.stderr}`);
-    assert.ok(run.maxRssKiB < 300 * 1024, `${name}: peak RSS ${run.maxRssKiB} KiB`);
+    assertPeakRssUnder(run, 300 * 1024, name);
   }
 });
 

@@ -9,7 +9,7 @@ import { mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
-import { type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
+import { assertPeakRssUnder, type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
 
 const digest = (n: number) => "sha256:" + n.toString(16).padStart(64, "0");
 const hex = (n: number) => digest(n).slice(7);
@@ -38,7 +38,7 @@ const refusal = (path: string, why: string) =>
 /** A run that ended by itself, in bounded memory. */
 function assertBounded(run: CliRun, label: string): void {
   assert.notEqual(run.code, null, `${label}: still running after the time limit`);
-  assert.ok(run.maxRssKiB < MAX_RSS_KIB, `${label}: peak RSS ${run.maxRssKiB} KiB`);
+  assertPeakRssUnder(run, MAX_RSS_KIB, label);
 }
 
 /** The problems of `verify --json` as [kind, relative path, message]. */
