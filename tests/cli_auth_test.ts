@@ -1,5 +1,6 @@
 // cli.ts check with credentials from docker credential helpers (scripts of our own on PATH,
 // speaking the docker-credential-helpers protocol) and from --password-stdin.
+// @whole-suite-only its CLI processes, about 14 CPU-seconds on the three runtimes
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";

@@ -2,6 +2,7 @@
 // control characters in names and values, file names that are not UTF-8. Each run must end
 // by itself, within a time limit and bounded memory, with a typed error naming the path,
 // and leave the store exactly as it was.
+// @whole-suite-only its CLI processes, about 11 CPU-seconds on the three runtimes
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

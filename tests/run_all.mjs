@@ -9,21 +9,24 @@
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
 //                                       no service and no root, one process of them per runtime
-//                                       (and Deno's doc examples), all side by side, no set-up,
-//                                       the crash and property tests with fewer kills and runs
-//                                       (CRASH_KILLS=20, PROPERTY_RUNS=1000); the line before the
-//                                       last names what it left out
+//                                       (Deno's with --parallel), Deno's type check and doc
+//                                       examples, all side by side, no set-up, with fewer crash
+//                                       kills, property runs and shorter rename races (QUICK_COUNTS);
+//                                       the line before the last names what it left out
 //     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
 //                                       without --quick)
 //
 // On Deno, one `deno check` of the files (and of the documentation examples, when they run)
 // comes first and counts as one test; the test processes then skip their own type check, which
-// cost each of them about 2 CPU-seconds here for the same result.
+// cost each of them about 2 CPU-seconds here for the same result. The documentation examples
+// (_doc_examples.mjs) run in one worker, where `deno test --doc` starts one per example.
 //
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
-// left out of the quick tier without being listed anywhere.
+// left out of the quick tier without being listed anywhere. A file with a line
+// `// @whole-suite-only <why>` needs nothing but costs too much for the quick tier: it runs there
+// only when named.
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -57,11 +60,21 @@ function needs(file, seen = new Set()) {
   return [...new Set(found)];
 }
 
-/** The quick tier's repetition counts, unless the caller sets them: fewer kills and runs. */
+/** Why `file` stays out of the quick tier though it needs nothing: `// @whole-suite-only <why>`. */
+function wholeSuiteOnly(file) {
+  const text = readFileSync(join(root, file), "utf8");
+  return text.match(/^\/\/ @whole-suite-only (.+)$/m)?.[1].trim() ?? null;
+}
+
+/** The quick tier's repetition counts and durations, unless the caller sets them. */
 const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000", RACE_MS: "300" };
 
+// Files named on the command line run in the quick tier even if they are for the whole suite.
 const leftOut = quick
-  ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
+  ? all.map((file) => {
+    const why = named.length === 0 ? wholeSuiteOnly(file) : null;
+    return [file, [...needs(file), ...why === null ? [] : [`the whole suite only: ${why}`]]];
+  }).filter(([, what]) => what.length)
   : [];
 const files = all.filter((file) => !leftOut.some(([out]) => out === file));
 
@@ -182,8 +195,9 @@ function jobsOf(runtime) {
   const docExamples = deno && examplesDir !== null
     ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
     : [];
+  // Deno runs one module at a time unless told: --parallel runs them a worker per core.
   const tests = quick || named.length > 0
-    ? [one("", files)]
+    ? [one("", deno ? ["--parallel", ...files] : files)]
     : files.map((file) => one(file, [file]));
   return [...checks, ...docExamples, ...tests];
 }
@@ -251,7 +265,7 @@ if (quick) {
     `left out: ${
       out.length === 0
         ? "no file"
-        : `${out.length} files that need a service or root: ${out.join(", ")}`
+        : `${out.length} files that need a service or root, or much time: ${out.join(", ")}`
     }; ran with ${counts.join(" ")} (npm test runs everything, in full)`,
   );
 }
