@@ -8,13 +8,13 @@
 //                                       one's output shown whole once it is done; the summary shows
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
-//                                       no service and no root, one process of them per runtime
-//                                       (Deno's with --parallel), Deno's type check and doc
-//                                       examples, all side by side, no set-up, with fewer crash
+//                                       no service and no root, in one process on Deno (with
+//                                       --parallel) and two on Bun and Node, Deno's type check and
+//                                       doc examples, all side by side, no set-up, with fewer crash
 //                                       kills, property runs and shorter rename races (QUICK_COUNTS);
 //                                       the line before the last names what it left out
-//     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
-//                                       without --quick)
+//     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
+//                                       or without --quick)
 //
 // On Deno, one `deno check` of the files (and of the documentation examples, when they run)
 // comes first and counts as one test; the test processes then skip their own type check, which
@@ -195,10 +195,16 @@ function jobsOf(runtime) {
   const docExamples = deno && examplesDir !== null
     ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
     : [];
-  // Deno runs one module at a time unless told: --parallel runs them a worker per core.
-  const tests = quick || named.length > 0
-    ? [one("", deno ? ["--parallel", ...files] : files)]
-    : files.map((file) => one(file, [file]));
+  // One process runs one file at a time, and many tests mostly wait (time limits, child
+  // processes): Deno's --parallel runs its files a worker per core; Bun and Node get two
+  // processes, every other file each.
+  const halves = [0, 1].map((half) => files.filter((_, i) => i % 2 === half))
+    .filter((half) => half.length > 0);
+  const tests = !quick && named.length === 0
+    ? files.map((file) => one(file, [file]))
+    : deno
+    ? [one("", ["--parallel", ...files])]
+    : halves.map((half, i) => one(halves.length === 1 ? "" : `files ${i + 1}/2`, half));
   return [...checks, ...docExamples, ...tests];
 }
 
