@@ -97,6 +97,9 @@ const docs = examplesDir === null ? [] : [
   ...examples.map((example) => join(examplesDir, example)),
 ];
 
+/** Imports test files into one Deno worker, as tests/_node_tests.mjs into one Node process. */
+const DENO_TESTS = join("tests", "_deno_tests.ts");
+
 /** Deno's pass/fail counts, from its last summary line. */
 function denoCount(out) {
   const m = [
@@ -191,20 +194,18 @@ function jobsOf(runtime) {
   const { command, count } = runtimes[runtime];
   const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
   const deno = runtime === "deno";
-  const checks = deno ? [typeCheck([...docs, ...files])] : [];
+  const checks = deno ? [typeCheck([...docs, DENO_TESTS, ...files])] : [];
   const docExamples = deno && examplesDir !== null
     ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
     : [];
   // One process runs one file at a time, and many tests mostly wait (time limits, child
-  // processes): Deno's --parallel runs its files a worker per core; Bun and Node get two
-  // processes, every other file each.
+  // processes): so two processes per runtime, every other file each. On Deno, in one worker.
   const halves = [0, 1].map((half) => files.filter((_, i) => i % 2 === half))
     .filter((half) => half.length > 0);
+  const inOne = (half) => deno ? [DENO_TESTS, "--", ...half] : half;
   const tests = !quick && named.length === 0
     ? files.map((file) => one(file, [file]))
-    : deno
-    ? [one("", ["--parallel", ...files])]
-    : halves.map((half, i) => one(halves.length === 1 ? "" : `files ${i + 1}/2`, half));
+    : halves.map((half, i) => one(halves.length === 1 ? "" : `files ${i + 1}/2`, inOne(half)));
   return [...checks, ...docExamples, ...tests];
 }
 
