@@ -8,9 +8,9 @@
 //                                       one's output shown whole once it is done; the summary shows
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
-//                                       no service and no root, in one process on Deno (with
-//                                       --parallel) and two on Bun and Node, Deno's type check and
-//                                       doc examples, all side by side, no set-up, with fewer crash
+//                                       no service and no root, in two processes per runtime
+//                                       (every other file), Deno's type check and doc examples,
+//                                       all side by side, no set-up, with fewer crash
 //                                       kills, property runs and shorter rename races (QUICK_COUNTS);
 //                                       the line before the last names what it left out
 //     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
