@@ -1,10 +1,12 @@
 // Runs cli.ts as a real process of the runtime under test, with a time limit and its peak
-// memory measured, and takes snapshots of a store that never open a file in it.
-// @needs GNU time (/usr/bin/time)
-import { execFileSync, spawn } from "node:child_process";
+// memory measured where GNU time is (the full suite's set-up installs it), and takes snapshots
+// of a store that never open a file in it.
+import assert from "node:assert/strict";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { runtimeCommand, runtimeName } from "./_runtime.ts";
 
@@ -17,8 +19,8 @@ export interface CliRun {
   code: number | null;
   stdout: string;
   stderr: string;
-  /** Peak resident memory in KiB, as `/usr/bin/time -f %M` reports it. */
-  maxRssKiB: number;
+  /** Peak resident memory in KiB, as `/usr/bin/time -f %M` reports it; null without GNU time. */
+  maxRssKiB: number | null;
   elapsedMs: number;
 }
 
@@ -45,7 +47,31 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), "cli-test-"));
 }
 
-/** Runs cli.ts with `args` under `/usr/bin/time`, killing it after the time limit. */
+/**
+ * Whether `/usr/bin/time` is GNU time, which reports a process's peak RSS (Debian's `time`
+ * package; macOS has BSD's there). No other way works without it: a process's own ru_maxrss
+ * survives exec, so the CLI would report the peak of the test process that started it.
+ */
+export const measuresPeakRss =
+  spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" }).stderr?.includes("GNU") ??
+    false;
+
+/**
+ * Deno's cache, which the CLI's fresh HOME would otherwise hide: each run would compile every
+ * module again (about 0.2–0.5 CPU-seconds a run here).
+ */
+const denoDir = runtimeName === "deno"
+  ? JSON.parse(execFileSync(process.execPath, ["info", "--json"], { encoding: "utf8" })).denoDir
+  : undefined;
+
+/** `run`'s peak RSS was under `maxKiB`, where GNU time measured it. */
+export function assertPeakRssUnder(run: CliRun, maxKiB: number, label: string): void {
+  if (run.maxRssKiB !== null) {
+    assert.ok(run.maxRssKiB < maxKiB, `${label}: peak RSS ${run.maxRssKiB} KiB`);
+  }
+}
+
+/** Runs cli.ts with `args` (under GNU time where it is), killing it after the time limit. */
 export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun> {
   const [command, commandArgs] = runtimeCommand(cli, args);
   if (runtimeName === "deno") {
@@ -53,10 +79,21 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
   }
   const scratch = tempDir();
   const timeFile = join(scratch, "time");
-  const wrapped = [...options.wrapper ?? [], command, ...commandArgs];
-  const child = spawn("/usr/bin/time", ["-f", "%M", "-o", timeFile, ...wrapped], {
+  const [program, ...programArgs] = [
+    ...measuresPeakRss ? ["/usr/bin/time", "-f", "%M", "-o", timeFile] : [],
+    ...options.wrapper ?? [],
+    command,
+    ...commandArgs,
+  ];
+  const child = spawn(program!, programArgs, {
     cwd: options.cwd ?? repo,
-    env: { ...process.env, HOME: scratch, NO_COLOR: "1", ...options.env },
+    env: {
+      ...denoDir === undefined ? {} : { DENO_DIR: denoDir },
+      ...process.env,
+      HOME: scratch,
+      NO_COLOR: "1",
+      ...options.env,
+    },
     stdio: ["pipe", "pipe", "pipe"],
     detached: true, // its own process group, so the time limit ends the CLI with it
   });
@@ -77,15 +114,11 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
     child.on("close", (code) => {
       clearTimeout(timer);
       const elapsedMs = performance.now() - started;
-      const lines = readFileSync(timeFile, "utf8").trim().split("\n");
+      const maxRssKiB = measuresPeakRss
+        ? Number(readFileSync(timeFile, "utf8").trim().split("\n").at(-1))
+        : null;
       rmSync(scratch, { recursive: true, force: true });
-      resolve({
-        code: timedOut ? null : code,
-        stdout,
-        stderr,
-        maxRssKiB: Number(lines.at(-1)),
-        elapsedMs,
-      });
+      resolve({ code: timedOut ? null : code, stdout, stderr, maxRssKiB, elapsedMs });
     });
   });
 }

@@ -2,6 +2,7 @@
 // 127.0.0.1 with htpasswd: OCI layout → registry, registry → layout, registry → registry
 // (mounts seen in the registry's access log), credentials from a credential helper script on
 // PATH and from --password-stdin, JSON events, Ctrl-C, and bad references.
+// @needs GNU time (/usr/bin/time)
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";

@@ -1,6 +1,7 @@
 // Credential helpers only from safe places and only for what a command needs (issue 25, items 2
 // and 3): a helper planted in the working directory never runs whatever PATH holds, and a crafted
 // store naming hundreds of hosts does not send them to the user's helper.
+// @whole-suite-only its CLI processes, about 7 CPU-seconds on the three runtimes
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";

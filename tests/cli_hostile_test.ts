@@ -2,6 +2,7 @@
 // control characters in names and values, file names that are not UTF-8. Each run must end
 // by itself, within a time limit and bounded memory, with a typed error naming the path,
 // and leave the store exactly as it was.
+// @whole-suite-only its CLI processes, about 11 CPU-seconds on the three runtimes
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -9,7 +10,7 @@ import { mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
-import { type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
+import { assertPeakRssUnder, type CliRun, runCli, snapshot, tempDir } from "./_cli.ts";
 
 const digest = (n: number) => "sha256:" + n.toString(16).padStart(64, "0");
 const hex = (n: number) => digest(n).slice(7);
@@ -38,7 +39,7 @@ const refusal = (path: string, why: string) =>
 /** A run that ended by itself, in bounded memory. */
 function assertBounded(run: CliRun, label: string): void {
   assert.notEqual(run.code, null, `${label}: still running after the time limit`);
-  assert.ok(run.maxRssKiB < MAX_RSS_KIB, `${label}: peak RSS ${run.maxRssKiB} KiB`);
+  assertPeakRssUnder(run, MAX_RSS_KIB, label);
 }
 
 /** The problems of `verify --json` as [kind, relative path, message]. */

@@ -4,6 +4,7 @@ import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { type FileSystem, FSMetadataStore, MemoryFileSystem, MetadataError } from "../mod.ts";
 import { adapters } from "./_adapters.ts";
@@ -11,6 +12,8 @@ import { rejectsWithCode, testStoreConformance } from "./_conformance.ts";
 import { runtimeCommand } from "./_runtime.ts";
 
 const encoder = new TextEncoder();
+/** How long each race against a writer renaming over a value reads it (default 1 500 ms). */
+const RACE_MS = Number(process.env.RACE_MS ?? 1500);
 const renameWriter = fileURLToPath(new URL("./_rename_writer.ts", import.meta.url));
 
 /** Every entry under `root` as "mode kind relative-path", sorted, through the FileSystem. */
@@ -136,7 +139,7 @@ for (const adapter of adapters) {
       await once(writer.stdout!, "data");
       const seen = new Map<string, number>();
       try {
-        for (const start = Date.now(); Date.now() - start < 1500;) {
+        for (const start = Date.now(); Date.now() - start < RACE_MS;) {
           const value = new TextDecoder().decode(await store.get("ns", "key"));
           seen.set(value, (seen.get(value) ?? 0) + 1);
         }

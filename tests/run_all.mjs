@@ -8,26 +8,31 @@
 //                                       one's output shown whole once it is done; the summary shows
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
-//                                       no service and no root, one process of them per runtime
-//                                       (and Deno's doc examples), all side by side, no set-up,
-//                                       the crash and property tests with fewer kills and runs
-//                                       (CRASH_KILLS=20, PROPERTY_RUNS=1000); the line before the
-//                                       last names what it left out
-//     node tests/run_all.mjs FILE...    those files only, one process per runtime (with or
-//                                       without --quick)
+//                                       no service and no root, in two processes per runtime
+//                                       (every other file), Deno's type check and doc examples,
+//                                       all side by side, no set-up, with fewer crash
+//                                       kills, property runs and shorter rename races (QUICK_COUNTS);
+//                                       the line before the last names what it left out
+//     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
+//                                       or without --quick)
 //
 // On Deno, one `deno check` of the files (and of the documentation examples, when they run)
 // comes first and counts as one test; the test processes then skip their own type check, which
-// cost each of them about 2 CPU-seconds here for the same result.
+// cost each of them about 2 CPU-seconds here for the same result. The documentation examples
+// (_doc_examples.mjs) run in one worker, where `deno test --doc` starts one per example.
 //
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
-// left out of the quick tier without being listed anywhere.
+// left out of the quick tier without being listed anywhere. A file with a line
+// `// @whole-suite-only <why>` needs nothing but costs too much for the quick tier: it runs there
+// only when named.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
+import { writeDocExamples } from "./_doc_examples.mjs";
 import { setUp } from "./_setup.mjs";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -55,11 +60,21 @@ function needs(file, seen = new Set()) {
   return [...new Set(found)];
 }
 
-/** The quick tier's repetition counts, unless the caller sets them: fewer kills and runs. */
-const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000" };
+/** Why `file` stays out of the quick tier though it needs nothing: `// @whole-suite-only <why>`. */
+function wholeSuiteOnly(file) {
+  const text = readFileSync(join(root, file), "utf8");
+  return text.match(/^\/\/ @whole-suite-only (.+)$/m)?.[1].trim() ?? null;
+}
 
+/** The quick tier's repetition counts and durations, unless the caller sets them. */
+const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000", RACE_MS: "300" };
+
+// Files named on the command line run in the quick tier even if they are for the whole suite.
 const leftOut = quick
-  ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
+  ? all.map((file) => {
+    const why = named.length === 0 ? wholeSuiteOnly(file) : null;
+    return [file, [...needs(file), ...why === null ? [] : [`the whole suite only: ${why}`]]];
+  }).filter(([, what]) => what.length)
   : [];
 const files = all.filter((file) => !leftOut.some(([out]) => out === file));
 
@@ -71,9 +86,19 @@ if (!quick) {
   }
 }
 
-// Every documentation example runs (and is type-checked) on Deno, unless files are named.
-const DOC_TESTS = ["--doc", "mod.ts", "cli.ts", "src/"];
-const docs = named.length > 0 ? [] : DOC_TESTS;
+// Every documentation example runs (and is type-checked) on Deno, unless files are named: each
+// written to a module of its own in a temp dir, all of them run in one worker.
+const DOC_MODULES = ["mod.ts", "cli.ts", "src/"];
+const examplesDir = named.length > 0 ? null : mkdtempSync(join(tmpdir(), "doc-examples-"));
+const examples = examplesDir === null ? [] : writeDocExamples(root, DOC_MODULES, examplesDir);
+const docs = examplesDir === null ? [] : [
+  ...DOC_MODULES,
+  join("tests", "_doc_examples.ts"),
+  ...examples.map((example) => join(examplesDir, example)),
+];
+
+/** Imports test files into one Deno worker, as tests/_node_tests.mjs into one Node process. */
+const DENO_TESTS = join("tests", "_deno_tests.ts");
 
 /** Deno's pass/fail counts, from its last summary line. */
 function denoCount(out) {
@@ -169,11 +194,18 @@ function jobsOf(runtime) {
   const { command, count } = runtimes[runtime];
   const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
   const deno = runtime === "deno";
-  const checks = deno ? [typeCheck([...docs, ...files])] : [];
-  const docExamples = deno && docs.length > 0 ? [one("doc examples", docs)] : [];
-  const tests = quick || named.length > 0
-    ? [one("", files)]
-    : files.map((file) => one(file, [file]));
+  const checks = deno ? [typeCheck([...docs, DENO_TESTS, ...files])] : [];
+  const docExamples = deno && examplesDir !== null
+    ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
+    : [];
+  // One process runs one file at a time, and many tests mostly wait (time limits, child
+  // processes): so two processes per runtime, every other file each. On Deno, in one worker.
+  const halves = [0, 1].map((half) => files.filter((_, i) => i % 2 === half))
+    .filter((half) => half.length > 0);
+  const inOne = (half) => deno ? [DENO_TESTS, "--", ...half] : half;
+  const tests = !quick && named.length === 0
+    ? files.map((file) => one(file, [file]))
+    : halves.map((half, i) => one(halves.length === 1 ? "" : `files ${i + 1}/2`, inOne(half)));
   return [...checks, ...docExamples, ...tests];
 }
 
@@ -203,6 +235,7 @@ const width = quick || named.length > 0
   ? jobs.length
   : Math.max(1, Number(process.env.TEST_JOBS ?? 2));
 const results = await runAll(jobs, width);
+if (examplesDir !== null) rmSync(examplesDir, { recursive: true, force: true });
 
 const totals = selected.map((runtime) =>
   jobs.filter((job) => job.runtime === runtime).reduce((total, job) => ({
@@ -239,7 +272,7 @@ if (quick) {
     `left out: ${
       out.length === 0
         ? "no file"
-        : `${out.length} files that need a service or root: ${out.join(", ")}`
+        : `${out.length} files that need a service or root, or much time: ${out.join(", ")}`
     }; ran with ${counts.join(" ")} (npm test runs everything, in full)`,
   );
 }
