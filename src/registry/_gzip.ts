@@ -12,6 +12,7 @@
 //
 // Without node:zlib (edge runtimes), `CompressionStream` gzips the whole stream.
 import { nodeBuiltin } from "../_runtime.ts";
+import { concat } from "./transport/limits.ts";
 
 interface NodeDeflate {
   write(chunk: Uint8Array, callback: (error?: Error | null) => void): boolean;
@@ -106,7 +107,7 @@ function segmentedGzip(
       size += chunk.length;
     }
     length += size;
-    return join(pieces);
+    return concat(pieces, size);
   }
   const deflater = new Deflater(zlib);
   // The next segment is read while this one is compressed.
@@ -255,17 +256,6 @@ function endsWith(chunks: Uint8Array[], tail: Uint8Array): boolean {
     missing -= take;
   }
   return missing === 0;
-}
-
-function join(pieces: Uint8Array[]): Uint8Array {
-  if (pieces.length === 1) return pieces[0]!;
-  const out = new Uint8Array(pieces.reduce((sum, piece) => sum + piece.length, 0));
-  let at = 0;
-  for (const piece of pieces) {
-    out.set(piece, at);
-    at += piece.length;
-  }
-  return out;
 }
 
 /** gzip's trailer: the CRC-32 and the length modulo 2^32, little-endian. */
