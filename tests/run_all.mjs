@@ -27,7 +27,7 @@
 // left out of the quick tier without being listed anywhere. A file with a line
 // `// @whole-suite-only <why>` needs nothing but costs too much for the quick tier: it runs there
 // only when named.
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, normalize } from "node:path";
@@ -64,6 +64,12 @@ function needs(file, seen = new Set()) {
 function wholeSuiteOnly(file) {
   const text = readFileSync(join(root, file), "utf8");
   return text.match(/^\/\/ @whole-suite-only (.+)$/m)?.[1].trim() ?? null;
+}
+
+/** Whether `/usr/bin/time` is GNU time, by which the CLI tests bound peak RSS (tests/_cli.ts). */
+function gnuTime() {
+  const run = spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" });
+  return /GNU Time/.test(`${run.stdout ?? ""}${run.stderr ?? ""}`);
 }
 
 /** The quick tier's repetition counts and durations, unless the caller sets them. */
@@ -158,7 +164,13 @@ function run([command, ...commandArgs], show) {
   return new Promise((resolve) => {
     const child = spawn(command, commandArgs, {
       cwd: root,
-      env: { ...(quick ? QUICK_COUNTS : {}), ...process.env, NO_COLOR: "1", FORCE_COLOR: "0" },
+      env: {
+        ...(quick ? QUICK_COUNTS : {}),
+        ...process.env,
+        ...(quick ? { TEST_TIER: "quick" } : {}),
+        NO_COLOR: "1",
+        FORCE_COLOR: "0",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -273,7 +285,9 @@ if (quick) {
       out.length === 0
         ? "no file"
         : `${out.length} files that need a service or root, or much time: ${out.join(", ")}`
-    }; ran with ${counts.join(" ")} (npm test runs everything, in full)`,
+    }; ran with ${counts.join(" ")}${
+      gnuTime() ? "" : "; the CLI's peak-RSS bounds unchecked (no GNU time at /usr/bin/time)"
+    } (npm test runs everything, in full)`,
   );
 }
 console.log(`${passed} passed, ${failed} failed`);
