@@ -17,8 +17,7 @@ import { concat } from "./transport/limits.ts";
 interface NodeDeflate {
   write(chunk: Uint8Array, callback: (error?: Error | null) => void): boolean;
   flush(kind: number, callback: () => void): void;
-  read(): Uint8Array | null;
-  on(event: "readable", listener: () => void): void;
+  on(event: "data", listener: (chunk: Uint8Array) => void): void;
   on(event: "error", listener: (error: Error) => void): void;
   destroy(): void;
 }
@@ -215,7 +214,6 @@ class Deflater {
     if (stream === null || !this.#unflushed) return [];
     this.#unflushed = false;
     await new Promise<void>((resolve) => stream.flush(this.#zlib.constants.Z_FULL_FLUSH, resolve));
-    this.#drain();
     if (this.#error !== null) throw this.#error;
     const out = this.#out.splice(0);
     // zlib gives a flush's output before it calls back; were it late, the bytes would be out
@@ -231,16 +229,10 @@ class Deflater {
 
   #open(): NodeDeflate {
     const stream = this.#zlib.createDeflateRaw({ level: LEVEL });
-    stream.on("readable", () => this.#drain());
+    stream.on("data", (chunk) => this.#out.push(chunk));
     stream.on("error", (error) => this.#error ??= error);
     this.#stream = stream;
     return stream;
-  }
-
-  #drain(): void {
-    for (let chunk = this.#stream?.read(); chunk; chunk = this.#stream?.read()) {
-      this.#out.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length));
-    }
   }
 }
 
