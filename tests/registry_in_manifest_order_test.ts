@@ -18,25 +18,34 @@ function wait(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 test("inManifestOrder() settles in manifest order, whatever order the work ends in", async () => {
-  const ended: number[] = [];
-  const settled: number[] = [];
-  const results = await inManifestOrder(
-    [30, 20, 10, 0],
+  // Each item's work ends when its gate opens; the gates open last item first.
+  const gates = new Map<string, () => void>();
+  const ended: string[] = [];
+  const settled: string[] = [];
+  const items = ["a", "b", "c", "d"];
+  const running = inManifestOrder(
+    items,
     limiter(4),
-    (ms, inSlot) =>
-      inSlot(async (stop) => {
-        await wait(ms, stop);
-        ended.push(ms);
-        return ms * 2;
+    (item, inSlot) =>
+      inSlot(async () => {
+        await new Promise<void>((open) => gates.set(item, open));
+        ended.push(item);
+        return item.toUpperCase();
       }),
-    (ms, doubled) => {
-      settled.push(ms);
-      return `${ms}:${doubled}`;
+    (item, done) => {
+      settled.push(item);
+      return `${item}:${done}`;
     },
   );
-  assert.deepEqual(ended, [0, 10, 20, 30]);
-  assert.deepEqual(settled, [30, 20, 10, 0]);
-  assert.deepEqual(results, ["30:60", "20:40", "10:20", "0:0"]);
+  while (gates.size < items.length) await new Promise((resolve) => setTimeout(resolve, 1));
+  for (const item of [...items].reverse()) {
+    gates.get(item)!();
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  const results = await running;
+  assert.deepEqual(ended, ["d", "c", "b", "a"]);
+  assert.deepEqual(settled, ["a", "b", "c", "d"]);
+  assert.deepEqual(results, ["a:A", "b:B", "c:C", "d:D"]);
 });
 
 test("inManifestOrder() stops at the first failure: running work aborted, waiting work never started, that failure thrown", async () => {
