@@ -6,7 +6,7 @@ import { nodeBuiltin } from "../_runtime.ts";
 import { createHasher } from "./_verify.ts";
 
 /** The runtime's temporary directory. */
-export function systemTempDir(): string {
+function systemTempDir(): string {
   const os = nodeBuiltin<{ tmpdir(): string }>("node:os", "tmpdir");
   return (os?.tmpdir() ?? "/tmp").replace(/\/+$/, "") || "/";
 }

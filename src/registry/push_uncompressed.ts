@@ -9,11 +9,10 @@
  */
 import type { FileSystem } from "../file_system.ts";
 import { runtimeFileSystem } from "../_runtime_file_system.ts";
-import { removeTree } from "../_remove_tree.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { gzipStream } from "./_gzip.ts";
 import { diffIDsOf } from "./_image.ts";
-import { hashing, systemTempDir } from "./_spool.ts";
+import { hashing, inTempDir } from "./_spool.ts";
 import { RegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
 import { parseManifest } from "./manifest.ts";
@@ -76,6 +75,22 @@ export interface UncompressedPushConfig extends RegistryConfig {
   tempDir?: string;
 }
 
+/**
+ * `bytes` gzipped into `file` (through `<file>.tmp`), hashed as they are written.
+ *
+ * @returns The blob they make: its digest and size.
+ */
+export async function gzipInto(
+  fs: FileSystem,
+  file: string,
+  bytes: ReadableStream<Uint8Array>,
+  signal: AbortSignal,
+): Promise<Descriptor> {
+  const { passing, seen } = hashing(gzipStream(bytes), signal);
+  await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+  return { mediaType: DOCKER_LAYER, digest: seen.digest(), size: seen.size };
+}
+
 /** A proven layer gzipped into `dir` (its digest and size learnt), then uploaded. */
 async function compressAndUpload(
   ctx: PushContext,
@@ -106,9 +121,7 @@ async function compressAndUpload(
   try {
     let gzipped: Descriptor;
     try {
-      const { passing, seen } = hashing(gzipStream(await layer.open()), signal);
-      await fs.writeFileStream!(gz, `${gz}.tmp`, passing, 0o600);
-      gzipped = { mediaType: DOCKER_LAYER, digest: seen.digest(), size: seen.size };
+      gzipped = await gzipInto(fs, gz, await layer.open(), signal);
     } catch (error) {
       // The session a refused mount opened goes to no upload now.
       await session?.cancel().catch(() => {});
@@ -244,37 +257,33 @@ async function compressLeft(
   if (fs.openRead === undefined || fs.writeFileStream === undefined) {
     throw new RegistryError("UNSUPPORTED", "Cannot compress layers: the file system cannot stream");
   }
-  const dir = `${tempDir ?? systemTempDir()}/distribution-push-${crypto.randomUUID()}`;
-  await fs.mkdir(dir, 0o700);
-  // The first failure, the source's or an upload's (which stops the source), ends them all.
-  const uploads = new TaskGroup(stop);
-  try {
-    for await (const layer of image.layers(new Set(left.keys()), dir, signal)) {
-      if (!left.has(layer.diffID)) {
-        await layer.release();
-        continue;
+  await inTempDir(fs, tempDir, "distribution-push", async (dir) => {
+    // The first failure, the source's or an upload's (which stops the source), ends them all.
+    const uploads = new TaskGroup(stop);
+    try {
+      for await (const layer of image.layers(new Set(left.keys()), dir, signal)) {
+        if (!left.has(layer.diffID)) {
+          await layer.release();
+          continue;
+        }
+        const session = left.get(layer.diffID)!;
+        left.delete(layer.diffID);
+        uploads.add(uploads.inSlot(ctx.uploads, async () => {
+          signal.throwIfAborted();
+          const done = await compressAndUpload(ctx, fs, dir, layer, session, signal);
+          pushed.set(layer.diffID, done);
+        }));
       }
-      const session = left.get(layer.diffID)!;
-      left.delete(layer.diffID);
-      uploads.add(uploads.inSlot(ctx.uploads, async () => {
-        signal.throwIfAborted();
-        const done = await compressAndUpload(ctx, fs, dir, layer, session, signal);
-        pushed.set(layer.diffID, done);
-      }));
+      const missing = left.keys().next();
+      if (!missing.done) {
+        throw new RegistryError(
+          "MALFORMED",
+          `Cannot push "${ctx.target.name}": the source gave no layer ${missing.value}`,
+        );
+      }
+    } catch (error) {
+      uploads.fail(error);
     }
-    const missing = left.keys().next();
-    if (!missing.done) {
-      throw new RegistryError(
-        "MALFORMED",
-        `Cannot push "${ctx.target.name}": the source gave no layer ${missing.value}`,
-      );
-    }
-  } catch (error) {
-    uploads.fail(error);
-  }
-  try {
     await uploads.settle();
-  } finally {
-    await removeTree(fs, dir);
-  }
+  });
 }

@@ -21,15 +21,14 @@ import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { digestOf } from "../_digest.ts";
 import { hashing, inTempDir } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
-import { gzipStream } from "../_gzip.ts";
 import {
-  DOCKER_LAYER,
+  gzipInto,
   pushUncompressed,
   type UncompressedLayer,
   type UncompressedPushConfig,
 } from "../push_uncompressed.ts";
 import { LIMITS } from "../transport/limits.ts";
-import type { PushResult } from "../types.ts";
+import type { Descriptor, PushResult } from "../types.ts";
 import { type DaemonImage, DockerdApi } from "./dockerd_api.ts";
 import { dockerdImageStore, isDenied, openDockerdMetadata } from "./dockerd_store.ts";
 import { readDockerArchive } from "./archive_source.ts";
@@ -126,8 +125,9 @@ async function* savedLayers(
     }
     const file = `${dir}/${spooled++}.tar`;
     const raw = hashing(entry.body, signal);
-    const gzipped = claimed !== null || allWanted ? hashing(gzipStream(raw.passing), signal) : null;
-    await fs.writeFileStream!(file, `${file}.tmp`, (gzipped ?? raw).passing, 0o600);
+    let gzipped: Descriptor | undefined;
+    if (claimed !== null || allWanted) gzipped = await gzipInto(fs, file, raw.passing, signal);
+    else await fs.writeFileStream!(file, `${file}.tmp`, raw.passing, 0o600);
     const diffID = raw.seen.digest();
     if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
       throw new RegistryError(
@@ -146,9 +146,7 @@ async function* savedLayers(
       diffID,
       open: async () => (await fs.openRead!(file)).stream,
       release: () => Promise.resolve(fs.remove(file)),
-      ...(gzipped === null ? {} : {
-        blob: { mediaType: DOCKER_LAYER, digest: gzipped.seen.digest(), size: gzipped.seen.size },
-      }),
+      ...(gzipped === undefined ? {} : { blob: gzipped }),
     };
     missing.delete(diffID);
     if (missing.size === 0) return;
