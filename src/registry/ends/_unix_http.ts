@@ -78,26 +78,34 @@ interface DenoHttp {
 /** One Deno client per socket, its connections kept for the next request. */
 const denoClients = new Map<string, unknown>();
 
-/** `fetch` dialling `socket`, where the runtime has such a fetch. */
-function socketFetch(socket: string): SocketFetch | null {
-  const deno = denoNamespace<DenoHttp>();
-  if (typeof deno?.createHttpClient === "function") {
-    let client = denoClients.get(socket);
-    if (client === undefined) {
-      client = deno.createHttpClient({ proxy: { transport: "unix", path: socket } });
-      denoClients.set(socket, client);
-    }
-    return (url, init) => fetch(url, { ...init, client } as RequestInit);
-  }
-  if (runtimeName() === "bun") {
+/** Deno's `createHttpClient`, where this is Deno. */
+function denoHttp(): DenoHttp["createHttpClient"] | undefined {
+  const create = denoNamespace<DenoHttp>()?.createHttpClient;
+  return typeof create === "function" ? create : undefined;
+}
+
+/** Whether this runtime's `fetch` dials unix sockets (Deno's with a client, Bun's own). */
+function fetchDials(): boolean {
+  return denoHttp() !== undefined || runtimeName() === "bun";
+}
+
+/** `fetch` dialling `socket` (where {@linkcode fetchDials}). */
+function socketFetch(socket: string): SocketFetch {
+  const create = denoHttp();
+  if (create === undefined) {
     return (url, init) => fetch(url, { ...init, unix: socket } as RequestInit);
   }
-  return null;
+  let client = denoClients.get(socket);
+  if (client === undefined) {
+    client = create({ proxy: { transport: "unix", path: socket } });
+    denoClients.set(socket, client);
+  }
+  return (url, init) => fetch(url, { ...init, client } as RequestInit);
 }
 
 /** The ways this runtime has, the default first; tests force each. */
 export function unixWays(): UnixWay[] {
-  const ways: UnixWay[] = socketFetch("/") === null ? [] : ["fetch"];
+  const ways: UnixWay[] = fetchDials() ? ["fetch"] : [];
   if (nodeBuiltin<NodeHttp>("node:http", "request") !== null) ways.push("node-http");
   return ways;
 }
@@ -162,8 +170,7 @@ export function unixRequest(
   request: UnixRequest,
   way: UnixWay = unixWays()[0] ?? "node-http",
 ): Promise<UnixAnswer> {
-  const dial = way === "fetch" ? socketFetch(socket) : null;
-  if (dial !== null) return fetchRequest(dial, request);
+  if (way === "fetch" && fetchDials()) return fetchRequest(socketFetch(socket), request);
   const http = nodeBuiltin<NodeHttp>("node:http", "request");
   if (http === null) {
     return Promise.reject(new Error("this runtime has no node:http to reach a unix socket"));
