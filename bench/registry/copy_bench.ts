@@ -26,6 +26,7 @@ import { copy } from "../../src/registry/mod.ts";
 import { IMAGE_TAG, ISSUE_LAYERS_MIB, writeImage } from "./image.ts";
 import { measure } from "./measure.ts";
 import { startBenchRegistry } from "./registry_server.ts";
+import { median } from "./report.ts";
 import { runtimeCommands } from "./rounds.ts";
 
 const MiB = 1 << 20;
@@ -42,12 +43,6 @@ async function copyOnce(source: string, destination: string, metadataDir: string
   });
   const ms = performance.now() - started;
   console.log(JSON.stringify({ digest: copied.digest, ms }));
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 async function main() {

@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { diffIDSink, type GunzipWay, gunzipWays } from "../../src/registry/_diff_id.ts";
 import { writeImage } from "./image.ts";
 import { measure } from "./measure.ts";
+import { median } from "./report.ts";
 import { runtimeCommands } from "./rounds.ts";
 
 const MiB = 1 << 20;
@@ -71,7 +72,6 @@ if (mode === "run") {
     );
     console.log("| runtime | way | s | peak RSS MiB |\n| --- | --- | ---: | ---: |");
     const diffIDs = new Set<string>(); // one, from every runtime and way
-    const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
     for (const tool of flags.tools.split(",")) {
       for (const way of gunzipWays()) {
         const times: number[] = [];

@@ -33,6 +33,7 @@ import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
 import { gzipStream } from "../../src/registry/_gzip.ts";
 import { measure } from "./measure.ts";
+import { median } from "./report.ts";
 import { runtimeCommands } from "./rounds.ts";
 
 const MiB = 1 << 20;
@@ -101,7 +102,6 @@ if (mode === "run") {
   try {
     const inputs = writeInputs(dir, Number(flags.mib) * MiB);
     const commands = runtimeCommands(dir, "bundle", fileURLToPath(import.meta.url));
-    const median = (values: number[]) => values.sort((a, b) => a - b)[values.length >> 1]!;
     console.log(`${flags.mib} MiB per input, median of ${flags.runs}.\n`);
     console.log(
       "| runtime | input | way | s | MB/s | size % | × bare zlib |\n" +

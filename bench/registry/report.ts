@@ -34,7 +34,8 @@ export interface StepSummary {
 /** Every tool's steps. */
 export type Summary = Record<string, Partial<Record<Step, StepSummary>>>;
 
-function median(values: number[]): number {
+/** The middle of `values` (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
