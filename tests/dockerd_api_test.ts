@@ -10,6 +10,7 @@ import { RegistryError } from "../src/registry/mod.ts";
 import { unixRequest, unixWays } from "../src/registry/ends/_unix_http.ts";
 import { daemons, randomLayers, stopDaemons, tempDir } from "./registry/_daemons.ts";
 import { dockerArchive } from "./registry/_docker_archive.ts";
+import { chunked, noise } from "./registry/_image_builder.ts";
 import { runtimeName } from "./_runtime.ts";
 
 after(stopDaemons);
@@ -22,17 +23,6 @@ async function sha256Of(stream: ReadableStream<Uint8Array>): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of stream) hash.update(chunk);
   return hash.digest("hex");
-}
-
-/** `data` as a stream of 64 KiB chunks. */
-function chunked(data: Uint8Array): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(controller) {
-      if (at >= data.length) return controller.close();
-      controller.enqueue(data.slice(at, at += 65_536));
-    },
-  });
 }
 
 test("unixRequest: each way this runtime has gives dockerd's answers alike", async () => {
@@ -58,7 +48,7 @@ test("unixRequest: each way this runtime has gives dockerd's answers alike", asy
       method: "POST",
       path: "/images/load?quiet=1",
       headers: { "content-type": "application/x-tar" },
-      body: chunked(image.archive),
+      body: chunked(image.archive, 65_536),
     }, way);
     assert.equal(load.status, 200, `${way}: ${await text(load.body)}`);
     const inspect = await unixRequest(
@@ -110,7 +100,10 @@ test("unixRequest: a failing body is reported as its own error; an abort stops a
     );
 
     const { dockerd: again } = await daemons();
-    const image = dockerArchive(`api/abort-${way}:1`, randomLayers(1));
+    // Far more than what is held unread (512 KiB, and the socket's buffers): the abort lands
+    // while most of the save has not come yet.
+    const big = [[{ name: "big.bin", data: noise(32 << 20, Date.now() >>> 0) }]];
+    const image = dockerArchive(`api/abort-${way}:1`, big);
     await again.docker(["load"], image.archive);
     const stop = new AbortController();
     const save = await unixRequest(socket, {

@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipStream, type GzipWay } from "../src/registry/_gzip.ts";
-import { noise, sha256 } from "./registry/_image_builder.ts";
+import { chunked, noise, sha256 } from "./registry/_image_builder.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "gzip-test-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,18 +21,6 @@ const encoder = new TextEncoder();
 const text = (length: number) =>
   encoder.encode("layer of words, compressed over and over again; ".repeat(length / 49 + 1))
     .subarray(0, length);
-
-/** `data` as a stream of `chunk`-byte chunks. */
-function chunked(data: Uint8Array, chunk: number): ReadableStream<Uint8Array> {
-  return new ReadableStream({
-    start(controller) {
-      for (let at = 0; at < data.length; at += chunk) {
-        controller.enqueue(data.slice(at, at + chunk));
-      }
-      controller.close();
-    },
-  });
-}
 
 async function gzipped(data: Uint8Array, way: GzipWay, chunk = 100_000): Promise<Uint8Array> {
   return new Uint8Array(await new Response(gzipStream(chunked(data, chunk), way)).arrayBuffer());

@@ -179,3 +179,14 @@ export async function buildImage(
   await store.tag(name, manifest);
   return { manifest, config, layers: layerDescriptors, diffIDs };
 }
+
+/** `data` as a stream of `size`-byte chunks (copies), each made as the reader asks. */
+export function chunked(data: Uint8Array, size: number): ReadableStream<Uint8Array> {
+  let at = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (at >= data.length) return controller.close();
+      controller.enqueue(data.slice(at, at += size));
+    },
+  });
+}
