@@ -21,8 +21,18 @@ function chunks(count: number, size: number): ReadableStream<Uint8Array> {
   });
 }
 
-/** Ops on a memory "file" that log every call; `writeBack` waits for `release` when given. */
-function loggingOps(options: { failBack?: Error; holdBack?: Promise<void> } = {}) {
+/**
+ * Ops on a memory "file" that log every call; `writeBack` waits for `holdBack` when given, and
+ * writes from the `holdWritesFrom`-th on wait for `holdWrite`.
+ */
+function loggingOps(
+  options: {
+    failBack?: Error;
+    holdBack?: Promise<void>;
+    holdWrite?: Promise<void>;
+    holdWritesFrom?: number;
+  } = {},
+) {
   const log: string[] = [];
   let length = 0;
   let backsInFlight = 0;
@@ -33,7 +43,9 @@ function loggingOps(options: { failBack?: Error; holdBack?: Promise<void> } = {}
       assert.equal(position, length, "writes come in order");
       length += chunk.length;
       log.push(`write ${position / MiB}`);
+      if (position / MiB >= (options.holdWritesFrom ?? Infinity)) await options.holdWrite;
       await Promise.resolve();
+      log.push(`wrote ${position / MiB}`);
     },
     async writeBack() {
       log.push(`back at ${length / MiB}`);
@@ -117,6 +129,29 @@ test("a source failing during a write-back waits for it before closing the file"
   release();
   await assert.rejects(writing, (error) => error === failure);
   assert.ok(log.indexOf("back done") < log.indexOf("close"));
+  assert.deepEqual(log.slice(-2), ["close", "remove"]);
+});
+
+test("a source failing during a write waits for it before closing the file", async () => {
+  // A descriptor closed under a write in flight may be reused by the next file opened, which
+  // the write would then land in (this once put a blob's bytes into a layout's index.json).
+  let release = () => {};
+  const holdWrite = new Promise<void>((resolve) => release = resolve);
+  const { ops, log } = loggingOps({ holdWrite, holdWritesFrom: 2 });
+  let next = 0;
+  const failure = new Error("the source broke");
+  const source = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (next++ < 3) controller.enqueue(new Uint8Array(MiB));
+      else controller.error(failure);
+    },
+  });
+  const writing = writeStreamAtomically(ops, "/f", "/f.tmp", source, 0o644);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(log.includes("close"), false, "closed under a write in flight");
+  release();
+  await assert.rejects(writing, (error) => error === failure);
+  assert.ok(log.indexOf("wrote 2") < log.indexOf("close"), log.join());
   assert.deepEqual(log.slice(-2), ["close", "remove"]);
 });
 

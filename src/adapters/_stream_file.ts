@@ -109,15 +109,17 @@ export function openReadStream(path: string, options?: ReadFileOptions): ReadStr
     if (open) closeQuietly(fd);
     open = false;
   };
+  // The read in flight: a cancel waits for it, so the descriptor is never closed (and its
+  // number reused by another file) under it.
+  let reading: Promise<number> | null = null;
   const stream = new ReadableStream<Uint8Array>({
     async pull(controller) {
       // A fresh buffer per read: the consumer may keep the chunk (a socket, a queue).
       const buffer = new Uint8Array(READ_CHUNK);
       let read: number;
       try {
-        read = await call<number>((done) =>
-          nodeFs.read(fd, buffer, 0, buffer.length, position, done)
-        );
+        reading = call<number>((done) => nodeFs.read(fd, buffer, 0, buffer.length, position, done));
+        read = await reading;
       } catch (error) {
         close();
         controller.error(error);
@@ -131,7 +133,10 @@ export function openReadStream(path: string, options?: ReadFileOptions): ReadStr
       position += read;
       controller.enqueue(read === buffer.length ? buffer : buffer.subarray(0, read));
     },
-    cancel: close,
+    async cancel() {
+      await reading?.catch(() => {});
+      close();
+    },
   }, { highWaterMark: 0 });
   return { size, stream };
 }
@@ -249,7 +254,9 @@ export async function writeStreamAtomically<F>(
     return written;
   } catch (error) {
     await reader.cancel(error).catch(() => {});
-    await writingBack; // not on a descriptor closed, or reused, under it
+    // Neither a write nor a write-back may still be in flight when the descriptor is closed:
+    // the next file opened may reuse its number, and the write would land there.
+    await Promise.allSettled([writing, writingBack]);
     if (open) ignoreError(() => ops.close(file));
     // Gone already or not: the original error is the one worth reporting.
     ignoreError(() => ops.remove(tempPath));
