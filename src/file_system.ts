@@ -17,6 +17,12 @@ export interface FileInfo {
 }
 
 /** Options for {@linkcode FileSystem.readFile}. */
+/** Options of {@linkcode FileSystem.writeFileStream}. */
+export interface WriteStreamOptions {
+  /** Whether the file must survive a crash once written: fsynced (default `true`). */
+  durable?: boolean;
+}
+
 export interface ReadFileOptions {
   /**
    * The largest file to read, in bytes. A bigger one is refused with `EFBIG` by the size
@@ -131,12 +137,15 @@ export interface FileSystem {
    * exclusively (mode 0600), every chunk written as it arrives, fsync, chmod to `mode`, rename
    * over `path`. When the stream errors (e.g. a digest check at its end) or a write fails,
    * `tempPath` is removed and the error rethrown: `path` never holds a partial file.
-   * Resolves to the number of bytes written.
+   * With `options.durable` `false` nothing is fsynced: for a scratch file that no one needs
+   * after a crash (a spool file in the temporary directory, removed once used). Resolves to
+   * the number of bytes written.
    */
   writeFileStream?(
     path: string,
     tempPath: string,
     data: ReadableStream<Uint8Array>,
     mode: number,
+    options?: WriteStreamOptions,
   ): Promise<number>;
 }

@@ -85,6 +85,16 @@ test("no write-back under 32 MiB: a small blob costs its one fsync only", async 
   assert.equal(log.filter((line) => line === "sync").length, 1);
 });
 
+test("a scratch file (durable: false) is never synced: no write-back, no fsync, still renamed", async () => {
+  const { ops, log } = loggingOps();
+  const written = await writeStreamAtomically(ops, "/f", "/f.tmp", chunks(100, MiB), 0o600, {
+    durable: false,
+  });
+  assert.equal(written, 100 * MiB);
+  assert.equal(log.filter((line) => line.startsWith("back") || line === "sync").length, 0);
+  assert.deepEqual(log.slice(-3), ["close", "chmod", "rename"]);
+});
+
 test("a slow write-back does not hold the writes up, and a second waits for the first", async () => {
   let release = () => {};
   const holdBack = new Promise<void>((resolve) => release = resolve);

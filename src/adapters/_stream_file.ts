@@ -2,8 +2,9 @@
 // and FileSystem.writeFileStream, through node:fs on Deno, Node and Bun. Reading keeps readFile's
 // refusals (O_NOFOLLOW | O_NONBLOCK, then fstat: a regular file or nothing); writing keeps
 // writeFileAtomic's sequence (exclusive 0600 temp file, fsync, chmod, rename), starting the disk
-// on what came every 32 MiB, and removes the temp file when the stream fails or is abandoned.
-import type { ReadFileOptions, ReadStreamResult } from "../file_system.ts";
+// on what came every 32 MiB (neither for a scratch file), and removes the temp file when the
+// stream fails or is abandoned.
+import type { ReadFileOptions, ReadStreamResult, WriteStreamOptions } from "../file_system.ts";
 import { errorCode } from "../_map_error.ts";
 import { fsError, tooBig } from "./_fs_error.ts";
 import type { AtomicWriteOps } from "./_atomic_write.ts";
@@ -189,6 +190,7 @@ const nodeStreamWriteOps: StreamWriteOps<number> = {
  * @param tempPath The temp file's name, in the same directory.
  * @param data The bytes; an error from it removes the temp file and is rethrown.
  * @param mode The final permission bits.
+ * @param options `durable: false`: no write-back and no fsync (a scratch file).
  * @returns The number of bytes written.
  */
 export async function writeStreamAtomically<F>(
@@ -197,7 +199,9 @@ export async function writeStreamAtomically<F>(
   tempPath: string,
   data: ReadableStream<Uint8Array>,
   mode: number,
+  options?: WriteStreamOptions,
 ): Promise<number> {
+  const durable = options?.durable ?? true;
   let file: F;
   try {
     // Not cleaned up on failure: a temp file of that name is someone else's.
@@ -236,7 +240,7 @@ export async function writeStreamAtomically<F>(
       writing = ops.writeAll(file, value, written);
       writing.catch(() => {}); // awaited on the next turn
       written += value.length;
-      if (writingBack === null && written - writtenBack >= WRITE_BACK_EVERY) {
+      if (durable && writingBack === null && written - writtenBack >= WRITE_BACK_EVERY) {
         writtenBack = written;
         writingBack = ops.writeBack(file).then(
           () => void (writingBack = null),
@@ -246,7 +250,7 @@ export async function writeStreamAtomically<F>(
     }
     await writingBack;
     if (failedBack !== null) throw failedBack;
-    await ops.sync(file);
+    if (durable) await ops.sync(file);
     open = false;
     ops.close(file);
     ops.chmod(tempPath, mode);
@@ -272,6 +276,7 @@ export async function writeStreamAtomically<F>(
  * @param tempPath The temp file's name, in the same directory.
  * @param data The bytes; an error from it removes the temp file and is rethrown.
  * @param mode The final permission bits.
+ * @param options `durable: false`: no fsync (a scratch file).
  * @returns The number of bytes written.
  */
 export function writeFileStream(
@@ -279,8 +284,9 @@ export function writeFileStream(
   tempPath: string,
   data: ReadableStream<Uint8Array>,
   mode: number,
+  options?: WriteStreamOptions,
 ): Promise<number> {
-  return writeStreamAtomically(nodeStreamWriteOps, path, tempPath, data, mode);
+  return writeStreamAtomically(nodeStreamWriteOps, path, tempPath, data, mode, options);
 }
 
 function ignoreError(fn: () => void): void {

@@ -30,6 +30,18 @@ export async function inTempDir<T>(
   }
 }
 
+/**
+ * Writes `bytes` to the scratch file `file` (through `<file>.tmp`, mode 0600) without an fsync:
+ * nobody needs it after a crash, and forcing a layer to a busy disk cost more than writing it.
+ */
+export function spoolInto(
+  fs: FileSystem,
+  file: string,
+  bytes: ReadableStream<Uint8Array>,
+): Promise<number> {
+  return fs.writeFileStream!(file, `${file}.tmp`, bytes, 0o600, { durable: false });
+}
+
 /** What {@linkcode hashing} saw pass. */
 export interface Seen {
   /** Bytes passed so far. */

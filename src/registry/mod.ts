@@ -95,6 +95,12 @@ export type {
   TagService,
   TransferProgress,
 } from "./types.ts";
-export type { FileInfo, FileSystem, ReadFileOptions, ReadStreamResult } from "../file_system.ts";
+export type {
+  FileInfo,
+  FileSystem,
+  ReadFileOptions,
+  ReadStreamResult,
+  WriteStreamOptions,
+} from "../file_system.ts";
 export type { AuthConfig } from "../hmac.ts";
 export type { V2Metadata, V2MetadataService } from "../v2_metadata_service.ts";

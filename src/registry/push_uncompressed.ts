@@ -12,7 +12,7 @@ import { runtimeFileSystem } from "../_runtime_file_system.ts";
 import { digestOf, isDigest } from "./_digest.ts";
 import { gzipStream } from "./_gzip.ts";
 import { diffIDsOf } from "./_image.ts";
-import { hashing, inTempDir } from "./_spool.ts";
+import { hashing, inTempDir, spoolInto } from "./_spool.ts";
 import { RegistryError } from "./errors.ts";
 import { withCredentials } from "./keychain.ts";
 import { parseManifest } from "./manifest.ts";
@@ -87,7 +87,7 @@ export async function gzipInto(
   signal: AbortSignal,
 ): Promise<Descriptor> {
   const { passing, seen } = hashing(gzipStream(bytes), signal);
-  await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+  await spoolInto(fs, file, passing);
   return { mediaType: DOCKER_LAYER, digest: seen.digest(), size: seen.size };
 }
 

@@ -14,7 +14,7 @@ import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { isDigest } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
-import { hashing, inTempDir } from "../_spool.ts";
+import { hashing, inTempDir, spoolInto } from "../_spool.ts";
 import { diffIDSink } from "../_diff_id.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
@@ -181,7 +181,7 @@ export async function readDockerArchive(
     }
     const file = `${work}/${saved.size}`;
     const { passing, seen } = hashing(entry.body);
-    await fs.writeFileStream!(file, `${file}.tmp`, passing, 0o600);
+    await spoolInto(fs, file, passing);
     const digest = seen.digest();
     const claimed = claimedDigest(entry.name);
     if (claimed !== null && claimed !== digest) {

@@ -19,7 +19,7 @@
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { digestOf } from "../_digest.ts";
-import { hashing, inTempDir } from "../_spool.ts";
+import { hashing, inTempDir, spoolInto } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
 import {
   gzipInto,
@@ -127,7 +127,7 @@ async function* savedLayers(
     const raw = hashing(entry.body, signal);
     let gzipped: Descriptor | undefined;
     if (claimed !== null || allWanted) gzipped = await gzipInto(fs, file, raw.passing, signal);
-    else await fs.writeFileStream!(file, `${file}.tmp`, raw.passing, 0o600);
+    else await spoolInto(fs, file, raw.passing);
     const diffID = raw.seen.digest();
     if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
       throw new RegistryError(
