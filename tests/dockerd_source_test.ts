@@ -33,7 +33,8 @@ import {
 import { dockerArchive } from "./registry/_docker_archive.ts";
 import type { Dockerd } from "./registry/_dockerd.ts";
 import type { LoggedRequest, RegistryServer } from "./registry/_registry_server.ts";
-import { imageConfig, sha256, tar } from "./registry/_image_builder.ts";
+import { imageConfig, noise, sha256, tar } from "./registry/_image_builder.ts";
+import { startFaultProxy } from "./registry/_fault_proxy.ts";
 
 after(stopDaemons);
 
@@ -53,6 +54,11 @@ async function requestsSince(registry: RegistryServer, before: number) {
     query: new URL(r.url, registry.url).searchParams,
   }));
 }
+
+/** Request options with alice's credentials. */
+const asAlice = {
+  headers: { authorization: `Basic ${btoa(`${ALICE.username}:${ALICE.password}`)}` },
+};
 
 /** Layer digests whose upload was committed (a `PUT ?digest=`), config excluded. */
 function committed(requests: Awaited<ReturnType<typeof requestsSince>>, config: string) {
@@ -247,11 +253,12 @@ test("cli copy docker-daemon: --root records into the store named, not dockerd's
  * `containerd`, /info answers as the containerd image store.
  */
 async function fakeDockerd(
-  options: { lying?: boolean; containerd?: boolean; oci?: boolean } = {},
+  options: { lying?: boolean; containerd?: boolean; oci?: boolean; size?: number } = {},
 ) {
   const root = tempDir();
-  const honest = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
-  const lying = tar([{ name: "a", data: crypto.getRandomValues(new Uint8Array(3000)) }]);
+  const size = options.size ?? 3000;
+  const honest = tar([{ name: "a", data: noise(size, 1) }]);
+  const lying = tar([{ name: "a", data: noise(size, 2) }]);
   const diffID = sha256(honest);
   const config = imageConfig([diffID]);
   const id = sha256(config);
@@ -341,7 +348,7 @@ test("copyFromDockerd() on the containerd image store says in one line it keeps 
   }
 });
 
-test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_INVALID, nothing uploaded or recorded", async () => {
+test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_INVALID, nothing committed or recorded", async () => {
   const { registry } = await daemons();
   const dockerd = await fakeDockerd({ lying: true });
   const temp = tempDir();
@@ -362,12 +369,68 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
   } finally {
     await dockerd.close();
   }
+  // Sent as it was made, the layer was never committed: its session was cancelled.
   const requests = await requestsSince(registry, before);
-  assert.deepEqual(requests.filter((r) => r.method !== "GET" && r.method !== "HEAD"), []);
+  assert.deepEqual(
+    requests.filter((r) => !["GET", "HEAD", "PATCH"].includes(r.method)).map((r) => r.method),
+    ["POST", "DELETE"],
+  );
   assert.deepEqual(readdirSync(temp), []);
   assert.ok(
     !existsSync(join(dockerd.root, "image", "vfs", "distribution", "v2metadata-by-diffid")),
   );
+});
+
+test("copyFromDockerd() sends a layer as it gzips it: one PATCH streamed as the save streams, the digest in the closing PUT", async () => {
+  const { registry } = await daemons();
+  const dockerd = await fakeDockerd({ size: 300_000 });
+  const before = (await registry.requests()).length;
+  try {
+    const pushed = await copyFromDockerd("fake:1", `${registry.host}/asmade/app:1`, {
+      auth: ALICE,
+      plainHttp: true,
+      dockerHost: dockerd.host,
+      metadataService: new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d"))),
+    });
+    const [layer] = pushed.layers;
+    assert.equal(layer!.transfer, "uploaded");
+    const blob = new Uint8Array(
+      await (await fetch(`${registry.url}/v2/asmade/app/blobs/${layer!.digest}`, asAlice))
+        .arrayBuffer(),
+    );
+    assert.equal(sha256(blob), layer!.digest);
+    const requests = await requestsSince(registry, before);
+    const uploads = requests.filter((r) => r.url.includes("/blobs/uploads/"));
+    // One session for the layer, its bytes in one PATCH; one for the configuration.
+    assert.deepEqual(uploads.map((r) => r.method), ["POST", "PATCH", "PUT", "POST", "PUT"]);
+    assert.equal(uploads[2]!.query.get("digest"), layer!.digest);
+  } finally {
+    await dockerd.close();
+  }
+});
+
+test("copyFromDockerd(): the streamed PATCH refused, the layer is uploaded again from its spool file", async () => {
+  const { registry } = await daemons();
+  const proxy = await startFaultProxy(registry.url);
+  const dockerd = await fakeDockerd({ size: 300_000 });
+  try {
+    proxy.plan({ method: "PATCH", fault: { kind: "status", status: 500 } });
+    const pushed = await copyFromDockerd("fake:1", `${proxy.host}/asmade/again:1`, {
+      auth: ALICE,
+      plainHttp: true,
+      dockerHost: dockerd.host,
+      metadataService: new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d"))),
+    });
+    const [layer] = pushed.layers;
+    assert.equal(layer!.transfer, "uploaded");
+    const methods = proxy.requests.map((r) => `${r.method} ${r.status}`);
+    assert.ok(methods.includes("PATCH 500") && methods.includes("DELETE 204"), methods.join());
+    const blob = await fetch(`${registry.url}/v2/asmade/again/blobs/${layer!.digest}`, asAlice);
+    assert.equal(sha256(new Uint8Array(await blob.arrayBuffer())), layer!.digest);
+  } finally {
+    await dockerd.close();
+    await proxy.stop();
+  }
 });
 
 test("copyFromDockerd() reads dockerd 25's save: only the wanted layer's blob, checked against its name", async () => {

@@ -20,6 +20,7 @@ import {
 } from "./ends/registry_destination.ts";
 import { recordLayer } from "./transfer/proven.ts";
 import { told } from "./transfer/told.ts";
+import type { UploadAsMade } from "./ends/upload_as_made.ts";
 import { DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
 import { verifyingSized } from "./_verify.ts";
 import { isRegistryError } from "./errors.ts";
@@ -191,17 +192,28 @@ export async function lookUpLayer(
  * then records it. Each layer is read once, checked as it is sent: the check holds back the
  * last bytes until the bytes proved to be `size` and to hash to `digest`, and errors the body
  * otherwise, so the request cannot complete (the session is cancelled) and no registry,
- * checking or not, ever has other bytes under this name.
+ * checking or not, ever has other bytes under this name. A layer already sent as it was made
+ * (`sent`) is only committed; when that attempt failed, it is uploaded as any other.
  */
 export async function uploadLayer(
   ctx: PushContext,
   diffID: string,
-  blob: Descriptor & { open(): Promise<ReadableStream<Uint8Array>>; what: string },
+  blob: Descriptor & {
+    open(): Promise<ReadableStream<Uint8Array>>;
+    what: string;
+    sent?: UploadAsMade | undefined;
+  },
   session: BlobWriter | null,
   stop: AbortSignal,
 ): Promise<LayerPushed> {
-  const { open, what, ...layer } = blob;
+  const { open, what, sent, ...layer } = blob;
   const { digest, size } = layer;
+  if (await sent?.commit(layer, stop)) {
+    if (session !== null) await ignore(session.cancel());
+    ctx.config.onProgress?.({ action: "push", digest, current: size, total: size });
+    await record(ctx, diffID, layer);
+    return { descriptor: layer, transfer: "uploaded" };
+  }
   const { result, waited } = await uploadClaimed(
     ctx,
     { digest, size, open: async () => verifyingSized(await open(), digest, size, what, stop) },

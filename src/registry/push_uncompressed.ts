@@ -27,6 +27,7 @@ import {
 import { parseReference } from "./reference.ts";
 import { checkRepositoryName } from "./repositories.ts";
 import { TaskGroup } from "./transfer/task_group.ts";
+import { UploadAsMade } from "./ends/upload_as_made.ts";
 import type { BlobWriter, Descriptor, PushResult, RegistryConfig } from "./types.ts";
 
 /** The media types of what dockerd pushes. */
@@ -45,9 +46,21 @@ export interface UncompressedLayer {
   open(): Promise<ReadableStream<Uint8Array>>;
   /** Frees what holds the bytes (e.g. a spool file) once they are compressed or pushed. */
   release(): Promise<void>;
-  /** The blob the bytes already are, when the source holds the layer gzipped. */
-  blob?: Descriptor;
+  /**
+   * The blob the bytes already are, when the source holds the layer gzipped (`sent` when
+   * {@linkcode GzipLayer} sent it as it was made).
+   */
+  blob?: GzippedLayer;
 }
+
+/** A layer gzipped into a file, and the upload it was sent in as it was made, if any. */
+export type GzippedLayer = Descriptor & { sent?: UploadAsMade };
+
+/**
+ * Gzips a layer's bytes into `file` as {@linkcode gzipInto} does, sending them to the
+ * registry as they are made when the destination allows it.
+ */
+export type GzipLayer = (file: string, bytes: ReadableStream<Uint8Array>) => Promise<GzippedLayer>;
 
 /** An image whose source holds the layers uncompressed. */
 export interface UncompressedImage {
@@ -58,12 +71,14 @@ export interface UncompressedImage {
   /**
    * The layers no lookup found (`wanted`, by DiffID), in the source's order, each proven
    * against its DiffID as it is read (`DIGEST_INVALID` otherwise); spool files go under `dir`.
-   * Called once, and only when some layer is wanted.
+   * A source that gzips a layer as it spools it does so with `gzip`. Called once, and only
+   * when some layer is wanted.
    */
   layers(
     wanted: ReadonlySet<string>,
     dir: string,
     signal: AbortSignal,
+    gzip: GzipLayer,
   ): AsyncIterable<UncompressedLayer>;
 }
 
@@ -76,7 +91,8 @@ export interface UncompressedPushConfig extends RegistryConfig {
 }
 
 /**
- * `bytes` gzipped into `file` (through `<file>.tmp`), hashed as they are written.
+ * `bytes` gzipped into `file` (through `<file>.tmp`), hashed as they are written, and sent
+ * in `sent` on the way when given.
  *
  * @returns The blob they make: its digest and size.
  */
@@ -85,8 +101,10 @@ export async function gzipInto(
   file: string,
   bytes: ReadableStream<Uint8Array>,
   signal: AbortSignal,
+  sent?: UploadAsMade,
 ): Promise<Descriptor> {
-  const { passing, seen } = hashing(gzipStream(bytes), signal);
+  const gzipped = gzipStream(bytes);
+  const { passing, seen } = hashing(sent === undefined ? gzipped : sent.feed(gzipped), signal);
   await spoolInto(fs, file, passing);
   return { mediaType: DOCKER_LAYER, digest: seen.digest(), size: seen.size };
 }
@@ -257,11 +275,19 @@ async function compressLeft(
   if (fs.openRead === undefined || fs.writeFileStream === undefined) {
     throw new RegistryError("UNSUPPORTED", "Cannot compress layers: the file system cannot stream");
   }
+  // Uploads as made that no layer committed (its DiffID refused, or a failure stopped all).
+  const asMade = new Set<UploadAsMade>();
+  const gzip: GzipLayer = async (file, bytes) => {
+    const sent = UploadAsMade.offeredBy(ctx);
+    if (sent === null) return await gzipInto(fs, file, bytes, signal);
+    asMade.add(sent);
+    return { ...await gzipInto(fs, file, bytes, signal, sent), sent };
+  };
   await inTempDir(fs, tempDir, "distribution-push", async (dir) => {
     // The first failure, the source's or an upload's (which stops the source), ends them all.
     const uploads = new TaskGroup(stop);
     try {
-      for await (const layer of image.layers(new Set(left.keys()), dir, signal)) {
+      for await (const layer of image.layers(new Set(left.keys()), dir, signal, gzip)) {
         if (!left.has(layer.diffID)) {
           await layer.release();
           continue;
@@ -284,6 +310,10 @@ async function compressLeft(
     } catch (error) {
       uploads.fail(error);
     }
-    await uploads.settle();
+    try {
+      await uploads.settle();
+    } finally {
+      for (const sent of asMade) await sent.cancel();
+    }
   });
 }

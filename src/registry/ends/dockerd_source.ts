@@ -22,13 +22,14 @@ import { digestOf } from "../_digest.ts";
 import { hashing, inTempDir, spoolInto } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
 import {
-  gzipInto,
+  type GzipLayer,
+  type GzippedLayer,
   pushUncompressed,
   type UncompressedLayer,
   type UncompressedPushConfig,
 } from "../push_uncompressed.ts";
 import { LIMITS } from "../transport/limits.ts";
-import type { Descriptor, PushResult } from "../types.ts";
+import type { PushResult } from "../types.ts";
 import { type DaemonImage, DockerdApi } from "./dockerd_api.ts";
 import { dockerdImageStore, isDenied, openDockerdMetadata } from "./dockerd_store.ts";
 import { readDockerArchive } from "./archive_source.ts";
@@ -101,6 +102,7 @@ async function* savedLayers(
   fs: FileSystem,
   dir: string,
   signal: AbortSignal,
+  gzip: GzipLayer,
 ): AsyncGenerator<UncompressedLayer> {
   const what = `dockerd's save of ${image.id}`;
   const body = await api.request({ method: "GET", path: `/images/${image.id}/get` });
@@ -125,8 +127,8 @@ async function* savedLayers(
     }
     const file = `${dir}/${spooled++}.tar`;
     const raw = hashing(entry.body, signal);
-    let gzipped: Descriptor | undefined;
-    if (claimed !== null || allWanted) gzipped = await gzipInto(fs, file, raw.passing, signal);
+    let gzipped: GzippedLayer | undefined;
+    if (claimed !== null || allWanted) gzipped = await gzip(file, raw.passing);
     else await spoolInto(fs, file, raw.passing);
     const diffID = raw.seen.digest();
     if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
@@ -214,7 +216,7 @@ export async function copyFromDockerd(
   return await pushUncompressed(ref, {
     config: configBytes,
     sizes: await layerSizes(fs, store, held.diffIDs),
-    layers: (wanted, dir, signal) => savedLayers(api, held, wanted, fs, dir, signal),
+    layers: (wanted, dir, signal, gzip) => savedLayers(api, held, wanted, fs, dir, signal, gzip),
   }, { ...pushConfig, fs, metadataService });
 }
 

@@ -56,26 +56,43 @@ export class HttpBlobWriter implements BlobWriter {
     return chunk.length === 0 ? Promise.resolve() : this.writeStream(chunk, chunk.length);
   }
 
-  /** One `PATCH` of `length` bytes, whole or streamed as read. */
-  async writeStream(chunk: Uint8Array | ReadableStream<Uint8Array>, length: number): Promise<void> {
-    const start = this.#size;
-    const headers: Record<string, string> = {
-      "content-type": OCTET_STREAM,
-      "content-range": `${start}-${start + length - 1}`,
-    };
-    // A streamed body's length is sent by Node and Bun (some registries refuse it chunked).
-    if (chunk instanceof ReadableStream) headers["content-length"] = String(length);
+  /**
+   * One `PATCH` of `length` bytes, whole or streamed as read; without `length`, of every byte
+   * of the stream, chunked and with no `Content-Range` (the registry appends what comes, as
+   * `docker push` sends a layer).
+   */
+  async writeStream(
+    chunk: Uint8Array | ReadableStream<Uint8Array>,
+    length?: number,
+  ): Promise<void> {
+    const headers: Record<string, string> = { "content-type": OCTET_STREAM };
+    let body = chunk;
+    let sent = length ?? 0;
+    if (length === undefined) {
+      body = (chunk as ReadableStream<Uint8Array>).pipeThrough(
+        new TransformStream({
+          transform(bytes, controller) {
+            sent += bytes.length;
+            controller.enqueue(bytes);
+          },
+        }),
+      );
+    } else {
+      headers["content-range"] = `${this.#size}-${this.#size + length - 1}`;
+      // A streamed body's length is sent by Node and Bun (some registries refuse it chunked).
+      if (chunk instanceof ReadableStream) headers["content-length"] = String(length);
+    }
     // Not retried alone: the registry may hold part of it; the whole upload starts again.
     const response = await this.#client.request("PATCH", this.#location, {
       once: true,
       scopes: this.#scopes,
       headers,
-      body: chunk,
-      bodySize: length,
+      body,
+      ...(length === undefined ? {} : { bodySize: length }),
     });
     await discard(response);
     this.#next(response);
-    this.#size += length;
+    this.#size += sent;
   }
 
   /** The closing `PUT` with `digest`, and the last bytes when given. */

@@ -77,13 +77,24 @@ export async function send(
   const what = `${method} "${url}"`;
   const idle = new IdleTimer(limits, what, { method, url });
   idle.check();
-  const payload = request.body;
+  let payload = request.body;
   const bodySize = payload === undefined
     ? 0
     : payload instanceof ReadableStream
     ? request.bodySize ?? 0
     : payload.length;
   idle.arm(limits.idleTimeout + (bodySize / UPLOAD_GRACE_RATE) * 1000);
+  if (payload instanceof ReadableStream && request.bodySize === undefined) {
+    // A body of unknown length may take any time: the wait restarts with each chunk sent.
+    payload = payload.pipeThrough(
+      new TransformStream({
+        transform(chunk, controller) {
+          idle.touch();
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+  }
   let response: TransportResponse;
   try {
     response = await idle.race(transport({
