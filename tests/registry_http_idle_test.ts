@@ -88,6 +88,38 @@ test("a body that trickles a byte every idleTimeout/2 ms never times out", async
   }
 });
 
+test("a request body of unknown length that trickles a chunk every idleTimeout/2 ms never times out", async () => {
+  // The answer comes only once the whole body arrived, as a registry answers a PATCH.
+  const server = createServer((req, res) => {
+    let length = 0;
+    req.on("data", (chunk: Uint8Array) => length += chunk.length);
+    req.on("end", () => res.end(String(length)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  let sent = 0;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      if (sent === 6) return controller.close();
+      if (sent++ > 0) await sleep(300);
+      controller.enqueue(new Uint8Array(1000));
+    },
+  });
+  try {
+    const started = performance.now();
+    const response = await send(
+      transport,
+      { method: "PATCH", url: `http://127.0.0.1:${port}/upload`, body },
+      { idleTimeout: 600 },
+    );
+    assert.equal(new TextDecoder().decode(new Uint8Array(await readAll(response.body!))), "6000");
+    assert.ok(performance.now() - started >= 1_500);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});
+
 test("a body that stops fails with TIMEOUT about idleTimeout after its last byte", async () => {
   const server = await serveStalled();
   try {
