@@ -46,7 +46,10 @@ export class UploadAsMade {
     return dest.claims === undefined ? new UploadAsMade(dest) : null;
   }
 
-  /** `bytes` as they are, each sent on its way once the request takes it. */
+  /**
+   * `bytes` as they are, each sent on its way once the request takes it (the same chunk goes
+   * on and into the request: both only read it).
+   */
   feed(bytes: ReadableStream<Uint8Array>): ReadableStream<Uint8Array> {
     return bytes.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
