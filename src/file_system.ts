@@ -16,13 +16,13 @@ export interface FileInfo {
   mtimeMs?: number | undefined;
 }
 
-/** Options for {@linkcode FileSystem.readFile}. */
 /** Options of {@linkcode FileSystem.writeFileStream}. */
 export interface WriteStreamOptions {
   /** Whether the file must survive a crash once written: fsynced (default `true`). */
   durable?: boolean;
 }
 
+/** Options for {@linkcode FileSystem.readFile}. */
 export interface ReadFileOptions {
   /**
    * The largest file to read, in bytes. A bigger one is refused with `EFBIG` by the size
