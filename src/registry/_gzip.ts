@@ -82,11 +82,11 @@ function segmentedGzip(
   let crc = 0;
   let length = 0;
   /**
-   * The next `SEGMENT` bytes (fewer at the end, none past it), in one piece: what becomes of
-   * them depends on the bytes alone, never on how the source cut them, so the same layer
-   * always gives the same blob (the same digest for every builder).
+   * The next `SEGMENT` bytes (fewer at the end, none past it), in the source's pieces: what
+   * becomes of them depends on the bytes alone, never on how the source cut them, so the same
+   * layer always gives the same blob (the same digest for every builder).
    */
-  async function nextSegment(): Promise<Uint8Array> {
+  async function nextSegment(): Promise<Segment> {
     const pieces: Uint8Array[] = [];
     let size = 0;
     while (size < SEGMENT) {
@@ -106,24 +106,25 @@ function segmentedGzip(
       size += chunk.length;
     }
     length += size;
-    return concat(pieces, size);
+    return { pieces, size };
   }
   const deflater = new Deflater(zlib);
   // The next segment is read while this one is compressed.
-  let ahead: Promise<Uint8Array> | null = null;
+  let ahead: Promise<Segment> | null = null;
   /** The compressed form of the next segment (none while zlib holds it back), or the end. */
   async function nextOutput(): Promise<{ chunks: Uint8Array[]; done: boolean }> {
     const segment = await (ahead ?? nextSegment());
-    ahead = segment.length === 0 ? null : nextSegment();
+    ahead = segment.size === 0 ? null : nextSegment();
     ahead?.catch(() => {}); // awaited by the next call, or the stream is cancelled
-    if (segment.length === 0) {
+    if (segment.size === 0) {
       const rest = await deflater.flush();
       deflater.destroy();
       return { chunks: [...rest, FINAL_BLOCK, trailer(crc, length)], done: true };
     }
+    // Stored, the pieces are copied once, into the blocks; deflated, zlib takes them whole.
     const chunks = entropy(segment) > ENTROPY_STORED
       ? [...await deflater.flush(), storedBlocks(segment)]
-      : await deflater.write(segment);
+      : await deflater.write(concat(segment.pieces, segment.size));
     return { chunks, done: false };
   }
   return new ReadableStream<Uint8Array>({
@@ -151,14 +152,30 @@ function segmentedGzip(
   }, { highWaterMark: 0 });
 }
 
-/** Bits per byte of a sample of `data`: the first 4 KiB of every 16 KiB. */
-function entropy(data: Uint8Array): number {
+/** A segment of the input: its bytes as the source cut them, and their count. */
+interface Segment {
+  pieces: Uint8Array[];
+  size: number;
+}
+
+/** The entropy sample: the first `SAMPLE` bytes of every `STRIDE`. */
+const STRIDE = 16 << 10;
+const SAMPLE = 4 << 10;
+
+/** Bits per byte of a sample of the segment: the first 4 KiB of every 16 KiB. */
+function entropy(segment: Segment): number {
   const counts = new Uint32Array(256);
   let sampled = 0;
-  for (let start = 0; start < data.length; start += 16 << 10) {
-    const end = Math.min(start + (4 << 10), data.length);
-    for (let i = start; i < end; i++) counts[data[i]!]!++;
-    sampled += end - start;
+  let offset = 0; // of the piece, in the segment
+  for (const piece of segment.pieces) {
+    const end = offset + piece.length;
+    for (let start = offset - (offset % STRIDE); start < end; start += STRIDE) {
+      const from = Math.max(start, offset) - offset;
+      const to = Math.min(start + SAMPLE, end) - offset;
+      for (let i = from; i < to; i++) counts[piece[i]!]!++;
+      if (to > from) sampled += to - from;
+    }
+    offset = end;
   }
   let bits = 0;
   for (const count of counts) {
@@ -167,16 +184,26 @@ function entropy(data: Uint8Array): number {
   return bits;
 }
 
-/** `data` as non-final stored blocks, each a 5-byte header and up to 64 KiB. */
-function storedBlocks(data: Uint8Array): Uint8Array {
-  const out = new Uint8Array(data.length + 5 * Math.ceil(data.length / STORED_MAX));
+/** The segment as non-final stored blocks, each a 5-byte header and up to 64 KiB. */
+function storedBlocks(segment: Segment): Uint8Array {
+  const out = new Uint8Array(segment.size + 5 * Math.ceil(segment.size / STORED_MAX));
   let at = 0;
-  for (let start = 0; start < data.length; start += STORED_MAX) {
-    const block = data.subarray(start, start + STORED_MAX);
-    const size = block.length;
-    out.set([0, size & 0xff, size >> 8, ~size & 0xff, ~size >> 8 & 0xff], at);
-    out.set(block, at + 5);
-    at += 5 + size;
+  let copied = 0;
+  let left = 0; // bytes of the current block still to copy
+  for (const piece of segment.pieces) {
+    for (let offset = 0; offset < piece.length;) {
+      if (left === 0) {
+        left = Math.min(STORED_MAX, segment.size - copied);
+        out.set([0, left & 0xff, left >> 8, ~left & 0xff, ~left >> 8 & 0xff], at);
+        at += 5;
+      }
+      const taken = Math.min(left, piece.length - offset);
+      out.set(piece.subarray(offset, offset + taken), at);
+      at += taken;
+      offset += taken;
+      copied += taken;
+      left -= taken;
+    }
   }
   return out;
 }
