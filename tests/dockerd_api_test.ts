@@ -10,7 +10,7 @@ import { RegistryError } from "../src/registry/mod.ts";
 import { unixRequest, unixWays } from "../src/registry/ends/_unix_http.ts";
 import { daemons, randomLayers, stopDaemons, tempDir } from "./registry/_daemons.ts";
 import { dockerArchive } from "./registry/_docker_archive.ts";
-import { chunked, noise } from "./registry/_image_builder.ts";
+import { chunked, noise, tarHeader } from "./registry/_image_builder.ts";
 import { runtimeName } from "./_runtime.ts";
 
 after(stopDaemons);
@@ -79,9 +79,11 @@ test("unixRequest: a failing body is reported as its own error; an abort stops a
   for (const way of unixWays()) {
     const lie = new RegistryError("DIGEST_INVALID", "the layer is not what it says");
     let sent = 0;
+    // An entry of 1 GiB begun: dockerd waits for the rest, so only the body's failure ends it.
     const failing = new ReadableStream<Uint8Array>({
       pull(controller) {
-        if (sent++ < 4) controller.enqueue(new Uint8Array(65_536));
+        if (sent++ === 0) controller.enqueue(tarHeader("layer.tar", 1 << 30));
+        else if (sent < 6) controller.enqueue(new Uint8Array(65_536));
         else controller.error(lie);
       },
     });

@@ -153,8 +153,36 @@ async function fetchRequest(dial: SocketFetch, request: UnixRequest): Promise<Un
   return {
     status: response.status,
     contentType: response.headers.get("content-type") ?? "",
-    body: response.body ?? new Blob().stream(),
+    body: answerBody(response.body ?? new Blob().stream(), failure, signal),
   };
+}
+
+/**
+ * The answer's body as `fetch` gives it, except that the request body's own failure fails it
+ * (dockerd may answer before the body ends), and so does an abort, however much of the answer
+ * the runtime had already read ahead.
+ */
+function answerBody(
+  body: ReadableStream<Uint8Array>,
+  failure: { error?: unknown },
+  signal: AbortSignal | undefined,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      signal?.throwIfAborted();
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await reader.read();
+      } catch (error) {
+        throw "error" in failure ? failure.error : error;
+      }
+      if ("error" in failure) throw failure.error;
+      if (result.done) controller.close();
+      else controller.enqueue(result.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
 }
 
 /**
