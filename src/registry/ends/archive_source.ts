@@ -19,16 +19,16 @@ import { diffIDSink } from "../_diff_id.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
 import { push } from "../push.ts";
-import {
-  DOCKER_LAYER,
-  pushUncompressed,
-  type UncompressedImage,
-  type UncompressedLayer,
-} from "../push_uncompressed.ts";
+import { DOCKER_LAYER } from "../push_uncompressed.ts";
+import type { ImageSource, SourceLayer } from "../transfer/source.ts";
+import { type OpenSource, transferImage } from "../transfer/transfer.ts";
 import { familiarName, formatReference, parseReference } from "../reference.ts";
 import { LIMITS, parseJson, readAtMost } from "../transport/limits.ts";
-import type { Descriptor, PushResult, RegistryConfig } from "../types.ts";
-import type { ArchiveFormat } from "./_registry_archive.ts";
+import { hostPlatform } from "../platform.ts";
+import type { Descriptor, Platform, PushResult, RegistryConfig } from "../types.ts";
+import type { ArchiveFormat } from "./_image_archive.ts";
+import { layoutSource } from "./layout_source.ts";
+import { registryPushDestination } from "./registry_push_destination.ts";
 import { cleanName, linkTarget, tarEntries } from "./_tar_reader.ts";
 
 /** How {@linkcode copyFromArchive} reads the archive and reaches the registry. */
@@ -162,7 +162,7 @@ export async function readDockerArchive(
   work: string,
   tag: string | undefined,
   what: string,
-): Promise<UncompressedImage> {
+): Promise<ImageSource> {
   const saved = new Map<string, Saved>();
   // skopeo names each layer's legacy `<id>/layer.tar` as a link to `<hex>.tar`.
   const links = new Map<string, string>();
@@ -235,7 +235,7 @@ export async function readDockerArchive(
       `manifest.json names ${image.Layers.length} layers, the configuration ${diffIDs.length}`,
     );
   }
-  const layers = new Map<string, UncompressedLayer>();
+  const layers = new Map<string, SourceLayer>();
   const sizes: number[] = [];
   for (const [i, name] of image.Layers.entries()) {
     const layer = find(name, "layer");
@@ -256,6 +256,7 @@ export async function readDockerArchive(
     }
     layers.set(diffID, {
       diffID,
+      size: layer.size,
       open: async () => (await fs.openRead!(layer.file)).stream,
       // The work directory goes as a whole: a file may be two layers' (through links).
       release: () => Promise.resolve(),
@@ -265,9 +266,10 @@ export async function readDockerArchive(
     });
   }
   return {
+    shown: what,
     config: config.data,
     sizes,
-    layers: async function* (wanted) {
+    layers: async function* (wanted: ReadonlySet<string>) {
       for (const layer of layers.values()) if (wanted.has(layer.diffID)) yield layer;
     },
   };
@@ -336,18 +338,18 @@ export async function copyFromArchive(
 ): Promise<PushResult> {
   const { format = "docker-archive", tag, fs = runtimeFileSystem(), tempDir, ...pushConfig } =
     config;
-  if (fs.openRead === undefined || fs.writeFileStream === undefined) {
-    throw new RegistryError("UNSUPPORTED", `Cannot read "${path}": the file system cannot stream`);
+  if (format === "docker-archive") {
+    return await transferImage(
+      archiveSource(path, { format, tag, fs }),
+      registryPushDestination(ref, { ...pushConfig, fs }),
+      { fs, tempDir, signal: config.signal },
+    );
   }
+  checkStreams(fs, path);
   const what = `${format} "${path}"`;
   const target = parseReference(ref);
   return await inTempDir(fs, tempDir, "distribution-archive", async (temp) => {
     const { stream } = await fs.openRead!(path);
-    if (format === "docker-archive") {
-      await fs.mkdir(`${temp}/work`, 0o700);
-      const image = await readDockerArchive(stream, config.signal, fs, `${temp}/work`, tag, what);
-      return await pushUncompressed(ref, image, { ...pushConfig, fs, tempDir: temp });
-    }
     const layout = await ociLayoutStore(`${temp}/layout`, { fs });
     const { annotations: _, ...descriptor } = await readOciArchive(
       stream,
@@ -359,4 +361,58 @@ export async function copyFromArchive(
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
   });
+}
+
+/** Refuses a file system that cannot stream files (the archive is read, and spooled, so). */
+function checkStreams(fs: FileSystem, path: string): void {
+  if (fs.openRead === undefined || fs.writeFileStream === undefined) {
+    throw new RegistryError("UNSUPPORTED", `Cannot read "${path}": the file system cannot stream`);
+  }
+}
+
+/** Which image of an archive, and the file system holding it. */
+export interface ArchiveReadOptions {
+  /** `docker-archive` (default) or `oci-archive`. */
+  format?: ArchiveFormat | undefined;
+  /**
+   * A docker archive's `RepoTags` entry (`app:1`), an OCI archive's
+   * `org.opencontainers.image.ref.name`; without it the archive must hold one image.
+   */
+  tag?: string | undefined;
+  /** For an OCI archive whose image is an index: the platform taken (default: this machine's). */
+  platform?: Platform | undefined;
+  /** The file system holding the archive (default: the runtime's). */
+  fs?: FileSystem | undefined;
+}
+
+/**
+ * An archive at `path` as the source of a transfer: read once into the transfer's directory,
+ * every file checked as {@linkcode copyFromArchive} checks it; a docker archive's layers
+ * proven against their DiffIDs, an OCI archive's image read as a layout's.
+ *
+ * @param path The archive.
+ * @param options Format, the image's tag, platform, file system.
+ * @returns The source, for {@linkcode transferImage}.
+ */
+export function archiveSource(path: string, options: ArchiveReadOptions = {}): OpenSource {
+  const { format = "docker-archive", tag, fs = runtimeFileSystem() } = options;
+  const what = `${format} "${path}"`;
+  return async (work) => {
+    const { dir, signal } = work;
+    checkStreams(fs, path);
+    const { stream } = await fs.openRead!(path);
+    if (format === "docker-archive") {
+      await fs.mkdir(`${dir}/archive`, 0o700);
+      return await readDockerArchive(stream, signal, fs, `${dir}/archive`, tag, what);
+    }
+    const layout = await ociLayoutStore(`${dir}/layout`, { fs });
+    const { annotations: _, ...descriptor } = await readOciArchive(
+      stream,
+      signal,
+      layout,
+      tag,
+      what,
+    );
+    return await layoutSource(layout, descriptor, options.platform ?? hostPlatform(), what)(work);
+  };
 }
