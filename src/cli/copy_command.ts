@@ -420,11 +420,13 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       context.progress.step("pull");
       if (destination.kind === "oci") created = await firstMissing(context.fs, destination.dir);
       const fs = context.fs;
-      copied = await transferImage(
+      const result = await transferImage(
         await sourceOf(context, source, platform),
         await destinationOf(context, destination, source),
         { fs, signal: context.signal },
       );
+      warnUnrecorded(context, result);
+      copied = result;
     } else {
       throw new Error("unreachable: every pair with a registry is handled above");
     }

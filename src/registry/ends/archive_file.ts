@@ -1,7 +1,8 @@
 /**
- * A registry's image into an archive file: `docker-archive` (what `docker save` writes and
+ * An archive file as a destination: `docker-archive` (what `docker save` writes and
  * `docker load` and skopeo read) or `oci-archive` (an OCI image layout in a tar, skopeo's),
- * streamed from the registry to the file, which appears only once complete.
+ * streamed from the source (a registry's `GET`, dockerd's save, another archive) to the file,
+ * which appears only once complete.
  *
  * @module
  */

@@ -1,12 +1,13 @@
 /**
- * An archive file as the source of a push: `docker-archive` (what `docker save` and skopeo
+ * An archive file as the source of a transfer: `docker-archive` (what `docker save` and skopeo
  * write) or `oci-archive` (an OCI image layout in a tar). The archive is read once, entry by
  * entry, into a temporary directory (every file hashed as it is written). A docker archive's
- * layers, checked against their DiffIDs, are then pushed as dockerd pushes them
- * ({@linkcode pushUncompressed}): looked up by DiffID first, and only those the registry lacks
+ * layers, checked against their DiffIDs, are given uncompressed (or gzipped, as the archive
+ * holds them): to a registry they are pushed as dockerd pushes them
+ * ({@linkcode pushUncompressed}), looked up by DiffID first and only those the registry lacks
  * gzipped and uploaded. An OCI archive's blobs, checked against their digests, form an OCI
- * image layout pushed as any layout is. The metadata records, mounts and upload claims of a
- * push all apply; the directory is removed afterwards.
+ * image layout, pushed to a registry as any layout is and read as a layout elsewhere. The
+ * directory is removed afterwards.
  *
  * @module
  */

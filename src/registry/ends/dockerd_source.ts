@@ -1,8 +1,9 @@
 /**
- * dockerd as the source of a push, pushing as `docker push` does: the image configuration's
- * exact bytes and the layers' sizes are read from dockerd's image store on disk, every layer
- * is looked up by its DiffID in the distribution metadata first, and only when layers are
- * left is `GET /images/{id}/get` (the `docker save` archive) streamed for their bytes.
+ * dockerd as the source of a transfer, to a registry as `docker push` pushes: the image
+ * configuration's exact bytes and the layers' sizes are read from dockerd's image store on
+ * disk, every layer is looked up by its DiffID in the distribution metadata first, and only
+ * when layers are left is `GET /images/{id}/get` (the `docker save` archive) streamed for
+ * their bytes (to dockerd, an archive or a layout, for all of them).
  *
  * dockerd 20.10 writes that archive from a directory, in the lexical order of its names: for
  * each layer its v1 directory `<v1 id>/` with `VERSION`, `json` and `layer.tar` (v1 IDs are
