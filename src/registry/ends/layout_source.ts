@@ -2,21 +2,13 @@
 // manifest (from an index, one platform's), configuration and layers read from the layout,
 // each checked against its digest and size as it passes.
 import { readVerified } from "../_digest.ts";
-import { selectEntries } from "../_image_manifest.ts";
+import { imageManifest } from "../_image_manifest.ts";
 import { verifyingSized } from "../_verify.ts";
-import { RegistryError } from "../errors.ts";
-import { isIndexMediaType, parseManifest } from "../manifest.ts";
+import { parseManifest } from "../manifest.ts";
 import { manifestSource } from "../transfer/manifest_source.ts";
 import type { OpenSource } from "../transfer/transfer.ts";
 import { LIMITS } from "../transport/limits.ts";
-import type { ContentStore, Descriptor, Manifest, Platform } from "../types.ts";
-
-/** The manifest `descriptor` names in `store`, bounded and checked against its digest. */
-async function manifestOf(store: ContentStore, descriptor: Descriptor): Promise<Manifest> {
-  const what = `manifest "${descriptor.digest}"`;
-  const payload = await readVerified(store, descriptor.digest, what, LIMITS.manifest);
-  return parseManifest(payload, descriptor.mediaType);
-}
+import type { ContentStore, Descriptor, Platform } from "../types.ts";
 
 /**
  * The image `descriptor` names in a layout (from an index, `platform`'s) as a transfer's
@@ -34,17 +26,13 @@ export function layoutSource(
   platform: Platform,
   shown: string,
 ): OpenSource {
+  // A manifest read is bounded and checked against its digest; its bytes tell its media type.
+  const manifests = {
+    get: async (digest: string) =>
+      parseManifest(await readVerified(store, digest, `manifest "${digest}"`, LIMITS.manifest)),
+  };
   return async () => {
-    let manifest = await manifestOf(store, descriptor);
-    if (isIndexMediaType(manifest.mediaType)) {
-      manifest = await manifestOf(store, selectEntries(manifest, platform, shown)[0]!);
-      if (isIndexMediaType(manifest.mediaType)) {
-        throw new RegistryError(
-          "UNSUPPORTED",
-          `Cannot copy "${shown}": its index names an index, not an image manifest`,
-        );
-      }
-    }
+    const manifest = await imageManifest(manifests, descriptor.digest, platform, "copy", shown);
     return await manifestSource(manifest, {
       config: ({ digest }) =>
         readVerified(store, digest, `configuration "${digest}"`, LIMITS.config),

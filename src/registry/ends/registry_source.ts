@@ -19,7 +19,9 @@ import type { Platform, Repository } from "../types.ts";
  */
 export function registrySource(repo: Repository, ref: Reference, platform: Platform): OpenSource {
   return async () => {
-    const manifest = await imageManifest(repo, ref, platform, "pull");
+    const shown = formatReference(ref);
+    const reference = ref.digest ?? ref.tag!;
+    const manifest = await imageManifest(repo.manifests(), reference, platform, "pull", shown);
     const blobs = {
       config: configFrom(repo),
       open: async ({ digest, size }: { digest: string; size: number }, signal: AbortSignal) => {
@@ -27,6 +29,6 @@ export function registrySource(repo: Repository, ref: Reference, platform: Platf
         return verifyingSized(blob, digest, size, `layer "${digest}"`, signal);
       },
     };
-    return await manifestSource(manifest, blobs, formatReference(ref), ref.name);
+    return await manifestSource(manifest, blobs, shown, ref.name);
   };
 }

@@ -74,7 +74,7 @@ export async function eachImage<L, R extends Moved<L>>(
   walk.named?.(one ? entries[0]!.digest : digest);
   const images: R[] = [];
   for (const entry of entries) {
-    const child = await imageOfIndex(repo, entry, doing, shown);
+    const child = await imageOfIndex(repo.manifests(), entry, doing, shown);
     images.push(await walk.image(child, entry.digest, one));
   }
   await walk.index(manifest, digest, !one);
