@@ -12,16 +12,21 @@ import { ociLayoutStore } from "../src/registry/mod.ts";
 import { runCli } from "./_cli.ts";
 import { daemons, randomLayers, stopDaemons, tempDir } from "./registry/_daemons.ts";
 import { dockerArchive } from "./registry/_docker_archive.ts";
-import { buildImage, sha256 } from "./registry/_image_builder.ts";
+import { buildImage, imageConfig, noise, sha256, tar } from "./registry/_image_builder.ts";
 
 after(stopDaemons);
 
 const OPTIONS = { denoPermissions: ["--allow-write", "--allow-net"] };
 
-/** `copy FROM TO` by the CLI against the shared dockerd; returns the digest it reports. */
-async function copy(from: string, to: string): Promise<string> {
+/** The CLI's `copy` against the shared dockerd. */
+async function runCopy(args: string[]) {
   const { dockerd } = await daemons();
-  const run = await runCli(["copy", from, to], { ...OPTIONS, env: { DOCKER_HOST: dockerd.host } });
+  return await runCli(["copy", ...args], { ...OPTIONS, env: { DOCKER_HOST: dockerd.host } });
+}
+
+/** `copy FROM TO` by the CLI against the shared dockerd; returns the digest it reports. */
+async function copy(from: string, to: string, ...flags: string[]): Promise<string> {
+  const run = await runCopy([...flags, from, to]);
   assert.equal(run.code, 0, run.stderr);
   const printed = /^Copied \S+ to \S+ \((sha256:[0-9a-f]{64})\)\n$/.exec(run.stdout);
   assert.ok(printed !== null, run.stdout);
@@ -153,4 +158,71 @@ test("cli copy oci: docker-daemon:, oci: oci:, oci: oci-archive: docker-archive:
     id: image.config.digest,
     diffIDs: image.diffIDs,
   });
+});
+
+test("cli copy --platform oci: docker-archive: takes that image of the layout's index", async () => {
+  const dir = join(tempDir(), "multi");
+  const store = await ociLayoutStore(dir);
+  const build = (seed: number) =>
+    buildImage(store, `seed-${seed}`, [[{ name: "a", data: noise(4096, seed) }]], "oci");
+  const images = { amd64: await build(31), arm64: await build(32) };
+  const mediaType = "application/vnd.oci.image.index.v1+json";
+  const payload = new TextEncoder().encode(JSON.stringify({
+    schemaVersion: 2,
+    mediaType,
+    manifests: (["amd64", "arm64"] as const).map((architecture) => ({
+      ...images[architecture].manifest,
+      platform: { os: "linux", architecture },
+    })),
+  }));
+  const index = { mediaType, digest: sha256(payload), size: payload.length };
+  await store.put(index.digest, payload);
+  await store.tag("multi", index);
+
+  const path = join(tempDir(), "arm64.tar");
+  const digest = await copy(
+    `oci:${dir}:multi`,
+    `docker-archive:${path}:ends/arm64:1`,
+    "--platform",
+    "linux/arm64",
+  );
+  assert.equal(digest, images.arm64.manifest.digest);
+  const listed = skopeo([`docker-archive:${path}`]) as { Layers: string[] };
+  assert.deepEqual(listed.Layers, images.arm64.diffIDs);
+});
+
+test("cli copy docker-archive: docker-daemon: refuses a layer that is not its DiffID; dockerd loads nothing", async () => {
+  const { dockerd } = await daemons();
+  const layer = tar(randomLayers(1)[0]!);
+  const config = imageConfig([sha256(tar(randomLayers(1)[0]!))]); // another layer's DiffID
+  const configName = `${sha256(config).slice("sha256:".length)}.json`;
+  const json = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+  const path = join(tempDir(), "lying.tar");
+  writeFileSync(
+    path,
+    tar([
+      { name: "layer/layer.tar", data: layer },
+      { name: configName, data: config },
+      {
+        name: "manifest.json",
+        data: json([{
+          Config: configName,
+          RepoTags: ["ends/lying:1"],
+          Layers: ["layer/layer.tar"],
+        }]),
+      },
+    ]),
+  );
+  const run = await runCopy([`docker-archive:${path}`, "docker-daemon:ends/lying:1"]);
+  assert.equal(run.code, 2);
+  assert.match(
+    run.stderr,
+    new RegExp(
+      `^error: Cannot read docker-archive "${path}": layer "layer/layer.tar" is ${
+        sha256(layer)
+      }, not the DiffID`,
+    ),
+  );
+  const listed = await dockerd.docker(["image", "ls", "--quiet", "ends/lying"]);
+  assert.equal(listed.stdout.trim(), "");
 });
