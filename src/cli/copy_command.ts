@@ -249,21 +249,16 @@ async function destinationOf(
   destination: Exclude<ImageLocation, { kind: "docker" }>,
   source: Exclude<ImageLocation, { kind: "docker" }>,
 ): Promise<ImageDestination<ArchiveCopyResult>> {
-  const nothing = new V2MetadataService(null);
   switch (destination.kind) {
-    case "docker-daemon":
-      return dockerdDestination(
-        new DockerdApi(dockerHost(context), context.signal),
-        taggedName(destination.reference),
-        { metadataService: () => Promise.resolve(nothing), hmacKey: null },
-      );
+    case "docker-daemon": {
+      const api = new DockerdApi(dockerHost(context), context.signal);
+      return dockerdDestination(api, taggedName(destination.reference));
+    }
     case "archive":
       return archiveDestination(destination.path, {
         format: destination.format,
         name: destination.tag,
         fs: context.fs,
-        service: nothing,
-        hmacKey: null,
       });
     case "oci": {
       const tag = destination.tag ??
@@ -302,8 +297,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     ? undefined
     : parsePlatform(args.platform);
   // Into or out of dockerd, the layers are recorded in dockerd's own store (what its push
-  // reads) unless another is named.
-  // Between ends that are no registry nothing is recorded: no store is opened.
+  // reads) unless another is named; between ends that are no registry, nothing is recorded.
   const daemon = source.kind === "docker-daemon" || destination.kind === "docker-daemon";
   const opened = !registry || (daemon && args.root === undefined && args.store === undefined)
     ? null

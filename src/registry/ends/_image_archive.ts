@@ -4,13 +4,12 @@
 // the configuration `<hex>.json`, as skopeo writes them), or as an OCI image layout in a tar
 // (`blobs/<alg>/<hex>`, index.json, oci-layout: skopeo's oci-archive). dockerd's
 // `POST /images/load` and archive files are fed from it.
-import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { digestOf } from "../_digest.ts";
 import { diffIDsOf, isForeign } from "../_image.ts";
 import { RegistryError } from "../errors.ts";
 import { familiarName, type Reference } from "../reference.ts";
 import { manifestFor, type TakenLayer } from "../transfer/built_manifest.ts";
-import { Proving, type TakenLayerResult } from "../transfer/proving.ts";
+import { Proving, type Records, type TakenLayerResult } from "../transfer/proving.ts";
 import type { ImageSource } from "../transfer/source.ts";
 import type { Descriptor } from "../types.ts";
 import { TAR_END, tarHeader, tarPadding } from "./_tar.ts";
@@ -31,7 +30,7 @@ export interface ImageArchive {
    * Once the archive was all written: each layer's DiffID as its bytes proved it, and for a
    * registry's image the proven ones recorded with `tagAndAdd` (as a pull records them).
    */
-  finish(service: V2MetadataService | null, hmacKey: Uint8Array | null): Promise<ArchiveCopyResult>;
+  finish(records: Records | undefined): Promise<ArchiveCopyResult>;
   /** Stops the layer being read (the archive was not all written). */
   abort(reason: unknown): void;
 }
@@ -204,12 +203,12 @@ export async function imageArchive(
       stop.abort(reason);
       proving.abort();
     },
-    async finish(service, hmacKey) {
+    async finish(records) {
       const layers = diffIDs.map((diffID, i) => ({ digest: blobOf(i), diffID }));
       return {
         ...manifest!.descriptor,
         imageID,
-        layers: await proving.settle(layers, image.origin, service, hmacKey),
+        layers: await proving.settle(layers, image.origin, records),
       };
     },
   };

@@ -16,6 +16,7 @@ import { parseReference } from "../reference.ts";
 import { fromFirstEndpoint, getRepositories } from "../repositories.ts";
 import type { Platform, RegistryConfig } from "../types.ts";
 import type { ImageDestination } from "../transfer/destination.ts";
+import type { Records } from "../transfer/proving.ts";
 import { transferImage } from "../transfer/transfer.ts";
 import {
   type ArchiveCopyResult,
@@ -57,8 +58,8 @@ export function archiveDestination(
     format: ArchiveFormat;
     name: string | undefined;
     fs: FileSystem;
-    service: V2MetadataService;
-    hmacKey: Uint8Array | null;
+    /** Where a registry's layers are recorded (none: nowhere). */
+    records?: Records;
   },
 ): ImageDestination<ArchiveCopyResult> {
   const { fs } = options;
@@ -81,7 +82,7 @@ export function archiveDestination(
         archive.abort(error);
         throw error;
       }
-      return await archive.finish(options.service, options.hmacKey);
+      return await archive.finish(options.records);
     },
   };
 }
@@ -126,8 +127,10 @@ export async function copyToArchive(
     format,
     name: tag ?? (format === "docker-archive" ? savedName(parsed) : parsed.tag),
     fs,
-    service: config.metadataService ?? new V2MetadataService(null),
-    hmacKey: config.hmacKey ?? null,
+    records: {
+      service: config.metadataService ?? new V2MetadataService(null),
+      hmacKey: config.hmacKey ?? null,
+    },
   });
   const repositories = await getRepositories(ref, registryConfig);
   return await fromFirstEndpoint(

@@ -7,12 +7,12 @@
  * @module
  */
 import { withCredentials } from "../keychain.ts";
-import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
 import { parseReference } from "../reference.ts";
 import { fromFirstEndpoint, getRepositories } from "../repositories.ts";
 import type { ImageDestination } from "../transfer/destination.ts";
+import type { Records } from "../transfer/proving.ts";
 import { transferImage } from "../transfer/transfer.ts";
 import { readAtMost } from "../transport/limits.ts";
 import type { Platform, RegistryConfig } from "../types.ts";
@@ -44,14 +44,6 @@ function checkLoadAnswer(answer: Uint8Array, name: string): void {
   }
 }
 
-/** Where {@linkcode dockerdDestination} records a registry's layers. */
-export interface DockerdRecords {
-  /** The metadata service, opened only when there is something to record. */
-  metadataService: () => Promise<V2MetadataService>;
-  /** The key of the source registry's credentials, which its entries are tagged with. */
-  hmacKey: Uint8Array | null;
-}
-
 /**
  * dockerd as the destination of a transfer: the image streams as a `docker save` archive into
  * `POST /images/load` (a registry's compressed layers as they are: dockerd inflates them), then
@@ -60,13 +52,13 @@ export interface DockerdRecords {
  *
  * @param api dockerd's API.
  * @param name The name dockerd tags the image with, e.g. `app:1`; `undefined` for none.
- * @param records Where a registry's layers are recorded.
+ * @param records Where a registry's layers are recorded (none: nowhere).
  * @returns The destination.
  */
 export function dockerdDestination(
   api: DockerdApi,
   name: string | undefined,
-  records: DockerdRecords,
+  records?: Records,
 ): ImageDestination<ArchiveCopyResult> {
   return {
     async put(image, dir, signal) {
@@ -86,8 +78,7 @@ export function dockerdDestination(
       }
       checkLoadAnswer(answer, name ?? image.shown);
       // Loaded: dockerd checked every DiffID; each is recorded once its bytes proved it here too.
-      const service = image.origin === undefined ? null : await records.metadataService();
-      return await archive.finish(service, records.hmacKey);
+      return await archive.finish(records);
     },
   };
 }
@@ -134,10 +125,7 @@ export async function copyToDockerd(
   const { platform = hostPlatform(), ...registryConfig } = config;
   const repositories = await getRepositories(ref, registryConfig);
   const name = tag ?? savedName(parsed);
-  const into = dockerdDestination(api, name, {
-    metadataService: () => Promise.resolve(service),
-    hmacKey: config.hmacKey ?? null,
-  });
+  const into = dockerdDestination(api, name, { service, hmacKey: config.hmacKey ?? null });
   return await fromFirstEndpoint(
     repositories,
     (repo) =>

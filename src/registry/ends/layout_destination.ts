@@ -55,7 +55,7 @@ export function layoutDestination(
       return {
         ...manifest.descriptor,
         imageID,
-        layers: await proving.settle(layers, undefined, null, null),
+        layers: await proving.settle(layers, undefined, undefined),
       };
     },
   };

@@ -17,6 +17,14 @@ export interface TakenLayerResult extends Omit<PulledLayer, "status"> {
   status: PulledLayer["status"] | "proven";
 }
 
+/** Where a registry's layers are recorded as pulled: the metadata, the source's credentials' key. */
+export interface Records {
+  /** The metadata service. */
+  service: V2MetadataService;
+  /** The key of the source registry's credentials, which the entries are tagged with. */
+  hmacKey: Uint8Array | null;
+}
+
 /** The layers taken, by blob digest, each with the DiffID its bytes gave as they passed. */
 export class Proving {
   readonly #sinks = new Map<string, DiffIDSink | null>();
@@ -51,15 +59,13 @@ export class Proving {
    *
    * @param layers The image's layers in order: blob digest and claimed DiffID.
    * @param origin The source repository's full name, if any.
-   * @param service Where a registry's layers are recorded (`null`: nowhere).
-   * @param hmacKey The key of the source's credentials.
+   * @param records Where a registry's layers are recorded (none: nowhere).
    * @returns Each layer's outcome, in order.
    */
   async settle(
     layers: readonly { digest: string; diffID: string }[],
     origin: string | undefined,
-    service: V2MetadataService | null,
-    hmacKey: Uint8Array | null,
+    records: Records | undefined,
   ): Promise<TakenLayerResult[]> {
     const actual = new Map<string, string | null>();
     for (const [digest, sink] of this.#sinks) {
@@ -73,10 +79,10 @@ export class Proving {
       }
       const verdict = proven(diffID, actual.get(digest)!);
       if (verdict.status !== "recorded") results.push({ digest, diffID, ...verdict });
-      else if (origin === undefined || service === null) {
+      else if (origin === undefined || records === undefined) {
         results.push({ digest, diffID, status: "proven" });
       } else {
-        await recordLayer(service, hmacKey, diffID, digest, origin);
+        await recordLayer(records.service, records.hmacKey, diffID, digest, origin);
         results.push({ digest, diffID, status: "recorded" });
       }
     }
