@@ -67,14 +67,20 @@ function pick<T>(all: T[], names: (item: T) => string[], tag: string | undefined
   return found;
 }
 
-/** An OCI archive's blobs into `layout`; returns the descriptor of the image `tag` picks. */
+/**
+ * The OCI archive at `path` read into a layout at `dir`: the layout, and the descriptor of
+ * the image `tag` picks (its annotations left out).
+ */
 async function readOciArchive(
-  stream: ReadableStream<Uint8Array>,
+  fs: FileSystem,
+  path: string,
+  dir: string,
   signal: AbortSignal | undefined,
-  layout: OciLayoutStore,
   tag: string | undefined,
   what: string,
-): Promise<Descriptor> {
+): Promise<{ layout: OciLayoutStore; descriptor: Descriptor }> {
+  const { stream } = await fs.openRead!(path);
+  const layout = await ociLayoutStore(dir, { fs });
   let index: Uint8Array | undefined;
   for await (const entry of tarEntries(stream, what, signal)) {
     if (entry.kind === "symlink") throw malformed(what, `entry "${entry.name}" is a link`);
@@ -104,7 +110,8 @@ async function readOciArchive(
   if (!await layout.has(chosen.digest)) {
     throw malformed(what, `index.json names manifest ${chosen.digest} that is not in it`);
   }
-  return chosen;
+  const { annotations: _, ...descriptor } = chosen;
+  return { layout, descriptor };
 }
 
 /** One file of a docker archive, saved: where, its size and SHA-256. */
@@ -350,15 +357,8 @@ export async function copyFromArchive(
   const what = `${format} "${path}"`;
   const target = parseReference(ref);
   return await inTempDir(fs, tempDir, "distribution-archive", async (temp) => {
-    const { stream } = await fs.openRead!(path);
-    const layout = await ociLayoutStore(`${temp}/layout`, { fs });
-    const { annotations: _, ...descriptor } = await readOciArchive(
-      stream,
-      config.signal,
-      layout,
-      tag,
-      what,
-    );
+    const read = await readOciArchive(fs, path, `${temp}/layout`, config.signal, tag, what);
+    const { layout, descriptor } = read;
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
   });
@@ -401,16 +401,16 @@ export function archiveSource(path: string, options: ArchiveReadOptions = {}): O
   return async (work) => {
     const { dir, signal } = work;
     checkStreams(fs, path);
-    const { stream } = await fs.openRead!(path);
     if (format === "docker-archive") {
+      const { stream } = await fs.openRead!(path);
       await fs.mkdir(`${dir}/archive`, 0o700);
       return await readDockerArchive(stream, signal, fs, `${dir}/archive`, tag, what);
     }
-    const layout = await ociLayoutStore(`${dir}/layout`, { fs });
-    const { annotations: _, ...descriptor } = await readOciArchive(
-      stream,
+    const { layout, descriptor } = await readOciArchive(
+      fs,
+      path,
+      `${dir}/layout`,
       signal,
-      layout,
       tag,
       what,
     );
