@@ -277,7 +277,6 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
   const cases: [string[], RegExp][] = [
     [["copy", "docker://UPPER/app", "oci:/tmp/x"], /repository name must be lowercase/],
     [["copy", "busybox", "oci:/tmp/x"], /docker:\/\/REF or a layout as oci:DIR\[:TAG\]/],
-    [["copy", "oci:/tmp/a", "oci:/tmp/b"], /name a registry/],
     [["copy", "oci:/tmp/a:-bad", "docker://x/y"], /invalid image "-bad"/],
     [["copy", "docker://x/y"], /needs a source and a destination image/],
     [["copy", "docker://x/y", "oci:/tmp/a", "extra"], /Unexpected argument "extra"/],
@@ -285,21 +284,14 @@ test("cli.ts copy: bad references and sides are usage errors (exit 2)", async ()
       ["copy", "docker://x/y", "docker-daemon:app"],
       /name dockerd's image as docker-daemon:NAME:TAG/,
     ],
-    [["copy", "docker-daemon:app:1", "oci:/tmp/b"], /dockerd's images are copied to a registry/],
-    [["copy", "docker-daemon:app:1", "docker-daemon:b:1"], /copied to a registry/],
     [["copy", "--all", "docker-daemon:app:1", "docker://x/y"], /it gives one image/],
-    [["copy", "oci:/tmp/a", "docker-daemon:app:1"], /dockerd and archives take images/],
     [["copy", "--all", "docker://x/y", "docker-daemon:app:1"], /it takes one image/],
-    [["copy", "docker-archive:/tmp/a.tar", "oci:/tmp/b"], /an archive is copied to a registry/],
     [["copy", "--all", "oci-archive:/tmp/a.tar", "docker://x/y"], /it gives one image/],
+    [["copy", "--all", "oci:/tmp/a", "oci:/tmp/b"], /it takes one image/],
     [["copy", "docker://x/y", "docker-archive:/tmp/a.tar:app"], /docker-archive:PATH:NAME:TAG/],
     [
       ["copy", "docker://x/y", "oci-archive:/tmp/a.tar:a/../b"],
       /is not an OCI layout.s image name/,
-    ],
-    [
-      ["copy", "oci-archive:/tmp/a.tar", "docker-archive:/tmp/b.tar"],
-      /an archive is copied to a registry/,
     ],
   ];
   for (const [args, message] of cases) {

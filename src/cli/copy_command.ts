@@ -19,12 +19,23 @@ import {
   type OciLayoutStore,
   ociLayoutStore,
   parsePlatform,
+  type Platform,
   pull,
   push,
   type RegistryConfig,
 } from "../registry/mod.ts";
 import { V2MetadataService } from "../v2_metadata_service.ts";
-import { DEFAULT_DOCKER_HOST } from "../registry/ends/dockerd_api.ts";
+import { DEFAULT_DOCKER_HOST, DockerdApi } from "../registry/ends/dockerd_api.ts";
+import type { ArchiveCopyResult } from "../registry/ends/_image_archive.ts";
+import { archiveDestination } from "../registry/ends/archive_file.ts";
+import { archiveSource } from "../registry/ends/archive_source.ts";
+import { dockerdDestination } from "../registry/ends/dockerd_load.ts";
+import { dockerdSource } from "../registry/ends/dockerd_source.ts";
+import { layoutDestination } from "../registry/ends/layout_destination.ts";
+import { layoutSource } from "../registry/ends/layout_source.ts";
+import { hostPlatform } from "../registry/platform.ts";
+import type { ImageDestination } from "../registry/transfer/destination.ts";
+import { type OpenSource, transferImage } from "../registry/transfer/transfer.ts";
 import { removeTree } from "../_remove_tree.ts";
 import { UsageError } from "./args.ts";
 import type { CopyProgress } from "./copy_progress.ts";
@@ -193,6 +204,71 @@ function warnUnrecorded(
   }
 }
 
+/** dockerd's socket, as the CLI reaches it. */
+function dockerHost(context: CopyContext): string {
+  return context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST;
+}
+
+/** A side that is no registry, as a transfer's source. */
+async function sourceOf(
+  context: CopyContext,
+  source: Exclude<ImageLocation, { kind: "docker" }>,
+  platform: Platform | "all" | undefined,
+): Promise<OpenSource> {
+  const { fs, signal } = context;
+  const one = typeof platform === "object" ? platform : hostPlatform();
+  switch (source.kind) {
+    case "docker-daemon":
+      return dockerdSource(taggedName(source.reference), {
+        dockerHost: dockerHost(context),
+        fs,
+        signal,
+      });
+    case "archive":
+      return archiveSource(source.path, {
+        format: source.format,
+        tag: source.tag,
+        platform: one,
+        fs,
+      });
+    case "oci": {
+      const layout = await existingLayout(context, source.dir, source.text);
+      const manifest = await sourceManifest(layout, source.tag, source.text);
+      return layoutSource(layout, manifest, one, source.text);
+    }
+  }
+}
+
+/**
+ * A side that is no registry, as a transfer's destination. An image from no registry records
+ * nothing; the name it gets where none is given is the source's tag (`latest` for an archive
+ * that names none), as skopeo names it.
+ */
+async function destinationOf(
+  context: CopyContext,
+  destination: Exclude<ImageLocation, { kind: "docker" }>,
+  source: Exclude<ImageLocation, { kind: "docker" }>,
+): Promise<ImageDestination<ArchiveCopyResult>> {
+  switch (destination.kind) {
+    case "docker-daemon": {
+      const api = new DockerdApi(dockerHost(context), context.signal);
+      return dockerdDestination(api, taggedName(destination.reference));
+    }
+    case "archive":
+      return archiveDestination(destination.path, {
+        format: destination.format,
+        name: destination.tag,
+        fs: context.fs,
+      });
+    case "oci": {
+      const tag = destination.tag ??
+        (source.kind === "docker-daemon" ? source.reference.tag : source.tag) ?? "latest";
+      const name = tag.includes(":") ? tag.slice(tag.lastIndexOf(":") + 1) : tag;
+      return layoutDestination(await ociLayoutStore(destination.dir, { fs: context.fs }), name);
+    }
+  }
+}
+
 /**
  * Runs `copy SRC DST`.
  *
@@ -203,32 +279,12 @@ export async function copyCommand(context: CopyContext): Promise<number> {
   const { args } = context;
   const source = parseImageLocation(args.argument!, context.cwd);
   const destination = parseImageLocation(args.destination!, context.cwd);
-  if (source.kind === "oci" && destination.kind === "oci") {
-    throw new UsageError(`Cannot copy "${source.text}" to "${destination.text}": name a registry`);
-  }
   if (source.kind === "docker" && destination.kind === "docker") {
     context.credentials.checkSides(source.reference.domain, destination.reference.domain);
   }
+  const registry = source.kind === "docker" || destination.kind === "docker";
   const archiving = destination.kind === "docker-daemon" || destination.kind === "archive";
-  if (source.kind === "archive" && destination.kind !== "docker") {
-    throw new UsageError(
-      `Cannot copy "${source.text}" to "${destination.text}": an archive is copied to a ` +
-        "registry (docker://REF)",
-    );
-  }
-  if (source.kind === "docker-daemon" && destination.kind !== "docker") {
-    throw new UsageError(
-      `Cannot copy "${source.text}" to "${destination.text}": dockerd's images are copied to a ` +
-        "registry (docker://REF)",
-    );
-  }
-  if (archiving && source.kind !== "docker") {
-    throw new UsageError(
-      `Cannot copy "${source.text}" to "${destination.text}": dockerd and archives take images ` +
-        "from a registry (docker://REF)",
-    );
-  }
-  if (archiving && args.all) {
+  if ((archiving || !registry) && args.all) {
     throw new UsageError(`Cannot copy "--all" to "${destination.text}": it takes one image`);
   }
   if ((source.kind === "archive" || source.kind === "docker-daemon") && args.all) {
@@ -241,10 +297,9 @@ export async function copyCommand(context: CopyContext): Promise<number> {
     ? undefined
     : parsePlatform(args.platform);
   // Into or out of dockerd, the layers are recorded in dockerd's own store (what its push
-  // reads) unless another is named.
+  // reads) unless another is named; between ends that are no registry, nothing is recorded.
   const daemon = source.kind === "docker-daemon" || destination.kind === "docker-daemon";
-  const opened = daemon && args.root === undefined &&
-      args.store === undefined
+  const opened = !registry || (daemon && args.root === undefined && args.store === undefined)
     ? null
     : await openMetadataStore(context);
   const metadataService = opened === null ? undefined : new V2MetadataService(opened.store);
@@ -306,7 +361,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
           ...common,
           ...await sideFor(source),
           ...onePlatform,
-          dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
+          dockerHost: dockerHost(context),
         },
       );
       warnUnrecorded(context, result);
@@ -340,7 +395,7 @@ export async function copyCommand(context: CopyContext): Promise<number> {
         formatReference(destination.reference),
         {
           ...await configFor(destination),
-          dockerHost: context.env("DOCKER_HOST") || DEFAULT_DOCKER_HOST,
+          dockerHost: dockerHost(context),
           fs: context.fs,
         },
       );
@@ -354,8 +409,20 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       );
       warnUnrecorded(context, result);
       copied = result;
+    } else if (source.kind !== "docker" && destination.kind !== "docker") {
+      // Between ends that are no registry: one transfer, each layer as the source gives it.
+      context.progress.step("pull");
+      if (destination.kind === "oci") created = await firstMissing(context.fs, destination.dir);
+      const fs = context.fs;
+      const result = await transferImage(
+        await sourceOf(context, source, platform),
+        await destinationOf(context, destination, source),
+        { fs, signal: context.signal },
+      );
+      warnUnrecorded(context, result);
+      copied = result;
     } else {
-      throw new Error("unreachable: two layouts and other sides are refused above");
+      throw new Error("unreachable: every pair with a registry is handled above");
     }
     context.progress.finish();
     if (args.digestFile !== undefined) {

@@ -3,7 +3,7 @@
 // `docker-archive:PATH[:NAME:TAG]` (a `docker save` archive), `oci-archive:PATH[:TAG]` (an OCI
 // image layout in a tar). Names are read by the registry's
 // reference module, the one place Docker names are normalised.
-import type { ArchiveFormat } from "../registry/ends/_registry_archive.ts";
+import type { ArchiveFormat } from "../registry/ends/_image_archive.ts";
 import {
   familiarName,
   formatReference,

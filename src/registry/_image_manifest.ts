@@ -1,31 +1,37 @@
 // From an index to image manifests: the entries for the platforms asked for, the image manifest
-// an entry names, and the one image a reference names for one platform (link and the dockerd
-// end take one image, as `docker pull` does).
+// an entry names, and the one image a reference names for one platform (link and the dockerd,
+// archive and layout ends take one image, as `docker pull` does).
 import { isIndexMediaType } from "./manifest.ts";
 import { RegistryError } from "./errors.ts";
-import { formatReference, type Reference } from "./reference.ts";
-import type { Descriptor, Manifest, Platform, Repository } from "./types.ts";
+import type { Descriptor, Manifest, Platform } from "./types.ts";
+
+/** Where manifests are read, by tag or digest: a repository's `manifests()`, a layout. */
+export interface ManifestReader {
+  /** The manifest, bounded and checked. */
+  get(reference: string): Promise<Manifest>;
+}
 
 /**
- * The image manifest `ref` names: itself, or its index's entry for `platform`.
+ * The image manifest `reference` names: itself, or its index's entry for `platform`.
  *
- * @param repo The repository.
- * @param ref The reference, with a tag or digest.
+ * @param manifests Where it is read.
+ * @param reference A tag or digest.
  * @param platform The platform to take from an index.
- * @param doing What for, for messages: `"pull"` or `"link"`.
+ * @param doing What for, for messages.
+ * @param shown The image, for messages.
  * @returns The manifest.
  */
 export async function imageManifest(
-  repo: Repository,
-  ref: Reference,
+  manifests: ManifestReader,
+  reference: string,
   platform: Platform,
-  doing: "pull" | "link",
+  doing: "pull" | "copy" | "link",
+  shown: string,
 ): Promise<Manifest> {
-  const shown = formatReference(ref);
-  const manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
+  const manifest = await manifests.get(reference);
   if (!isIndexMediaType(manifest.mediaType)) return manifest;
   const [entry] = selectEntries(manifest, platform, shown);
-  return await imageOfIndex(repo, entry!, doing, shown);
+  return await imageOfIndex(manifests, entry!, doing, shown);
 }
 
 function pickPlatform(index: Manifest, platform: Platform, ref: string): Descriptor {
@@ -49,19 +55,19 @@ function pickPlatform(index: Manifest, platform: Platform, ref: string): Descrip
  * The image manifest an index entry names; another index is `UNSUPPORTED`, as dockerd pulls
  * only image manifests from a list (this also ends an index naming itself).
  *
- * @param repo The repository of the index.
+ * @param manifests Where the index was read.
  * @param entry The entry.
  * @param doing `"pull"` or `"copy"`, for the message.
  * @param shown The reference, for messages.
  * @returns The manifest.
  */
 export async function imageOfIndex(
-  repo: Repository,
+  manifests: ManifestReader,
   entry: Descriptor,
   doing: "pull" | "copy" | "link",
   shown: string,
 ): Promise<Manifest> {
-  const child = await repo.manifests().get(entry.digest);
+  const child = await manifests.get(entry.digest);
   if (isIndexMediaType(child.mediaType)) {
     throw new RegistryError(
       "UNSUPPORTED",

@@ -7,14 +7,13 @@
  * @module
  */
 import type { AuthConfig } from "../hmac.ts";
-import { digestOf, isDigest } from "./_digest.ts";
+import { isDigest } from "./_digest.ts";
 import { type DiffIDSink, diffIDSink, feeding } from "./_diff_id.ts";
 import { configFrom, imageParts, isForeign, knownDiffID } from "./_image.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, DEFAULT_CONCURRENT_UPLOADS, limiter } from "./_limit.ts";
 import { isRegistryError, RegistryError } from "./errors.ts";
-import { isIndexMediaType } from "./manifest.ts";
-import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import { attemptBudget, mountCandidates } from "./push_candidates.ts";
+import { eachImage } from "./transfer/each_image.ts";
 import { inManifestOrder, type InSlot } from "./transfer/in_manifest_order.ts";
 import {
   mountFrom,
@@ -26,7 +25,6 @@ import {
 import { proven, recordLayer } from "./transfer/proven.ts";
 import { told } from "./transfer/told.ts";
 import { type Keychain, withCredentials } from "./keychain.ts";
-import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { checkRepositoryName, fromFirstEndpoint, getRepositories } from "./repositories.ts";
 import type { TlsOptions } from "./transport/default_transport.ts";
@@ -332,33 +330,15 @@ function checkTargetDigest(ctx: CopyContext, digest: string): void {
 }
 
 async function copyFrom(ctx: CopyContext): Promise<CopyResult> {
-  const { from, source, shown } = ctx;
-  const manifest = await from.manifests().get(source.digest ?? source.tag!);
-  const digest = source.digest ?? await digestOf(manifest.payload);
   const tag = ctx.to.target.tag;
-  if (!isIndexMediaType(manifest.mediaType)) {
-    checkTargetDigest(ctx, digest);
-    return await copyImage(ctx, manifest, digest, tag);
-  }
-  const selection = ctx.config.platform ?? hostPlatform();
-  const one = selection !== "all" && !Array.isArray(selection);
-  const entries = selectEntries(manifest, selection, shown);
-  checkTargetDigest(ctx, one ? entries[0]!.digest : digest);
-  const images: CopyResult[] = [];
-  for (const entry of entries) {
-    const child = await imageOfIndex(from, entry, "copy", shown);
-    images.push(await copyImage(ctx, child, entry.digest, one ? tag : undefined));
-  }
-  if (one) return images[0]!;
-  await ctx.to.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
-  const layers = images.flatMap((image) => image.layers);
-  return {
-    mediaType: manifest.mediaType,
-    digest,
-    size: manifest.payload.length,
-    layers,
-    manifests: images,
-  };
+  return await eachImage(ctx.from, ctx.source, ctx.config.platform, "copy", {
+    named: (digest) => checkTargetDigest(ctx, digest),
+    image: (manifest, digest, named) => copyImage(ctx, manifest, digest, named ? tag : undefined),
+    // One platform's image is the name: the index does not go.
+    async index(manifest, _, named) {
+      if (named) await ctx.to.repo.manifests().put(manifest, tag === undefined ? {} : { tag });
+    },
+  });
 }
 
 /** The configuration of one side: what the copy shares, and that side's own way in. */

@@ -158,7 +158,13 @@ export async function link(
     getRepositories(ref, { ...registryConfig, signal }),
   ], stop);
   return await fromFirstEndpoint(repositories, async (repo) => {
-    const manifest = await imageManifest(repo, parsed, config.platform ?? held.platform, "link");
+    const manifest = await imageManifest(
+      repo.manifests(),
+      parsed.digest ?? parsed.tag!,
+      config.platform ?? held.platform,
+      "link",
+      shown,
+    );
     const [configDescriptor, ...layers] = manifest.references();
     if (configDescriptor!.digest !== held.id) {
       throw new RegistryError(

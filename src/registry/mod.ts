@@ -43,7 +43,8 @@ export { copyFromDockerd, type DockerdSourceConfig } from "./ends/dockerd_source
 export type { UncompressedPushConfig } from "./push_uncompressed.ts";
 export { type ArchiveCopyConfig, copyToArchive } from "./ends/archive_file.ts";
 export { type ArchiveSourceConfig, copyFromArchive } from "./ends/archive_source.ts";
-export type { ArchiveCopyResult, ArchiveFormat } from "./ends/_registry_archive.ts";
+export type { ArchiveCopyResult, ArchiveFormat } from "./ends/_image_archive.ts";
+export type { TakenLayerResult } from "./transfer/proving.ts";
 export { type CopiedLayer, copy, type CopyConfig, type CopyResult, type CopySide } from "./copy.ts";
 export { getRepositories, tags } from "./repositories.ts";
 export {

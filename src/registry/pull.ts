@@ -7,17 +7,15 @@
  */
 import { V2MetadataService } from "../v2_metadata_service.ts";
 import { LIMITS } from "./transport/limits.ts";
-import { digestOf, readVerified } from "./_digest.ts";
+import { readVerified } from "./_digest.ts";
 import { imageParts, isForeign, knownDiffID } from "./_image.ts";
-import { imageOfIndex, selectEntries } from "./_image_manifest.ts";
 import { diffIDSink, feeding } from "./_diff_id.ts";
 import { DEFAULT_CONCURRENT_DOWNLOADS, limiter } from "./_limit.ts";
 import { RegistryError } from "./errors.ts";
+import { eachImage } from "./transfer/each_image.ts";
 import { inManifestOrder } from "./transfer/in_manifest_order.ts";
 import { proven, recordLayer } from "./transfer/proven.ts";
 import { told } from "./transfer/told.ts";
-import { isIndexMediaType } from "./manifest.ts";
-import { hostPlatform } from "./platform.ts";
 import { formatReference, parseReference, type Reference } from "./reference.ts";
 import { withCredentials } from "./keychain.ts";
 import { fromFirstEndpoint, getRepositories } from "./repositories.ts";
@@ -172,29 +170,26 @@ async function pullFrom(
     service: config.metadataService ?? new V2MetadataService(null),
     downloads: limiter(config.maxConcurrentDownloads ?? DEFAULT_CONCURRENT_DOWNLOADS),
   };
-  const manifest = await repo.manifests().get(ref.digest ?? ref.tag!);
-  const digest = ref.digest ?? await digestOf(manifest.payload);
   const name = ref.tag ?? shown;
-  if (!isIndexMediaType(manifest.mediaType)) {
-    const result = await pullImage(ctx, manifest, digest);
-    await store.tag(name, result);
-    return result;
-  }
-  const selection = config.platform ?? hostPlatform();
-  const images: PullResult[] = [];
-  for (const entry of selectEntries(manifest, selection, shown)) {
-    const child = await imageOfIndex(repo, entry, "pull", shown);
-    images.push(await pullImage(ctx, child, entry.digest));
-  }
-  await store.put(digest, manifest.payload);
-  if (selection !== "all" && !Array.isArray(selection)) {
-    const image = images[0]!;
-    await store.tag(name, { mediaType: image.mediaType, digest: image.digest, size: image.size });
-    return image;
-  }
-  const descriptor = { mediaType: manifest.mediaType, digest, size: manifest.payload.length };
-  await store.tag(name, descriptor);
-  return { ...descriptor, layers: images.flatMap((image) => image.layers), manifests: images };
+  const descriptor = ({ mediaType, digest, size }: Descriptor) => ({ mediaType, digest, size });
+  // An index is stored even when the name becomes one of its images.
+  return await eachImage(repo, ref, config.platform, "pull", {
+    async image(manifest, digest, named) {
+      const result = await pullImage(ctx, manifest, digest);
+      if (named) await store.tag(name, descriptor(result));
+      return result;
+    },
+    async index(manifest, digest, named) {
+      await store.put(digest, manifest.payload);
+      if (named) {
+        await store.tag(name, {
+          mediaType: manifest.mediaType,
+          digest,
+          size: manifest.payload.length,
+        });
+      }
+    },
+  });
 }
 
 /**

@@ -71,14 +71,14 @@ export interface UncompressedImage {
   /**
    * The layers no lookup found (`wanted`, by DiffID), in the source's order, each proven
    * against its DiffID as it is read (`DIGEST_INVALID` otherwise); spool files go under `dir`.
-   * A source that gzips a layer as it spools it does so with `gzip`. Called once, and only
-   * when some layer is wanted.
+   * A source that gzips a layer as it spools it does so with `gzip`, given by a destination
+   * that takes layers gzipped (a registry). Called once, and only when some layer is wanted.
    */
   layers(
     wanted: ReadonlySet<string>,
     dir: string,
     signal: AbortSignal,
-    gzip: GzipLayer,
+    gzip?: GzipLayer,
   ): AsyncIterable<UncompressedLayer>;
 }
 

@@ -1,7 +1,8 @@
 /**
- * A registry's image into an archive file: `docker-archive` (what `docker save` writes and
+ * An archive file as a destination: `docker-archive` (what `docker save` writes and
  * `docker load` and skopeo read) or `oci-archive` (an OCI image layout in a tar, skopeo's),
- * streamed from the registry to the file, which appears only once complete.
+ * streamed from the source (a registry's `GET`, dockerd's save, another archive) to the file,
+ * which appears only once complete.
  *
  * @module
  */
@@ -14,11 +15,16 @@ import { hostPlatform } from "../platform.ts";
 import { parseReference } from "../reference.ts";
 import { fromFirstEndpoint, getRepositories } from "../repositories.ts";
 import type { Platform, RegistryConfig } from "../types.ts";
+import type { ImageDestination } from "../transfer/destination.ts";
+import type { Records } from "../transfer/proving.ts";
+import { transferImage } from "../transfer/transfer.ts";
 import {
   type ArchiveCopyResult,
   type ArchiveFormat,
-  registryArchive,
-} from "./_registry_archive.ts";
+  imageArchive,
+  savedName,
+} from "./_image_archive.ts";
+import { registrySource } from "./registry_source.ts";
 
 /** How {@linkcode copyToArchive} reaches the registry and writes the file. */
 export interface ArchiveCopyConfig extends Omit<RegistryConfig, "platform"> {
@@ -34,6 +40,51 @@ export interface ArchiveCopyConfig extends Omit<RegistryConfig, "platform"> {
   platform?: Platform;
   /** Where the file is written (default: the runtime's file system). */
   fs?: FileSystem;
+}
+
+/**
+ * An archive file at `path` as the destination of a transfer, replaced atomically (a failed
+ * transfer leaves no file): the image's layers streamed into it as the source gives them,
+ * then its configuration and what names it. A registry's layers whose bytes proved their
+ * DiffID are recorded in `service` as pull records them.
+ *
+ * @param path The archive's path.
+ * @param options Format, name, file system, and where a registry's layers are recorded.
+ * @returns The destination.
+ */
+export function archiveDestination(
+  path: string,
+  options: {
+    format: ArchiveFormat;
+    name: string | undefined;
+    fs: FileSystem;
+    /** Where a registry's layers are recorded (none: nowhere). */
+    records?: Records;
+  },
+): ImageDestination<ArchiveCopyResult> {
+  const { fs } = options;
+  return {
+    async put(image, dir, signal) {
+      if (fs.writeFileStream === undefined) {
+        throw new RegistryError(
+          "UNSUPPORTED",
+          `Cannot write "${path}": the file system cannot stream`,
+        );
+      }
+      const slash = path.lastIndexOf("/");
+      const temp = `${path.slice(0, slash + 1)}.tmp-${path.slice(slash + 1)}${
+        crypto.getRandomValues(new Uint32Array(1))[0]
+      }`;
+      const archive = await imageArchive(image, options.format, options.name, dir, signal);
+      try {
+        await fs.writeFileStream(path, temp, archive.stream, 0o644);
+      } catch (error) {
+        archive.abort(error);
+        throw error;
+      }
+      return await archive.finish(options.records);
+    },
+  };
 }
 
 /**
@@ -70,22 +121,21 @@ export async function copyToArchive(
   if (fs.writeFileStream === undefined) {
     throw new RegistryError("UNSUPPORTED", `Cannot write "${path}": the file system cannot stream`);
   }
-  const service = config.metadataService ?? new V2MetadataService(null);
-  const slash = path.lastIndexOf("/");
-  const temp = `${path.slice(0, slash + 1)}.tmp-${path.slice(slash + 1)}${
-    crypto.getRandomValues(new Uint32Array(1))[0]
-  }`;
-  const { platform: _, fs: __, format = "docker-archive", tag, ...registryConfig } = config;
-  const repositories = await getRepositories(ref, registryConfig);
-  return await fromFirstEndpoint(repositories, async (repo) => {
-    const platform = config.platform ?? hostPlatform();
-    const archive = await registryArchive(repo, parsed, platform, format, tag);
-    try {
-      await fs.writeFileStream!(path, temp, archive.stream, 0o644);
-    } catch (error) {
-      archive.abort(error);
-      throw error;
-    }
-    return await archive.finish(service, config.hmacKey ?? null, parsed.name);
+  const { platform = hostPlatform(), fs: _, format = "docker-archive", tag, ...registryConfig } =
+    config;
+  const into = archiveDestination(path, {
+    format,
+    name: tag ?? (format === "docker-archive" ? savedName(parsed) : parsed.tag),
+    fs,
+    records: {
+      service: config.metadataService ?? new V2MetadataService(null),
+      hmacKey: config.hmacKey ?? null,
+    },
   });
+  const repositories = await getRepositories(ref, registryConfig);
+  return await fromFirstEndpoint(
+    repositories,
+    (repo) =>
+      transferImage(registrySource(repo, parsed, platform), into, { fs, signal: config.signal }),
+  );
 }

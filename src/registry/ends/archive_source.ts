@@ -1,12 +1,13 @@
 /**
- * An archive file as the source of a push: `docker-archive` (what `docker save` and skopeo
+ * An archive file as the source of a transfer: `docker-archive` (what `docker save` and skopeo
  * write) or `oci-archive` (an OCI image layout in a tar). The archive is read once, entry by
  * entry, into a temporary directory (every file hashed as it is written). A docker archive's
- * layers, checked against their DiffIDs, are then pushed as dockerd pushes them
- * ({@linkcode pushUncompressed}): looked up by DiffID first, and only those the registry lacks
+ * layers, checked against their DiffIDs, are given uncompressed (or gzipped, as the archive
+ * holds them): to a registry they are pushed as dockerd pushes them
+ * ({@linkcode pushUncompressed}), looked up by DiffID first and only those the registry lacks
  * gzipped and uploaded. An OCI archive's blobs, checked against their digests, form an OCI
- * image layout pushed as any layout is. The metadata records, mounts and upload claims of a
- * push all apply; the directory is removed afterwards.
+ * image layout, pushed to a registry as any layout is and read as a layout elsewhere. The
+ * directory is removed afterwards.
  *
  * @module
  */
@@ -19,16 +20,16 @@ import { diffIDSink } from "../_diff_id.ts";
 import { RegistryError } from "../errors.ts";
 import { ANNOTATION_REF_NAME, type OciLayoutStore, ociLayoutStore } from "../oci_layout.ts";
 import { push } from "../push.ts";
-import {
-  DOCKER_LAYER,
-  pushUncompressed,
-  type UncompressedImage,
-  type UncompressedLayer,
-} from "../push_uncompressed.ts";
+import { DOCKER_LAYER } from "../push_uncompressed.ts";
+import type { ImageSource, SourceLayer } from "../transfer/source.ts";
+import { type OpenSource, transferImage } from "../transfer/transfer.ts";
 import { familiarName, formatReference, parseReference } from "../reference.ts";
 import { LIMITS, parseJson, readAtMost } from "../transport/limits.ts";
-import type { Descriptor, PushResult, RegistryConfig } from "../types.ts";
-import type { ArchiveFormat } from "./_registry_archive.ts";
+import { hostPlatform } from "../platform.ts";
+import type { Descriptor, Platform, PushResult, RegistryConfig } from "../types.ts";
+import type { ArchiveFormat } from "./_image_archive.ts";
+import { layoutSource } from "./layout_source.ts";
+import { registryPushDestination } from "./registry_push_destination.ts";
 import { cleanName, linkTarget, tarEntries } from "./_tar_reader.ts";
 
 /** How {@linkcode copyFromArchive} reads the archive and reaches the registry. */
@@ -66,14 +67,20 @@ function pick<T>(all: T[], names: (item: T) => string[], tag: string | undefined
   return found;
 }
 
-/** An OCI archive's blobs into `layout`; returns the descriptor of the image `tag` picks. */
+/**
+ * The OCI archive at `path` read into a layout at `dir`: the layout, and the descriptor of
+ * the image `tag` picks (its annotations left out).
+ */
 async function readOciArchive(
-  stream: ReadableStream<Uint8Array>,
+  fs: FileSystem,
+  path: string,
+  dir: string,
   signal: AbortSignal | undefined,
-  layout: OciLayoutStore,
   tag: string | undefined,
   what: string,
-): Promise<Descriptor> {
+): Promise<{ layout: OciLayoutStore; descriptor: Descriptor }> {
+  const { stream } = await fs.openRead!(path);
+  const layout = await ociLayoutStore(dir, { fs });
   let index: Uint8Array | undefined;
   for await (const entry of tarEntries(stream, what, signal)) {
     if (entry.kind === "symlink") throw malformed(what, `entry "${entry.name}" is a link`);
@@ -103,7 +110,8 @@ async function readOciArchive(
   if (!await layout.has(chosen.digest)) {
     throw malformed(what, `index.json names manifest ${chosen.digest} that is not in it`);
   }
-  return chosen;
+  const { annotations: _, ...descriptor } = chosen;
+  return { layout, descriptor };
 }
 
 /** One file of a docker archive, saved: where, its size and SHA-256. */
@@ -162,7 +170,7 @@ export async function readDockerArchive(
   work: string,
   tag: string | undefined,
   what: string,
-): Promise<UncompressedImage> {
+): Promise<ImageSource> {
   const saved = new Map<string, Saved>();
   // skopeo names each layer's legacy `<id>/layer.tar` as a link to `<hex>.tar`.
   const links = new Map<string, string>();
@@ -235,7 +243,7 @@ export async function readDockerArchive(
       `manifest.json names ${image.Layers.length} layers, the configuration ${diffIDs.length}`,
     );
   }
-  const layers = new Map<string, UncompressedLayer>();
+  const layers = new Map<string, SourceLayer>();
   const sizes: number[] = [];
   for (const [i, name] of image.Layers.entries()) {
     const layer = find(name, "layer");
@@ -256,6 +264,7 @@ export async function readDockerArchive(
     }
     layers.set(diffID, {
       diffID,
+      size: layer.size,
       open: async () => (await fs.openRead!(layer.file)).stream,
       // The work directory goes as a whole: a file may be two layers' (through links).
       release: () => Promise.resolve(),
@@ -265,9 +274,10 @@ export async function readDockerArchive(
     });
   }
   return {
+    shown: what,
     config: config.data,
     sizes,
-    layers: async function* (wanted) {
+    layers: async function* (wanted: ReadonlySet<string>) {
       for (const layer of layers.values()) if (wanted.has(layer.diffID)) yield layer;
     },
   };
@@ -336,27 +346,74 @@ export async function copyFromArchive(
 ): Promise<PushResult> {
   const { format = "docker-archive", tag, fs = runtimeFileSystem(), tempDir, ...pushConfig } =
     config;
-  if (fs.openRead === undefined || fs.writeFileStream === undefined) {
-    throw new RegistryError("UNSUPPORTED", `Cannot read "${path}": the file system cannot stream`);
+  if (format === "docker-archive") {
+    return await transferImage(
+      archiveSource(path, { format, tag, fs }),
+      registryPushDestination(ref, { ...pushConfig, fs }),
+      { fs, tempDir, signal: config.signal },
+    );
   }
+  checkStreams(fs, path);
   const what = `${format} "${path}"`;
   const target = parseReference(ref);
   return await inTempDir(fs, tempDir, "distribution-archive", async (temp) => {
-    const { stream } = await fs.openRead!(path);
-    if (format === "docker-archive") {
-      await fs.mkdir(`${temp}/work`, 0o700);
-      const image = await readDockerArchive(stream, config.signal, fs, `${temp}/work`, tag, what);
-      return await pushUncompressed(ref, image, { ...pushConfig, fs, tempDir: temp });
-    }
-    const layout = await ociLayoutStore(`${temp}/layout`, { fs });
-    const { annotations: _, ...descriptor } = await readOciArchive(
-      stream,
-      config.signal,
-      layout,
-      tag,
-      what,
-    );
+    const read = await readOciArchive(fs, path, `${temp}/layout`, config.signal, tag, what);
+    const { layout, descriptor } = read;
     await layout.tag(formatReference(target), descriptor);
     return await push(ref, layout, pushConfig);
   });
+}
+
+/** Refuses a file system that cannot stream files (the archive is read, and spooled, so). */
+function checkStreams(fs: FileSystem, path: string): void {
+  if (fs.openRead === undefined || fs.writeFileStream === undefined) {
+    throw new RegistryError("UNSUPPORTED", `Cannot read "${path}": the file system cannot stream`);
+  }
+}
+
+/** Which image of an archive, and the file system holding it. */
+export interface ArchiveReadOptions {
+  /** `docker-archive` (default) or `oci-archive`. */
+  format?: ArchiveFormat | undefined;
+  /**
+   * A docker archive's `RepoTags` entry (`app:1`), an OCI archive's
+   * `org.opencontainers.image.ref.name`; without it the archive must hold one image.
+   */
+  tag?: string | undefined;
+  /** For an OCI archive whose image is an index: the platform taken (default: this machine's). */
+  platform?: Platform | undefined;
+  /** The file system holding the archive (default: the runtime's). */
+  fs?: FileSystem | undefined;
+}
+
+/**
+ * An archive at `path` as the source of a transfer: read once into the transfer's directory,
+ * every file checked as {@linkcode copyFromArchive} checks it; a docker archive's layers
+ * proven against their DiffIDs, an OCI archive's image read as a layout's.
+ *
+ * @param path The archive.
+ * @param options Format, the image's tag, platform, file system.
+ * @returns The source, for {@linkcode transferImage}.
+ */
+export function archiveSource(path: string, options: ArchiveReadOptions = {}): OpenSource {
+  const { format = "docker-archive", tag, fs = runtimeFileSystem() } = options;
+  const what = `${format} "${path}"`;
+  return async (work) => {
+    const { dir, signal } = work;
+    checkStreams(fs, path);
+    if (format === "docker-archive") {
+      const { stream } = await fs.openRead!(path);
+      await fs.mkdir(`${dir}/archive`, 0o700);
+      return await readDockerArchive(stream, signal, fs, `${dir}/archive`, tag, what);
+    }
+    const { layout, descriptor } = await readOciArchive(
+      fs,
+      path,
+      `${dir}/layout`,
+      signal,
+      tag,
+      what,
+    );
+    return await layoutSource(layout, descriptor, options.platform ?? hostPlatform(), what)(work);
+  };
 }

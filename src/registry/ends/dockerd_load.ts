@@ -1,22 +1,25 @@
 /**
- * A registry's image into dockerd: its blobs stream, as they arrive, inside a `docker save`
- * archive into `POST /images/load` (compressed layers as they are: dockerd inflates them), then
- * every layer is recorded in dockerd's store as its pull would record it, so `docker push`
- * afterwards skips or mounts them.
+ * dockerd as a destination: an image streams, as its layers arrive, inside a `docker save`
+ * archive into `POST /images/load` (a registry's compressed layers as they are: dockerd
+ * inflates them); a registry's layers are then recorded in dockerd's store as its pull would
+ * record them, so `docker push` afterwards skips or mounts them.
  *
  * @module
  */
 import { withCredentials } from "../keychain.ts";
-import type { V2MetadataService } from "../../v2_metadata_service.ts";
 import { RegistryError } from "../errors.ts";
 import { hostPlatform } from "../platform.ts";
-import { formatReference, parseReference, type Reference } from "../reference.ts";
+import { parseReference } from "../reference.ts";
 import { fromFirstEndpoint, getRepositories } from "../repositories.ts";
+import type { ImageDestination } from "../transfer/destination.ts";
+import type { Records } from "../transfer/proving.ts";
+import { transferImage } from "../transfer/transfer.ts";
 import { readAtMost } from "../transport/limits.ts";
-import type { Platform, RegistryConfig, Repository } from "../types.ts";
-import { type ArchiveCopyResult, registryArchive } from "./_registry_archive.ts";
+import type { Platform, RegistryConfig } from "../types.ts";
+import { type ArchiveCopyResult, imageArchive, savedName } from "./_image_archive.ts";
 import { DockerdApi } from "./dockerd_api.ts";
 import { dockerdMetadataService } from "./dockerd_store.ts";
+import { registrySource } from "./registry_source.ts";
 
 /** How {@linkcode copyToDockerd} reaches the registry and dockerd. */
 export interface DockerdCopyConfig extends Omit<RegistryConfig, "platform"> {
@@ -41,37 +44,43 @@ function checkLoadAnswer(answer: Uint8Array, name: string): void {
   }
 }
 
-async function copyFrom(
-  repo: Repository,
-  ref: Reference,
+/**
+ * dockerd as the destination of a transfer: the image streams as a `docker save` archive into
+ * `POST /images/load` (a registry's compressed layers as they are: dockerd inflates them), then
+ * each layer of a registry's image whose bytes proved its DiffID is recorded as dockerd's pull
+ * records it. An image from dockerd or an archive records nothing: it comes from no repository.
+ *
+ * @param api dockerd's API.
+ * @param name The name dockerd tags the image with, e.g. `app:1`; `undefined` for none.
+ * @param records Where a registry's layers are recorded (none: nowhere).
+ * @returns The destination.
+ */
+export function dockerdDestination(
   api: DockerdApi,
-  service: V2MetadataService,
-  tag: string | undefined,
-  config: DockerdCopyConfig,
-): Promise<ArchiveCopyResult> {
-  const archive = await registryArchive(
-    repo,
-    ref,
-    config.platform ?? hostPlatform(),
-    "docker-archive",
-    tag,
-  );
-  let answer: Uint8Array;
-  try {
-    const body = await api.request({
-      method: "POST",
-      path: "/images/load?quiet=1",
-      headers: { "content-type": "application/x-tar" },
-      body: archive.stream,
-    });
-    answer = await readAtMost(body, 1 << 20, "dockerd's answer to the load");
-  } catch (error) {
-    archive.abort(error);
-    throw error;
-  }
-  checkLoadAnswer(answer, tag ?? formatReference(ref));
-  // Loaded: dockerd checked every DiffID; each is recorded once its bytes proved it here too.
-  return await archive.finish(service, config.hmacKey ?? null, ref.name);
+  name: string | undefined,
+  records?: Records,
+): ImageDestination<ArchiveCopyResult> {
+  return {
+    async put(image, dir, signal) {
+      const archive = await imageArchive(image, "docker-archive", name, dir, signal);
+      let answer: Uint8Array;
+      try {
+        const body = await api.request({
+          method: "POST",
+          path: "/images/load?quiet=1",
+          headers: { "content-type": "application/x-tar" },
+          body: archive.stream,
+        });
+        answer = await readAtMost(body, 1 << 20, "dockerd's answer to the load");
+      } catch (error) {
+        archive.abort(error);
+        throw error;
+      }
+      checkLoadAnswer(answer, name ?? image.shown);
+      // Loaded: dockerd checked every DiffID; each is recorded once its bytes proved it here too.
+      return await archive.finish(records);
+    },
+  };
 }
 
 /**
@@ -113,10 +122,13 @@ export async function copyToDockerd(
   const api = new DockerdApi(config.dockerHost, config.signal);
   const service = config.metadataService ??
     await dockerdMetadataService(api, `copy "${ref}" into dockerd`);
-  const { platform: _, ...registryConfig } = config;
+  const { platform = hostPlatform(), ...registryConfig } = config;
   const repositories = await getRepositories(ref, registryConfig);
+  const name = tag ?? savedName(parsed);
+  const into = dockerdDestination(api, name, { service, hmacKey: config.hmacKey ?? null });
   return await fromFirstEndpoint(
     repositories,
-    (repo) => copyFrom(repo, parsed, api, service, tag, config),
+    (repo) =>
+      transferImage(registrySource(repo, parsed, platform), into, { signal: config.signal }),
   );
 }

@@ -1,8 +1,9 @@
 /**
- * dockerd as the source of a push, pushing as `docker push` does: the image configuration's
- * exact bytes and the layers' sizes are read from dockerd's image store on disk, every layer
- * is looked up by its DiffID in the distribution metadata first, and only when layers are
- * left is `GET /images/{id}/get` (the `docker save` archive) streamed for their bytes.
+ * dockerd as the source of a transfer, to a registry as `docker push` pushes: the image
+ * configuration's exact bytes and the layers' sizes are read from dockerd's image store on
+ * disk, every layer is looked up by its DiffID in the distribution metadata first, and only
+ * when layers are left is `GET /images/{id}/get` (the `docker save` archive) streamed for
+ * their bytes (to dockerd, an archive or a layout, for all of them).
  *
  * dockerd 20.10 writes that archive from a directory, in the lexical order of its names: for
  * each layer its v1 directory `<v1 id>/` with `VERSION`, `json` and `layer.tar` (v1 IDs are
@@ -19,20 +20,17 @@
 import type { FileSystem } from "../../file_system.ts";
 import { runtimeFileSystem } from "../../_runtime_file_system.ts";
 import { digestOf } from "../_digest.ts";
-import { hashing, inTempDir, spoolInto } from "../_spool.ts";
+import { hashing, spoolInto } from "../_spool.ts";
 import { RegistryError } from "../errors.ts";
-import {
-  type GzipLayer,
-  type GzippedLayer,
-  pushUncompressed,
-  type UncompressedLayer,
-  type UncompressedPushConfig,
-} from "../push_uncompressed.ts";
+import type { GzipLayer, GzippedLayer, UncompressedPushConfig } from "../push_uncompressed.ts";
+import type { ImageSource, SourceLayer } from "../transfer/source.ts";
+import { type OpenSource, transferImage } from "../transfer/transfer.ts";
 import { LIMITS } from "../transport/limits.ts";
 import type { PushResult } from "../types.ts";
 import { type DaemonImage, DockerdApi } from "./dockerd_api.ts";
 import { dockerdImageStore, isDenied, openDockerdMetadata } from "./dockerd_store.ts";
 import { readDockerArchive } from "./archive_source.ts";
+import { registryPushDestination } from "./registry_push_destination.ts";
 import { tarEntries } from "./_tar_reader.ts";
 
 /** How {@linkcode copyFromDockerd} reaches dockerd and the registry. */
@@ -91,8 +89,9 @@ const SAVED_BLOB = /^blobs\/sha256\/([0-9a-f]{64})$/;
 
 /**
  * The `wanted` layers of dockerd's save of `image`, each spooled into `dir` as it streams and
- * known by its SHA-256, the save read only until the last of them. A `layer.tar` that is none
- * of the image's DiffIDs, or a blob whose bytes are not the digest its name says, is refused
+ * known by its SHA-256, the save read only until the last of them; gzipped with `gzip` as they
+ * are spooled when the destination takes them so. A `layer.tar` that is none of the image's
+ * DiffIDs, or a blob whose bytes are not the digest its name says, is refused
  * (`DIGEST_INVALID`), so no bytes but the image's own are ever pushed or recorded.
  */
 async function* savedLayers(
@@ -102,8 +101,8 @@ async function* savedLayers(
   fs: FileSystem,
   dir: string,
   signal: AbortSignal,
-  gzip: GzipLayer,
-): AsyncGenerator<UncompressedLayer> {
+  gzip: GzipLayer | undefined,
+): AsyncGenerator<SourceLayer> {
   const what = `dockerd's save of ${image.id}`;
   const body = await api.request({ method: "GET", path: `/images/${image.id}/get` });
   const diffIDs = new Set(image.diffIDs);
@@ -128,8 +127,9 @@ async function* savedLayers(
     const file = `${dir}/${spooled++}.tar`;
     const raw = hashing(entry.body, signal);
     let gzipped: GzippedLayer | undefined;
-    if (claimed !== null || allWanted) gzipped = await gzip(file, raw.passing);
-    else await spoolInto(fs, file, raw.passing);
+    if (gzip !== undefined && (claimed !== null || allWanted)) {
+      gzipped = await gzip(file, raw.passing);
+    } else await spoolInto(fs, file, raw.passing);
     const diffID = raw.seen.digest();
     if (!diffIDs.has(diffID) || (claimed !== null && diffID !== claimed)) {
       throw new RegistryError(
@@ -146,6 +146,7 @@ async function* savedLayers(
     }
     yield {
       diffID,
+      size: gzipped?.size ?? raw.seen.size,
       open: async () => (await fs.openRead!(file)).stream,
       release: () => Promise.resolve(fs.remove(file)),
       ...(gzipped === undefined ? {} : { blob: gzipped }),
@@ -153,6 +154,88 @@ async function* savedLayers(
     missing.delete(diffID);
     if (missing.size === 0) return;
   }
+}
+
+/**
+ * dockerd's image `held` as a transfer's source: its configuration's exact bytes from dockerd's
+ * image store (`store`), its layers' sizes from its `layerdb`, its layers from its save, read
+ * only when some are wanted. When this user may not read the image store (it is root's, the
+ * socket the docker group's), or dockerd keeps none (`store` `null`: the containerd image
+ * store), the save is read whole into the transfer's directory first, as skopeo reads it, its
+ * configuration checked against the image ID.
+ */
+function fromDockerd(
+  api: DockerdApi,
+  held: DaemonImage,
+  store: string | null,
+  fs: FileSystem,
+): OpenSource {
+  return async ({ dir, signal }) => {
+    if (store !== null) {
+      try {
+        const config = await configOf(fs, store, held);
+        return {
+          shown: `dockerd's image ${held.id}`,
+          config,
+          sizes: await layerSizes(fs, store, held.diffIDs),
+          layers: (wanted, spool, stop, gzip) =>
+            savedLayers(api, held, wanted, fs, spool, stop, gzip),
+        };
+      } catch (error) {
+        if (!isDenied(error)) throw error;
+      }
+    }
+    return await fromSave(api, held, fs, dir, signal);
+  };
+}
+
+/** dockerd's save of `image` read whole into `dir`, its configuration proved to be the image ID. */
+async function fromSave(
+  api: DockerdApi,
+  image: DaemonImage,
+  fs: FileSystem,
+  dir: string,
+  signal: AbortSignal,
+): Promise<ImageSource> {
+  const what = `dockerd's save of ${image.id}`;
+  const save = await api.request({ method: "GET", path: `/images/${image.id}/get` });
+  const saved = await readDockerArchive(save, signal, fs, dir, undefined, what);
+  const digest = await digestOf(saved.config);
+  if (digest !== image.id) {
+    throw new RegistryError(
+      "DIGEST_INVALID",
+      `Cannot copy dockerd's image ${image.id}: the configuration in its save is ${digest}`,
+      { url: what, reason: `digest ${image.id}` },
+    );
+  }
+  return saved;
+}
+
+/** How {@linkcode dockerdSource} reaches dockerd. */
+export interface DockerdReadOptions {
+  /** dockerd's socket as a `DOCKER_HOST` value (default `unix:///var/run/docker.sock`). */
+  dockerHost?: string;
+  /** The file system of dockerd's image store and of the transfer (default: the runtime's). */
+  fs?: FileSystem;
+  /** Stops every request to dockerd. */
+  signal?: AbortSignal;
+}
+
+/**
+ * An image dockerd holds as the source of a transfer: its ID and DiffIDs from
+ * `GET /images/{image}/json`, then as {@linkcode copyFromDockerd} reads it.
+ *
+ * @param image The image in dockerd: a reference or an image ID, e.g. `app:1`.
+ * @param options dockerd's socket, the file system, the signal.
+ * @returns The source, for {@linkcode transferImage}.
+ */
+export function dockerdSource(image: string, options: DockerdReadOptions = {}): OpenSource {
+  return async (work) => {
+    const api = new DockerdApi(options.dockerHost, options.signal);
+    const held = await api.image(image);
+    const open = fromDockerd(api, held, await api.imageStore(), options.fs ?? runtimeFileSystem());
+    return await open(work);
+  };
 }
 
 /**
@@ -199,51 +282,16 @@ export async function copyFromDockerd(
   ref: string,
   config: DockerdSourceConfig = {},
 ): Promise<PushResult> {
-  const { dockerHost, ...pushConfig } = config;
+  const { dockerHost, tempDir, ...pushConfig } = config;
   const fs = config.fs ?? runtimeFileSystem();
   const api = new DockerdApi(dockerHost, config.signal);
   const held = await api.image(image);
   const doing = `copy "${image}" out of dockerd`;
   const store = await dockerdImageStore(api, doing);
   const metadataService = config.metadataService ?? await openDockerdMetadata(store, doing);
-  let configBytes: Uint8Array;
-  try {
-    configBytes = await configOf(fs, store, held);
-  } catch (error) {
-    if (!isDenied(error)) throw error;
-    return await pushFromSave(api, held, ref, { ...pushConfig, fs, metadataService });
-  }
-  return await pushUncompressed(ref, {
-    config: configBytes,
-    sizes: await layerSizes(fs, store, held.diffIDs),
-    layers: (wanted, dir, signal, gzip) => savedLayers(api, held, wanted, fs, dir, signal, gzip),
-  }, { ...pushConfig, fs, metadataService });
-}
-
-/**
- * The push when dockerd's image store is not open to this user (it is root's; the socket
- * is the docker group's): the image comes from dockerd's save, read whole into a temporary
- * directory first, as skopeo reads it, and is pushed as a docker archive is, once its
- * configuration proved to be the image ID.
- */
-async function pushFromSave(
-  api: DockerdApi,
-  image: DaemonImage,
-  ref: string,
-  config: UncompressedPushConfig & { fs: FileSystem },
-): Promise<PushResult> {
-  const what = `dockerd's save of ${image.id}`;
-  return await inTempDir(config.fs, config.tempDir, "distribution-save", async (dir) => {
-    const save = await api.request({ method: "GET", path: `/images/${image.id}/get` });
-    const saved = await readDockerArchive(save, config.signal, config.fs, dir, undefined, what);
-    const digest = await digestOf(saved.config);
-    if (digest !== image.id) {
-      throw new RegistryError(
-        "DIGEST_INVALID",
-        `Cannot push dockerd's image ${image.id}: the configuration in its save is ${digest}`,
-        { url: what, reason: `digest ${image.id}` },
-      );
-    }
-    return await pushUncompressed(ref, saved, { ...config, tempDir: dir });
-  });
+  return await transferImage(
+    fromDockerd(api, held, store, fs),
+    registryPushDestination(ref, { ...pushConfig, fs, metadataService }),
+    { fs, tempDir, signal: config.signal },
+  );
 }
