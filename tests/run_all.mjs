@@ -11,8 +11,9 @@
 //                                       no service and no root, in two processes per runtime
 //                                       (every other file), Deno's type check and doc examples,
 //                                       all side by side, no set-up, with fewer crash
-//                                       kills, property runs and shorter rename races (QUICK_COUNTS);
-//                                       the line before the last names what it left out
+//                                       kills and property runs, a shorter huge list and shorter
+//                                       rename races (QUICK_COUNTS); the line before the last
+//                                       names what it left out
 //     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
 //                                       or without --quick)
 //
@@ -65,7 +66,12 @@ function gnuTime() {
 }
 
 /** The quick tier's repetition counts and durations, unless the caller sets them. */
-const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000", RACE_MS: "300" };
+const QUICK_COUNTS = {
+  CRASH_KILLS: "10",
+  PROPERTY_RUNS: "1000",
+  RACE_MS: "300",
+  HUGE_LIST_ENTRIES: "20000",
+};
 
 const leftOut = quick
   ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
