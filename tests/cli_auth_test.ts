@@ -193,15 +193,17 @@ test("cli.ts check fails naming the helper that cannot be run, fails, or floods 
   for (const [name, script, why] of cases) {
     const bin = name === "absent" ? tempDir() : helperBin(name, script);
     const config = dockerConfig({ auths: LOGGED_IN, credsStore: name });
-    const run = await runCli(["--root", root, "check"], {
-      ...RUN,
-      env: withHelpers(bin, config),
-    });
+    const args = ["--root", root, "check"];
+    const env = withHelpers(bin, config);
+    // The flood is what a process's peak RSS checks; the others, what the CLI prints.
+    const run = name === "flood"
+      ? await runCli(args, { ...RUN, env })
+      : await callCli(args, { env });
     assert.equal(run.code, 2, `${name}: ${run.stderr}`);
     assert.ok(run.stderr.startsWith(`error: Cannot get credentials for "`), run.stderr);
     assert.ok(run.stderr.includes(`from "docker-credential-${name}": `), run.stderr);
     assert.ok(run.stderr.includes(why), `${name}: ${run.stderr}`);
-    assertPeakRssUnder(run, 300 * 1024, name);
+    if (name === "flood") assertPeakRssUnder(run, 300 * 1024, name);
   }
 });
 
@@ -228,7 +230,7 @@ test("cli.ts check -u --password-stdin reads the password as docker login does, 
     { stdin: "hunter2\r\n" },
   );
   assert.equal(fromStdin.stderr, "");
-  const fromArgs = await runCli([
+  const fromArgs = await callCli([
     "--root",
     root,
     "--json",
