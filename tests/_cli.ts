@@ -137,8 +137,9 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
  * Runs the CLI's main function (src/cli/main.ts) with `args` in this process, as cli.ts would
  * run it: this runtime's filesystem, the environment and HOME of {@linkcode runCli}, the
  * working directory `options.cwd`. A CLI process costs 0.1–0.3 CPU-seconds here; this, next to
- * nothing. For what no process boundary checks: not stdin, the Deno permissions, the peak RSS,
- * nor a run that never ends by itself (`maxRssKiB` is null).
+ * nothing. For what no process boundary checks: not stdin, the Deno permissions, the peak RSS
+ * (`maxRssKiB` is null), a run that never ends by itself, nor the working directory a credential
+ * helper is looked up or started in (this process's).
  */
 export async function callCli(
   args: string[],
