@@ -1,13 +1,17 @@
 // Runs cli.ts as a real process of the runtime under test, with a time limit and its peak
-// memory measured where GNU time is (the full suite's set-up installs it), and takes snapshots
-// of a store that never open a file in it.
+// memory measured where GNU time is (the full suite's set-up installs it), or its main function
+// in the test's own process where no process boundary is checked; and takes snapshots of a store
+// that never open a file in it.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { runtimeFileSystem } from "../src/_runtime_file_system.ts";
+import { runCli as cliMain } from "../src/cli/main.ts";
 import { runtimeCommand, runtimeName } from "./_runtime.ts";
 
 export const repo = fileURLToPath(new URL("..", import.meta.url));
@@ -127,6 +131,48 @@ export function runCli(args: string[], options: RunOptions = {}): Promise<CliRun
       resolve({ code: timedOut ? null : code, stdout, stderr, maxRssKiB, elapsedMs });
     });
   });
+}
+
+/**
+ * Runs the CLI's main function (src/cli/main.ts) with `args` in this process, as cli.ts would
+ * run it: this runtime's filesystem, the environment and HOME of {@linkcode runCli}, the
+ * working directory `options.cwd`. A CLI process costs 0.1–0.3 CPU-seconds here; this, next to
+ * nothing. For what no process boundary checks: not stdin, the Deno permissions, the peak RSS
+ * (`maxRssKiB` is null), a run that never ends by itself, nor the working directory a credential
+ * helper is looked up or started in (this process's).
+ */
+export async function callCli(
+  args: string[],
+  options: Pick<RunOptions, "env" | "cwd"> = {},
+): Promise<CliRun> {
+  const scratch = tempDir();
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    HOME: scratch,
+    NO_COLOR: "1",
+    ...options.env,
+  };
+  let stdout = "";
+  let stderr = "";
+  const started = performance.now();
+  try {
+    const code = await cliMain({
+      args,
+      fs: runtimeFileSystem(),
+      stdout: (text) => stdout += text,
+      stderr: (text) => stderr += text,
+      stderrIsTerminal: false,
+      env: (name) => env[name],
+      readTextFile: (path) => readFile(path, "utf8"),
+      readStdin: () => Promise.reject(new Error("callCli has no stdin: use runCli")),
+      cwd: options.cwd ?? repo,
+      onInterrupt: () => () => {},
+      version: "test",
+    });
+    return { code, stdout, stderr, maxRssKiB: null, elapsedMs: performance.now() - started };
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /**

@@ -1,14 +1,15 @@
 // Credential helpers only from safe places and only for what a command needs (issue 25, items 2
 // and 3): a helper planted in the working directory never runs whatever PATH holds, and a crafted
-// store naming hundreds of hosts does not send them to the user's helper.
-// @whole-suite-only its CLI processes, about 7 CPU-seconds on the three runtimes
+// store naming hundreds of hosts does not send them to the user's helper. The working directory
+// and relative PATH entries are the process's own, so that test starts cli.ts; the other calls
+// the CLI's main function in this process.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FSMetadataStore, V2MetadataService } from "../mod.ts";
 import { nodeFileSystem } from "../src/adapters/node.ts";
-import { runCli, tempDir } from "./_cli.ts";
+import { callCli, runCli, tempDir } from "./_cli.ts";
 
 const digest = (n: number) => "sha256:" + n.toString(16).padStart(64, "0");
 const RUN = { denoPermissions: ["--allow-run"] };
@@ -79,7 +80,7 @@ test("cli.ts check asks the helper only for hosts config.json names and --target
   plantHelper(bin, "ours");
   const config = dockerConfig({ auths: { "host3.test:5000": {} }, credsStore: "ours" });
   const env = { PATH: `${bin}:${process.env.PATH}`, DOCKER_CONFIG: config };
-  const run = await runCli(["--root", root, "--json", "check"], { ...RUN, env });
+  const run = await callCli(["--root", root, "--json", "check"], { env });
   assert.equal(run.code, 0, run.stderr);
   assert.equal(readFileSync(join(bin, "asked"), "utf8"), "host3.test:5000\n");
   const sources = new Map<string, string>(
@@ -91,9 +92,9 @@ test("cli.ts check asks the helper only for hosts config.json names and --target
   assert.equal(sources.get("host3.test:5000"), "helper ours");
   assert.equal(sources.get("host4.test:5000"), "none (not in config.json)");
   // The registry pushed to is asked for as docker push would, named or not.
-  const targeted = await runCli(
+  const targeted = await callCli(
     ["--root", root, "--json", "check", "--target", "host7.test:5000/app"],
-    { ...RUN, env },
+    { env },
   );
   assert.equal(targeted.code, 0, targeted.stderr);
   assert.deepEqual(

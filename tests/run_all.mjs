@@ -11,8 +11,9 @@
 //                                       no service and no root, in two processes per runtime
 //                                       (every other file), Deno's type check and doc examples,
 //                                       all side by side, no set-up, with fewer crash
-//                                       kills, property runs and shorter rename races (QUICK_COUNTS);
-//                                       the line before the last names what it left out
+//                                       kills and property runs, a shorter huge list and shorter
+//                                       rename races (QUICK_COUNTS); the line before the last
+//                                       names what it left out
 //     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
 //                                       or without --quick)
 //
@@ -24,9 +25,7 @@
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
-// left out of the quick tier without being listed anywhere. A file with a line
-// `// @whole-suite-only <why>` needs nothing but costs too much for the quick tier: it runs there
-// only when named.
+// left out of the quick tier without being listed anywhere.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -60,12 +59,6 @@ function needs(file, seen = new Set()) {
   return [...new Set(found)];
 }
 
-/** Why `file` stays out of the quick tier though it needs nothing: `// @whole-suite-only <why>`. */
-function wholeSuiteOnly(file) {
-  const text = readFileSync(join(root, file), "utf8");
-  return text.match(/^\/\/ @whole-suite-only (.+)$/m)?.[1].trim() ?? null;
-}
-
 /** Whether `/usr/bin/time` is GNU time, by which the CLI tests bound peak RSS (tests/_cli.ts). */
 function gnuTime() {
   const run = spawnSync("/usr/bin/time", ["--version"], { encoding: "utf8" });
@@ -73,14 +66,15 @@ function gnuTime() {
 }
 
 /** The quick tier's repetition counts and durations, unless the caller sets them. */
-const QUICK_COUNTS = { CRASH_KILLS: "20", PROPERTY_RUNS: "1000", RACE_MS: "300" };
+const QUICK_COUNTS = {
+  CRASH_KILLS: "10",
+  PROPERTY_RUNS: "1000",
+  RACE_MS: "300",
+  HUGE_LIST_ENTRIES: "20000",
+};
 
-// Files named on the command line run in the quick tier even if they are for the whole suite.
 const leftOut = quick
-  ? all.map((file) => {
-    const why = named.length === 0 ? wholeSuiteOnly(file) : null;
-    return [file, [...needs(file), ...why === null ? [] : [`the whole suite only: ${why}`]]];
-  }).filter(([, what]) => what.length)
+  ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
   : [];
 const files = all.filter((file) => !leftOut.some(([out]) => out === file));
 
@@ -284,7 +278,7 @@ if (quick) {
     `left out: ${
       out.length === 0
         ? "no file"
-        : `${out.length} files that need a service or root, or much time: ${out.join(", ")}`
+        : `${out.length} files that need a service or root: ${out.join(", ")}`
     }; ran with ${counts.join(" ")}${
       gnuTime() ? "" : "; the CLI's peak-RSS bounds unchecked (no GNU time at /usr/bin/time)"
     } (npm test runs everything, in full)`,
