@@ -19,6 +19,13 @@ import { HttpBlobWriter } from "../repository/blob_writer.ts";
 import type { Descriptor } from "../types.ts";
 import type { RegistryDestination } from "./registry_destination.ts";
 
+/**
+ * How far the bytes may run ahead of the request before they wait: a maker and a registry that
+ * share the cores each go on through the other's short pauses (out of dockerd, 205 MiB: 0.84× of
+ * skopeo's time against 0.90× with one chunk ahead, median of 3; 1.02× sent afterwards).
+ */
+const AHEAD = 4 << 20;
+
 /** An upload session fed by the bytes passing through {@linkcode UploadAsMade.feed}. */
 export class UploadAsMade {
   readonly #dest: RegistryDestination;
@@ -85,7 +92,7 @@ export class UploadAsMade {
         this.#failed = true;
         wake();
       },
-    });
+    }, new ByteLengthQueuingStrategy({ highWaterMark: AHEAD }));
     this.#session = this.#open();
     this.#request = this.#session.then((session) => session.writeStream(body)).catch(() => {
       this.#failed = true;
