@@ -381,24 +381,30 @@ test("copyFromDockerd() refuses a save whose layer is not the image's: DIGEST_IN
   );
 });
 
+/** copyFromDockerd() of a fake dockerd's image to `ref` as alice, recorded in a store of its own. */
+async function copyFake(dockerd: { host: string }, ref: string) {
+  return await copyFromDockerd("fake:1", ref, {
+    auth: ALICE,
+    plainHttp: true,
+    dockerHost: dockerd.host,
+    metadataService: new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d"))),
+  });
+}
+
+/** The blob `digest` of `repository` as the registry serves it to alice. */
+async function blobOf(registry: RegistryServer, repository: string, digest: string) {
+  const answer = await fetch(`${registry.url}/v2/${repository}/blobs/${digest}`, asAlice);
+  return new Uint8Array(await answer.arrayBuffer());
+}
+
 test("copyFromDockerd() sends a layer as it gzips it: one PATCH streamed as the save streams, the digest in the closing PUT", async () => {
   const { registry } = await daemons();
   const dockerd = await fakeDockerd({ size: 300_000 });
   const before = (await registry.requests()).length;
   try {
-    const pushed = await copyFromDockerd("fake:1", `${registry.host}/asmade/app:1`, {
-      auth: ALICE,
-      plainHttp: true,
-      dockerHost: dockerd.host,
-      metadataService: new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d"))),
-    });
-    const [layer] = pushed.layers;
+    const [layer] = (await copyFake(dockerd, `${registry.host}/asmade/app:1`)).layers;
     assert.equal(layer!.transfer, "uploaded");
-    const blob = new Uint8Array(
-      await (await fetch(`${registry.url}/v2/asmade/app/blobs/${layer!.digest}`, asAlice))
-        .arrayBuffer(),
-    );
-    assert.equal(sha256(blob), layer!.digest);
+    assert.equal(sha256(await blobOf(registry, "asmade/app", layer!.digest)), layer!.digest);
     const requests = await requestsSince(registry, before);
     const uploads = requests.filter((r) => r.url.includes("/blobs/uploads/"));
     // One session for the layer, its bytes in one PATCH; one for the configuration.
@@ -415,18 +421,11 @@ test("copyFromDockerd(): the streamed PATCH refused, the layer is uploaded again
   const dockerd = await fakeDockerd({ size: 300_000 });
   try {
     proxy.plan({ method: "PATCH", fault: { kind: "status", status: 500 } });
-    const pushed = await copyFromDockerd("fake:1", `${proxy.host}/asmade/again:1`, {
-      auth: ALICE,
-      plainHttp: true,
-      dockerHost: dockerd.host,
-      metadataService: new V2MetadataService(await FSMetadataStore.open(join(tempDir(), "d"))),
-    });
-    const [layer] = pushed.layers;
+    const [layer] = (await copyFake(dockerd, `${proxy.host}/asmade/again:1`)).layers;
     assert.equal(layer!.transfer, "uploaded");
     const methods = proxy.requests.map((r) => `${r.method} ${r.status}`);
     assert.ok(methods.includes("PATCH 500") && methods.includes("DELETE 204"), methods.join());
-    const blob = await fetch(`${registry.url}/v2/asmade/again/blobs/${layer!.digest}`, asAlice);
-    assert.equal(sha256(new Uint8Array(await blob.arrayBuffer())), layer!.digest);
+    assert.equal(sha256(await blobOf(registry, "asmade/again", layer!.digest)), layer!.digest);
   } finally {
     await dockerd.close();
     await proxy.stop();
