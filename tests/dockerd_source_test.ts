@@ -302,7 +302,11 @@ async function fakeDockerd(
     lyingDiffID: sha256(lying),
     host: `unix://${socket}`,
     asked,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    close: () => {
+      // Deno's fetch keeps its connection for its next request, which close() would wait for.
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    },
   };
 }
 
