@@ -428,7 +428,9 @@ test("copyFromDockerd(): the streamed PATCH refused, the layer is uploaded again
     const [layer] = (await copyFake(dockerd, `${proxy.host}/asmade/again:1`)).layers;
     assert.equal(layer!.transfer, "uploaded");
     const methods = proxy.requests.map((r) => `${r.method} ${r.status}`);
-    assert.ok(methods.includes("PATCH 500") && methods.includes("DELETE 204"), methods.join());
+    // The refused session is cancelled once.
+    assert.ok(methods.includes("PATCH 500"), methods.join());
+    assert.deepEqual(methods.filter((m) => m.startsWith("DELETE")), ["DELETE 204"]);
     assert.equal(sha256(await blobOf(registry, "asmade/again", layer!.digest)), layer!.digest);
   } finally {
     await dockerd.close();

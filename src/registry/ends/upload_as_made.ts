@@ -36,7 +36,8 @@ export class UploadAsMade {
   /** Wakes the bytes waiting for the request to take more. */
   #wake: (() => void) | null = null;
   #failed = false;
-  #committed = false;
+  /** The session's end, once decided: committed, or being cancelled (only once). */
+  #ended: Promise<void> | null = null;
 
   /**
    * @param dest The registry repository the blob goes to.
@@ -125,7 +126,7 @@ export class UploadAsMade {
         const session = await this.#session;
         if (session.size === blob.size) {
           await session.commit(blob.digest);
-          this.#committed = true;
+          this.#ended = Promise.resolve();
           return true;
         }
       } catch (error) {
@@ -137,11 +138,14 @@ export class UploadAsMade {
   }
 
   /**
-   * Abandons the upload: the request ended and the session cancelled (`DELETE`), unless it
-   * was committed; failures are ignored.
+   * Abandons the upload: the request ended and the session cancelled (`DELETE`), once, unless
+   * it was committed; failures are ignored.
    */
-  async cancel(): Promise<void> {
-    if (this.#committed) return;
+  cancel(): Promise<void> {
+    return this.#ended ??= this.#abandon();
+  }
+
+  async #abandon(): Promise<void> {
     if (!this.#failed) this.#body?.error(new Error("the upload was abandoned"));
     this.#failed = true;
     this.#wake?.();
