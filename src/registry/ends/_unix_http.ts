@@ -5,6 +5,7 @@
 // half curl's speed and held up to 140 MiB doing it; its `fetch` keeps curl's pace in 66 MiB.
 // Only what dockerd's API needs: one request, its answer's head, and the body as a stream.
 import { denoNamespace, nodeBuiltin, runtimeName } from "../../_runtime.ts";
+import { type Relayed, relayStream } from "../../_relay.ts";
 import { bodyStream, drained, type NodeBody } from "../transport/node_http.ts";
 
 /** What is used here of `node:http`. */
@@ -110,25 +111,34 @@ export function unixWays(): UnixWay[] {
   return ways;
 }
 
+/**
+ * `body` as it is read, each read through `step`, which may fail it instead (a relay of its
+ * chunks as they are: no copy).
+ */
+function readThrough(
+  body: ReadableStream<Uint8Array>,
+  step: (read: () => Promise<Relayed>) => Promise<Relayed>,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return relayStream(false, {
+    pull: () => step(() => reader.read()),
+    cancel: (reason) => reader.cancel(reason),
+  });
+}
+
 /** `body` as it is read, its own failure kept in `failure` (fetch reports it as another). */
 function watched(
   body: ReadableStream<Uint8Array>,
   failure: { error?: unknown },
 ): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      try {
-        const { done, value } = await reader.read();
-        if (done) controller.close();
-        else controller.enqueue(value);
-      } catch (error) {
-        failure.error = error;
-        throw error;
-      }
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
+  return readThrough(body, async (read) => {
+    try {
+      return await read();
+    } catch (error) {
+      failure.error = error;
+      throw error;
+    }
+  });
 }
 
 async function fetchRequest(dial: SocketFetch, request: UnixRequest): Promise<UnixAnswer> {
@@ -167,22 +177,17 @@ function answerBody(
   failure: { error?: unknown },
   signal: AbortSignal | undefined,
 ): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      signal?.throwIfAborted();
-      let result: ReadableStreamReadResult<Uint8Array>;
-      try {
-        result = await reader.read();
-      } catch (error) {
-        throw "error" in failure ? failure.error : error;
-      }
-      if ("error" in failure) throw failure.error;
-      if (result.done) controller.close();
-      else controller.enqueue(result.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
+  return readThrough(body, async (read) => {
+    signal?.throwIfAborted();
+    let result: Relayed;
+    try {
+      result = await read();
+    } catch (error) {
+      throw "error" in failure ? failure.error : error;
+    }
+    if ("error" in failure) throw failure.error;
+    return result;
+  });
 }
 
 /**
