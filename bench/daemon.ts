@@ -42,6 +42,9 @@ import { type RegistryServer, startRegistry } from "../tests/registry/_registry_
 const LAYERS_MIB = [1, 4, 16, 32, 64, 64, 128, 512];
 const MiB = 1 << 20;
 
+/** A peak RSS in MiB, or `?` where no GNU time measured it. */
+const mib = (kib: number | null) => kib === null ? "?" : String(Math.round(kib / 1024));
+
 const { values } = parseArgs({
   options: {
     scale: { type: "string", default: "0.25" },
@@ -202,9 +205,7 @@ try {
       rows.push(
         `| (a) link ${flags.join(" ") || "(verify)"} + docker push | ${
           pushed.seconds.toFixed(2)
-        } | link ${(linked.elapsedMs / 1000).toFixed(2)} s, ${
-          Math.round(linked.maxRssKiB / 1024)
-        } MiB | ${
+        } | link ${(linked.elapsedMs / 1000).toFixed(2)} s, ${mib(linked.maxRssKiB)} MiB | ${
           (uploadedBytes(after.uploaded) / MiB).toFixed(1)
         } MiB (${after.uploaded.length}/8 layers) |`,
       );
@@ -254,7 +255,7 @@ try {
     const copiedRun = copiedBy.value as Awaited<ReturnType<typeof cli>>;
     rows.push(
       `| (b) copy docker-daemon: docker:// | ${(copiedRun.elapsedMs / 1000).toFixed(2)} | ${
-        Math.round(copiedRun.maxRssKiB / 1024)
+        mib(copiedRun.maxRssKiB)
       } MiB peak RSS; ${copiedBy.uploaded.length}/8 layers uploaded | ${
         (copiedRun.elapsedMs / 1000 / pushedBy.seconds).toFixed(2)
       }× docker push |`,
@@ -273,7 +274,7 @@ try {
       const found = inProcess.value.layers.filter((layer) => layer.transfer === "exists").length;
       rows.push(
         `| (d) copy docker-daemon: docker:// again | ${(again.elapsedMs / 1000).toFixed(2)} | ${
-          Math.round(again.maxRssKiB / 1024)
+          mib(again.maxRssKiB)
         } MiB; ${byCli.uploaded.length + byCli.sessions} uploads started | CLI process |`,
         `| (d) copyFromDockerd() again, in-process | ${
           inProcess.seconds.toFixed(2)
@@ -322,7 +323,7 @@ try {
     const mounts = await transfers(registry, since, "bench/app2", layerDigests);
     rows.push(
       `| (c) copy docker:// docker-daemon: | ${(copied.elapsedMs / 1000).toFixed(2)} | ${
-        Math.round(copied.maxRssKiB / 1024)
+        mib(copied.maxRssKiB)
       } MiB; then docker push to bench/app2 mounts ${mounts.mounted}/8, uploads ${mounts.uploaded.length} | ${
         (copied.elapsedMs / 1000 / pulled.seconds).toFixed(2)
       }× docker pull |`,

@@ -1,5 +1,6 @@
 // tools/check_cycles.ts, the import-cycle check of `deno task check`: it passes on the
 // library, and fails, naming the modules, on a copy of it with a cycle planted.
+// @once
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";

@@ -3,6 +3,7 @@
 // no page repeats a section, every name a page imports or the README's API table lists is
 // exported from the entry point it names, every page the README links exists, and every dynamic
 // import in the published files names its module, so `deno publish` can resolve it.
+// @once
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";

@@ -9,8 +9,9 @@
 //                                       every file's seconds per runtime
 //     node tests/run_all.mjs --quick    the quick tier (npm run test:quick): every file that needs
 //                                       no service and no root, in two processes per runtime
-//                                       (every other file), Deno's type check and doc examples,
-//                                       all side by side, no set-up, with fewer crash
+//                                       (every other file), and Deno's doc examples, all side by
+//                                       side, no set-up, no type check (deno task check has it),
+//                                       with fewer crash
 //                                       kills and property runs, a shorter huge list and shorter
 //                                       rename races (QUICK_COUNTS); the line before the last
 //                                       names what it left out
@@ -19,10 +20,12 @@
 //
 // On Deno, one `deno check` of the files (and of the documentation examples, when they run)
 // comes first and counts as one test; the test processes then skip their own type check, which
-// cost each of them about 2 CPU-seconds here for the same result. The documentation examples
+// cost each of them about 2 CPU-seconds here for the same result. The quick tier leaves the
+// check to `deno task check`: it is a sixth of the tier's CPU time here. The documentation examples
 // (_doc_examples.mjs) run in one worker, where `deno test --doc` starts one per example.
 //
-// TEST_RUNTIMES=deno,bun limits the runtimes. A file needs a service or root when it, or a test
+// TEST_RUNTIMES=deno,bun limits the runtimes. A file with a line `// @once` checks the sources,
+// not the runtime (the docs, the import graph): it runs on the first runtime only. A file needs a service or root when it, or a test
 // module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
 // `// @needs docker-registry`): so a new test that starts docker-registry through that module is
 // left out of the quick tier without being listed anywhere.
@@ -72,6 +75,9 @@ const QUICK_COUNTS = {
   RACE_MS: "300",
   HUGE_LIST_ENTRIES: "20000",
 };
+
+/** Whether `file` checks the sources rather than the runtime (`// @once`). */
+const once = (file) => /^\/\/ @once$/m.test(readFileSync(join(root, file), "utf8"));
 
 const leftOut = quick
   ? all.map((file) => [file, needs(file)]).filter(([, what]) => what.length)
@@ -200,17 +206,18 @@ function jobsOf(runtime) {
   const { command, count } = runtimes[runtime];
   const one = (name, testArgs) => ({ runtime, name, command: command(testArgs), count });
   const deno = runtime === "deno";
-  const checks = deno ? [typeCheck([...docs, DENO_TESTS, ...files])] : [];
+  const checks = deno && !quick ? [typeCheck([...docs, DENO_TESTS, ...files])] : [];
+  const mine = runtime === selected[0] ? files : files.filter((file) => !once(file));
   const docExamples = deno && examplesDir !== null
     ? [one("doc examples", [join("tests", "_doc_examples.ts"), "--", examplesDir, ...examples])]
     : [];
   // One process runs one file at a time, and many tests mostly wait (time limits, child
   // processes): so two processes per runtime, every other file each. On Deno, in one worker.
-  const halves = [0, 1].map((half) => files.filter((_, i) => i % 2 === half))
+  const halves = [0, 1].map((half) => mine.filter((_, i) => i % 2 === half))
     .filter((half) => half.length > 0);
   const inOne = (half) => deno ? [DENO_TESTS, "--", ...half] : half;
   const tests = !quick && named.length === 0
-    ? files.map((file) => one(file, [file]))
+    ? mine.map((file) => one(file, [file]))
     : halves.map((half, i) => one(halves.length === 1 ? "" : `files ${i + 1}/2`, inOne(half)));
   return [...checks, ...docExamples, ...tests];
 }
@@ -275,10 +282,8 @@ if (quick) {
   );
   const out = leftOut.map(([file, what]) => `${file.replace(/^tests\//, "")} (${what.join(", ")})`);
   console.log(
-    `left out: ${
-      out.length === 0
-        ? "no file"
-        : `${out.length} files that need a service or root: ${out.join(", ")}`
+    `left out: Deno's type check (deno task check runs it)${
+      out.length === 0 ? "" : `, ${out.length} files that need a service or root: ${out.join(", ")}`
     }; ran with ${counts.join(" ")}${
       gnuTime() ? "" : "; the CLI's peak-RSS bounds unchecked (no GNU time at /usr/bin/time)"
     } (npm test runs everything, in full)`,

@@ -5,6 +5,7 @@
 // `navigator`, `require`) and nothing else: not a local of that name, not a property, not a
 // string, so `(globalThis as { Bun?: unknown }).Bun`, `"Bun" in globalThis` or an alias of
 // `globalThis` are caught as surely as `Deno.readFile`.
+// @once
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
