@@ -168,3 +168,22 @@ export class ReadTarget {
     return new Uint8Array(buffer, this.#byteOffset, this.#length);
   }
 }
+
+/**
+ * `body` as it is read, each read through `step`, which may look at it or fail it instead (a
+ * relay of its chunks as they are: no copy).
+ *
+ * @param body A stream nobody reads yet.
+ * @param step Runs each read (`read`), and gives what it gave or fails.
+ * @returns The stream, which pulls `body` only when read.
+ */
+export function readThrough(
+  body: ReadableStream<Uint8Array>,
+  step: (read: () => Promise<Relayed>) => Promise<Relayed>,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return relayStream(false, {
+    pull: () => step(() => reader.read()),
+    cancel: (reason) => reader.cancel(reason),
+  });
+}

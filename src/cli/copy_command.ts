@@ -413,11 +413,10 @@ export async function copyCommand(context: CopyContext): Promise<number> {
       // Between ends that are no registry: one transfer, each layer as the source gives it.
       context.progress.step("pull");
       if (destination.kind === "oci") created = await firstMissing(context.fs, destination.dir);
-      const fs = context.fs;
       const result = await transferImage(
         await sourceOf(context, source, platform),
         await destinationOf(context, destination, source),
-        { fs, signal: context.signal },
+        { fs: context.fs, signal: context.signal, onProgress: shared.onProgress },
       );
       warnUnrecorded(context, result);
       copied = result;

@@ -5,7 +5,7 @@
 // half curl's speed and held up to 140 MiB doing it; its `fetch` keeps curl's pace in 66 MiB.
 // Only what dockerd's API needs: one request, its answer's head, and the body as a stream.
 import { denoNamespace, nodeBuiltin, runtimeName } from "../../_runtime.ts";
-import { type Relayed, relayStream } from "../../_relay.ts";
+import { readThrough, type Relayed } from "../../_relay.ts";
 import { bodyStream, drained, type NodeBody } from "../transport/node_http.ts";
 
 /** What is used here of `node:http`. */
@@ -109,21 +109,6 @@ export function unixWays(): UnixWay[] {
   const ways: UnixWay[] = fetchDials() ? ["fetch"] : [];
   if (nodeBuiltin<NodeHttp>("node:http", "request") !== null) ways.push("node-http");
   return ways;
-}
-
-/**
- * `body` as it is read, each read through `step`, which may fail it instead (a relay of its
- * chunks as they are: no copy).
- */
-function readThrough(
-  body: ReadableStream<Uint8Array>,
-  step: (read: () => Promise<Relayed>) => Promise<Relayed>,
-): ReadableStream<Uint8Array> {
-  const reader = body.getReader();
-  return relayStream(false, {
-    pull: () => step(() => reader.read()),
-    cancel: (reason) => reader.cancel(reason),
-  });
 }
 
 /** `body` as it is read, its own failure kept in `failure` (fetch reports it as another). */
