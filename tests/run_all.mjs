@@ -70,8 +70,8 @@ function gnuTime() {
 
 /** The quick tier's repetition counts and durations, unless the caller sets them. */
 const QUICK_COUNTS = {
-  CRASH_KILLS: "10",
-  PROPERTY_RUNS: "1000",
+  CRASH_KILLS: "5",
+  PROPERTY_RUNS: "500",
   RACE_MS: "300",
   HUGE_LIST_ENTRIES: "20000",
 };
