@@ -18,7 +18,8 @@
  *     `POST /images/load`.
  * (d) Right after (b)'s copy, the same copy again: every layer found (no layer compressed or
  *     uploaded), by the CLI and by `copyFromDockerd()` in-process.
- * `--cases` picks some of them (default `abcd`).
+ * `--cases` picks some of them (default `abcd`). `--runs N` runs (b)'s copy and skopeo's N times
+ * each, one after the other in turn, and reports each time and the medians.
  * Between steps dockerd forgets the image and its distribution metadata. The CLI runs as a
  * process of the runtime this script runs on (`deno run -A bench/daemon.ts` by default),
  * measured with /usr/bin/time.
@@ -49,10 +50,19 @@ const { values } = parseArgs({
   options: {
     scale: { type: "string", default: "0.25" },
     cases: { type: "string", default: "abcd" },
+    runs: { type: "string", default: "1" },
   },
 });
 const scale = Number(values.scale);
 const cases = new Set(values.cases);
+const runs = Math.max(1, Number(values.runs));
+
+/** The middle value (the mean of the two middle ones for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
 
 function padding(size: number): Uint8Array {
   return new Uint8Array((512 - (size % 512)) % 512);
@@ -247,11 +257,17 @@ try {
       } | — | ${pushedBy.uploaded.length}/8 layers uploaded |`,
     );
     const ours = `${registry.host}/bench/b-ours:1`;
-    const copiedBy = await fromDockerd("b-ours", async () => {
-      const copied = await cli(["copy", `docker-daemon:${ref}`, `docker://${ours}`]);
-      if (copied.code !== 0) throw new Error(`copy failed: ${copied.stderr}`);
-      return copied;
-    });
+    const copyOut = (name: string) =>
+      fromDockerd(name, async () => {
+        const copied = await cli([
+          "copy",
+          `docker-daemon:${ref}`,
+          `docker://${registry.host}/bench/${name}:1`,
+        ]);
+        if (copied.code !== 0) throw new Error(`copy failed: ${copied.stderr}`);
+        return copied;
+      });
+    const copiedBy = await copyOut("b-ours");
     const copiedRun = copiedBy.value as Awaited<ReturnType<typeof cli>>;
     rows.push(
       `| (b) copy docker-daemon: docker:// | ${(copiedRun.elapsedMs / 1000).toFixed(2)} | ${
@@ -283,15 +299,25 @@ try {
         } uploads started | library |`,
       );
     }
-    const bySkopeo = await fromDockerd("b-skopeo", () =>
-      run("skopeo", [
-        "copy",
-        "--dest-tls-verify=false",
-        "--src-daemon-host",
-        dockerd.host,
-        `docker-daemon:${ref}`,
-        `docker://${registry.host}/bench/b-skopeo:1`,
-      ]));
+    // skopeo remembers which blobs a registry holds (its blob info cache) and mounts them the next
+    // time: forgotten before each of its runs, as dockerd's metadata is before each of ours.
+    const skopeoCaches = [
+      "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+      join(process.env.HOME ?? "/root", ".local/share/containers/cache/blob-info-cache-v1.boltdb"),
+    ];
+    const skopeoOut = (name: string) =>
+      fromDockerd(name, () => {
+        for (const cache of skopeoCaches) rmSync(cache, { force: true });
+        return run("skopeo", [
+          "copy",
+          "--dest-tls-verify=false",
+          "--src-daemon-host",
+          dockerd.host,
+          `docker-daemon:${ref}`,
+          `docker://${registry.host}/bench/${name}:1`,
+        ]);
+      });
+    const bySkopeo = await skopeoOut("b-skopeo");
     rows.push(
       `| (b) skopeo copy docker-daemon: docker:// | ${
         bySkopeo.seconds.toFixed(2)
@@ -299,6 +325,24 @@ try {
         (copiedRun.elapsedMs / 1000 / bySkopeo.seconds).toFixed(2)
       }× ours/skopeo |`,
     );
+    // More runs of the two in turn, each into repositories of its own.
+    const oursSeconds = [copiedRun.elapsedMs / 1000];
+    const skopeoSeconds = [bySkopeo.seconds];
+    for (let i = 2; i <= runs; i++) {
+      const again = (await copyOut(`b-ours-${i}`)).value as Awaited<ReturnType<typeof cli>>;
+      oursSeconds.push(again.elapsedMs / 1000);
+      skopeoSeconds.push((await skopeoOut(`b-skopeo-${i}`)).seconds);
+    }
+    const shown = (seconds: number[]) => seconds.map((s) => s.toFixed(2)).join(", ");
+    if (runs > 1) {
+      rows.push(
+        `| (b) copy / skopeo, ${runs} runs each in turn | ${median(oursSeconds).toFixed(2)} / ${
+          median(skopeoSeconds).toFixed(2)
+        } (medians) | ours ${shown(oursSeconds)}; skopeo ${shown(skopeoSeconds)} | ${
+          (median(oursSeconds) / median(skopeoSeconds)).toFixed(2)
+        }× ours/skopeo (medians) |`,
+      );
+    }
   }
   if (cases.has("c")) {
     let since: number;
