@@ -11,24 +11,24 @@
 //                                       no service and no root, in two processes per runtime
 //                                       (every other file), and Deno's doc examples, all side by
 //                                       side, no set-up, no type check (deno task check has it),
-//                                       with fewer crash
-//                                       kills and property runs, a shorter huge list and shorter
-//                                       rename races (QUICK_COUNTS); the line before the last
-//                                       names what it left out
+//                                       with fewer crash kills and property runs, a shorter huge
+//                                       list and shorter rename races (QUICK_COUNTS); the line
+//                                       before the last names what it left out
 //     node tests/run_all.mjs FILE...    those files only, in processes as the quick tier's (with
 //                                       or without --quick)
 //
 // On Deno, one `deno check` of the files (and of the documentation examples, when they run)
 // comes first and counts as one test; the test processes then skip their own type check, which
 // cost each of them about 2 CPU-seconds here for the same result. The quick tier leaves the
-// check to `deno task check`: it is a sixth of the tier's CPU time here. The documentation examples
-// (_doc_examples.mjs) run in one worker, where `deno test --doc` starts one per example.
+// check to `deno task check`: it is a sixth of the tier's CPU time here. The documentation
+// examples (_doc_examples.mjs) run in one worker, where `deno test --doc` starts one per example.
 //
 // TEST_RUNTIMES=deno,bun limits the runtimes. A file with a line `// @once` checks the sources,
-// not the runtime (the docs, the import graph): it runs on the first runtime only. A file needs a service or root when it, or a test
-// module it imports, has a line `// @needs <what>` (tests/registry/_registry_server.ts has
-// `// @needs docker-registry`): so a new test that starts docker-registry through that module is
-// left out of the quick tier without being listed anywhere.
+// not the runtime (the docs, the import graph): it runs on the first runtime only. A file needs
+// a service or root when it, or a test module it imports, has a line `// @needs <what>`
+// (tests/registry/_registry_server.ts has `// @needs docker-registry`): so a new test that
+// starts docker-registry through that module is left out of the quick tier without being listed
+// anywhere.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
