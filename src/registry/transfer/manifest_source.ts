@@ -1,7 +1,8 @@
 // An image that has a manifest (a registry's, a layout's) as a transfer's source: its
 // configuration, its manifest's exact bytes, and each layer's blob read when taken, one per
-// digest. Its DiffIDs are the configuration's claims until the destination inflates the bytes.
+// digest, checked against its digest and size as it passes. Its DiffIDs are the configuration's claims until the destination inflates the bytes.
 import { imageParts } from "../_image.ts";
+import { verifyingSized } from "../_verify.ts";
 import type { Descriptor, Manifest } from "../types.ts";
 import type { ImageSource } from "./source.ts";
 
@@ -9,8 +10,8 @@ import type { ImageSource } from "./source.ts";
 export interface BlobReader {
   /** The configuration's bytes, bounded and checked against its digest. */
   config(descriptor: Descriptor): Promise<Uint8Array>;
-  /** A layer's blob, checked against its digest and size as it passes. */
-  open(layer: Descriptor, signal: AbortSignal): Promise<ReadableStream<Uint8Array>>;
+  /** A layer's blob as stored, at most `layer.size` bytes read (checked here as it passes). */
+  open(layer: Descriptor): Promise<ReadableStream<Uint8Array>>;
 }
 
 /**
@@ -48,7 +49,14 @@ export async function manifestSource(
           size: layer.size,
           blob: layer,
           unproven: true,
-          open: () => blobs.open(layer, signal),
+          open: async () =>
+            verifyingSized(
+              await blobs.open(layer),
+              layer.digest,
+              layer.size,
+              `layer "${layer.digest}" of "${shown}"`,
+              signal,
+            ),
           release: () => Promise.resolve(),
         };
       }
