@@ -8,7 +8,12 @@ import { digestOf } from "../_digest.ts";
 import { diffIDsOf, isForeign } from "../_image.ts";
 import { RegistryError } from "../errors.ts";
 import { familiarName, type Reference } from "../reference.ts";
-import { manifestFor, type TakenLayer } from "../transfer/built_manifest.ts";
+import {
+  manifestFor,
+  takenBlobs,
+  type TakenLayer,
+  takenLayer,
+} from "../transfer/built_manifest.ts";
 import { Proving, type Records, type TakenLayerResult } from "../transfer/proving.ts";
 import type { ImageSource } from "../transfer/source.ts";
 import type { Descriptor } from "../types.ts";
@@ -164,14 +169,13 @@ export async function imageArchive(
   let manifest: { descriptor: Descriptor; payload: Uint8Array } | undefined;
   const stop = new AbortController();
   const signals = AbortSignal.any([signal, stop.signal]);
-  /** The blob of layer `i`: the manifest's, or the one the source gave for its DiffID. */
-  const blobOf = (i: number) => image.manifest?.layers[i]?.digest ?? taken.get(diffIDs[i]!)!.digest;
 
   async function* parts(): AsyncGenerator<Uint8Array> {
     const written = new Set<string>();
     for await (const layer of image.layers(new Set(diffIDs), dir, signals)) {
-      const digest = layer.blob?.digest ?? layer.diffID;
-      taken.set(layer.diffID, { digest, size: layer.size, gzip: layer.blob !== undefined });
+      const took = takenLayer(layer);
+      taken.set(layer.diffID, took);
+      const { digest } = took;
       try {
         if (written.has(digest)) continue;
         written.add(digest);
@@ -187,7 +191,7 @@ export async function imageArchive(
       name,
       { digest: imageID, data: image.config },
       manifest,
-      diffIDs.map((_, i) => layerFile(format, blobOf(i))),
+      takenBlobs(image, diffIDs, taken).map(({ digest }) => layerFile(format, digest)),
     );
     for (const { name, data } of files) {
       yield tarHeader(name, data.length);
@@ -204,11 +208,10 @@ export async function imageArchive(
       proving.abort();
     },
     async finish(records) {
-      const layers = diffIDs.map((diffID, i) => ({ digest: blobOf(i), diffID }));
       return {
         ...manifest!.descriptor,
         imageID,
-        layers: await proving.settle(layers, image.origin, records),
+        layers: await proving.settle(takenBlobs(image, diffIDs, taken), image.origin, records),
       };
     },
   };

@@ -5,7 +5,12 @@
 // a layout by `pull`, which records the pull.
 import { digestOf } from "../_digest.ts";
 import { diffIDsOf } from "../_image.ts";
-import { manifestFor, type TakenLayer } from "../transfer/built_manifest.ts";
+import {
+  manifestFor,
+  takenBlobs,
+  type TakenLayer,
+  takenLayer,
+} from "../transfer/built_manifest.ts";
 import type { ImageDestination } from "../transfer/destination.ts";
 import { Proving } from "../transfer/proving.ts";
 import type { ContentStore } from "../types.ts";
@@ -30,8 +35,9 @@ export function layoutDestination(
       try {
         for await (const layer of image.layers(new Set(diffIDs), dir, signal)) {
           try {
-            const digest = layer.blob?.digest ?? layer.diffID;
-            taken.set(layer.diffID, { digest, size: layer.size, gzip: layer.blob !== undefined });
+            const took = takenLayer(layer);
+            taken.set(layer.diffID, took);
+            const { digest } = took;
             if (!layer.unproven && await store.has(digest)) continue;
             const bytes = await proving.open(digest, layer, signal);
             await store.write(digest, bytes, { maxBytes: layer.size });
@@ -48,14 +54,10 @@ export function layoutDestination(
       await store.put(imageID, image.config);
       await store.put(manifest.descriptor.digest, manifest.payload);
       await store.tag(name, manifest.descriptor);
-      const layers = diffIDs.map((diffID, i) => ({
-        digest: image.manifest?.layers[i]?.digest ?? taken.get(diffID)!.digest,
-        diffID,
-      }));
       return {
         ...manifest.descriptor,
         imageID,
-        layers: await proving.settle(layers, undefined, undefined),
+        layers: await proving.settle(takenBlobs(image, diffIDs, taken), undefined, undefined),
       };
     },
   };

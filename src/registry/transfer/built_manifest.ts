@@ -4,7 +4,7 @@
 import { digestOf } from "../_digest.ts";
 import { RegistryError } from "../errors.ts";
 import type { Descriptor } from "../types.ts";
-import type { ImageSource } from "./source.ts";
+import type { ImageSource, SourceLayer } from "./source.ts";
 
 const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
@@ -15,6 +15,38 @@ export interface TakenLayer {
   digest: string;
   size: number;
   gzip: boolean;
+}
+
+/**
+ * A source's layer as a destination takes it: its blob when the source holds it compressed,
+ * else its uncompressed bytes, named by its DiffID.
+ *
+ * @param layer The source's layer.
+ * @returns Its blob's digest, size, and whether it is gzipped.
+ */
+export function takenLayer(layer: SourceLayer): TakenLayer {
+  const gzip = layer.blob !== undefined;
+  return { digest: layer.blob?.digest ?? layer.diffID, size: layer.size, gzip };
+}
+
+/**
+ * Each layer's blob and claimed DiffID, base first: the source's manifest's, or the one taken
+ * for its DiffID.
+ *
+ * @param image The source's image.
+ * @param diffIDs Its configuration's DiffIDs.
+ * @param taken DiffID → the layer taken for it (every one, as {@linkcode manifestFor} checks).
+ * @returns The layers.
+ */
+export function takenBlobs(
+  image: ImageSource,
+  diffIDs: readonly string[],
+  taken: ReadonlyMap<string, TakenLayer>,
+): { digest: string; diffID: string }[] {
+  return diffIDs.map((diffID, i) => ({
+    digest: image.manifest?.layers[i]?.digest ?? taken.get(diffID)!.digest,
+    diffID,
+  }));
 }
 
 /**

@@ -3,6 +3,7 @@
 // destination had no need to read (it holds it already) told as found.
 import { readThrough } from "../../_relay.ts";
 import type { TransferProgress } from "../types.ts";
+import { takenLayer } from "./built_manifest.ts";
 import type { ImageSource, SourceLayer } from "./source.ts";
 import { told } from "./told.ts";
 
@@ -26,7 +27,7 @@ export function heard(
   };
 
   function heardLayer(layer: SourceLayer): SourceLayer {
-    const blob = { digest: layer.blob?.digest ?? layer.diffID, size: layer.size };
+    const blob = takenLayer(layer);
     const event = (current: number) =>
       onProgress({ action: "pull", digest: blob.digest, current, total: blob.size });
     let read = false;
