@@ -42,6 +42,16 @@ export interface ArchiveCopyConfig extends Omit<RegistryConfig, "platform"> {
   fs?: FileSystem;
 }
 
+/** Refuses a file system that cannot stream the archive into `path`. */
+function checkWritesStreams(
+  fs: FileSystem,
+  path: string,
+): asserts fs is FileSystem & Required<Pick<FileSystem, "writeFileStream">> {
+  if (fs.writeFileStream === undefined) {
+    throw new RegistryError("UNSUPPORTED", `Cannot write "${path}": the file system cannot stream`);
+  }
+}
+
 /**
  * An archive file at `path` as the destination of a transfer, replaced atomically (a failed
  * transfer leaves no file): the image's layers streamed into it as the source gives them,
@@ -65,12 +75,7 @@ export function archiveDestination(
   const { fs } = options;
   return {
     async put(image, dir, signal) {
-      if (fs.writeFileStream === undefined) {
-        throw new RegistryError(
-          "UNSUPPORTED",
-          `Cannot write "${path}": the file system cannot stream`,
-        );
-      }
+      checkWritesStreams(fs, path);
       const slash = path.lastIndexOf("/");
       const temp = `${path.slice(0, slash + 1)}.tmp-${path.slice(slash + 1)}${
         crypto.getRandomValues(new Uint32Array(1))[0]
@@ -118,9 +123,7 @@ export async function copyToArchive(
   const parsed = parseReference(ref);
   const config = await withCredentials(parsed.domain, given);
   const fs = config.fs ?? runtimeFileSystem();
-  if (fs.writeFileStream === undefined) {
-    throw new RegistryError("UNSUPPORTED", `Cannot write "${path}": the file system cannot stream`);
-  }
+  checkWritesStreams(fs, path);
   const { platform = hostPlatform(), fs: _, format = "docker-archive", tag, ...registryConfig } =
     config;
   const into = archiveDestination(path, {
